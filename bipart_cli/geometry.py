@@ -1,0 +1,96 @@
+"""Point-cloud geometry kernels in pure PyTorch: FPS, kNN and 3-NN interpolation.
+
+All functions accept batched tensors ``(B, N, 3)`` and run on CPU or CUDA.
+kNN is computed in chunks so memory stays O(chunk * M), never O(N * M) at once
+for large clouds.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def farthest_point_sample(
+    points: torch.Tensor, n_samples: int, start: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Farthest point sampling.
+
+    Parameters
+    ----------
+    points : (B, N, 3) float
+    n_samples : int, number of points to pick (``<= N``)
+    start : (B,) long or None, index of the first pick (default 0, deterministic)
+
+    Returns
+    -------
+    indices : (B, n_samples) long
+    """
+    batch, num_points, _ = points.shape
+    if n_samples > num_points:
+        raise ValueError(f"cannot pick {n_samples} of {num_points} points")
+    device = points.device
+    indices = torch.zeros(batch, n_samples, dtype=torch.long, device=device)
+    min_dist = torch.full((batch, num_points), float("inf"), device=device, dtype=points.dtype)
+    current = (
+        torch.zeros(batch, dtype=torch.long, device=device) if start is None else start.to(device)
+    )
+    rows = torch.arange(batch, device=device)
+    for i in range(n_samples):
+        indices[:, i] = current
+        centre = points[rows, current].unsqueeze(1)  # (B, 1, 3)
+        dist = ((points - centre) ** 2).sum(-1)  # (B, N)
+        min_dist = torch.minimum(min_dist, dist)
+        current = min_dist.argmax(-1)
+    return indices
+
+
+def knn(
+    query: torch.Tensor, reference: torch.Tensor, k: int, chunk: int = 4096
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """k nearest neighbours of each query point among the reference points.
+
+    Parameters
+    ----------
+    query : (B, Q, 3) float
+    reference : (B, M, 3) float
+    k : int, ``<= M``
+
+    Returns
+    -------
+    distances : (B, Q, k) float, squared Euclidean, ascending
+    indices : (B, Q, k) long, into ``reference``
+    """
+    k = min(k, reference.shape[1])
+    dists, idxs = [], []
+    for start in range(0, query.shape[1], chunk):
+        block = query[:, start : start + chunk]  # (B, q, 3)
+        d2 = torch.cdist(block, reference).pow(2)  # (B, q, M)
+        d, i = d2.topk(k, dim=-1, largest=False)
+        dists.append(d)
+        idxs.append(i)
+    return torch.cat(dists, 1), torch.cat(idxs, 1)
+
+
+def gather(values: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+    """Batched gather of rows.
+
+    values : (B, M, C); indices : (B, ...) long  ->  (B, ..., C)
+    """
+    batch = values.shape[0]
+    flat = indices.reshape(batch, -1)  # (B, Q*k)
+    out = torch.gather(values, 1, flat.unsqueeze(-1).expand(-1, -1, values.shape[-1]))
+    return out.reshape(*indices.shape, values.shape[-1])
+
+
+def three_nn_interpolate(
+    query: torch.Tensor, reference: torch.Tensor, features: torch.Tensor, eps: float = 1e-8
+) -> torch.Tensor:
+    """Inverse-distance weighted interpolation from the 3 nearest reference points.
+
+    query : (B, Q, 3); reference : (B, M, 3); features : (B, M, C)  ->  (B, Q, C)
+    """
+    d2, idx = knn(query, reference, 3)
+    weights = 1.0 / (d2.clamp_min(0).sqrt() + eps)  # (B, Q, 3)
+    weights = weights / weights.sum(-1, keepdim=True)
+    neighbours = gather(features, idx)  # (B, Q, 3, C)
+    return (neighbours * weights.unsqueeze(-1)).sum(2)

@@ -1,0 +1,121 @@
+"""In-memory asset types shared by the whole pipeline.
+
+Label convention inside the library: ``-1`` is unassigned and ``0..K-1`` index
+``part_names``. Files written by bipart store ``label + 1`` (0 = unassigned).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+UNASSIGNED = -1
+
+
+@dataclass
+class Asset:
+    """A loaded mesh or point cloud in its original coordinates.
+
+    Attributes
+    ----------
+    vertices : (v, 3) float64
+        World-space positions (GLB scene-graph transforms applied). For point
+        clouds these are the points.
+    faces : (f, 3) int64 or None
+        Triangles; ``None`` for point clouds.
+    vertex_colors : (v, 3) uint8 or None
+    face_colors : (f, 3) uint8 or None
+        Colours baked from textures, vertex or face colours.
+    labels : (f,) int64 for meshes, (v,) int64 for point clouds, or None
+        Existing part labels, ``-1`` unassigned, else an index into ``part_names``.
+    part_names : list of str
+        Names of the labeled parts; empty when the asset has no labels.
+    center : (3,) float64 and scale : float
+        Unit-sphere normalisation: ``normalized = (x - center) / scale``.
+    source : Path or None
+    sha256 : str
+        Of the source file's bytes ("" when built in memory).
+    format : str
+        Lower-case extension without the dot ("glb", "ply", "npz" ...).
+    scene : Any
+        The original ``trimesh.Scene`` (meshes only) so that outputs can keep
+        UVs and materials; may be None.
+    face_geometry : (f,) int64 or None
+        For meshes built from a scene: which scene geometry each face came from.
+    """
+
+    vertices: np.ndarray
+    faces: np.ndarray | None = None
+    vertex_colors: np.ndarray | None = None
+    face_colors: np.ndarray | None = None
+    labels: np.ndarray | None = None
+    part_names: list[str] = field(default_factory=list)
+    center: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    scale: float = 1.0
+    source: Path | None = None
+    sha256: str = ""
+    format: str = ""
+    scene: Any = None
+    face_geometry: np.ndarray | None = None
+
+    @property
+    def is_mesh(self) -> bool:
+        return self.faces is not None
+
+    @property
+    def has_labels(self) -> bool:
+        return self.labels is not None and len(self.part_names) > 0
+
+    @property
+    def stem(self) -> str:
+        return self.source.name.split(".")[0] if self.source is not None else "asset"
+
+    def normalize(self, xyz: np.ndarray) -> np.ndarray:
+        """Original coordinates (n, 3) -> unit-sphere coordinates (n, 3)."""
+        return (np.asarray(xyz, dtype=np.float64) - self.center) / self.scale
+
+    def denormalize(self, xyz: np.ndarray) -> np.ndarray:
+        """Unit-sphere coordinates (n, 3) -> original coordinates (n, 3)."""
+        return np.asarray(xyz, dtype=np.float64) * self.scale + self.center
+
+
+@dataclass
+class PointSample:
+    """Points sampled from an asset, in unit-sphere coordinates.
+
+    Attributes
+    ----------
+    points : (n, 3) float32
+    colors : (n, 3) uint8
+    normals : (n, 3) float32 or None
+    face_index : (n,) int64 or None
+        Source face of each sample (meshes); None for point clouds.
+    labels : (n,) int64 or None
+        Ground-truth labels carried from the asset (``-1`` unassigned).
+    """
+
+    points: np.ndarray
+    colors: np.ndarray
+    normals: np.ndarray | None = None
+    face_index: np.ndarray | None = None
+    labels: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.points)
+
+    def subset(self, indices: np.ndarray) -> PointSample:
+        """The samples at ``indices`` (k,) as a new PointSample."""
+
+        def pick(a):
+            return None if a is None else a[indices]
+
+        return PointSample(
+            points=self.points[indices],
+            colors=self.colors[indices],
+            normals=pick(self.normals),
+            face_index=pick(self.face_index),
+            labels=pick(self.labels),
+        )

@@ -1,0 +1,97 @@
+"""Process-wide runtime settings: device choice, seeding, logging and consoles.
+
+Heavy modules (torch) are imported inside functions so that ``bipart --help``
+stays light.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import re
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.logging import RichHandler
+
+from .errors import UsageError
+
+if TYPE_CHECKING:
+    import torch
+
+# Results go to stdout, progress and logs to stderr.
+stdout_console = Console(soft_wrap=True)
+stderr_console = Console(stderr=True)
+
+log = logging.getLogger("bipart")
+
+_DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+
+
+def validate_device_spec(spec: str) -> str:
+    """Check the syntax of ``auto|cpu|cuda[:N]`` without importing torch."""
+    spec = spec.strip().lower()
+    if not _DEVICE_PATTERN.match(spec):
+        raise UsageError(f"invalid --device {spec!r}: expected auto, cpu, cuda or cuda:N")
+    return spec
+
+
+def resolve_device(spec: str = "auto") -> torch.device:
+    """Turn ``auto|cpu|cuda[:N]`` into a ``torch.device``; ``auto`` picks CUDA when present."""
+    import torch
+
+    spec = validate_device_spec(spec)
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if spec.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise UsageError(f"--device {spec}: CUDA is not available on this machine")
+        index = int(spec.split(":")[1]) if ":" in spec else 0
+        if index >= torch.cuda.device_count():
+            raise UsageError(f"--device {spec}: only {torch.cuda.device_count()} CUDA device(s)")
+    return torch.device(spec)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (if already imported or importable)."""
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    os.environ.setdefault("PYTHONHASHSEED", str(seed))
+    import torch
+
+    torch.manual_seed(seed)
+
+
+def setup_logging(verbose: bool = False, quiet: bool = False) -> None:
+    """Route the ``bipart`` logger to stderr through rich."""
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    handler = RichHandler(console=stderr_console, show_time=False, show_path=verbose)
+    log.handlers[:] = [handler]
+    log.setLevel(level)
+    log.propagate = False
+
+
+def progress(quiet: bool = False):
+    """A rich progress bar on stderr, disabled with ``--quiet``."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=stderr_console,
+        disable=quiet,
+        transient=False,
+    )
