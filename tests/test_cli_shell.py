@@ -22,10 +22,12 @@ def _modules_after(argv: list[str]) -> set[str]:
         f"sys.argv = {['bipart', *argv]!r}\n"
         "from bipart_cli.cli import main\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        "print(','.join(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'transformers'))))\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'transformers'))\n"
+        "print('HEAVY=' + ','.join(heavy))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return {m for m in out.stdout.strip().splitlines()[-1].split(",") if m}
+    marker = [line for line in out.stdout.splitlines() if line.startswith("HEAVY=")][-1]
+    return {m for m in marker.removeprefix("HEAVY=").split(",") if m}
 
 
 def test_help_lists_six_subcommands():
