@@ -97,7 +97,61 @@ def _root(
 def segment(
     inputs: Annotated[list[str], typer.Argument(help="Assets or globs to segment.")],
     parts: PartsOpt = None,
+    index_path: Annotated[
+        str | None,
+        typer.Option("--index", help="Support index: a folder or hf://datasets/OWNER/NAME[@REV]."),
+    ] = None,
+    support: Annotated[
+        Path | None,
+        typer.Option(
+            "--support", help="Folder of labeled assets used directly as the support set."
+        ),
+    ] = None,
+    category: Annotated[
+        str | None, typer.Option("--category", help="Restrict the support to this index category.")
+    ] = None,
+    weights: Annotated[
+        str | None,
+        typer.Option(
+            "--weights", help="Registry id, Hub id or folder; 'random' for an untrained model."
+        ),
+    ] = None,
+    revision: Annotated[
+        str | None, typer.Option("--revision", help="Hub revision of --weights.")
+    ] = None,
+    labeler: Annotated[
+        str,
+        typer.Option(
+            "--labeler",
+            help="Target pseudo labels: detector, none (few-shot) or simulated (evaluation).",
+        ),
+    ] = "detector",
+    detector: Annotated[
+        str | None, typer.Option("--detector", help="Detector Hub id or local folder.")
+    ] = None,
+    detector_revision: Annotated[
+        str | None, typer.Option("--detector-revision", help="Hub revision of --detector.")
+    ] = None,
+    threshold: Annotated[
+        float, typer.Option("--threshold", help="Detector score threshold.")
+    ] = 0.5,
+    offline: Annotated[
+        bool, typer.Option("--offline", help="Never touch the network (same as HF_HUB_OFFLINE=1).")
+    ] = False,
+    steps: Annotated[int, typer.Option("--steps", help="Inner-loop steps K.")] = 10,
+    lr: Annotated[float, typer.Option("--lr", help="Inner-loop learning rate.")] = 0.3,
+    support_size: Annotated[int, typer.Option("--support-size", help="Support-set size M.")] = 8,
+    strategy: Annotated[
+        str,
+        typer.Option("--strategy", help="Support selection: part-perfect, similarity or random."),
+    ] = "part-perfect",
+    n_dense: Annotated[
+        int, typer.Option("--points", help="Dense points sampled and labeled.")
+    ] = 100_000,
     out_dir: OutDirOpt = None,
+    preview: Annotated[
+        bool, typer.Option("--preview", help="Also write a PNG render of the result.")
+    ] = False,
     device: DeviceOpt = "auto",
     seed: SeedOpt = 0,
     json_output: JsonOpt = False,
@@ -107,13 +161,68 @@ def segment(
     """Segment assets into the named parts; writes .parts.ply, .parts.glb and .parts.json."""
     with reported_errors(verbose, quiet):
         validate_device_spec(device)
-        _not_built("segment", "issue 5")
+        from .commands import run_segment
+
+        code = run_segment(
+            inputs,
+            parts,
+            index=index_path,
+            support_dir=support,
+            category=category,
+            weights=weights,
+            weights_revision=revision,
+            labeler=labeler,
+            labeler_options={
+                "detector": detector,
+                "revision": detector_revision,
+                "threshold": threshold,
+                "offline": offline,
+            },
+            steps=steps,
+            lr=lr,
+            support_size=support_size,
+            strategy=strategy,
+            n_dense=n_dense,
+            out_dir=out_dir,
+            preview=preview,
+            device=device,
+            seed=seed,
+            json_output=json_output,
+            quiet=quiet,
+        )
+        raise typer.Exit(code)
 
 
 @app.command()
 def label(
     asset: Annotated[Path, typer.Argument(help="The asset to label.")],
     parts: PartsOpt = None,
+    labeler: Annotated[
+        str,
+        typer.Option(
+            "--labeler",
+            help="detector (VLM boxes), given (the asset's own labels) or simulated "
+            "(noisy ground truth, evaluation only).",
+        ),
+    ] = "detector",
+    detector: Annotated[
+        str | None,
+        typer.Option(
+            "--detector", help="Detector Hub id or local folder (default grounding-dino-tiny)."
+        ),
+    ] = None,
+    revision: Annotated[str | None, typer.Option("--revision", help="Detector revision.")] = None,
+    threshold: Annotated[
+        float | None, typer.Option("--threshold", help="Box score threshold (default 0.5).")
+    ] = None,
+    offline: Annotated[
+        bool, typer.Option("--offline", help="Use only the local Hub cache (as HF_HUB_OFFLINE=1).")
+    ] = False,
+    preview: Annotated[
+        Path | None,
+        typer.Option("--preview", help="Contact-sheet PNG path (default <stem>.pseudo.png)."),
+    ] = None,
+    n_dense: Annotated[int, typer.Option("--n-dense", help="Dense points to render.")] = 100_000,
     out_dir: OutDirOpt = None,
     device: DeviceOpt = "auto",
     seed: SeedOpt = 0,
@@ -121,42 +230,216 @@ def label(
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Render the asset, run the part detector and write pseudo labels."""
+    """Render the asset, detect part boxes and write pseudo labels, a preview and a summary."""
     with reported_errors(verbose, quiet):
         validate_device_spec(device)
-        _not_built("label", "issue 3")
+        from .labeling.api import LABELERS, label_file
+
+        if labeler not in LABELERS:
+            raise UsageError(f"unknown --labeler {labeler!r}: choose one of {', '.join(LABELERS)}")
+        detector_options = (
+            {
+                "detector": detector,
+                "revision": revision,
+                "threshold": threshold,
+                "offline": offline or None,
+            }
+            if labeler == "detector"
+            else {}
+        )
+        summary = label_file(
+            asset,
+            parts,
+            labeler,
+            out_dir=out_dir,
+            preview=preview,
+            n_dense=n_dense,
+            seed=seed,
+            device=device,
+            **detector_options,
+        )
+        if json_output:
+            import json
+
+            typer.echo(json.dumps(summary, default=str))
+        elif not quiet:
+            per_part = ", ".join(f"{k} {v}" for k, v in summary["boxes_per_part"].items())
+            typer.echo(
+                f"{summary['num_boxes']} boxes ({per_part}); {summary['covered_fraction']:.0%} of points covered"
+            )
+            for key, path in summary["outputs"].items():
+                typer.echo(f"{key:>14}: {path}")
 
 
 @app.command()
 def index(
-    folder: Annotated[Path, typer.Argument(help="Folder of assets to index.")],
+    inputs: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="DIR | merge PART...",
+            help="Folder of assets to index, or 'merge' and the partial indexes to merge.",
+        ),
+    ],
     out: Annotated[Path | None, typer.Option("--out", help="Index folder to write.")] = None,
+    category: Annotated[
+        str | None,
+        typer.Option("--category", help="Category of every shape (default: sub-folder name)."),
+    ] = None,
+    parts: PartsOpt = None,
+    labeler: Annotated[
+        str,
+        typer.Option(
+            "--labeler",
+            help="Pseudo labels: given (the assets' own labels), detector or simulated.",
+        ),
+    ] = "given",
+    detector: Annotated[
+        str | None, typer.Option("--detector", help="Detector Hub id or local folder.")
+    ] = None,
+    detector_revision: Annotated[
+        str | None, typer.Option("--detector-revision", help="Hub revision of --detector.")
+    ] = None,
+    threshold: Annotated[
+        float | None, typer.Option("--threshold", help="Detector score threshold.")
+    ] = None,
+    no_cache_features: Annotated[
+        bool,
+        typer.Option("--no-cache-features", help="Do not store frozen-encoder features."),
+    ] = False,
+    weights: Annotated[
+        str | None,
+        typer.Option("--weights", help="Model whose encoder fills the feature cache."),
+    ] = None,
+    shard: Annotated[
+        str | None,
+        typer.Option("--shard", help="Build only part i of n (i/n); join parts with 'merge'."),
+    ] = None,
+    n_dense: Annotated[
+        int, typer.Option("--points", help="Dense points sampled and labeled per shape.")
+    ] = 100_000,
     device: DeviceOpt = "auto",
     seed: SeedOpt = 0,
     json_output: JsonOpt = False,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Build a shape index (support-set source) from a folder of assets."""
+    """Build a shape index (support-set source) from a folder of assets.
+
+    Incremental and resumable: re-run it after adding files or after an
+    interruption. Exit code 3 when some files could not be indexed.
+    """
     with reported_errors(verbose, quiet):
         validate_device_spec(device)
-        _not_built("index", "issue 5")
+        from .index.command import run_index
+
+        code = run_index(
+            inputs,
+            out=out,
+            category=category,
+            parts=parts,
+            labeler=labeler,
+            detector_options={
+                "detector": detector,
+                "revision": detector_revision,
+                "threshold": threshold,
+            },
+            no_cache_features=no_cache_features,
+            weights=weights,
+            shard=shard,
+            n_dense=n_dense,
+            device=device,
+            seed=seed,
+            json_output=json_output,
+            quiet=quiet,
+        )
+        raise typer.Exit(code)
 
 
 @app.command()
 def train(
-    index_path: Annotated[str | None, typer.Option("--index", help="Training index.")] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="Run folder.")] = None,
+    index_path: Annotated[
+        str | None, typer.Option("--index", help="Training index (folder or hf://datasets/...).")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Run folder: checkpoints, logs, final model.")
+    ] = None,
+    epochs: Annotated[int, typer.Option("--epochs", help="Outer-loop epochs.")] = 10,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Targets per outer step.")] = 8,
+    support_size: Annotated[
+        int, typer.Option("--support-size", help="Support-set size M (target included).")
+    ] = 8,
+    inner_steps: Annotated[int, typer.Option("--inner-steps", help="Inner-loop steps K.")] = 5,
+    inner_lr: Annotated[
+        float, typer.Option("--inner-lr", help="Inner-loop SGD learning rate.")
+    ] = 0.1,
+    outer_lr: Annotated[
+        float, typer.Option("--outer-lr", help="Outer-loop Adam learning rate.")
+    ] = 1e-4,
+    first_order: Annotated[
+        bool, typer.Option("--first-order", help="First-order MAML (no second-order terms).")
+    ] = False,
+    no_bilevel: Annotated[
+        bool, typer.Option("--no-bilevel", help="Ablation: plain distillation with the same loss.")
+    ] = False,
+    no_extractor: Annotated[
+        bool,
+        typer.Option("--no-extractor", help="Ablation: encoder features straight into the head."),
+    ] = False,
+    support_strategy: Annotated[
+        str,
+        typer.Option("--support", help="Support selection: part-perfect, similarity or random."),
+    ] = "part-perfect",
+    categories: Annotated[
+        str | None,
+        typer.Option("--categories", help="Train only on these categories (the G setting)."),
+    ] = None,
+    val_fraction: Annotated[
+        float,
+        typer.Option(
+            "--val-fraction", help="Share of labeled shapes per category held out for validation."
+        ),
+    ] = 0.1,
+    max_steps: Annotated[
+        int | None, typer.Option("--max-steps", help="Stop after this many outer steps.")
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue from RUN_DIR/checkpoint.")
+    ] = False,
     device: DeviceOpt = "auto",
     seed: SeedOpt = 0,
     json_output: JsonOpt = False,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Bi-level (MAML-style) training of the extractor and head."""
+    """Bi-level (MAML-style) training of the extractor and head (Algorithm 1)."""
     with reported_errors(verbose, quiet):
         validate_device_spec(device)
-        _not_built("train", "issue 6")
+        from .commands import run_train
+
+        raise typer.Exit(
+            run_train(
+                index_path,
+                out,
+                epochs=epochs,
+                batch_size=batch_size,
+                support_size=support_size,
+                inner_steps=inner_steps,
+                inner_lr=inner_lr,
+                outer_lr=outer_lr,
+                first_order=first_order,
+                bilevel=not no_bilevel,
+                use_extractor=not no_extractor,
+                support_strategy=support_strategy,
+                categories=categories,
+                val_fraction=val_fraction,
+                max_steps=max_steps,
+                resume=resume,
+                device=device,
+                seed=seed,
+                json_output=json_output,
+                quiet=quiet,
+            )
+        )
 
 
 @app.command("eval")
@@ -164,37 +447,98 @@ def evaluate(
     index_path: Annotated[
         str | None, typer.Option("--index", help="Test index with ground truth.")
     ] = None,
+    support_index: Annotated[
+        str | None,
+        typer.Option(
+            "--support-index", help="Index the support sets come from (default: the test index)."
+        ),
+    ] = None,
+    weights: Annotated[
+        str | None,
+        typer.Option(
+            "--weights", help="Registry id, Hub id or folder; 'random' for an untrained model."
+        ),
+    ] = None,
+    revision: Annotated[
+        str | None, typer.Option("--revision", help="Hub revision of --weights.")
+    ] = None,
+    labeler: Annotated[
+        str,
+        typer.Option(
+            "--labeler",
+            help="'index': the targets' indexed pseudo labels join the support; 'none': few-shot.",
+        ),
+    ] = "index",
+    steps: Annotated[int, typer.Option("--steps", help="Inner-loop steps K.")] = 10,
+    lr: Annotated[float, typer.Option("--lr", help="Inner-loop learning rate.")] = 0.3,
+    support_size: Annotated[int, typer.Option("--support-size", help="Support-set size M.")] = 8,
+    strategy: Annotated[
+        str,
+        typer.Option("--strategy", help="Support selection: part-perfect, similarity or random."),
+    ] = "part-perfect",
+    limit: Annotated[
+        int | None, typer.Option("--limit", help="Evaluate at most this many shapes.")
+    ] = None,
     device: DeviceOpt = "auto",
     seed: SeedOpt = 0,
     json_output: JsonOpt = False,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Segment every labeled shape of an index and print mIoU."""
+    """Segment every labeled shape of an index and print mIoU (per category, category mean, instance mean)."""
     with reported_errors(verbose, quiet):
         validate_device_spec(device)
-        _not_built("eval", "issue 5")
+        from .commands import run_eval
+
+        raise typer.Exit(
+            run_eval(
+                index_path,
+                support_index=support_index,
+                weights=weights,
+                weights_revision=revision,
+                labeler=labeler,
+                steps=steps,
+                lr=lr,
+                support_size=support_size,
+                strategy=strategy,
+                limit=limit,
+                device=device,
+                seed=seed,
+                json_output=json_output,
+                quiet=quiet,
+            )
+        )
 
 
 @app.command()
 def info(
+    asset: Annotated[
+        Path | None,
+        typer.Argument(help="An asset to summarise (format, size, labeled parts, bbox)."),
+    ] = None,
     device: DeviceOpt = "auto",
     json_output: JsonOpt = False,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Show versions, the resolved device, caches and optional backends."""
+    """Show versions, device and caches; with ASSET, summarise that asset instead."""
     with reported_errors(verbose, quiet):
-        from .info import collect_info
+        if asset is not None:
+            from .io import describe_asset, format_asset_summary, load_asset
 
-        facts = collect_info(device)
+            facts = describe_asset(load_asset(asset))
+            lines = format_asset_summary(facts)
+        else:
+            from .info import collect_info
+
+            facts = collect_info(device)
+            lines = [f"{key:>18}: {value}" for key, value in facts.items()]
         if json_output:
             import json
 
             typer.echo(json.dumps(facts, sort_keys=True))
         else:
-            for key, value in facts.items():
-                typer.echo(f"{key:>18}: {value}")
+            typer.echo("\n".join(lines))
 
 
 def main() -> None:

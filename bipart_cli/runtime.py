@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 
 # Results go to stdout, progress and logs to stderr.
 stdout_console = Console(soft_wrap=True)
-stderr_console = Console(stderr=True)
+# soft_wrap: an error stays one line when piped, whatever the terminal width.
+stderr_console = Console(stderr=True, soft_wrap=True)
 
 log = logging.getLogger("bipart")
 

@@ -44,7 +44,17 @@ class Asset:
         The original ``trimesh.Scene`` (meshes only) so that outputs can keep
         UVs and materials; may be None.
     face_geometry : (f,) int64 or None
-        For meshes built from a scene: which scene geometry each face came from.
+        For meshes built from a scene: which scene geometry instance each face came
+        from, an index into ``geometry_nodes``. Faces of one instance are contiguous
+        and in that geometry's own face order.
+    geometry_nodes : list of str
+        Scene node names of the geometry instances (meshes from a scene only).
+    vertex_uv : (v, 2) float64 or None
+        Texture coordinates (zeros where a vertex has no texture).
+    face_texture : (f,) int64 or None
+        Index into ``textures`` of each face's base-colour image, ``-1`` for none.
+    textures : list of PIL.Image.Image
+        Base-colour images used by ``face_texture``.
     """
 
     vertices: np.ndarray
@@ -60,6 +70,10 @@ class Asset:
     format: str = ""
     scene: Any = None
     face_geometry: np.ndarray | None = None
+    geometry_nodes: list[str] = field(default_factory=list)
+    vertex_uv: np.ndarray | None = None
+    face_texture: np.ndarray | None = None
+    textures: list[Any] = field(default_factory=list)
 
     @property
     def is_mesh(self) -> bool:

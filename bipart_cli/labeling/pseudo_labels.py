@@ -49,11 +49,14 @@ class PseudoLabels:
     provenance: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.masks = (
-            np.asarray(self.masks, dtype=bool).reshape(len(self.part_index), -1)
-            if len(self.part_index)
-            else np.asarray(self.masks, dtype=bool).reshape(0, -1)
-        )
+        masks = np.asarray(self.masks, dtype=bool)
+        if masks.ndim != 2:  # (D, N) expected; a flat array is reshaped, no boxes -> (0, 0)
+            masks = (
+                masks.reshape(len(self.part_index), -1)
+                if len(self.part_index)
+                else masks.reshape(0, 0)
+            )
+        self.masks = masks
         self.part_index = np.asarray(self.part_index, dtype=np.int64).reshape(-1)
         self.scores = np.asarray(self.scores, dtype=np.float32).reshape(-1)
         n = len(self.part_index)

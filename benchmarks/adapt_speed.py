@@ -1,0 +1,159 @@
+"""Per-shape fast-adaptation time (paper Table 5): cached features against a naive path.
+
+For every support size M and inner-step count K, times one target's
+adaptation plus prediction of its 2048 points:
+
+- cached: support extractor features computed once (as the index cache and
+  the FeatureCache give them), K head-only steps, then prediction;
+- naive: the full network (encoder + extractor + head) re-run on the support
+  and target at every inner step.
+
+Synthetic clouds and labels; the random-initialised model has the real sizes.
+
+    python benchmarks/adapt_speed.py [--device cpu] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+
+import numpy as np
+import torch
+
+from bipart_cli.adapt import AdaptSettings, pack_labels, predict_probabilities
+from bipart_cli.labeling.pseudo_labels import PseudoLabels
+from bipart_cli.model import BiPartConfig, BiPartModel
+from bipart_cli.model.loss import distillation_loss
+from bipart_cli.segment import FeatureCache, SupportShape, adapt_and_predict
+
+NUM_POINTS = 2048
+NUM_PARTS = 4
+
+
+def synthetic_shape(rng: np.random.Generator, shape_id: str) -> SupportShape:
+    points = rng.normal(size=(NUM_POINTS, 3)).astype(np.float32)
+    points /= np.linalg.norm(points, axis=1).max()
+    boxes = 12
+    masks = rng.random((boxes, NUM_POINTS)) < 0.2
+    labels = PseudoLabels(
+        masks=masks,
+        part_index=rng.integers(0, NUM_PARTS, boxes),
+        scores=rng.uniform(0.5, 1, boxes),
+        part_names=[f"p{i}" for i in range(NUM_PARTS)],
+    )
+    return SupportShape(shape_id, points, labels)
+
+
+def cached_time(
+    model,
+    target: SupportShape,
+    support: list[SupportShape],
+    settings: AdaptSettings,
+    device,
+    encoder_cached: bool,
+) -> float:
+    cache = FeatureCache(model, device)
+    cache.features(support)  # the support features exist before the target arrives (index cache)
+    started = time.perf_counter()
+    adapt_and_predict(
+        model,
+        target.points,
+        target.points,
+        target.pseudo_labels,
+        support,
+        NUM_PARTS,
+        settings,
+        cache,
+    )
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - started
+
+
+def naive_time(
+    model, target: SupportShape, support: list[SupportShape], settings: AdaptSettings, device
+) -> float:
+    started = time.perf_counter()
+    shapes = [target, *support]
+    points = torch.from_numpy(np.stack([s.points for s in shapes])).to(device)
+    labels = pack_labels([s.pseudo_labels for s in shapes], NUM_PARTS, device=device)
+    head = {k: v.detach().clone().requires_grad_(True) for k, v in model.head_params().items()}
+    for _ in range(settings.steps):
+        features = model.extract(points)  # full network at every step
+        logits = model.head_logits(features, head)
+        loss = distillation_loss(
+            logits,
+            labels.num_parts,
+            labels.masks,
+            labels.box_part,
+            labels.box_score,
+            labels.box_valid,
+        ).sum()
+        grads = torch.autograd.grad(loss, list(head.values()))
+        head = {
+            k: (v - settings.lr * g).detach().requires_grad_(True)
+            for (k, v), g in zip(head.items(), grads, strict=True)
+        }
+    with torch.no_grad():
+        predict_probabilities(model, model.extract(points[:1]), head, NUM_PARTS).argmax(-1)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--sizes", default="1,2,4,8,12")
+    parser.add_argument("--steps", default="5,10,15,20")
+    parser.add_argument(
+        "--naive-at",
+        default="8:10",
+        help="M:K pairs for the naive path (it is slow), comma-separated; 'all' for every cell",
+    )
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    torch.manual_seed(0)
+    model = BiPartModel(BiPartConfig()).to(device).eval()
+    rng = np.random.default_rng(0)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    steps = [int(s) for s in args.steps.split(",")]
+    naive_cells = (
+        None
+        if args.naive_at == "all"
+        else {tuple(int(x) for x in cell.split(":")) for cell in args.naive_at.split(",")}
+    )
+    support_pool = [synthetic_shape(rng, f"s{i}") for i in range(max(sizes))]
+    target = synthetic_shape(rng, "target")
+    print(
+        f"adaptation + prediction per shape, {NUM_POINTS} points, {NUM_PARTS} parts, device {device} ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    )
+    print(
+        "cached: support features precomputed; the target's encoder + extractor run once. naive: full network at every inner step."
+    )
+    print(f"{'M':>3} {'K':>3} {'cached s':>9} {'naive s':>9} {'ratio':>7}")
+    for m in sizes:
+        for k in steps:
+            settings = AdaptSettings(steps=k, lr=0.3, support_size=m)
+            support = support_pool[:m]
+            cached = min(
+                cached_time(model, target, support, settings, device, True)
+                for _ in range(args.repeats)
+            )
+            naive = ratio = None
+            if naive_cells is None or (m, k) in naive_cells:
+                naive = min(
+                    naive_time(model, target, support, settings, device)
+                    for _ in range(max(1, args.repeats - 1))
+                )
+                ratio = naive / cached
+            naive_text = f"{naive:9.3f}" if naive is not None else f"{'-':>9}"
+            ratio_text = f"{ratio:7.1f}" if ratio is not None else f"{'-':>7}"
+            print(f"{m:>3} {k:>3} {cached:9.3f} {naive_text} {ratio_text}")
+
+
+if __name__ == "__main__":
+    main()

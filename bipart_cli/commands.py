@@ -1,0 +1,144 @@
+"""Bodies of the CLI commands: call one pipeline function, print results.
+
+Kept out of ``cli.py`` so that module stays a declaration of options; this
+module is imported only when a command runs.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .runtime import log, stdout_console
+
+EXIT_OK, EXIT_ERROR, EXIT_PARTIAL = 0, 1, 3
+
+
+def labeler_options(labeler: str, options: dict[str, Any]) -> dict[str, Any]:
+    """Only the detector takes detector options; drop unset ones."""
+    if labeler != "detector":
+        return {}
+    return {k: v for k, v in options.items() if v is not None}
+
+
+def run_segment(
+    inputs: list[str], parts: str | None, *, json_output: bool, quiet: bool, **options: Any
+) -> int:
+    """``bipart segment``: segment every input, one result line (or NDJSON object) each."""
+    from .adapt import AdaptSettings
+    from .errors import UsageError
+    from .parts import parse_part_names
+    from .runtime import progress
+    from .segment import Segmenter, SegmentOptions, expand_inputs
+
+    if parts is None:
+        raise UsageError('--parts is required, e.g. --parts "back,seat,leg,arm"')
+    adapt = AdaptSettings(
+        **{k: options.pop(k) for k in ("steps", "lr", "support_size", "strategy")}
+    )
+    options["labeler_options"] = labeler_options(options["labeler"], options["labeler_options"])
+    segmenter = Segmenter(parse_part_names(parts), SegmentOptions(adapt=adapt, **options))
+    paths = expand_inputs(inputs)
+    failures = 0
+    with progress(quiet or len(paths) < 2) as bar:
+        task = bar.add_task("segmenting", total=len(paths))
+        for path in paths:
+            result = segmenter.run(path)
+            failures += not result.ok
+            if not result.ok:
+                log.error("%s: %s", path, result.error)
+            _print_segment_result(result, json_output)
+            bar.advance(task)
+    if failures == 0:
+        return EXIT_OK
+    return EXIT_ERROR if len(paths) == 1 else EXIT_PARTIAL
+
+
+def _print_segment_result(result, json_output: bool) -> None:
+    if json_output:
+        print(json.dumps(result.to_json(), default=str), flush=True)
+        return
+    if not result.ok:
+        return
+    summary = ", ".join(f"{p['name']} {p['points']}" for p in result.parts)
+    stdout_console.print(
+        f"{result.input}: {result.mode}, {len(result.support)} support shapes -> {summary}",
+        highlight=False,
+    )
+    for kind, path in result.outputs.items():
+        stdout_console.print(f"  {kind}: {path}", highlight=False)
+
+
+def run_eval(index_path: str | None, *, json_output: bool, quiet: bool, **options: Any) -> int:
+    """``bipart eval``: per-category mIoU, category mean and instance mean."""
+    from .errors import UsageError
+    from .evaluate import evaluate_index
+
+    if index_path is None:
+        raise UsageError("--index is required: the test index to evaluate")
+    report = evaluate_index(index_path, quiet=quiet, **options)
+    if json_output:
+        print(json.dumps(report.to_json(), default=str))
+        return EXIT_OK
+    from rich.table import Table
+
+    summary = report.summary
+    table = Table(
+        title=f"mIoU on {index_path} (weights: {report.settings['weights']['weights_id']})"
+    )
+    table.add_column("category")
+    table.add_column("shapes", justify="right")
+    table.add_column("mIoU", justify="right")
+    for category, row in summary["per_category"].items():
+        table.add_row(category, str(row["count"]), f"{100 * row['miou']:.1f}")
+    table.add_row("[bold]category mean", "", f"[bold]{100 * summary['category_mean']:.1f}")
+    table.add_row(
+        "[bold]instance mean", str(summary["count"]), f"[bold]{100 * summary['instance_mean']:.1f}"
+    )
+    stdout_console.print(table)
+    return EXIT_OK
+
+
+def run_train(
+    index_path: str | None,
+    out,
+    *,
+    json_output: bool,
+    quiet: bool,
+    device: str,
+    resume: bool,
+    categories: str | None,
+    **settings: Any,
+) -> int:
+    """``bipart train``: Algorithm 1 on an index, one checkpoint per epoch."""
+    from .errors import UsageError
+    from .train import TrainSettings, train
+
+    if index_path is None or out is None:
+        raise UsageError("--index and --out are both required")
+    chosen = [c.strip() for c in categories.split(",") if c.strip()] if categories else None
+    reports = train(
+        index_path,
+        out,
+        TrainSettings(categories=chosen, **settings),
+        device=device,
+        resume=resume,
+        quiet=quiet,
+    )
+    for report in reports:
+        record = {
+            "epoch": report.epoch + 1,
+            "mean_loss": report.mean_loss,
+            "val_miou": report.val_miou,
+            "seconds": round(report.seconds, 2),
+            "steps": report.steps,
+        }
+        if json_output:
+            print(json.dumps(record))
+        else:
+            val = "n/a" if report.val_miou is None else f"{100 * report.val_miou:.1f}"
+            stdout_console.print(
+                f"epoch {record['epoch']}: loss {report.mean_loss:.4f}, val mIoU {val}, {record['seconds']} s",
+                highlight=False,
+            )
+    return EXIT_OK

@@ -1,0 +1,78 @@
+"""Body of ``bipart index``: build or merge, then print a summary.
+
+Imported only when the command runs (the CLI module stays light).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ..errors import UsageError
+from ..runtime import stdout_console
+
+EXIT_OK, EXIT_PARTIAL = 0, 3
+CLI_LABELERS = ("given", "detector", "simulated")
+
+
+def run_index(
+    inputs: list[str],
+    *,
+    out: Path | None,
+    labeler: str,
+    detector_options: dict[str, Any],
+    json_output: bool,
+    quiet: bool,
+    **options: Any,
+) -> int:
+    """``bipart index DIR --out INDEX`` or ``bipart index merge PART... --out INDEX``.
+
+    Returns the exit code: 0, or 3 when some files could not be indexed.
+    """
+    from .build import build_index, merge_indexes
+
+    if out is None:
+        raise UsageError("--out is required: the index folder to write")
+    if inputs and inputs[0] == "merge":
+        if options.get("shard") is not None:
+            raise UsageError("--shard builds a part; 'index merge' joins parts")
+        summary = merge_indexes(inputs[1:], out, progress=not quiet)
+    else:
+        if len(inputs) != 1:
+            raise UsageError(
+                "give one folder to index (or: bipart index merge PART... --out INDEX)"
+            )
+        if labeler not in CLI_LABELERS:
+            raise UsageError(f"--labeler {labeler!r}: expected one of {', '.join(CLI_LABELERS)}")
+        labeler_options = (
+            {k: v for k, v in detector_options.items() if v is not None}
+            if labeler == "detector"
+            else {}
+        )
+        summary = build_index(
+            inputs[0],
+            out,
+            labeler=labeler,
+            labeler_options=labeler_options,
+            progress=not quiet,
+            **options,
+        )
+    if json_output:
+        print(json.dumps(summary.to_json(), sort_keys=True))
+    elif not quiet or summary.failed:
+        stdout_console.print(_summary_line(summary), highlight=False, markup=False)
+    return EXIT_PARTIAL if summary.failed else EXIT_OK
+
+
+def _summary_line(summary) -> str:
+    done = (
+        f"{summary.entries} shapes in {summary.out} ({summary.shards} shards"
+        f"{', with encoder features' if summary.features_cached else ''})"
+    )
+    work = (
+        f"{summary.indexed} indexed, {summary.unchanged} unchanged, {summary.resumed} resumed, "
+        f"{summary.removed} removed"
+    )
+    failed = f"; {len(summary.failed)} failed" if summary.failed else ""
+    return f"{done}: {work}{failed}"

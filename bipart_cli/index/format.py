@@ -1,0 +1,339 @@
+"""The on-disk format of a shape index: records, shard files, manifest entries.
+
+An index is one folder (copy it, rsync it, upload it as-is to a Hugging Face
+dataset repo)::
+
+    manifest.json                      format, settings, shards + checksums, one summary per shape
+    bps_basis.safetensors              the fixed BPS basis, "points" (1024, 3) float32
+    shards/shard-00000-<sha8>.safetensors     per shape: points, dense subsample, BPS, labels
+    features/features-00000-<sha8>.safetensors  per shape: frozen-encoder features (optional)
+
+Shard files are named after the first 8 hex digits of their sha256, so a
+rebuild never overwrites a file that the current manifest points at: the
+manifest is written last, and files it no longer names are removed after.
+Every string of a shard lives in one JSON metadata value (``"records"``)
+because safetensors does not keep the order of several metadata keys, and the
+same records must give the same bytes.
+
+Labels: ``-1`` unassigned, ``0..K-1`` index ``part_names`` (stored as int16).
+This module is numpy + safetensors only (no torch).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..labeling.pseudo_labels import PseudoLabels
+
+FORMAT_NAME = "bipart-shape-index"
+FORMAT_VERSION = 1
+SHARD_FORMAT = "bipart-shape-index-shard"
+MANIFEST_NAME = "manifest.json"
+BASIS_NAME = "bps_basis.safetensors"
+SHARD_DIR = "shards"
+FEATURE_DIR = "features"
+
+# Eq. 4: a part survives when its normalised point share is at least this
+# (the same threshold as bipart_cli.support.MIN_PART_RATIO).
+PART_PERFECT_MIN_RATIO = 0.01
+
+_PSEUDO_KEYS = ("masks_packed", "num_points", "part_index", "scores", "view_index", "boxes")
+
+
+@dataclass
+class ShapeRecord:
+    """Everything the index keeps about one shape.
+
+    Attributes
+    ----------
+    id : str
+        Unique key: the source path relative to the indexed folder (POSIX).
+    category : str
+    part_names : list of str
+        The names that ``pseudo_labels``, ``gt_labels`` and ``dense_gt_labels`` index.
+    source : str
+        Source path relative to the manifest's ``source_root``.
+    sha256 : str
+        Of the source file's bytes.
+    points : (2048, 3) float32
+        The network points, unit-sphere normalised.
+    dense_points : (n, 3) float32
+        A subsample of the dense cloud (n <= 8192), for kNN label transfer and previews.
+    dense_colors : (n, 3) uint8
+    bps : (1024,) float32
+        BPS feature of ``points`` on the index's basis.
+    pseudo_labels : PseudoLabels
+        Boxes over the 2048 ``points``.
+    gt_labels : (2048,) int64 or None
+        Ground truth of ``points`` when the asset had labels.
+    dense_gt_labels : (n,) int64 or None
+    features : (2048, F) float16 or None
+        Cached frozen-encoder features of ``points`` (F = 681).
+    """
+
+    id: str
+    category: str
+    part_names: list[str]
+    source: str
+    sha256: str
+    points: np.ndarray
+    dense_points: np.ndarray
+    dense_colors: np.ndarray
+    bps: np.ndarray
+    pseudo_labels: PseudoLabels
+    gt_labels: np.ndarray | None = None
+    dense_gt_labels: np.ndarray | None = None
+    features: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        self.points = np.asarray(self.points, dtype=np.float32).reshape(-1, 3)
+        self.dense_points = np.asarray(self.dense_points, dtype=np.float32).reshape(-1, 3)
+        self.dense_colors = np.asarray(self.dense_colors, dtype=np.uint8).reshape(-1, 3)
+        self.bps = np.asarray(self.bps, dtype=np.float32).reshape(-1)
+        if self.gt_labels is not None:
+            self.gt_labels = np.asarray(self.gt_labels, dtype=np.int64).reshape(-1)
+        if self.dense_gt_labels is not None:
+            self.dense_gt_labels = np.asarray(self.dense_gt_labels, dtype=np.int64).reshape(-1)
+        if self.features is not None:
+            self.features = np.asarray(self.features, dtype=np.float16)
+        self.part_names = list(self.part_names)
+
+    @property
+    def has_ground_truth(self) -> bool:
+        return self.gt_labels is not None
+
+
+@dataclass
+class IndexEntry:
+    """The manifest's summary of one shape (readable without opening a shard).
+
+    ``part_ratio`` is Eq. 4's normalised point share per part (from the pseudo
+    labels); ``surviving_parts`` counts the parts with a share of at least 0.01,
+    the "part-perfect" criterion. ``shard`` and ``slot`` locate the record.
+    """
+
+    id: str
+    category: str
+    part_names: list[str]
+    source: str
+    sha256: str
+    has_ground_truth: bool
+    num_boxes: int
+    part_ratio: list[float]
+    surviving_parts: int
+    shard: int = -1
+    slot: int = -1
+
+    @property
+    def surviving_part_names(self) -> list[str]:
+        return [
+            name
+            for name, ratio in zip(self.part_names, self.part_ratio, strict=True)
+            if ratio >= PART_PERFECT_MIN_RATIO
+        ]
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> IndexEntry:
+        return cls(**{key: data[key] for key in cls.__dataclass_fields__})
+
+
+@dataclass
+class BasisInfo:
+    """The fixed BPS basis of an index: ``points`` (P, 3) float32 plus how it was made."""
+
+    points: np.ndarray
+    seed: int
+    radius: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "n_points": int(len(self.points)),
+            "seed": int(self.seed),
+            "radius": float(self.radius),
+            **self.extra,
+        }
+
+    def to_bytes(self) -> bytes:
+        from safetensors.numpy import save
+
+        points = np.ascontiguousarray(self.points, dtype=np.float32)
+        return save({"points": points}, metadata={"bps": canonical_json(self.params())})
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> BasisInfo:
+        tensors, metadata = _deserialize(data)
+        params = json.loads(metadata["bps"])
+        extra = {k: v for k, v in params.items() if k not in ("n_points", "seed", "radius")}
+        return cls(
+            points=tensors["points"],
+            seed=int(params["seed"]),
+            radius=float(params["radius"]),
+            extra=extra,
+        )
+
+
+def canonical_json(value: Any) -> str:
+    """JSON with sorted keys and no spaces: equal values give equal bytes."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def stable_hash(text: str) -> int:
+    """A process-independent 64-bit hash of ``text`` (Python's ``hash`` is salted)."""
+    return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big")
+
+
+# --- manifest summaries ----------------------------------------------------------
+
+
+def summarize(record: ShapeRecord) -> IndexEntry:
+    """The manifest entry of ``record`` (shard and slot are filled in by the writer)."""
+    from ..support import part_ratios
+
+    ratio = part_ratios(record.pseudo_labels)  # Eq. 4, normalised
+    return IndexEntry(
+        id=record.id,
+        category=record.category,
+        part_names=list(record.part_names),
+        source=record.source,
+        sha256=record.sha256,
+        has_ground_truth=record.has_ground_truth,
+        num_boxes=int(record.pseudo_labels.num_boxes),
+        part_ratio=[round(float(r), 6) for r in ratio],
+        surviving_parts=int((ratio >= PART_PERFECT_MIN_RATIO).sum()),
+    )
+
+
+# --- shard (de)serialisation -------------------------------------------------
+
+
+def _labels_to_disk(labels: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(labels, dtype=np.int16)
+
+
+def records_to_bytes(records: list[ShapeRecord], with_features: bool = False) -> bytes:
+    """One shard: the records' arrays under ``"{slot:05d}.<field>"`` and their strings as JSON.
+
+    Index shards keep features in a separate file (:func:`features_to_bytes`);
+    ``with_features`` puts them inline (a build's staged shapes).
+    """
+    from safetensors.numpy import save
+
+    tensors: dict[str, np.ndarray] = {}
+    metas: list[dict[str, Any]] = []
+    for slot, record in enumerate(records):
+        prefix = f"{slot:05d}."
+        tensors[prefix + "points"] = record.points
+        tensors[prefix + "dense_points"] = record.dense_points
+        tensors[prefix + "dense_colors"] = record.dense_colors
+        tensors[prefix + "bps"] = record.bps
+        for key, array in record.pseudo_labels.to_tensors().items():
+            tensors[prefix + "pl." + key] = array
+        if record.gt_labels is not None:
+            tensors[prefix + "gt_labels"] = _labels_to_disk(record.gt_labels)
+        if record.dense_gt_labels is not None:
+            tensors[prefix + "dense_gt_labels"] = _labels_to_disk(record.dense_gt_labels)
+        if with_features and record.features is not None:
+            tensors[prefix + "features"] = record.features
+        metas.append(
+            {
+                "id": record.id,
+                "category": record.category,
+                "part_names": record.part_names,
+                "source": record.source,
+                "sha256": record.sha256,
+                "pseudo_labels": record.pseudo_labels.metadata(),
+            }
+        )
+    tensors = {key: np.ascontiguousarray(value) for key, value in tensors.items()}
+    header = canonical_json({"format": SHARD_FORMAT, "version": FORMAT_VERSION, "records": metas})
+    return save(tensors, metadata={"records": header})
+
+
+def features_to_bytes(records: list[ShapeRecord]) -> bytes:
+    """The features file of a shard: ``"{slot:05d}.features"`` (2048, F) float16 per record."""
+    from safetensors.numpy import save
+
+    tensors = {}
+    for slot, record in enumerate(records):
+        if record.features is None:
+            raise ValueError(f"record {record.id} has no encoder features to write")
+        tensors[f"{slot:05d}.features"] = np.ascontiguousarray(record.features, dtype=np.float16)
+    ids = canonical_json({"format": SHARD_FORMAT, "ids": [r.id for r in records]})
+    return save(tensors, metadata={"features": ids})
+
+
+def _deserialize(data: bytes) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    from safetensors.numpy import load
+
+    tensors = load(data)
+    header_len = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + header_len])
+    return tensors, header.get("__metadata__") or {}
+
+
+class ShardDecodeError(ValueError):
+    """A shard's bytes are not a valid shard (the caller names the file)."""
+
+
+def records_from_bytes(data: bytes) -> list[ShapeRecord]:
+    """Parse a shard written by :func:`records_to_bytes`."""
+    try:
+        tensors, metadata = _deserialize(data)
+        header = json.loads(metadata["records"])
+        if header.get("format") != SHARD_FORMAT:
+            raise ShardDecodeError(f"not a {SHARD_FORMAT} file")
+        return [_record_from(tensors, meta, slot) for slot, meta in enumerate(header["records"])]
+    except ShardDecodeError:
+        raise
+    except Exception as exc:  # safetensors / json raise several types on corrupt bytes
+        raise ShardDecodeError(f"{type(exc).__name__}: {exc}") from exc
+
+
+def _record_from(tensors: dict[str, np.ndarray], meta: dict[str, Any], slot: int) -> ShapeRecord:
+    prefix = f"{slot:05d}."
+    pseudo = PseudoLabels.from_tensors(
+        {key: tensors[prefix + "pl." + key] for key in _PSEUDO_KEYS}, meta["pseudo_labels"]
+    )
+
+    def optional(name: str) -> np.ndarray | None:
+        array = tensors.get(prefix + name)
+        return None if array is None else array.astype(np.int64)
+
+    return ShapeRecord(
+        id=meta["id"],
+        category=meta["category"],
+        part_names=meta["part_names"],
+        source=meta["source"],
+        sha256=meta["sha256"],
+        points=tensors[prefix + "points"],
+        dense_points=tensors[prefix + "dense_points"],
+        dense_colors=tensors[prefix + "dense_colors"],
+        bps=tensors[prefix + "bps"],
+        pseudo_labels=pseudo,
+        gt_labels=optional("gt_labels"),
+        dense_gt_labels=optional("dense_gt_labels"),
+        features=tensors.get(prefix + "features"),
+    )
+
+
+def features_from_bytes(data: bytes) -> list[np.ndarray]:
+    """Parse a features file: one (2048, F) float16 array per slot."""
+    try:
+        tensors, metadata = _deserialize(data)
+        ids = json.loads(metadata["features"])["ids"]
+        return [tensors[f"{slot:05d}.features"] for slot in range(len(ids))]
+    except Exception as exc:
+        raise ShardDecodeError(f"{type(exc).__name__}: {exc}") from exc

@@ -1,0 +1,155 @@
+"""Writing an index folder: content-named shards first, the manifest last.
+
+A crash at any point leaves the previous manifest and every file it names
+untouched (new shards get new names), so the folder is always a valid index.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from ..io.atomic import atomic_write_bytes, atomic_write_text
+from .format import (
+    BASIS_NAME,
+    FEATURE_DIR,
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    MANIFEST_NAME,
+    SHARD_DIR,
+    BasisInfo,
+    ShapeRecord,
+    features_to_bytes,
+    records_to_bytes,
+    sha256_bytes,
+    summarize,
+)
+
+RECORDS_PER_SHARD = 64
+
+
+def _write_content_named(folder: Path, stem: str, data: bytes) -> dict[str, Any]:
+    """Write ``data`` as ``folder/<stem>-<sha8>.safetensors`` unless it is already there."""
+    digest = sha256_bytes(data)
+    path = folder / f"{stem}-{digest[:8]}.safetensors"
+    if not (path.exists() and path.stat().st_size == len(data)):
+        atomic_write_bytes(path, data)
+    return {
+        "name": path.relative_to(folder.parent).as_posix(),
+        "sha256": digest,
+        "bytes": len(data),
+    }
+
+
+class IndexWriter:
+    """Streams records into shards, then commits the manifest.
+
+    Records must be added in increasing ``id`` order: the layout then depends only
+    on the set of records, so a resumed, incremental, sharded-and-merged or
+    single build of the same files gives byte-identical folders.
+
+    Parameters
+    ----------
+    out : the index folder (created if missing; an existing index there is
+        replaced at :meth:`commit`, and its files are kept until then).
+    settings : build settings shared by every record (recorded in the manifest).
+    basis : the BPS basis the records' ``bps`` were computed on.
+    encoder : identity of the frozen encoder, or None to store no features.
+    source_root : folder the records' ``source`` paths are relative to.
+    partial : ``{"shard": i, "of": n}`` for a ``--shard i/n`` build, else None.
+    """
+
+    def __init__(
+        self,
+        out: str | Path,
+        *,
+        settings: dict[str, Any],
+        basis: BasisInfo,
+        encoder: dict[str, Any] | None,
+        source_root: str | None = None,
+        partial: dict[str, int] | None = None,
+        records_per_shard: int = RECORDS_PER_SHARD,
+    ) -> None:
+        self.out = Path(out)
+        self.settings = settings
+        self.basis = basis
+        self.encoder = encoder
+        self.source_root = source_root
+        self.partial = partial
+        self.records_per_shard = records_per_shard
+        self._pending: list[ShapeRecord] = []
+        self._shards: list[dict[str, Any]] = []
+        self._entries: list[dict[str, Any]] = []
+        self._last_id: str | None = None
+
+    def add(self, record: ShapeRecord) -> None:
+        if self._last_id is not None and record.id <= self._last_id:
+            raise ValueError(f"records must be added in increasing id order ({record.id!r})")
+        if self.encoder is not None and record.features is None:
+            raise ValueError(f"record {record.id} lacks the encoder features this index caches")
+        self._last_id = record.id
+        self._pending.append(record)
+        if len(self._pending) >= self.records_per_shard:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        number = len(self._shards)
+        shard = _write_content_named(
+            self.out / SHARD_DIR, f"shard-{number:05d}", records_to_bytes(self._pending)
+        )
+        shard["count"] = len(self._pending)
+        shard["features"] = (
+            _write_content_named(
+                self.out / FEATURE_DIR, f"features-{number:05d}", features_to_bytes(self._pending)
+            )
+            if self.encoder is not None
+            else None
+        )
+        for slot, record in enumerate(self._pending):
+            entry = summarize(record)
+            entry.shard, entry.slot = number, slot
+            self._entries.append(entry.to_json())
+        self._shards.append(shard)
+        self._pending = []
+
+    def manifest(self) -> dict[str, Any]:
+        basis_bytes = self.basis.to_bytes()
+        return {
+            "format": FORMAT_NAME,
+            "version": FORMAT_VERSION,
+            "created_by": f"bipart {__version__}",
+            "settings": self.settings,
+            "bps_basis": {
+                "file": BASIS_NAME,
+                "sha256": sha256_bytes(basis_bytes),
+                **self.basis.params(),
+            },
+            "encoder": self.encoder,
+            "source_root": self.source_root,
+            "partial": self.partial,
+            "num_entries": len(self._entries),
+            "shards": self._shards,
+            "entries": self._entries,
+        }
+
+    def commit(self) -> dict[str, Any]:
+        """Flush the last shard, write basis and manifest, remove unreferenced shard files."""
+        self._flush()
+        atomic_write_bytes(self.out / BASIS_NAME, self.basis.to_bytes())
+        manifest = self.manifest()
+        text = json.dumps(manifest, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+        atomic_write_text(self.out / MANIFEST_NAME, text)
+        self._remove_unreferenced(manifest)
+        return manifest
+
+    def _remove_unreferenced(self, manifest: dict[str, Any]) -> None:
+        keep = {shard["name"] for shard in manifest["shards"]}
+        keep |= {shard["features"]["name"] for shard in manifest["shards"] if shard["features"]}
+        for folder in (SHARD_DIR, FEATURE_DIR):
+            for path in sorted((self.out / folder).glob("*.safetensors")):
+                if path.relative_to(self.out).as_posix() not in keep:
+                    path.unlink(missing_ok=True)

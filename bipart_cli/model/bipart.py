@@ -1,0 +1,239 @@
+"""BiPartModel: ``Ŷ = f(S, π, θ, φ)`` (Eq. 1).
+
+- π, the Point-M2AE encoder, is frozen: eval mode, no gradients, run under
+  ``torch.no_grad``. Its weights come from the official checkpoint
+  (``encoder_init = "point-m2ae-official"``) or, where that cannot be had, from a
+  seeded random initialisation (``"random-seeded"``); ``encoder_is_pretrained``
+  and the saved config say which.
+- θ, the Point Transformer extractor, is trained in the outer loop.
+- φ, the head, is adapted per category in the inner loop through the functional
+  :meth:`BiPartModel.head_logits`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import CheckpointError, ModelUnavailableError
+from .config import ENCODER_OFFICIAL, BiPartConfig
+from .encoder import PointM2AEEncoder
+from .extractor import FeatureExtractor
+from .head import SegmentationHead, head_forward
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+MODEL_TYPE = "bipart"
+
+
+def _seeded_encoder(config: BiPartConfig) -> PointM2AEEncoder:
+    """The encoder initialised from ``config.encoder_seed`` without touching the global RNG."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.encoder_seed)
+        return PointM2AEEncoder(config)
+
+
+class BiPartModel(nn.Module):
+    """Frozen encoder + extractor + head. Points are unit-sphere normalised, (B, N, 3)."""
+
+    def __init__(self, config: BiPartConfig | None = None) -> None:
+        super().__init__()
+        # a copy: loading official encoder weights updates encoder_init on this model only
+        self.config = dataclasses.replace(config) if config is not None else BiPartConfig()
+        self.encoder = _seeded_encoder(self.config)
+        self.encoder.requires_grad_(False)
+        self.encoder.eval()
+        self.extractor = (
+            FeatureExtractor(
+                self.config.encoder_feature_dim + 3,  # encoder features ++ xyz
+                self.config.extractor_dim,
+                k=self.config.extractor_k,
+                num_blocks=self.config.extractor_blocks,
+                share_planes=self.config.share_planes,
+            )
+            if self.config.use_extractor
+            else None
+        )
+        self.head = SegmentationHead(
+            self.config.feature_dim, self.config.head_hidden, self.config.r_max
+        )
+
+    # --- the three modules -------------------------------------------------
+
+    @property
+    def encoder_is_pretrained(self) -> bool:
+        """False when the encoder is the seeded random initialisation."""
+        return self.config.encoder_is_pretrained
+
+    def train(self, mode: bool = True) -> BiPartModel:
+        super().train(mode)
+        self.encoder.eval()  # frozen: BatchNorm always on running statistics
+        return self
+
+    def encode(self, points: torch.Tensor) -> torch.Tensor:
+        """Frozen per-point encoder features: points (B, N, 3) -> (B, N, 681)."""
+        _check_points(points, self.config.group_sizes[0])
+        self.encoder.eval()
+        with torch.no_grad():
+            return self.encoder.point_features(points)
+
+    def extract(
+        self, points: torch.Tensor, encoder_features: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Features the head reads: (B, N, 3) -> (B, N, C).
+
+        ``encoder_features`` (B, N, 681) may be passed when cached. Without the
+        extractor (``use_extractor=False``) these are the encoder features.
+        """
+        if encoder_features is None:
+            encoder_features = self.encode(points)  # (B, N, 681)
+        if self.extractor is None:
+            return unit_features(encoder_features)
+        return unit_features(self.extractor(points, encoder_features))  # (B, N, C)
+
+    def head_params(self) -> dict[str, torch.Tensor]:
+        """φ as a name -> parameter dict (the live parameters, so gradients reach them)."""
+        return dict(self.head.named_parameters())
+
+    def head_logits(
+        self, features: torch.Tensor, head_params: dict[str, torch.Tensor]
+    ) -> torch.Tensor:
+        """The head with explicit parameters: features (B, N, C) -> logits (B, N, R_max)."""
+        return head_forward(features, head_params)
+
+    def forward(
+        self, points: torch.Tensor, encoder_features: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """points (B, N, 3) -> logits (B, N, R_max); use the first R for an asset with R parts."""
+        return self.head(self.extract(points, encoder_features))
+
+    # --- weights -------------------------------------------------------------
+
+    def load_encoder_checkpoint(self, path: str | Path) -> None:
+        """Load the official Point-M2AE weights (``.pth`` or converted ``.safetensors``)."""
+        from .checkpoint import load_point_m2ae_checkpoint
+
+        load_point_m2ae_checkpoint(path, encoder=self.encoder)
+        self.encoder.requires_grad_(False)
+        self.config.encoder_init = ENCODER_OFFICIAL
+
+    def summary(self) -> dict[str, Any]:
+        """What outputs record about the model."""
+        return {
+            "encoder_init": self.config.encoder_init,
+            "encoder_pretrained": self.encoder_is_pretrained,
+            "encoder_seed": None if self.encoder_is_pretrained else self.config.encoder_seed,
+            "use_extractor": self.config.use_extractor,
+            "r_max": self.config.r_max,
+        }
+
+    def save_pretrained(self, directory: str | Path, dtype: torch.dtype | None = None) -> Path:
+        """Write ``config.json`` and ``model.safetensors`` (encoder included).
+
+        ``dtype=torch.float16`` halves the file; floating tensors are cast back to
+        float32 on load.
+        """
+        from safetensors.torch import save_file
+
+        from ..io.atomic import atomic_path, atomic_write_text
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        tensors = {}
+        for name, value in self.state_dict().items():
+            value = value.detach().to("cpu")
+            if dtype is not None and value.is_floating_point():
+                value = value.to(dtype)
+            tensors[name] = value.contiguous().clone()
+        metadata = {"format": "pt", "model_type": MODEL_TYPE, **_string_summary(self.summary())}
+        with atomic_path(directory / WEIGHTS_NAME) as tmp:
+            save_file(tensors, str(tmp), metadata=metadata)
+        config = {"model_type": MODEL_TYPE, **self.config.to_dict()}
+        atomic_write_text(directory / CONFIG_NAME, json.dumps(config, indent=2) + "\n")
+        return directory
+
+    @classmethod
+    def from_pretrained(cls, repo_or_dir: str | Path, revision: str | None = None) -> BiPartModel:
+        """Load from a local folder, else from a Hugging Face Hub repo (``revision`` optional)."""
+        folder = _resolve_folder(repo_or_dir, revision)
+        config = _read_config(folder / CONFIG_NAME)
+        with torch.random.fork_rng(devices=[]):  # building must not disturb the caller's RNG
+            model = cls(config)
+        model.load_state_dict(_read_weights(folder / WEIGHTS_NAME, model), strict=True)
+        return model.eval()
+
+
+def unit_features(features: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Standardise each channel over a shape's points, scaled so a point's feature has norm ~1.
+
+    features (B, N, C) -> (B, N, C). Without it, the random or trained features
+    carry a large per-shape constant and a small per-point signal, and the
+    paper's inner step (lr 0.3) either stalls or diverges; with it, the head sees
+    the within-shape variation that separates parts at a fixed, known scale.
+    """
+    mean = features.mean(dim=1, keepdim=True)
+    std = features.std(dim=1, keepdim=True, unbiased=False)
+    return (features - mean) / (std + eps) / features.shape[-1] ** 0.5
+
+
+def _check_points(points: torch.Tensor, min_points: int) -> None:
+    if points.ndim != 3 or points.shape[-1] != 3:
+        raise ValueError(f"points must be (B, N, 3), got {tuple(points.shape)}")
+    if points.shape[1] < min_points:
+        raise ValueError(f"the encoder needs at least {min_points} points, got {points.shape[1]}")
+
+
+def _string_summary(summary: dict[str, Any]) -> dict[str, str]:
+    return {key: json.dumps(value) for key, value in summary.items()}
+
+
+def _resolve_folder(repo_or_dir: str | Path, revision: str | None) -> Path:
+    """A local folder as is; a Hub id or ``hf://`` URI is fetched into the Hub cache."""
+    from ..hub import resolve_pretrained
+
+    return resolve_pretrained(
+        repo_or_dir, revision=revision, allow_patterns=[CONFIG_NAME, WEIGHTS_NAME]
+    )
+
+
+def _read_config(path: Path) -> BiPartConfig:
+    if not path.is_file():
+        raise ModelUnavailableError(f"no {CONFIG_NAME} in {path.parent}")
+    try:
+        data = json.loads(path.read_text())
+        model_type = data.pop("model_type", MODEL_TYPE)
+        if model_type != MODEL_TYPE:
+            raise ValueError(f"model_type is {model_type!r}, not {MODEL_TYPE!r}")
+        return BiPartConfig.from_dict(data)
+    except (ValueError, TypeError) as exc:
+        raise CheckpointError(f"{path}: {exc}") from exc
+
+
+def _read_weights(path: Path, model: BiPartModel) -> dict[str, torch.Tensor]:
+    """The saved state dict, cast to the model's dtypes, with every key and shape checked."""
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        raise ModelUnavailableError(f"no {WEIGHTS_NAME} in {path.parent}")
+    try:
+        tensors = load_file(str(path))
+    except Exception as exc:  # safetensors raises several types for corrupt files
+        raise CheckpointError(f"cannot read {path}: {exc}") from exc
+    expected = model.state_dict()
+    for name, reference in expected.items():
+        if name not in tensors:
+            raise CheckpointError(f"{path}: missing key {name}")
+        if tensors[name].shape != reference.shape:
+            raise CheckpointError(
+                f"{path}: {name} has shape {tuple(tensors[name].shape)}, "
+                f"the config expects {tuple(reference.shape)}"
+            )
+    unexpected = sorted(set(tensors) - set(expected))
+    if unexpected:
+        raise CheckpointError(f"{path}: unexpected key {unexpected[0]}")
+    return {name: tensors[name].to(reference.dtype) for name, reference in expected.items()}

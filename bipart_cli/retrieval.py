@@ -1,0 +1,143 @@
+"""Support-set retrieval from a shape index (Sec. 3.4), shared by segment, eval and train.
+
+A :class:`SupportBank` wraps an opened index. For a target it keeps the
+entries of the same category (or, without a category, those whose part names
+match the target's), ranks them by centred-cosine BPS similarity, applies the
+part-perfect rule, and returns :class:`~bipart_cli.segment.SupportShape` items
+whose labels are re-indexed to the target's part names.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from .segment import SupportShape
+
+
+def _lower(names) -> set[str]:
+    return {name.lower() for name in names}
+
+
+class SupportBank:
+    """Candidates for support sets, read lazily from a shape index."""
+
+    def __init__(self, index) -> None:
+        self.index = index
+        self.entries = list(index.entries)
+        self.bps = np.asarray(index.bps_matrix(), dtype=np.float64)  # (E, F)
+        self.bps_mean = self.bps.mean(0) if len(self.bps) else None
+        self.basis = np.asarray(index.basis.points, dtype=np.float32)
+        self._records: dict[int, SupportShape] = {}
+
+    @classmethod
+    def from_index(cls, path_or_uri: str, revision: str | None = None) -> SupportBank:
+        from .index import ShapeIndex
+
+        return cls(ShapeIndex.open(path_or_uri, revision=revision))
+
+    @classmethod
+    def from_folder(
+        cls, folder: Path, cache: Path, seed: int = 0, device: str = "cpu"
+    ) -> SupportBank:
+        """Index a folder of labeled assets with the ``given`` labeler (incremental, cached), then open it."""
+        from .errors import UsageError
+        from .index import ShapeIndex, build_index
+
+        if not Path(folder).is_dir():
+            raise UsageError(f"--support {folder}: not a folder of labeled assets")
+        summary = build_index(
+            folder,
+            cache,
+            labeler="given",
+            no_cache_features=True,
+            seed=seed,
+            device=device,
+            progress=False,
+        )
+        if getattr(summary, "failed", None):
+            from .runtime import log
+
+            log.warning(
+                "--support: %d file(s) could not be indexed and were skipped", len(summary.failed)
+            )
+        return cls(ShapeIndex.open(cache))
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def candidates(
+        self, part_names: list[str], category: str | None = None, exclude_sha256: str | None = None
+    ) -> list[int]:
+        """Entry rows usable as support for a target with ``part_names``.
+
+        With a category: its entries. Without: entries with exactly the target's
+        part names, else any entry sharing at least one part name.
+        """
+        wanted = _lower(part_names)
+        rows = [
+            i
+            for i, e in enumerate(self.entries)
+            if not exclude_sha256 or e.sha256 != exclude_sha256
+        ]
+        if category is not None:
+            return [i for i in rows if self.entries[i].category.lower() == category.lower()]
+        same = [i for i in rows if _lower(self.entries[i].part_names) == wanted]
+        return same or [i for i in rows if _lower(self.entries[i].part_names) & wanted]
+
+    def part_counts(self, rows: list[int], part_names: list[str]) -> np.ndarray:
+        """How many of the target's parts survive (Eq. 4) in each candidate."""
+        wanted = _lower(part_names)
+        return np.array(
+            [len(_lower(self.entries[i].surviving_part_names) & wanted) for i in rows],
+            dtype=np.int64,
+        )
+
+    def retrieve(
+        self,
+        target_points: np.ndarray,
+        part_names: list[str],
+        m: int = 8,
+        strategy: str = "part-perfect",
+        category: str | None = None,
+        exclude_sha256: str | None = None,
+        rng: np.random.Generator | None = None,
+    ) -> list[SupportShape]:
+        """The M support shapes for a target (N, 3), best first."""
+        from .support import bps_features, select_support
+
+        rows = self.candidates(part_names, category, exclude_sha256)
+        if not rows:
+            return []
+        target_bps = bps_features(target_points, self.basis)
+        picked = select_support(
+            target_bps,
+            self.bps[rows],
+            self.part_counts(rows, part_names),
+            m=min(m, len(rows)),
+            strategy=strategy,
+            mean=self.bps_mean,
+            rng=rng,
+        )
+        return [self.shape(rows[int(k)], part_names) for k in picked]
+
+    def shape(self, row: int, part_names: list[str]) -> SupportShape:
+        """Entry ``row`` as a support shape labeled in the target's part names."""
+        from .segment import SupportShape, remap_pseudo_labels
+
+        key = (row, tuple(part_names))
+        if key not in self._records:
+            record = self.index.record(row)
+            features = (
+                None if record.features is None else np.asarray(record.features, dtype=np.float32)
+            )
+            self._records[key] = SupportShape(
+                shape_id=record.id,
+                points=record.points,
+                pseudo_labels=remap_pseudo_labels(record.pseudo_labels, part_names),
+                encoder_features=features,
+            )
+        return self._records[key]

@@ -1,0 +1,498 @@
+"""The main job: segment assets into named parts (paper Sec. 3.3.2 and 3.4).
+
+For each target: sample a dense cloud and its 2048 network points, label it
+(detector, simulated or none), retrieve a support set (index, folder of labeled
+assets, or the target repeated), adapt the head for K steps on the cached
+support features, then predict every dense point by interpolating the
+extractor features from the 2048 points. Outputs are written by
+:func:`bipart_cli.io.write_outputs`.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .adapt import AdaptSettings
+from .errors import BipartError, UsageError
+
+if TYPE_CHECKING:
+    import torch
+
+    from .io import Asset, PointSample
+    from .labeling.pseudo_labels import PseudoLabels
+
+
+@dataclass
+class SegmentOptions:
+    """Everything ``bipart segment`` can be told; the Python API takes the same."""
+
+    index: str | None = None
+    support_dir: Path | None = None
+    category: str | None = None
+    weights: str | None = None
+    weights_revision: str | None = None
+    labeler: str = "detector"
+    labeler_options: dict[str, Any] = field(default_factory=dict)
+    out_dir: Path | None = None
+    preview: bool = False
+    n_dense: int = 100_000
+    n_points: int = 2048
+    adapt: AdaptSettings = field(default_factory=AdaptSettings)
+    device: str = "auto"
+    seed: int = 0
+    write: bool = True
+
+
+@dataclass
+class SegmentResult:
+    """What happened to one input. ``dense_labels`` is (n,) int64, -1 unassigned."""
+
+    input: str
+    ok: bool
+    part_names: list[str] = field(default_factory=list)
+    mode: str = ""
+    support: list[str] = field(default_factory=list)
+    parts: list[dict[str, Any]] = field(default_factory=list)
+    outputs: dict[str, str] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    weights: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    dense_labels: np.ndarray | None = None
+    dense_scores: np.ndarray | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        skip = {"dense_labels", "dense_scores"}
+        return {k: v for k, v in self.__dict__.items() if k not in skip}
+
+
+def expand_inputs(patterns: list[str]) -> list[str]:
+    """Globs and plain paths, in order, without duplicates; unmatched patterns stay (and fail later)."""
+    seen: dict[str, None] = {}
+    for pattern in patterns:
+        matches = (
+            sorted(glob.glob(pattern, recursive=True)) if glob.has_magic(pattern) else [pattern]
+        )
+        for path in matches or [pattern]:
+            seen.setdefault(path, None)
+    return list(seen)
+
+
+def support_cache_dir(folder: Path) -> Path:
+    """Where ``--support DIR`` is indexed: ``$BIPART_CACHE`` or ``~/.cache/bipart``."""
+    root = Path(os.environ.get("BIPART_CACHE", Path.home() / ".cache" / "bipart"))
+    key = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:16]
+    return root / "support" / key
+
+
+def remap_pseudo_labels(pseudo_labels: PseudoLabels, part_names: list[str]) -> PseudoLabels:
+    """Re-index boxes to ``part_names`` by (case-insensitive) name; boxes of other parts are dropped."""
+    from .labeling.pseudo_labels import PseudoLabels
+
+    lookup = {name.lower(): i for i, name in enumerate(part_names)}
+    source = [lookup.get(name.lower(), -1) for name in pseudo_labels.part_names]
+    new_part = np.array([source[p] for p in pseudo_labels.part_index], dtype=np.int64)
+    keep = new_part >= 0
+    return PseudoLabels(
+        masks=pseudo_labels.masks[keep],
+        part_index=new_part[keep],
+        scores=pseudo_labels.scores[keep],
+        part_names=list(part_names),
+        view_index=pseudo_labels.view_index[keep],
+        boxes=pseudo_labels.boxes[keep],
+        provenance=dict(pseudo_labels.provenance),
+    )
+
+
+@dataclass
+class SupportShape:
+    """One support shape, ready for the inner loop.
+
+    points : (N, 3) float32; pseudo_labels over those N points, re-indexed to the
+    target's part names; encoder_features : (N, F) or None when not cached.
+    """
+
+    shape_id: str
+    points: np.ndarray
+    pseudo_labels: PseudoLabels
+    encoder_features: np.ndarray | None = None
+
+
+class FeatureCache:
+    """Extractor features per support shape, computed once per model and reused by every target."""
+
+    def __init__(self, model, device) -> None:
+        self.model = model
+        self.device = device
+        self._features: dict[str, torch.Tensor] = {}
+
+    def features(self, shapes: list[SupportShape]) -> torch.Tensor:
+        """(M, N, C) extractor features of ``shapes``, computing only the missing ones."""
+        import torch
+
+        missing = [s for s in shapes if s.shape_id not in self._features]
+        if missing:
+            points = torch.from_numpy(np.stack([s.points for s in missing])).float().to(self.device)
+            cached = [s.encoder_features for s in missing]
+            encoded = None
+            if all(c is not None for c in cached):
+                encoded = torch.from_numpy(np.stack(cached)).float().to(self.device)
+            with torch.no_grad():
+                extracted = self.model.extract(points, encoder_features=encoded)  # (m, N, C)
+            for shape, feats in zip(missing, extracted, strict=True):
+                self._features[shape.shape_id] = feats
+        return torch.stack([self._features[s.shape_id] for s in shapes])
+
+
+def adapt_and_predict(
+    model,
+    target_points: np.ndarray,
+    dense_points: np.ndarray,
+    target_labels: PseudoLabels | None,
+    support: list[SupportShape],
+    num_parts: int,
+    settings: AdaptSettings,
+    feature_cache: FeatureCache,
+    chunk: int = 32768,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Adapt the head on (target +) support, then label every dense point.
+
+    target_points : (N, 3) network points; dense_points : (n, 3) all points to label.
+    Returns dense labels (n,) int64 and their probabilities (n,) float32.
+    """
+    import torch
+
+    from .adapt import inner_loop, pack_labels, predict_probabilities
+    from .geometry import three_nn_interpolate
+
+    device = feature_cache.device
+    points = torch.from_numpy(np.ascontiguousarray(target_points, dtype=np.float32)).to(device)[
+        None
+    ]  # (1, N, 3)
+    with torch.no_grad():
+        target_features = model.extract(points)  # (1, N, C)
+    feature_blocks, label_list = [], []
+    if target_labels is not None:
+        feature_blocks.append(target_features)
+        label_list.append(target_labels)
+    if support:
+        feature_blocks.append(feature_cache.features(support))  # (M, N, C)
+        label_list.extend(s.pseudo_labels for s in support)
+    features = torch.cat(feature_blocks)  # (M', N, C)
+    labels = pack_labels(label_list, num_parts, device=device)
+    with torch.no_grad():  # torch.func.grad still differentiates inside
+        head = inner_loop(
+            model,
+            features,
+            labels,
+            steps=settings.steps,
+            lr=settings.lr,
+            box_reduction=settings.box_reduction,
+        )
+        dense = torch.from_numpy(np.ascontiguousarray(dense_points, dtype=np.float32)).to(device)
+        out_labels, out_scores = [], []
+        for start in range(0, len(dense), chunk):
+            block = dense[start : start + chunk][None]  # (1, c, 3)
+            block_features = three_nn_interpolate(block, points, target_features)  # (1, c, C)
+            probs = predict_probabilities(model, block_features, head, num_parts)[0]  # (c, R)
+            score, label = probs.max(-1)
+            out_labels.append(label.cpu())
+            out_scores.append(score.cpu())
+    return torch.cat(out_labels).numpy().astype(np.int64), torch.cat(out_scores).numpy().astype(
+        np.float32
+    )
+
+
+def part_colors_for(labels: np.ndarray, num_parts: int) -> np.ndarray:
+    """(n,) labels -> (n, 3) uint8 colours from the part palette (grey when unassigned)."""
+    from .parts import part_colors
+
+    palette = np.vstack([part_colors(num_parts), np.array([[160, 160, 160]], np.uint8)])
+    return palette[np.where(labels >= 0, labels, num_parts)]
+
+
+def write_preview(
+    dense: PointSample, labels: np.ndarray, part_names: list[str], path: Path, device="cpu"
+) -> Path:
+    """A PNG with four views of the labeled dense cloud and a legend."""
+    from PIL import Image, ImageDraw
+
+    from .io.atomic import atomic_path
+    from .parts import part_colors
+    from .render import RenderSettings, render_views
+
+    views = [(20.0, 30.0), (20.0, 120.0), (20.0, 210.0), (20.0, 300.0)]
+    settings = RenderSettings(image_size=384, views=views)
+    colors = part_colors_for(labels, len(part_names))
+    rendering = render_views(dense.points, colors, dense.normals, settings=settings, device=device)
+    tiles = [Image.fromarray(img) for img in rendering.images]
+    size = settings.image_size
+    sheet = Image.new("RGB", (size * len(tiles), size + 28), "white")
+    for i, tile in enumerate(tiles):
+        sheet.paste(tile, (i * size, 0))
+    draw = ImageDraw.Draw(sheet)
+    x = 8
+    for name, color in zip(part_names, part_colors(len(part_names)), strict=True):
+        draw.rectangle([x, size + 8, x + 14, size + 22], fill=tuple(int(c) for c in color))
+        draw.text((x + 18, size + 9), name, fill="black")
+        x += 26 + 7 * len(name)
+    with atomic_path(path) as tmp:
+        sheet.save(tmp, format="PNG")
+    return path
+
+
+class Segmenter:
+    """Holds the model, labeler and support source; segments one input at a time."""
+
+    def __init__(self, part_names: list[str] | None, options: SegmentOptions) -> None:
+        from .runtime import resolve_device, seed_everything
+        from .weights import resolve_weights
+
+        self.part_names = list(part_names or [])
+        self.options = options
+        self.device = resolve_device(options.device)
+        seed_everything(options.seed)
+        self.model, self.weights_info = resolve_weights(
+            options.weights, options.weights_revision, seed=options.seed, device=self.device
+        )
+        r_max = self.model.config.r_max
+        if len(self.part_names) > r_max:
+            raise UsageError(
+                f"--parts lists {len(self.part_names)} parts but the model has at most {r_max} (R_max)"
+            )
+        self.labeler = self._make_labeler()
+        self.bank = self._open_support()
+        self.feature_cache = FeatureCache(self.model, self.device)
+        if self.labeler is None and self.bank is None:
+            raise UsageError(
+                "nothing to adapt on: give --index or --support, or a labeler other than 'none'"
+            )
+
+    @property
+    def mode(self) -> str:
+        if self.bank is None:
+            return "zero-shot"
+        return "few-shot" if self.labeler is None else "vlm"
+
+    def _make_labeler(self):
+        if self.options.labeler == "none":
+            return None
+        from .labeling import make_labeler
+
+        return make_labeler(self.options.labeler, **self.options.labeler_options)
+
+    def _open_support(self):
+        from .retrieval import SupportBank
+
+        if self.options.support_dir is not None:
+            return SupportBank.from_folder(
+                self.options.support_dir,
+                support_cache_dir(self.options.support_dir),
+                seed=self.options.seed,
+                device=str(self.device),
+            )
+        if self.options.index is not None:
+            return SupportBank.from_index(self.options.index)
+        return None
+
+    def run(self, path: str) -> SegmentResult:
+        """Segment one file; library errors become a failed result, not an exception."""
+        try:
+            return self.segment_file(Path(path))
+        except BipartError as exc:
+            return SegmentResult(
+                input=str(path), ok=False, part_names=self.part_names, error=str(exc)
+            )
+
+    def segment_file(self, path: Path) -> SegmentResult:
+        from .io import load_asset
+
+        started = time.perf_counter()
+        asset = load_asset(path)
+        result = self.segment_asset(asset)
+        result.timings["total"] = time.perf_counter() - started
+        return result
+
+    def retrieve(
+        self,
+        target_points: np.ndarray,
+        part_names: list[str],
+        exclude_sha256: str | None = None,
+        category: str | None = None,
+    ) -> list[SupportShape]:
+        """The support set for a target (Sec. 3.4); empty when there is no bank."""
+        if self.bank is None:
+            return []
+        return self.bank.retrieve(
+            target_points,
+            part_names,
+            m=self.options.adapt.support_size,
+            strategy=self.options.adapt.strategy,
+            category=category or self.options.category,
+            exclude_sha256=exclude_sha256,
+            rng=np.random.default_rng(self.options.seed),
+        )
+
+    def segment_points(
+        self,
+        part_names: list[str],
+        dense_points: np.ndarray,
+        network_points: np.ndarray,
+        target_labels: PseudoLabels | None,
+        exclude_sha256: str | None = None,
+        category: str | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """Core shared by ``segment`` and ``eval``: dense labels (n,), scores (n,) and support ids."""
+        support = self.retrieve(network_points, part_names, exclude_sha256, category)
+        if not support and target_labels is None:
+            raise UsageError(
+                f"no support shapes match the parts {', '.join(part_names)} and the target has no pseudo labels"
+            )
+        if self.bank is None:
+            # Zero-shot without an index: the support set is the target itself, M times (Sec. 5.1).
+            target_labels = _repeat_labels(target_labels, self.options.adapt.support_size)
+        labels, scores = adapt_and_predict(
+            self.model,
+            network_points,
+            dense_points,
+            target_labels,
+            support,
+            len(part_names),
+            self.options.adapt,
+            self.feature_cache,
+        )
+        return labels, scores, [s.shape_id for s in support]
+
+    def segment_asset(self, asset: Asset) -> SegmentResult:
+        from .io import sample_dense, sample_network_indices
+
+        timings: dict[str, float] = {}
+        clock = time.perf_counter()
+        dense = sample_dense(asset, n_points=self.options.n_dense, seed=self.options.seed)
+        network_idx = sample_network_indices(
+            dense.points, self.options.n_points, seed=self.options.seed
+        )
+        timings["sample"] = time.perf_counter() - clock
+
+        clock = time.perf_counter()
+        target_labels = None
+        if self.labeler is not None:
+            dense_labels = self.labeler.label(
+                dense, self.part_names, device=str(self.device), seed=self.options.seed
+            )
+            target_labels = dense_labels.subset(network_idx)
+        timings["label"] = time.perf_counter() - clock
+
+        clock = time.perf_counter()
+        labels, scores, support_ids = self.segment_points(
+            self.part_names,
+            dense.points,
+            dense.points[network_idx],
+            target_labels,
+            exclude_sha256=asset.sha256 or None,
+        )
+        timings["adapt_predict"] = time.perf_counter() - clock
+
+        result = SegmentResult(
+            input=str(asset.source),
+            ok=True,
+            part_names=self.part_names,
+            mode=self.mode,
+            support=support_ids,
+            weights=self.weights_info.to_dict(),
+            timings=timings,
+            dense_labels=labels,
+            dense_scores=scores,
+        )
+        if self.options.write:
+            self._write(asset, dense, result)
+        return result
+
+    def _write(self, asset: Asset, dense: PointSample, result: SegmentResult) -> None:
+        from .io import write_outputs
+
+        out_dir = self.options.out_dir or (asset.source.parent if asset.source else Path.cwd())
+        metadata = {
+            "weights": result.weights,
+            "mode": result.mode,
+            "labeler": self.options.labeler,
+            "support": result.support,
+            "adapt": self.options.adapt.__dict__,
+            "seed": self.options.seed,
+            "device": str(self.device),
+            "timings": result.timings,
+        }
+        paths = write_outputs(
+            asset,
+            dense,
+            result.dense_labels,
+            result.dense_scores,
+            self.part_names,
+            out_dir,
+            metadata=metadata,
+        )
+        result.outputs = {k: str(v) for k, v in paths.__dict__.items() if v is not None}
+        if self.options.preview:
+            preview_path = Path(out_dir) / f"{asset.stem}.parts.png"
+            write_preview(
+                dense, result.dense_labels, self.part_names, preview_path, device=str(self.device)
+            )
+            result.outputs["preview"] = str(preview_path)
+        counts = np.bincount(
+            result.dense_labels[result.dense_labels >= 0], minlength=len(self.part_names)
+        )
+        result.parts = [
+            {
+                "id": i + 1,
+                "name": name,
+                "points": int(counts[i]),
+                "mean_score": float(result.dense_scores[result.dense_labels == i].mean())
+                if counts[i]
+                else 0.0,
+            }
+            for i, name in enumerate(self.part_names)
+        ]
+
+
+def _repeat_labels(labels: PseudoLabels, times: int) -> PseudoLabels:
+    """The same boxes ``times`` times: the zero-shot support of Sec. 5.1 (the loss scales by M)."""
+    from .labeling.pseudo_labels import PseudoLabels
+
+    reps = max(times, 1)
+    return PseudoLabels(
+        masks=np.repeat(labels.masks, reps, axis=0),
+        part_index=np.repeat(labels.part_index, reps),
+        scores=np.repeat(labels.scores, reps),
+        part_names=list(labels.part_names),
+        view_index=np.repeat(labels.view_index, reps),
+        boxes=np.repeat(labels.boxes, reps, axis=0),
+        provenance=dict(labels.provenance),
+    )
+
+
+def segment(inputs: str | list[str], parts: str | list[str], **options: Any) -> list[SegmentResult]:
+    """Python API: ``segment("chair.glb", "back,seat,leg,arm", support_dir="chairs/")``.
+
+    Options are the fields of :class:`SegmentOptions`; adaptation settings
+    (``steps``, ``lr``, ``support_size``, ``strategy``) may be given flat.
+    """
+    from .parts import parse_part_names
+
+    adapt_keys = {"steps", "lr", "support_size", "strategy"}
+    adapt = AdaptSettings(**{k: options.pop(k) for k in list(options) if k in adapt_keys})
+    if "support_dir" in options and options["support_dir"] is not None:
+        options["support_dir"] = Path(options["support_dir"])
+    if "out_dir" in options and options["out_dir"] is not None:
+        options["out_dir"] = Path(options["out_dir"])
+    segment_options = SegmentOptions(adapt=adapt, **options)
+    part_names = parse_part_names(parts if isinstance(parts, str) else ",".join(parts))
+    segmenter = Segmenter(part_names, segment_options)
+    paths = expand_inputs([inputs] if isinstance(inputs, str) else list(inputs))
+    return [segmenter.run(path) for path in paths]

@@ -1,0 +1,121 @@
+"""Known checkpoints and how ``--weights`` is resolved.
+
+``weights/registry.json`` lists the checkpoints the tool knows (id, Hub repo,
+revision, sha256 of ``model.safetensors``, local folder). ``--weights`` takes a
+registry id, a Hub id, a local folder, or ``random`` (an untrained, seeded
+model, only ever chosen explicitly and marked as such in every output).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import ModelUnavailableError, UsageError
+
+if TYPE_CHECKING:
+    from .model import BiPartModel
+
+REGISTRY_PATH = Path(__file__).resolve().parent.parent / "weights" / "registry.json"
+RANDOM_WEIGHTS = "random"
+
+
+@dataclass
+class WeightsInfo:
+    """Where a model came from, recorded in every output."""
+
+    weights_id: str
+    revision: str | None
+    sha256: str | None
+    trained: bool
+    encoder_pretrained: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def load_registry(path: Path = REGISTRY_PATH) -> dict[str, Any]:
+    if not path.exists():
+        return {"schema_version": 1, "default": None, "checkpoints": []}
+    return json.loads(path.read_text())
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _registry_entry(spec: str, registry: dict[str, Any]) -> dict[str, Any] | None:
+    return next((c for c in registry["checkpoints"] if c["id"] == spec), None)
+
+
+def resolve_weights(
+    spec: str | None, revision: str | None = None, seed: int = 0, device="cpu"
+) -> tuple[BiPartModel, WeightsInfo]:
+    """Load the model named by ``--weights``.
+
+    ``None`` means the registry's default; with no trained default yet this is a
+    clear error asking for ``--weights random`` or a checkpoint.
+    """
+    from .model import BiPartConfig, BiPartModel
+
+    registry = load_registry()
+    if spec is None:
+        spec = registry.get("default")
+        if spec is None:
+            raise UsageError(
+                "no trained default weights are registered yet: pass --weights random (untrained, for testing) or --weights ID|DIR"
+            )
+    if spec == RANDOM_WEIGHTS:
+        import torch
+
+        torch.manual_seed(seed)
+        model = BiPartModel(BiPartConfig())
+        info = WeightsInfo(
+            RANDOM_WEIGHTS,
+            None,
+            None,
+            trained=False,
+            encoder_pretrained=model.encoder_is_pretrained,
+        )
+        return model.to(device).eval(), info
+
+    entry = _registry_entry(spec, registry)
+    if entry is not None:
+        return _load_registered(entry, revision, device)
+    model = BiPartModel.from_pretrained(spec, revision=revision)
+    return model.to(device).eval(), WeightsInfo(
+        spec, revision, None, trained=True, encoder_pretrained=model.encoder_is_pretrained
+    )
+
+
+def _load_registered(
+    entry: dict[str, Any], revision: str | None, device
+) -> tuple[BiPartModel, WeightsInfo]:
+    from .model import BiPartModel
+
+    local = REGISTRY_PATH.parent / entry["folder"] if entry.get("folder") else None
+    source = str(local) if local is not None and local.is_dir() else entry.get("repo_id")
+    if source is None:
+        raise ModelUnavailableError(
+            f"checkpoint {entry['id']!r} has neither a local folder nor a Hub repo"
+        )
+    revision = revision or entry.get("revision")
+    model = BiPartModel.from_pretrained(source, revision=revision)
+    sha = None
+    if local is not None and local.is_dir():
+        sha = _file_sha256(local / "model.safetensors")
+        if entry.get("sha256") and sha != entry["sha256"]:
+            raise ModelUnavailableError(
+                f"checkpoint {entry['id']!r}: model.safetensors sha256 {sha[:12]}… does not match the registry"
+            )
+    info = WeightsInfo(
+        entry["id"], revision, sha, trained=True, encoder_pretrained=model.encoder_is_pretrained
+    )
+    return model.to(device).eval(), info

@@ -1,0 +1,54 @@
+"""Tiny models and synthetic shapes shared by the adaptation and training tests."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bipart_cli.labeling.pseudo_labels import PseudoLabels
+from bipart_cli.model import BiPartConfig
+
+NUM_POINTS = 256
+
+
+def tiny_config(**overrides) -> BiPartConfig:
+    settings = dict(
+        group_sizes=[64, 32, 8],
+        group_k=[8, 4, 4],
+        encoder_dims=[24, 48, 96],
+        encoder_depths=[1, 1, 1],
+        encoder_heads=6,
+        extractor_dim=32,
+        head_hidden=32,
+        r_max=6,
+        num_points=NUM_POINTS,
+    )
+    settings.update(overrides)
+    return BiPartConfig(**settings)
+
+
+def unit_cloud(rng: np.random.Generator, num_points: int = NUM_POINTS) -> np.ndarray:
+    points = rng.normal(size=(num_points, 3)).astype(np.float32)
+    return points / np.linalg.norm(points, axis=1).max()
+
+
+def random_labels(
+    rng: np.random.Generator, num_points: int = NUM_POINTS, parts: int = 3, boxes: int = 5
+) -> PseudoLabels:
+    return PseudoLabels(
+        masks=rng.random((boxes, num_points)) < 0.3,
+        part_index=rng.integers(0, parts, boxes),
+        scores=rng.uniform(0.5, 1.0, boxes),
+        part_names=[f"part{i}" for i in range(parts)],
+    )
+
+
+def half_space_labels(points: np.ndarray) -> tuple[np.ndarray, PseudoLabels]:
+    """Ground truth ``x > 0 -> part 1`` and one full-mask box per part (the `given` form)."""
+    truth = (points[:, 0] > 0).astype(np.int64)
+    labels = PseudoLabels(
+        masks=np.stack([truth == 0, truth == 1]),
+        part_index=np.array([0, 1]),
+        scores=np.ones(2),
+        part_names=["left", "right"],
+    )
+    return truth, labels

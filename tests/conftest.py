@@ -1,0 +1,61 @@
+"""Shared fixtures: generated shapes with ground-truth parts (bipart_cli.examples)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bipart_cli.examples import make_pieces, make_shape
+
+ARMCHAIR_SEED = 3  # make_shape("chair", 3) has both optional arms
+
+
+@pytest.fixture(scope="session")
+def chair_pieces():
+    """The part instances of the armchair (ground truth)."""
+    return make_pieces("chair", ARMCHAIR_SEED)
+
+
+@pytest.fixture(scope="session")
+def chair_scene():
+    """The armchair as a trimesh.Scene: nodes back, seat, leg.0..leg.3, arm.0, arm.1."""
+    return make_shape("chair", ARMCHAIR_SEED)
+
+
+@pytest.fixture(scope="session")
+def chair_glb(tmp_path_factory, chair_scene) -> Path:
+    """The armchair written as a GLB."""
+    path = tmp_path_factory.mktemp("chair") / "chair.glb"
+    path.write_bytes(chair_scene.export(file_type="glb"))
+    return path
+
+
+@pytest.fixture(scope="session")
+def chair_asset(chair_glb):
+    from bipart_cli.io import load_asset
+
+    return load_asset(chair_glb)
+
+
+@pytest.fixture
+def run_bipart():
+    """Run ``python -m bipart_cli ARGS`` in a subprocess; returns the CompletedProcess.
+
+    COLUMNS is wide so that rich does not wrap a long error line on stderr.
+    """
+
+    def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+        env = {**os.environ, "NO_COLOR": "1"}
+        return subprocess.run(
+            [sys.executable, "-m", "bipart_cli", *args],
+            capture_output=True,
+            text=True,
+            cwd=cwd,
+            env=env,
+        )
+
+    return run

@@ -1,0 +1,154 @@
+"""Bad input through ``bipart info ASSET``: one clear line, non-zero exit, no traceback, no files."""
+
+from __future__ import annotations
+
+import json
+import logging
+import struct
+
+import numpy as np
+import pytest
+import trimesh
+
+from bipart_cli.errors import UsageError
+from bipart_cli.examples import make_shape
+from bipart_cli.io import sample_network_indices
+from bipart_cli.parts import parse_part_names
+
+
+def _assert_clean_failure(result, folder, before, *needles):
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 1, result.stderr
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error:")
+    for needle in needles:
+        assert needle in lines[0]
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+    assert sorted(p.name for p in folder.iterdir()) == before
+
+
+def _check(run_bipart, folder, name, *needles):
+    before = sorted(p.name for p in folder.iterdir())
+    result = run_bipart("info", name, cwd=folder)
+    _assert_clean_failure(result, folder, before, *needles)
+    return result
+
+
+def test_missing_file(run_bipart, tmp_path):
+    _check(run_bipart, tmp_path, "nope.glb", "nope.glb", "no such file")
+
+
+def test_directory(run_bipart, tmp_path):
+    (tmp_path / "shapes").mkdir()
+    _check(run_bipart, tmp_path, "shapes", "is a directory")
+
+
+def test_unknown_extension(run_bipart, tmp_path):
+    (tmp_path / "chair.fbx").write_bytes(b"Kaydara FBX Binary")
+    _check(run_bipart, tmp_path, "chair.fbx", "unsupported file type", ".glb")
+
+
+def test_garbage_glb(run_bipart, tmp_path):
+    (tmp_path / "garbage.glb").write_bytes(np.random.default_rng(0).bytes(4096))
+    _check(run_bipart, tmp_path, "garbage.glb", "corrupt or truncated GLB")
+
+
+def test_truncated_glb(run_bipart, tmp_path):
+    data = make_shape("chair", 0).export(file_type="glb")
+    (tmp_path / "cut.glb").write_bytes(data[: len(data) // 2])
+    _check(run_bipart, tmp_path, "cut.glb", "corrupt or truncated GLB")
+
+
+def test_zero_byte_file(run_bipart, tmp_path):
+    (tmp_path / "empty.glb").write_bytes(b"")
+    _check(run_bipart, tmp_path, "empty.glb", "empty")
+
+
+def test_empty_mesh(run_bipart, tmp_path):
+    (tmp_path / "empty.off").write_text("OFF\n0 0 0\n")
+    _check(run_bipart, tmp_path, "empty.off", "empty mesh")
+
+
+def _glb(gltf: dict) -> bytes:
+    """A binary glTF holding only a JSON chunk (no buffers)."""
+    chunk = json.dumps(gltf).encode()
+    chunk += b" " * (-len(chunk) % 4)
+    body = struct.pack("<II", len(chunk), 0x4E4F534A) + chunk
+    return struct.pack("<4sII", b"glTF", 2, 12 + len(body)) + body
+
+
+def test_glb_without_geometry(run_bipart, tmp_path):
+    gltf = {"asset": {"version": "2.0"}, "scene": 0, "scenes": [{"nodes": [0]}]}
+    gltf["nodes"] = [{"name": "lonely_node"}]
+    (tmp_path / "nothing.glb").write_bytes(_glb(gltf))
+    _check(run_bipart, tmp_path, "nothing.glb", "empty mesh")
+
+
+@pytest.mark.parametrize("bad", ["nan", "inf"])
+def test_non_finite_vertices_obj(run_bipart, tmp_path, bad):
+    text = f"v 0 0 0\nv 1 0 0\nv 0 1 {bad}\nv 1 1 0\nf 1 2 3\nf 2 4 3\n"
+    (tmp_path / "bad.obj").write_text(text)
+    _check(run_bipart, tmp_path, "bad.obj", "NaN or inf")
+
+
+def test_non_finite_vertices_ply(run_bipart, tmp_path):
+    header = "ply\nformat ascii 1.0\nelement vertex 3\nproperty float x\nproperty float y\n"
+    header += (
+        "property float z\nelement face 1\nproperty list uchar int vertex_indices\nend_header\n"
+    )
+    (tmp_path / "bad.ply").write_text(header + "0 0 0\n1 0 0\n0 inf 0\n3 0 1 2\n")
+    _check(run_bipart, tmp_path, "bad.ply", "1 of 3", "NaN or inf")
+
+
+def test_non_finite_point_cloud(run_bipart, tmp_path):
+    points = np.random.default_rng(0).normal(size=(50, 3))
+    points[7, 1] = np.nan
+    np.save(tmp_path / "cloud.npy", points)
+    _check(run_bipart, tmp_path, "cloud.npy", "1 of 50", "NaN or inf")
+
+
+def test_only_degenerate_faces(run_bipart, tmp_path):
+    # collinear corners: every triangle has zero area
+    vertices = np.array([[0, 0, 0], [1, 0, 0], [2, 0, 0], [3, 0, 0.0]])
+    mesh = trimesh.Trimesh(vertices, [[0, 1, 2], [1, 2, 3]], process=False)
+    (tmp_path / "flat.stl").write_bytes(mesh.export(file_type="stl"))
+    _check(run_bipart, tmp_path, "flat.stl", "degenerate")
+
+
+def test_verbose_shows_the_traceback(run_bipart, tmp_path):
+    (tmp_path / "garbage.glb").write_bytes(b"glTF" + bytes(100))
+    result = run_bipart("info", "garbage.glb", "-v", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "Traceback" in result.stderr
+
+
+def test_fewer_points_than_needed_upsamples_with_a_warning(caplog):
+    points = np.random.default_rng(1).normal(size=(100, 3))
+    with caplog.at_level(logging.WARNING, logger="bipart"):
+        indices = sample_network_indices(points, n_samples=256, seed=0)
+    assert indices.shape == (256,) and indices.dtype == np.int64
+    assert set(indices.tolist()) == set(range(100))  # every point kept, the rest repeats
+    assert any("fewer than" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "--parts is empty"),
+        (" , ,", "--parts is empty"),
+        ("back,,seat", "empty name at position 2"),
+        ("back,seat,Back", "twice"),
+        ("a,b,c,d", "at most 3"),
+    ],
+)
+def test_bad_parts_are_usage_errors(text, message):
+    with pytest.raises(UsageError, match=message) as info:
+        parse_part_names(text, max_parts=3)
+    assert info.value.exit_code == 2
+    assert "\n" not in str(info.value)
+
+
+def test_good_parts_are_stripped():
+    assert parse_part_names(" back, seat ,leg ", max_parts=3) == ["back", "seat", "leg"]
+    assert parse_part_names(["arm", "leg"]) == ["arm", "leg"]

@@ -1,0 +1,87 @@
+"""The procedural example generator and the committed example GLBs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bipart_cli.examples import CATEGORIES, make_pieces, make_shape, node_names, write_examples
+from bipart_cli.io import asset_from_scene, load_asset
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def _vertices(scene) -> np.ndarray:
+    return np.concatenate([g.vertices for g in scene.geometry.values()])
+
+
+@pytest.mark.parametrize("category", list(CATEGORIES))
+def test_every_category_is_seeded_and_varies(category):
+    a, b, c = make_shape(category, 11), make_shape(category, 11), make_shape(category, 12)
+    np.testing.assert_array_equal(_vertices(a), _vertices(b))
+    va, vc = _vertices(a), _vertices(c)
+    assert va.shape != vc.shape or not np.allclose(va, vc)
+
+
+@pytest.mark.parametrize("category", list(CATEGORIES))
+def test_every_category_loads_back_with_its_parts(category):
+    for seed in range(3):
+        pieces = make_pieces(category, seed)
+        asset = asset_from_scene(make_shape(category, seed))
+        assert set(asset.part_names) <= set(CATEGORIES[category])
+        assert asset.part_names == list(dict.fromkeys(p.part for p in pieces))
+        assert (asset.labels >= 0).all()
+        sizes = [len(p.mesh.faces) for p in pieces]
+        expected = np.repeat([asset.part_names.index(p.part) for p in pieces], sizes)
+        np.testing.assert_array_equal(asset.labels, expected)
+        assert all(p.mesh.area > 0 for p in pieces)
+
+
+def test_chair_parts_and_optional_arms():
+    with_arms = 0
+    for seed in range(12):
+        names = node_names(make_pieces("chair", seed))
+        assert names[:6] == ["back", "seat", "leg.0", "leg.1", "leg.2", "leg.3"]
+        assert names[6:] in ([], ["arm.0", "arm.1"])
+        with_arms += bool(names[6:])
+    assert 0 < with_arms < 12
+
+
+def test_colour_modes():
+    grey = make_shape("mug", 0, colors="grey")
+    assert all((g.visual.vertex_colors[:, :3] == 160).all() for g in grey.geometry.values())
+    parts = make_shape("mug", 0, colors="parts")
+    body = parts.geometry["body"].visual.vertex_colors[0, :3]
+    handle = parts.geometry["handle"].visual.vertex_colors[0, :3]
+    assert not np.array_equal(body, handle)
+    with pytest.raises(ValueError):
+        make_shape("mug", 0, colors="rainbow")
+    with pytest.raises(ValueError, match="unknown category"):
+        make_shape("spaceship")
+
+
+def test_write_examples(tmp_path):
+    paths = write_examples(tmp_path, ["table"], n_chairs=2)
+    assert [p.relative_to(tmp_path).as_posix() for p in paths] == [
+        "table.glb",
+        "chairs/chair_0.glb",
+        "chairs/chair_1.glb",
+    ]
+    assert load_asset(paths[0]).part_names == ["top", "leg"]
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_committed_examples_are_small_and_labeled():
+    files = sorted(EXAMPLES.glob("*.glb")) + sorted((EXAMPLES / "chairs").glob("*.glb"))
+    names = {p.relative_to(EXAMPLES).as_posix() for p in files}
+    assert {"chair.glb", "table.glb", "mug.glb", "lamp.glb"} <= names
+    assert len(list((EXAMPLES / "chairs").glob("*.glb"))) >= 5
+    total = sum(p.stat().st_size for p in EXAMPLES.rglob("*") if p.is_file())
+    assert total < 1_000_000
+    for path in files:
+        asset = load_asset(path)
+        assert asset.has_labels and (asset.labels >= 0).all()
+    chairs = [load_asset(p) for p in sorted((EXAMPLES / "chairs").glob("*.glb"))]
+    assert all(c.part_names[:3] == ["back", "seat", "leg"] for c in chairs)

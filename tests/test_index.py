@@ -1,0 +1,376 @@
+"""The shape-index storage layer: records, shards, checksums, manifest, hf:// resolution.
+
+Fixtures are small synthetic records (random arrays), so no labeler or model runs here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bipart_cli.errors import IndexCorruptError, InvalidInputError, UsageError
+from bipart_cli.index import (
+    BasisInfo,
+    IndexWriter,
+    ShapeIndex,
+    ShapeRecord,
+    parse_shard_spec,
+    resolve_index_path,
+)
+from bipart_cli.index.build import in_shard
+from bipart_cli.labeling.pseudo_labels import PseudoLabels
+
+N_POINTS = 2048
+CATEGORIES = ["chair", "table", "lamp"]
+SETTINGS = {"n_points": N_POINTS, "seed": 0, "labeler": "synthetic"}
+ENCODER = {"init": "random-seeded", "seed": 0, "weights_sha256": "ab" * 32}
+
+
+def synthetic_record(i: int, with_features: bool = False) -> ShapeRecord:
+    """A record with random arrays; every third has ground truth."""
+    rng = np.random.default_rng(i)
+    part_names = ["back", "seat", "leg", "arm"][: 2 + i % 3]
+    num_boxes = 1 + i % 4
+    n_dense = 300 + 7 * i
+    labels = None
+    if i % 3 == 0:
+        labels = rng.integers(-1, len(part_names), N_POINTS)
+    return ShapeRecord(
+        id=f"{CATEGORIES[i % 3]}/shape_{i:03d}.glb",
+        category=CATEGORIES[i % 3],
+        part_names=part_names,
+        source=f"{CATEGORIES[i % 3]}/shape_{i:03d}.glb",
+        sha256=f"{i:064x}",
+        points=rng.normal(size=(N_POINTS, 3)).astype(np.float32),
+        dense_points=rng.normal(size=(n_dense, 3)).astype(np.float32),
+        dense_colors=rng.integers(0, 256, (n_dense, 3), dtype=np.uint8),
+        bps=rng.uniform(0, 2, 1024).astype(np.float32),
+        pseudo_labels=PseudoLabels(
+            masks=rng.random((num_boxes, N_POINTS)) < 0.3,
+            part_index=rng.integers(0, len(part_names), num_boxes),
+            scores=rng.uniform(0.5, 1, num_boxes).astype(np.float32),
+            part_names=part_names,
+            provenance={"labeler": "synthetic", "n": i},
+        ),
+        gt_labels=labels,
+        dense_gt_labels=None if labels is None else rng.integers(-1, len(part_names), n_dense),
+        features=rng.normal(size=(N_POINTS, 681)).astype(np.float16) if with_features else None,
+    )
+
+
+def synthetic_basis() -> BasisInfo:
+    rng = np.random.default_rng(123)
+    return BasisInfo(points=rng.normal(size=(1024, 3)).astype(np.float32), seed=0, radius=1.5)
+
+
+def write_index(out: Path, records: list[ShapeRecord], encoder=None, per_shard: int = 3) -> dict:
+    writer = IndexWriter(
+        out,
+        settings=SETTINGS,
+        basis=synthetic_basis(),
+        encoder=encoder,
+        source_root="/data/shapes",
+        records_per_shard=per_shard,
+    )
+    for record in sorted(records, key=lambda r: r.id):
+        writer.add(record)
+    return writer.commit()
+
+
+def assert_same_record(a: ShapeRecord, b: ShapeRecord, features: bool = True) -> None:
+    for name in ("id", "category", "part_names", "source", "sha256"):
+        assert getattr(a, name) == getattr(b, name), name
+    for name in ("points", "dense_points", "dense_colors", "bps"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    for name in ("gt_labels", "dense_gt_labels") + (("features",) if features else ()):
+        x, y = getattr(a, name), getattr(b, name)
+        assert (x is None) == (y is None), name
+        if x is not None:
+            np.testing.assert_array_equal(x, y)
+    pa, pb = a.pseudo_labels, b.pseudo_labels
+    np.testing.assert_array_equal(pa.masks, pb.masks)
+    np.testing.assert_array_equal(pa.part_index, pb.part_index)
+    np.testing.assert_array_equal(pa.scores, pb.scores)
+    assert pa.part_names == pb.part_names
+    assert pa.provenance == pb.provenance
+
+
+@pytest.fixture
+def records() -> list[ShapeRecord]:
+    return [synthetic_record(i) for i in range(8)]
+
+
+def test_records_round_trip_through_shards(tmp_path, records):
+    manifest = write_index(tmp_path / "idx", records)
+    assert len(manifest["shards"]) == 3  # 8 records, 3 per shard
+    index = ShapeIndex.open(tmp_path / "idx")
+    by_id = {r.id: r for r in records}
+    assert sorted(index.ids) == index.ids == sorted(by_id)
+    assert len(index) == 8
+    for i, entry in enumerate(index.entries):
+        loaded = index.record(i)
+        assert_same_record(loaded, by_id[entry.id])
+        assert loaded.features is None and index.encoder_features(i) is None
+        assert entry.has_ground_truth == (by_id[entry.id].gt_labels is not None)
+        assert entry.num_boxes == by_id[entry.id].pseudo_labels.num_boxes
+    assert [r.id for r in index] == index.ids
+
+
+def test_manifest_part_statistics_follow_eq4(tmp_path, records):
+    write_index(tmp_path / "idx", records)
+    index = ShapeIndex.open(tmp_path / "idx")
+    for i, entry in enumerate(index.entries):
+        labels = index.record(i).pseudo_labels
+        # naive Eq. 4: per point, the parts tying for the highest vote get that vote
+        ratio = np.zeros(len(entry.part_names))
+        for n in range(labels.num_points):
+            votes = [
+                sum(
+                    float(labels.scores[d])
+                    for d in range(labels.num_boxes)
+                    if labels.masks[d, n] and labels.part_index[d] == r
+                )
+                for r in range(len(entry.part_names))
+            ]
+            for r, vote in enumerate(votes):
+                if vote == max(votes):
+                    ratio[r] += vote
+        if ratio.sum() > 0:
+            ratio /= ratio.sum()
+        np.testing.assert_allclose(entry.part_ratio, ratio, atol=1e-5)
+        assert entry.surviving_parts == int((ratio >= 0.01).sum())
+        assert entry.surviving_part_names == [
+            n for n, r in zip(entry.part_names, ratio, strict=True) if r >= 0.01
+        ]
+
+
+def test_shape_without_boxes_round_trips(tmp_path):
+    record = synthetic_record(0)
+    record.pseudo_labels = PseudoLabels(
+        masks=np.zeros((0, N_POINTS), bool),
+        part_index=np.zeros(0, np.int64),
+        scores=np.zeros(0, np.float32),
+        part_names=record.part_names,
+    )
+    write_index(tmp_path / "idx", [record])
+    index = ShapeIndex.open(tmp_path / "idx")
+    assert index.entries[0].num_boxes == 0 and index.entries[0].surviving_parts == 0
+    assert_same_record(index.record(0), record)
+
+
+def test_summaries_filters_and_bps(tmp_path, records):
+    write_index(tmp_path / "idx", records)
+    index = ShapeIndex.open(tmp_path / "idx")
+    assert index.categories() == sorted(CATEGORIES)
+    chairs = index.select(category="CHAIR")
+    assert [index.entries[i].category for i in chairs] == ["chair"] * len(chairs)
+    assert len(chairs) == sum(r.category == "chair" for r in records)
+    same = index.select(part_names=["seat", "BACK"])
+    assert {index.entries[i].id for i in same} == {
+        r.id for r in records if sorted(r.part_names) == ["back", "seat"]
+    }
+    with_arm = index.select(has_parts=["arm"], ground_truth=True)
+    assert {index.entries[i].id for i in with_arm} == {
+        r.id for r in records if "arm" in r.part_names and r.gt_labels is not None
+    }
+    by_id = {r.id: r for r in records}
+    expected = np.stack([by_id[i].bps for i in index.ids])
+    np.testing.assert_array_equal(index.bps_matrix(), expected)
+    np.testing.assert_array_equal(index.bps_matrix([2, 0]), expected[[2, 0]])
+    np.testing.assert_allclose(index.bps_mean(), expected.mean(0), rtol=1e-6)
+    np.testing.assert_array_equal(index.basis.points, synthetic_basis().points)
+    assert index.source_path(0) == Path("/data/shapes") / index.entries[0].source
+
+
+def test_encoder_features_are_cached_and_detected_stale(tmp_path):
+    records = [synthetic_record(i, with_features=True) for i in range(4)]
+    write_index(tmp_path / "idx", records, encoder=ENCODER)
+    index = ShapeIndex.open(tmp_path / "idx")
+    by_id = {r.id: r for r in records}
+    for i, shape_id in enumerate(index.ids):
+        cached = index.encoder_features(i)
+        assert cached.dtype == np.float16 and cached.shape == (N_POINTS, 681)
+        np.testing.assert_array_equal(cached, by_id[shape_id].features)
+        np.testing.assert_array_equal(index.record(i).features, by_id[shape_id].features)
+        assert index.encoder_features(i, expected=ENCODER) is not None
+        assert index.encoder_features(i, expected={**ENCODER, "weights_sha256": "0"}) is None
+
+
+def test_writer_refuses_out_of_order_or_featureless_records(tmp_path):
+    writer = IndexWriter(tmp_path / "a", settings=SETTINGS, basis=synthetic_basis(), encoder=None)
+    writer.add(synthetic_record(1))
+    with pytest.raises(ValueError, match="increasing id order"):
+        writer.add(synthetic_record(3))  # "chair/shape_003.glb" < "table/shape_001.glb"
+    writer = IndexWriter(
+        tmp_path / "b", settings=SETTINGS, basis=synthetic_basis(), encoder=ENCODER
+    )
+    with pytest.raises(ValueError, match="encoder features"):
+        writer.add(synthetic_record(0))
+
+
+def test_same_records_give_identical_files(tmp_path, records):
+    write_index(tmp_path / "a", records)
+    write_index(tmp_path / "b", list(reversed(records)))
+    files_a = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*"))
+    files_b = sorted(p.relative_to(tmp_path / "b") for p in (tmp_path / "b").rglob("*"))
+    assert files_a == files_b
+    for rel in files_a:
+        if (tmp_path / "a" / rel).is_file():
+            assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes()
+
+
+def _shard_of(index: ShapeIndex, row: int) -> str:
+    return index.manifest["shards"][index.entries[row].shard]["name"]
+
+
+def test_corrupt_shard_is_reported_by_name(tmp_path, records):
+    write_index(tmp_path / "idx", records)
+    index = ShapeIndex.open(tmp_path / "idx")
+    bad = _shard_of(index, 3)
+    path = tmp_path / "idx" / bad
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte inside the arrays
+    path.write_bytes(bytes(data))
+
+    index = ShapeIndex.open(tmp_path / "idx")
+    with pytest.raises(IndexCorruptError, match=bad.replace(".", r"\.")):
+        index.record(3)
+    good_rows = [i for i in range(len(index)) if _shard_of(index, i) != bad]
+    for i in good_rows:  # the other shards still load
+        index.record(i)
+    with pytest.raises(IndexCorruptError, match="sha256 mismatch"):
+        index.verify()
+
+
+def test_truncated_shard_without_checksum_check_is_still_reported(tmp_path, records):
+    write_index(tmp_path / "idx", records)
+    index = ShapeIndex.open(tmp_path / "idx")
+    bad = _shard_of(index, 0)
+    (tmp_path / "idx" / bad).write_bytes((tmp_path / "idx" / bad).read_bytes()[:100])
+    index = ShapeIndex.open(tmp_path / "idx", verify=False)
+    with pytest.raises(IndexCorruptError, match=bad.replace(".", r"\.")):
+        index.record(0)
+
+
+def test_missing_shard_is_reported_at_open(tmp_path, records):
+    write_index(tmp_path / "idx", records)
+    name = json.loads((tmp_path / "idx" / "manifest.json").read_text())["shards"][1]["name"]
+    (tmp_path / "idx" / name).unlink()
+    with pytest.raises(IndexCorruptError, match=f"{name}.*missing"):
+        ShapeIndex.open(tmp_path / "idx")
+
+
+def test_not_an_index(tmp_path):
+    with pytest.raises(InvalidInputError, match="manifest.json missing"):
+        ShapeIndex.open(tmp_path)
+    (tmp_path / "manifest.json").write_text('{"format": "something-else"}')
+    with pytest.raises(IndexCorruptError, match="not a bipart-shape-index"):
+        ShapeIndex.open(tmp_path)
+
+
+def test_rewrite_keeps_the_old_index_valid_until_commit(tmp_path, records):
+    out = tmp_path / "idx"
+    write_index(out, records[:5])
+    old_manifest = (out / "manifest.json").read_text()
+    writer = IndexWriter(
+        out, settings=SETTINGS, basis=synthetic_basis(), encoder=None, records_per_shard=2
+    )
+    for record in sorted(records, key=lambda r: r.id)[:4]:
+        writer.add(record)  # two shards flushed, then the "crash": no commit
+    assert (out / "manifest.json").read_text() == old_manifest
+    old = ShapeIndex.open(out)
+    old.verify()
+    assert len(old) == 5
+
+    write_index(out, records)  # a completed rewrite removes the files it no longer names
+    manifest = json.loads((out / "manifest.json").read_text())
+    named = {s["name"] for s in manifest["shards"]}
+    on_disk = {p.relative_to(out).as_posix() for p in (out / "shards").iterdir()}
+    assert on_disk == named
+    assert len(ShapeIndex.open(out)) == len(records)
+
+
+def test_shard_spec_parsing_and_partition():
+    assert parse_shard_spec("1/4") == (1, 4)
+    assert parse_shard_spec(None) is None
+    for bad in ("4/4", "1", "a/2", "-1/2", "1/0"):
+        with pytest.raises(UsageError):
+            parse_shard_spec(bad)
+    ids = [f"cat/{k}.glb" for k in range(50)]
+    owners = [[i for i in range(3) if in_shard(x, (i, 3))] for x in ids]
+    assert all(len(o) == 1 for o in owners)  # every file in exactly one shard
+    assert len({o[0] for o in owners}) == 3  # and no shard is left empty here
+
+
+def _fake_hub_cache(home: Path, index_dir: Path, commit: str, refs: dict[str, str]) -> None:
+    """The Hugging Face cache layout of dataset owner/name with one snapshot."""
+    repo = home / "hub" / "datasets--owner--name"
+    snapshot = repo / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    for path in index_dir.rglob("*"):
+        if path.is_file():
+            target = snapshot / path.relative_to(index_dir)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(path.read_bytes())
+    (repo / "refs").mkdir()
+    for ref, sha in refs.items():
+        (repo / "refs" / ref).write_text(sha)
+
+
+def _open_offline(home: Path, uri: str) -> subprocess.CompletedProcess:
+    code = (
+        "import json, sys\n"
+        "from bipart_cli.index import ShapeIndex\n"
+        "from bipart_cli.errors import BipartError\n"
+        "try:\n"
+        f"    index = ShapeIndex.open({uri!r})\n"
+        "    index.verify()\n"
+        "    print(json.dumps({'path': str(index.path), 'ids': index.ids}))\n"
+        "except BipartError as exc:\n"
+        "    print('ERROR', exc); sys.exit(exc.exit_code)\n"
+    )
+    env = {
+        **os.environ,
+        "HF_HOME": str(home),
+        "HF_HUB_OFFLINE": "1",
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+    }
+    env.pop("HF_HUB_CACHE", None)
+    env.pop("HUGGINGFACE_HUB_CACHE", None)
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
+
+
+def test_hf_uri_resolves_from_the_offline_cache(tmp_path, records):
+    write_index(tmp_path / "idx", records)
+    commit = "1234567890abcdef1234567890abcdef12345678"
+    home = tmp_path / "hf"
+    _fake_hub_cache(home, tmp_path / "idx", commit, {"main": commit, "v1": commit})
+    snapshot = home / "hub" / "datasets--owner--name" / "snapshots" / commit
+    for uri in (
+        "hf://datasets/owner/name",
+        "hf://datasets/owner/name@v1",
+        f"hf://datasets/owner/name@{commit}",
+    ):
+        result = _open_offline(home, uri)
+        assert result.returncode == 0, result.stdout + result.stderr
+        opened = json.loads(result.stdout.strip().splitlines()[-1])
+        assert Path(opened["path"]) == snapshot
+        assert opened["ids"] == sorted(r.id for r in records)
+
+    missing = _open_offline(home, "hf://datasets/owner/other")
+    assert missing.returncode == 1
+    assert "not in the Hub cache" in missing.stdout
+
+
+def test_hf_uri_must_name_a_dataset():
+    with pytest.raises(InvalidInputError):
+        resolve_index_path("hf://owner/name")
+    assert resolve_index_path("some/folder") == Path("some/folder")

@@ -1,0 +1,254 @@
+"""Loading meshes and point clouds: formats, transforms, colours, labels, normalisation."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+import trimesh
+from PIL import Image
+from plyfile import PlyData, PlyElement
+
+from bipart_cli.examples import node_names
+from bipart_cli.io import load_asset, sample_dense, sha256_file
+from bipart_cli.io.labels import part_from_name, sanitize_node_name
+
+
+@pytest.mark.parametrize(
+    ("name", "part"),
+    [
+        ("seat", "seat"),
+        ("leg.2", "leg"),
+        ("leg__L", "leg"),
+        ("leg__front.left", "leg"),
+        ("back rest.10", "back rest"),
+        ("Object_3", None),
+        ("Cube.001", None),
+        ("geometry_0", None),
+        ("", None),
+    ],
+)
+def test_part_from_name_rules(name, part):
+    assert part_from_name(name) == part
+
+
+def test_sanitized_node_names_are_safe_for_threejs_and_blender():
+    assert sanitize_node_name("back rest") == "back_rest"
+    assert sanitize_node_name("leg.front/left[0]") == "leg_front_left_0"
+    assert sanitize_node_name("a__b") == "a_b"
+    assert len(sanitize_node_name("x" * 100).encode()) <= 63
+
+
+def test_glb_node_names_give_ground_truth_face_labels(chair_asset, chair_pieces):
+    pieces = chair_pieces
+    assert chair_asset.part_names == ["back", "seat", "leg", "arm"]
+    assert chair_asset.geometry_nodes == node_names(pieces)
+    expected = np.concatenate(
+        [np.full(len(p.mesh.faces), chair_asset.part_names.index(p.part)) for p in pieces]
+    )
+    np.testing.assert_array_equal(chair_asset.labels, expected)
+    assert chair_asset.format == "glb"
+    assert chair_asset.sha256 == hashlib.sha256(chair_asset.source.read_bytes()).hexdigest()
+    assert sha256_file(chair_asset.source) == chair_asset.sha256
+
+
+def test_glb_node_transforms_are_applied(tmp_path):
+    box = trimesh.creation.box(extents=[1, 1, 1])
+    scene = trimesh.Scene()
+    move = trimesh.transformations.translation_matrix([10, 0, 0])
+    turn = trimesh.transformations.rotation_matrix(np.pi / 2, [0, 0, 1])
+    scene.add_geometry(box, node_name="seat", geom_name="seat", transform=move @ turn)
+    scene.add_geometry(box, node_name="leg__L", geom_name="leg_geom")
+    scene.add_geometry(box, node_name="leg__R", geom_name="leg_geom2", transform=move)
+    path = tmp_path / "moved.glb"
+    path.write_bytes(scene.export(file_type="glb"))
+    asset = load_asset(path)
+    first = asset.vertices[asset.faces[asset.face_geometry == 0]].reshape(-1, 3)
+    np.testing.assert_allclose(first.mean(0), [10, 0, 0], atol=1e-9)
+    assert asset.part_names == ["seat", "leg"]
+    assert np.bincount(asset.labels).tolist() == [12, 24]
+
+
+def test_single_generic_name_is_unlabeled(tmp_path):
+    path = tmp_path / "one.glb"
+    path.write_bytes(trimesh.Scene(trimesh.creation.box()).export(file_type="glb"))
+    asset = load_asset(path)
+    assert not asset.has_labels and asset.labels is None
+
+
+def test_vertex_colours_survive(chair_asset, chair_scene):
+    scene = chair_scene
+    seat = scene.geometry["seat"].visual.vertex_colors[0, :3]
+    seat_faces = chair_asset.faces[chair_asset.labels == 1]
+    np.testing.assert_array_equal(
+        chair_asset.vertex_colors[seat_faces.reshape(-1)], np.tile(seat, (len(seat_faces) * 3, 1))
+    )
+
+
+def test_texture_colours_are_sampled_by_uv(tmp_path):
+    # a quad whose texture is red on the left half (u < 0.5) and blue on the right
+    image = np.zeros((8, 8, 3), np.uint8)
+    image[:, :4] = [255, 0, 0]
+    image[:, 4:] = [0, 0, 255]
+    vertices = np.array([[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0.0]])
+    faces = np.array([[0, 1, 2], [0, 2, 3]])
+    uv = vertices[:, :2].copy()
+    material = trimesh.visual.material.PBRMaterial(baseColorTexture=Image.fromarray(image))
+    visual = trimesh.visual.TextureVisuals(uv=uv, material=material)
+    mesh = trimesh.Trimesh(vertices, faces, visual=visual, process=False)
+    path = tmp_path / "textured.glb"
+    path.write_bytes(mesh.export(file_type="glb"))
+    asset = load_asset(path)
+    assert asset.textures and asset.vertex_uv is not None
+    dense = sample_dense(asset, 4000, seed=0)
+    x = asset.denormalize(dense.points)[:, 0]
+    clear = np.abs(x - 0.5) > 0.1  # away from the bilinear seam
+    left, right = clear & (x < 0.5), clear & (x > 0.5)
+    assert (dense.colors[left, 0] > 200).all() and (dense.colors[left, 2] < 50).all()
+    assert (dense.colors[right, 2] > 200).all() and (dense.colors[right, 0] < 50).all()
+
+
+def test_obj_object_and_group_names(tmp_path):
+    text = (
+        "o seat\nv 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n"
+        "o leg.0\nv 0 0 1\nv 1 0 1\nv 0 1 1\nf 4 5 6\n"
+        "g leg__L\nv 0 0 2\nv 1 0 2\nv 0 1 2\nf 7 8 9\n"
+        "o back\ng back__top\nv 0 0 3\nv 1 0 3\nv 0 1 3\nf 10 11 12\n"
+    )
+    path = tmp_path / "parts.obj"
+    path.write_text(text)
+    asset = load_asset(path)
+    assert asset.part_names == ["seat", "leg", "back"]
+    by_z = {
+        round(float(asset.vertices[f].mean(0)[2])): int(label)
+        for f, label in zip(asset.faces, asset.labels, strict=True)
+    }
+    assert by_z == {0: 0, 1: 1, 2: 1, 3: 2}
+
+
+@pytest.mark.parametrize("fmt", ["off", "stl", "obj", "ply"])
+def test_mesh_formats_round_trip_geometry(tmp_path, fmt):
+    mesh = trimesh.creation.icosphere(subdivisions=1)
+    path = tmp_path / f"sphere.{fmt}"
+    mesh.export(path)
+    asset = load_asset(path)
+    assert asset.is_mesh and asset.format == fmt
+    assert len(asset.faces) == len(mesh.faces)
+    area = (
+        0.5
+        * np.linalg.norm(
+            np.cross(
+                *(
+                    asset.vertices[asset.faces][:, 1:] - asset.vertices[asset.faces][:, :1]
+                ).transpose(1, 0, 2)
+            ),
+            axis=1,
+        ).sum()
+    )
+    assert area == pytest.approx(mesh.area, rel=1e-5)
+
+
+def _write_ply(path, vertex, face=None, comments=()):
+    elements = [PlyElement.describe(vertex, "vertex")]
+    if face is not None:
+        elements.append(PlyElement.describe(face, "face"))
+    PlyData(elements, text=False, comments=list(comments)).write(str(path))
+
+
+def test_ply_mesh_with_face_labels_and_header_names(tmp_path):
+    vertex = np.array(
+        [(0, 0, 0), (1, 0, 0), (1, 1, 0), (0, 1, 0)], dtype=[("x", "f4"), ("y", "f4"), ("z", "f4")]
+    )
+    face = np.array(
+        [([0, 1, 2, 3], 2), ([0, 2, 1], 0)], dtype=[("vertex_indices", "O"), ("label", "u1")]
+    )
+    path = tmp_path / "quad.ply"
+    _write_ply(path, vertex, face, comments=["parts: top,leg"])
+    asset = load_asset(path)
+    assert asset.part_names == ["top", "leg"]
+    # the quad fans into two triangles labeled leg; the last face is unassigned
+    assert asset.labels.tolist() == [1, 1, -1]
+    assert len(asset.faces) == 3
+
+
+def test_ply_cloud_with_vertex_labels_and_sidecar(tmp_path):
+    rng = np.random.default_rng(0)
+    n = 50
+    vertex = np.zeros(
+        n,
+        dtype=[
+            ("x", "f4"),
+            ("y", "f4"),
+            ("z", "f4"),
+            ("red", "u1"),
+            ("green", "u1"),
+            ("blue", "u1"),
+            ("label", "i4"),
+        ],
+    )
+    for axis in "xyz":
+        vertex[axis] = rng.normal(size=n)
+    vertex["red"] = 200
+    vertex["label"] = rng.integers(0, 3, n)
+    path = tmp_path / "cloud.ply"
+    _write_ply(path, vertex)
+    (tmp_path / "parts.json").write_text(json.dumps(["wing", "body"]))
+    asset = load_asset(path)
+    assert not asset.is_mesh
+    assert asset.part_names == ["wing", "body"]
+    np.testing.assert_array_equal(asset.labels, vertex["label"] - 1)
+    assert (asset.vertex_colors[:, 0] == 200).all()
+
+
+def test_npz_cloud_with_labels_and_names(tmp_path):
+    rng = np.random.default_rng(2)
+    points = rng.normal(size=(40, 3))
+    colors = rng.integers(0, 256, size=(40, 3))
+    labels = rng.integers(0, 3, 40)
+    path = tmp_path / "cloud.npz"
+    np.savez(
+        path, points=np.hstack([points, colors]), labels=labels, part_names=np.array(["a", "b"])
+    )
+    asset = load_asset(path)
+    np.testing.assert_allclose(asset.vertices, points)
+    np.testing.assert_array_equal(asset.vertex_colors, colors)
+    np.testing.assert_array_equal(asset.labels, labels - 1)
+    assert asset.part_names == ["a", "b"]
+
+
+def test_npy_float_colours_and_xyz_text(tmp_path):
+    rng = np.random.default_rng(3)
+    cloud = np.hstack([rng.normal(size=(30, 3)), rng.random((30, 3))])
+    np.save(tmp_path / "c.npy", cloud)
+    asset = load_asset(tmp_path / "c.npy")
+    np.testing.assert_array_equal(
+        asset.vertex_colors, np.round(cloud[:, 3:] * 255).astype(np.uint8)
+    )
+    np.savetxt(tmp_path / "c.xyz", cloud[:, :3])
+    np.testing.assert_allclose(load_asset(tmp_path / "c.xyz").vertices, cloud[:, :3])
+    np.savetxt(tmp_path / "c.txt", cloud[:, :3], delimiter=",", header="x,y,z")
+    np.testing.assert_allclose(load_asset(tmp_path / "c.txt").vertices, cloud[:, :3])
+
+
+def test_mesh_normalisation_is_area_weighted_centroid_and_max_norm(chair_asset):
+    tri = chair_asset.vertices[chair_asset.faces]
+    centre, total = np.zeros(3), 0.0
+    for a, b, c in tri:  # literal reference
+        area = 0.5 * np.linalg.norm(np.cross(b - a, c - a))
+        centre += area * (a + b + c) / 3
+        total += area
+    centre /= total
+    np.testing.assert_allclose(chair_asset.center, centre, atol=1e-12)
+    norms = np.linalg.norm(chair_asset.normalize(chair_asset.vertices), axis=1)
+    assert norms.max() == pytest.approx(1.0)
+
+
+def test_cloud_normalisation_is_mean_and_max_norm(tmp_path):
+    points = np.random.default_rng(4).normal(size=(100, 3)) * 5 + 7
+    np.save(tmp_path / "p.npy", points)
+    asset = load_asset(tmp_path / "p.npy")
+    np.testing.assert_allclose(asset.center, points.mean(0))
+    assert np.linalg.norm(asset.normalize(points), axis=1).max() == pytest.approx(1.0)
+    np.testing.assert_allclose(asset.denormalize(asset.normalize(points)), points, atol=1e-12)

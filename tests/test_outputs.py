@@ -1,0 +1,242 @@
+"""Labeled outputs: the PLY/GLB/JSON round trip, face-label transfer and atomic writes."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import trimesh
+from plyfile import PlyData
+
+from bipart_cli import __version__
+from bipart_cli.errors import BipartError
+from bipart_cli.io import face_labels_from_points, load_asset, sample_dense, write_outputs
+from bipart_cli.parts import part_colors
+
+
+@pytest.fixture(scope="module")
+def chair_outputs(chair_asset, tmp_path_factory):
+    """The armchair's ground-truth labels written out (scores = 0.9)."""
+    dense = sample_dense(chair_asset, 20_000, seed=0)
+    out_dir = tmp_path_factory.mktemp("out")
+    metadata = {
+        "seed": 0,
+        "device": "cpu",
+        "weights": {"id": "test", "revision": "abc"},
+        "timings": {"total": np.float32(1.5)},
+    }
+    paths = write_outputs(
+        chair_asset,
+        dense,
+        dense.labels,
+        np.full(len(dense), 0.9),
+        chair_asset.part_names,
+        out_dir,
+        metadata=metadata,
+    )
+    return dense, paths
+
+
+def test_outputs_are_named_after_the_stem(chair_outputs):
+    _, paths = chair_outputs
+    assert [paths.ply.name, paths.glb.name, paths.json.name] == [
+        "chair.parts.ply",
+        "chair.parts.glb",
+        "chair.parts.json",
+    ]
+    assert sorted(p.name for p in paths.ply.parent.iterdir()) == sorted(
+        [paths.ply.name, paths.glb.name, paths.json.name]
+    )
+
+
+def test_ply_round_trip(chair_asset, chair_outputs):
+    dense, paths = chair_outputs
+    ply = PlyData.read(str(paths.ply))
+    assert not ply.text and ply.byte_order == "<"
+    assert [p.name for p in ply["vertex"].properties] == [
+        "x",
+        "y",
+        "z",
+        "red",
+        "green",
+        "blue",
+        "label",
+    ]
+    assert f"parts: {','.join(chair_asset.part_names)}" in ply.comments
+    np.testing.assert_array_equal(ply["vertex"]["label"], dense.labels + 1)
+    xyz = np.stack([ply["vertex"][c] for c in "xyz"], 1)
+    np.testing.assert_allclose(xyz, chair_asset.denormalize(dense.points), atol=1e-5)
+    rgb = np.stack([ply["vertex"][c] for c in ("red", "green", "blue")], 1)
+    np.testing.assert_array_equal(rgb, part_colors(4)[dense.labels])
+    back = load_asset(paths.ply)
+    assert back.part_names == chair_asset.part_names
+    np.testing.assert_array_equal(back.labels, dense.labels)
+    assert len(trimesh.load(paths.ply).vertices) == len(dense)
+
+
+def test_glb_round_trip(chair_asset, chair_outputs):
+    _, paths = chair_outputs
+    scene = trimesh.load_scene(paths.glb)
+    part_nodes = [n for n in scene.graph.nodes_geometry]
+    assert sorted(part_nodes) == sorted(chair_asset.part_names)
+    back = load_asset(paths.glb)
+    assert back.part_names == chair_asset.part_names
+    # the same faces per part: compare counts and each part's surface area
+    np.testing.assert_array_equal(
+        np.bincount(back.labels + 1, minlength=5), np.bincount(chair_asset.labels + 1, minlength=5)
+    )
+    for part in range(4):
+        area_in = trimesh.Trimesh(
+            chair_asset.vertices, chair_asset.faces[chair_asset.labels == part]
+        ).area
+        area_out = trimesh.Trimesh(back.vertices, back.faces[back.labels == part]).area
+        assert area_out == pytest.approx(area_in, rel=1e-6)
+    raw = json.loads(
+        paths.glb.read_bytes()[20 : 20 + int.from_bytes(paths.glb.read_bytes()[12:16], "little")]
+    )
+    extras = {node["name"]: node.get("extras") for node in raw["nodes"]}
+    assert extras["seat"]["label"] == 2 and extras["seat"]["score"] == pytest.approx(0.9)
+
+
+def test_json_summary(chair_asset, chair_outputs):
+    dense, paths = chair_outputs
+    summary = json.loads(paths.json.read_text())
+    assert summary["schema_version"] == 1
+    assert summary["tool"] == {"name": "bipart", "version": __version__}
+    assert summary["input"]["sha256"] == chair_asset.sha256
+    assert summary["weights"] == {"id": "test", "revision": "abc"} and summary["seed"] == 0
+    assert summary["timings"] == {"total": 1.5}
+    assert [p["name"] for p in summary["parts"]] == chair_asset.part_names
+    for i, part in enumerate(summary["parts"]):
+        mask = dense.labels == i
+        assert part["id"] == i + 1
+        assert part["points"] == int(mask.sum())
+        assert part["faces"] == int((chair_asset.labels == i).sum())
+        assert part["mean_confidence"] == pytest.approx(0.9)
+        xyz = chair_asset.denormalize(dense.points[mask])
+        np.testing.assert_allclose(part["bbox"]["min"], xyz.min(0))
+    assert summary["unassigned"] == {"points": 0, "faces": 0}
+
+
+def test_face_vote_recovers_ground_truth_faces(chair_asset):
+    dense = sample_dense(chair_asset, 20_000, seed=1)
+    faces = face_labels_from_points(chair_asset, dense, dense.labels)
+    np.testing.assert_array_equal(faces, chair_asset.labels)
+
+
+def test_face_vote_majority_and_unassigned():
+    from bipart_cli.io import Asset, PointSample
+
+    # one triangle, five samples on it: three say part 1, two say unassigned
+    asset = Asset(
+        vertices=np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0.0]]), faces=np.array([[0, 1, 2]])
+    )
+    points = np.array(
+        [[0.2, 0.2, 0], [0.3, 0.1, 0], [0.1, 0.3, 0], [0.25, 0.25, 0], [0.3, 0.3, 0]], np.float32
+    )
+    dense = PointSample(
+        points=points, colors=np.zeros((5, 3), np.uint8), face_index=np.zeros(5, np.int64)
+    )
+    assert face_labels_from_points(asset, dense, np.array([1, 1, 1, -1, -1])).tolist() == [1]
+    assert face_labels_from_points(asset, dense, np.array([-1, -1, -1, -1, 0])).tolist() == [-1]
+
+
+def test_unassigned_points_and_sanitised_names_round_trip(chair_asset, tmp_path):
+    dense = sample_dense(chair_asset, 5000, seed=2)
+    labels = dense.labels.copy()
+    labels[labels == 3] = -1  # arms unassigned
+    names = ["back rest", "seat", "leg", "arm"]
+    paths = write_outputs(chair_asset, dense, labels, np.ones(len(dense)), names, tmp_path)
+    nodes = set(trimesh.load_scene(paths.glb).graph.nodes_geometry)
+    assert nodes == {"back_rest", "seat", "leg", "unassigned"}
+    back = load_asset(paths.glb)  # names come back from the JSON sidecar
+    assert back.part_names == names
+    assert (back.labels == -1).sum() == (chair_asset.labels == 3).sum()
+    ply = load_asset(paths.ply)
+    np.testing.assert_array_equal(ply.labels, labels)
+    summary = json.loads(paths.json.read_text())
+    assert summary["parts"][3]["points"] == 0 and summary["parts"][3]["bbox"] is None
+    assert summary["unassigned"]["points"] == int((labels == -1).sum())
+
+
+def test_point_cloud_input_gets_a_glb_of_points(tmp_path):
+    rng = np.random.default_rng(0)
+    points = rng.normal(size=(300, 3))
+    np.save(tmp_path / "cloud.npy", points)
+    asset = load_asset(tmp_path / "cloud.npy")
+    dense = sample_dense(asset)
+    labels = (points[:, 0] > 0).astype(np.int64)
+    paths = write_outputs(asset, dense, labels, np.ones(300), ["left", "right"], tmp_path / "out")
+    scene = trimesh.load_scene(paths.glb)
+    assert all(isinstance(g, trimesh.PointCloud) for g in scene.geometry.values())
+    back = load_asset(paths.glb)
+    assert back.part_names == ["left", "right"] and not back.is_mesh
+    assert np.bincount(back.labels).tolist() == np.bincount(labels).tolist()
+
+
+def test_textured_mesh_keeps_uvs_and_material(tmp_path):
+    from PIL import Image
+
+    box = trimesh.creation.box()
+    uv = np.random.default_rng(0).random((len(box.vertices), 2))
+    image = Image.fromarray(np.full((4, 4, 3), 90, np.uint8))
+    material = trimesh.visual.material.PBRMaterial(baseColorTexture=image)
+    box.visual = trimesh.visual.TextureVisuals(uv=uv, material=material)
+    scene = trimesh.Scene()
+    scene.add_geometry(box, node_name="lid", geom_name="lid")
+    scene.add_geometry(
+        box.copy(),
+        node_name="body",
+        geom_name="body",
+        transform=trimesh.transformations.translation_matrix([0, -1, 0]),
+    )
+    scene.export(tmp_path / "crate.glb")
+    asset = load_asset(tmp_path / "crate.glb")
+    dense = sample_dense(asset, 4000)
+    paths = write_outputs(
+        asset, dense, dense.labels, np.ones(len(dense)), asset.part_names, tmp_path / "out"
+    )
+    out = trimesh.load_scene(paths.glb)
+    lid = out.geometry[out.graph["lid"][1]]
+    assert lid.visual.kind == "texture" and lid.visual.uv is not None
+    np.testing.assert_array_equal(
+        lid.visual.material.baseColorFactor[:3], part_colors(2)[asset.part_names.index("lid")]
+    )
+
+
+def test_failed_json_leaves_no_file(chair_asset, tmp_path):
+    dense = sample_dense(chair_asset, 2000)
+    with pytest.raises(TypeError):
+        write_outputs(
+            chair_asset,
+            dense,
+            dense.labels,
+            np.ones(2000),
+            chair_asset.part_names,
+            tmp_path,
+            metadata={"bad": object()},
+        )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failure_while_writing_leaves_no_file(chair_asset, tmp_path):
+    dense = sample_dense(chair_asset, 2000)
+    (
+        tmp_path / "chair.parts.ply"
+    ).mkdir()  # the rename onto it fails after the other files are staged
+    with pytest.raises(BipartError, match="cannot write outputs"):
+        write_outputs(
+            chair_asset, dense, dense.labels, np.ones(2000), chair_asset.part_names, tmp_path
+        )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["chair.parts.ply"]
+    assert list((tmp_path / "chair.parts.ply").iterdir()) == []
+
+
+def test_bad_arguments_write_nothing(chair_asset, tmp_path):
+    dense = sample_dense(chair_asset, 100)
+    with pytest.raises(ValueError, match="labels must lie"):
+        write_outputs(chair_asset, dense, np.full(100, 7), np.ones(100), ["a", "b"], tmp_path)
+    with pytest.raises(ValueError, match="100 points"):
+        write_outputs(chair_asset, dense, np.zeros(99, int), np.ones(99), ["a"], tmp_path)
+    assert list(tmp_path.iterdir()) == []

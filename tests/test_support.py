@@ -1,0 +1,146 @@
+"""BPS features and support selection on hand-made cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bipart_cli.errors import UsageError
+from bipart_cli.labeling.pseudo_labels import PseudoLabels
+from bipart_cli.support import (
+    BPSBasis,
+    bps_features,
+    centered_cosine_similarity,
+    is_part_perfect,
+    part_ratios,
+    select_support,
+    surviving_part_count,
+    surviving_parts,
+)
+
+
+def test_basis_is_seeded_and_uniform_in_the_ball(tmp_path):
+    basis = BPSBasis.generate(seed=3)
+    assert basis.points.shape == (1024, 3) and basis.points.dtype == np.float32
+    assert np.array_equal(basis.points, BPSBasis.generate(seed=3).points)
+    assert not np.array_equal(basis.points, BPSBasis.generate(seed=4).points)
+    radii = np.linalg.norm(basis.points, axis=1)
+    assert radii.max() <= 1.5
+    # uniform in volume: a fraction (r/R)^3 lies within radius r
+    for fraction in (0.5, 0.8):
+        inside = np.mean(radii <= 1.5 * fraction)
+        assert abs(inside - fraction**3) < 0.05
+    # directions are not biased towards any axis
+    assert np.abs(basis.points.mean(0)).max() < 0.1
+    loaded = BPSBasis.load(basis.save(tmp_path / "basis.safetensors"))
+    assert np.array_equal(loaded.points, basis.points)
+    assert (loaded.seed, loaded.radius) == (3, 1.5)
+
+
+def test_bps_feature_is_the_distance_to_the_nearest_normalised_point():
+    rng = np.random.default_rng(0)
+    cloud = rng.normal(size=(50, 3)) * [1.0, 2.0, 0.5] + [3.0, -1.0, 2.0]
+    basis = BPSBasis.generate(num_points=64, seed=1)
+    feature = bps_features(cloud, basis)
+    centred = cloud - cloud.mean(0)
+    unit = centred / np.linalg.norm(centred, axis=1).max()
+    for p, value in zip(basis.points, feature, strict=True):
+        assert value == pytest.approx(min(np.linalg.norm(q - p) for q in unit), rel=1e-5)
+    # translation and scale are normalised away; a batch gives one row per cloud
+    moved = bps_features(cloud * 7.0 - 4.0, basis)
+    np.testing.assert_allclose(moved, feature, rtol=1e-5, atol=1e-6)
+    batch = bps_features(np.stack([cloud, cloud[::-1]]), basis)
+    assert batch.shape == (2, 64)
+    np.testing.assert_allclose(batch[1], feature, rtol=1e-6)
+
+
+def test_centred_cosine_against_the_formula():
+    rng = np.random.default_rng(1)
+    bank = rng.random((6, 5)) + 10.0  # all positive, like BPS distances
+    query = rng.random((2, 5)) + 10.0
+    mean = bank.mean(0)
+    result = centered_cosine_similarity(query, bank, mean)
+    for i in range(2):
+        for j in range(6):
+            a, b = query[i] - mean, bank[j] - mean
+            assert result[i, j] == pytest.approx(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
+    raw = (query / np.linalg.norm(query, axis=1, keepdims=True)) @ (
+        bank / np.linalg.norm(bank, axis=1, keepdims=True)
+    ).T
+    assert raw.min() > 0.99  # why we centre: raw cosines are all near 1
+    assert result.max() - result.min() > 0.5
+
+
+def test_part_ratios_of_hand_made_votes():
+    votes = np.array([[2.0, 0.0], [1.0, 1.0], [0.0, 3.0], [0.0, 0.0]])  # W (N=4, R=2)
+    # part 0 wins row 0 (2) and ties row 1 (1); part 1 ties row 1 (1) and wins row 2 (3)
+    np.testing.assert_allclose(part_ratios(votes), [3 / 7, 4 / 7])
+    np.testing.assert_array_equal(surviving_parts([0.5, 0.495, 0.005]), [True, True, False])
+    assert surviving_parts([0.01])[0]  # 0.01 itself survives
+
+
+def test_part_ratios_from_pseudo_labels():
+    masks = np.zeros((3, 200), bool)
+    masks[0, :120] = True  # part 0, score 0.9
+    masks[1, 100:199] = True  # part 1, score 0.5: wins points 120..198 only
+    masks[2, 199] = True  # part 2, score 0.4: one point, below 1 %
+    labels = PseudoLabels(masks, [0, 1, 2], [0.9, 0.5, 0.4], ["a", "b", "c"])
+    expected = np.array([120 * 0.9, 79 * 0.5, 0.4])
+    np.testing.assert_allclose(part_ratios(labels), expected / expected.sum(), rtol=1e-6)
+    assert surviving_part_count(labels) == 2
+
+
+def test_part_perfect_flags_the_category_maximum():
+    np.testing.assert_array_equal(is_part_perfect([3, 4, 4, 2]), [False, True, True, False])
+
+
+def ranked_features():
+    """Candidates whose centred similarity to the target falls with the index."""
+    target = np.array([1.0, 0.0])
+    angles = np.linspace(0.0, np.pi * 0.9, 6)
+    candidates = np.stack([np.cos(angles), np.sin(angles)], axis=1)  # (6, 2)
+    return target, candidates
+
+
+def test_similarity_picks_the_most_similar():
+    target, candidates = ranked_features()
+    picked = select_support(target, candidates, m=3, strategy="similarity", mean=np.zeros(2))
+    assert picked.tolist() == [0, 1, 2]
+    picked = select_support(
+        target, candidates, m=3, strategy="similarity", mean=np.zeros(2), exclude=[1]
+    )
+    assert picked.tolist() == [0, 2, 3]
+
+
+def test_part_perfect_prefers_complete_shapes_then_fills_by_similarity():
+    target, candidates = ranked_features()
+    counts = np.array([3, 2, 4, 3, 4, 2])  # perfect: 2 and 4
+    kwargs = dict(strategy="part-perfect", mean=np.zeros(2))
+    assert select_support(target, candidates, counts, m=2, **kwargs).tolist() == [2, 4]
+    assert select_support(target, candidates, counts, m=4, **kwargs).tolist() == [2, 4, 0, 1]
+    # the target itself comes first and counts towards m
+    assert select_support(target, candidates, counts, m=3, target_index=0, **kwargs).tolist() == [
+        0,
+        2,
+        4,
+    ]
+    # more slots than candidates: everything once
+    assert sorted(select_support(target, candidates, counts, m=10, **kwargs)) == list(range(6))
+
+
+def test_random_is_seeded_and_respects_exclusions():
+    target, candidates = ranked_features()
+    first = select_support(target, candidates, m=4, strategy="random", rng=5, exclude=[0])
+    again = select_support(target, candidates, m=4, strategy="random", rng=5, exclude=[0])
+    assert first.tolist() == again.tolist()
+    assert len(set(first.tolist())) == 4 and 0 not in first
+    draws = {
+        tuple(select_support(target, candidates, m=2, strategy="random", rng=s)) for s in range(20)
+    }
+    assert len(draws) > 1
+
+
+def test_unknown_strategy_is_a_usage_error():
+    target, candidates = ranked_features()
+    with pytest.raises(UsageError, match="unknown support strategy"):
+        select_support(target, candidates, strategy="best")
