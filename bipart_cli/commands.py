@@ -83,17 +83,23 @@ def run_eval(index_path: str | None, *, json_output: bool, quiet: bool, **option
     from rich.table import Table
 
     summary = report.summary
+    counts: dict[str, int] = {}
+    for shape in report.shapes:
+        counts[shape.category] = counts.get(shape.category, 0) + 1
+    weights_id = report.settings["weights"]["weights_id"]
     table = Table(
-        title=f"mIoU on {index_path} (weights: {report.settings['weights']['weights_id']})"
+        title=f"mIoU (%) on {index_path}, weights {weights_id}, labeler {report.settings['labeler']}"
     )
     table.add_column("category")
     table.add_column("shapes", justify="right")
     table.add_column("mIoU", justify="right")
-    for category, row in summary["per_category"].items():
-        table.add_row(category, str(row["count"]), f"{100 * row['miou']:.1f}")
+    for category, miou in summary["per_category"].items():
+        table.add_row(category, str(counts[category]), f"{100 * miou:.1f}")
     table.add_row("[bold]category mean", "", f"[bold]{100 * summary['category_mean']:.1f}")
     table.add_row(
-        "[bold]instance mean", str(summary["count"]), f"[bold]{100 * summary['instance_mean']:.1f}"
+        "[bold]instance mean",
+        str(summary["num_shapes"]),
+        f"[bold]{100 * summary['instance_mean']:.1f}",
     )
     stdout_console.print(table)
     return EXIT_OK

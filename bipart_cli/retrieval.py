@@ -25,8 +25,12 @@ def _lower(names) -> set[str]:
 class SupportBank:
     """Candidates for support sets, read lazily from a shape index."""
 
-    def __init__(self, index) -> None:
+    def __init__(self, index, model=None) -> None:
+        from .index import encoder_identity
+
         self.index = index
+        # Cached encoder features are used only when they come from this model's encoder.
+        self.expected_encoder = encoder_identity(model) if model is not None else None
         self.entries = list(index.entries)
         self.bps = np.asarray(index.bps_matrix(), dtype=np.float64)  # (E, F)
         self.bps_mean = self.bps.mean(0) if len(self.bps) else None
@@ -34,14 +38,14 @@ class SupportBank:
         self._records: dict[int, SupportShape] = {}
 
     @classmethod
-    def from_index(cls, path_or_uri: str, revision: str | None = None) -> SupportBank:
+    def from_index(cls, path_or_uri: str, revision: str | None = None, model=None) -> SupportBank:
         from .index import ShapeIndex
 
-        return cls(ShapeIndex.open(path_or_uri, revision=revision))
+        return cls(ShapeIndex.open(path_or_uri, revision=revision), model)
 
     @classmethod
     def from_folder(
-        cls, folder: Path, cache: Path, seed: int = 0, device: str = "cpu"
+        cls, folder: Path, cache: Path, seed: int = 0, device: str = "cpu", model=None
     ) -> SupportBank:
         """Index a folder of labeled assets with the ``given`` labeler (incremental, cached), then open it."""
         from .errors import UsageError
@@ -64,7 +68,7 @@ class SupportBank:
             log.warning(
                 "--support: %d file(s) could not be indexed and were skipped", len(summary.failed)
             )
-        return cls(ShapeIndex.open(cache))
+        return cls(ShapeIndex.open(cache), model)
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -74,8 +78,9 @@ class SupportBank:
     ) -> list[int]:
         """Entry rows usable as support for a target with ``part_names``.
 
-        With a category: its entries. Without: entries with exactly the target's
-        part names, else any entry sharing at least one part name.
+        With a category: its entries. Without: every entry that shares at least one
+        part name with the target; part-perfect selection then prefers those that
+        show the most of the target's parts, and BPS similarity the closest shapes.
         """
         wanted = _lower(part_names)
         rows = [
@@ -85,8 +90,7 @@ class SupportBank:
         ]
         if category is not None:
             return [i for i in rows if self.entries[i].category.lower() == category.lower()]
-        same = [i for i in rows if _lower(self.entries[i].part_names) == wanted]
-        return same or [i for i in rows if _lower(self.entries[i].part_names) & wanted]
+        return [i for i in rows if _lower(self.entries[i].part_names) & wanted]
 
     def part_counts(self, rows: list[int], part_names: list[str]) -> np.ndarray:
         """How many of the target's parts survive (Eq. 4) in each candidate."""
@@ -131,9 +135,10 @@ class SupportBank:
         key = (row, tuple(part_names))
         if key not in self._records:
             record = self.index.record(row)
-            features = (
-                None if record.features is None else np.asarray(record.features, dtype=np.float32)
-            )
+            features = None
+            if self.expected_encoder is not None:
+                cached = self.index.encoder_features(row, expected=self.expected_encoder)
+                features = None if cached is None else np.asarray(cached, dtype=np.float32)
             self._records[key] = SupportShape(
                 shape_id=record.id,
                 points=record.points,

@@ -297,9 +297,10 @@ class Segmenter:
                 support_cache_dir(self.options.support_dir),
                 seed=self.options.seed,
                 device=str(self.device),
+                model=self.model,
             )
         if self.options.index is not None:
-            return SupportBank.from_index(self.options.index)
+            return SupportBank.from_index(self.options.index, model=self.model)
         return None
 
     def run(self, path: str) -> SegmentResult:
