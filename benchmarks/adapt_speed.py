@@ -26,7 +26,7 @@ from bipart_cli.adapt import AdaptSettings, pack_labels, predict_probabilities
 from bipart_cli.labeling.pseudo_labels import PseudoLabels
 from bipart_cli.model import BiPartConfig, BiPartModel
 from bipart_cli.model.loss import distillation_loss
-from bipart_cli.segment import FeatureCache, SupportShape, adapt_and_predict
+from bipart_cli.segmentation import FeatureCache, SupportShape, adapt_and_predict
 
 NUM_POINTS = 2048
 NUM_PARTS = 4

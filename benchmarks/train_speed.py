@@ -32,7 +32,7 @@ NUM_POINTS = 2048
 
 
 def synthetic_shapes(model, count: int, device, rng: np.random.Generator) -> list[TrainShape]:
-    basis = BPSBasis(seed=0)
+    basis = BPSBasis.generate(seed=0)
     shapes = []
     for i in range(count):
         points = rng.normal(size=(NUM_POINTS, 3)).astype(np.float32)

@@ -12,7 +12,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "load_asset": ("bipart_cli.io", "load_asset"),
-    "segment": ("bipart_cli.segment", "segment"),
+    "segment": ("bipart_cli.segmentation", "segment"),
     "build_index": ("bipart_cli.index", "build_index"),
 }
 

@@ -402,6 +402,13 @@ def train(
     max_steps: Annotated[
         int | None, typer.Option("--max-steps", help="Stop after this many outer steps.")
     ] = None,
+    model_config: Annotated[
+        Path | None,
+        typer.Option(
+            "--model-config",
+            help="JSON of BiPartConfig fields for the new model (default: the paper's sizes).",
+        ),
+    ] = None,
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue from RUN_DIR/checkpoint.")
     ] = False,
@@ -433,6 +440,7 @@ def train(
                 categories=categories,
                 val_fraction=val_fraction,
                 max_steps=max_steps,
+                model_config=model_config,
                 resume=resume,
                 device=device,
                 seed=seed,

@@ -29,7 +29,7 @@ def run_segment(
     from .errors import UsageError
     from .parts import parse_part_names
     from .runtime import progress
-    from .segment import Segmenter, SegmentOptions, expand_inputs
+    from .segmentation import Segmenter, SegmentOptions, expand_inputs
 
     if parts is None:
         raise UsageError('--parts is required, e.g. --parts "back,seat,leg,arm"')
@@ -45,8 +45,8 @@ def run_segment(
         for path in paths:
             result = segmenter.run(path)
             failures += not result.ok
-            if not result.ok:
-                log.error("%s: %s", path, result.error)
+            if not result.ok:  # one line naming the input (load errors already do)
+                log.error("%s", result.error if path in result.error else f"{path}: {result.error}")
             _print_segment_result(result, json_output)
             bar.advance(task)
     if failures == 0:
@@ -114,11 +114,12 @@ def run_train(
     device: str,
     resume: bool,
     categories: str | None,
+    model_config=None,
     **settings: Any,
 ) -> int:
     """``bipart train``: Algorithm 1 on an index, one checkpoint per epoch."""
     from .errors import UsageError
-    from .train import TrainSettings, train
+    from .train import TrainSettings, read_model_config, train
 
     if index_path is None or out is None:
         raise UsageError("--index and --out are both required")
@@ -130,6 +131,7 @@ def run_train(
         device=device,
         resume=resume,
         quiet=quiet,
+        model_config=None if model_config is None else read_model_config(model_config),
     )
     for report in reports:
         record = {

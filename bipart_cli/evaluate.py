@@ -89,6 +89,26 @@ class EvalReport:
         }
 
 
+def category_part_names(entries) -> dict[str, list[str]]:
+    """Each category's part names: the union over its entries, in order of first appearance.
+
+    A shape scores over all parts of its category (an armless chair still has "arm",
+    IoU 1 when it is neither labeled nor predicted), not only the parts it shows.
+    """
+    names: dict[str, dict[str, None]] = defaultdict(dict)
+    for entry in entries:
+        for name in entry.part_names:
+            names[entry.category].setdefault(name, None)
+    return {category: list(parts) for category, parts in names.items()}
+
+
+def remap_labels(labels: np.ndarray, names: list[str], new_names: list[str]) -> np.ndarray:
+    """(n,) labels indexing ``names`` -> (n,) labels indexing ``new_names`` (-1 stays -1)."""
+    lookup = np.array([new_names.index(name) for name in names] + [-1], dtype=np.int64)
+    labels = np.asarray(labels, dtype=np.int64)
+    return lookup[np.where(labels >= 0, labels, len(names))]
+
+
 def evaluate_index(
     test_index: str,
     support_index: str | None = None,
@@ -118,7 +138,7 @@ def evaluate_index(
     from .adapt import AdaptSettings
     from .index import ShapeIndex
     from .runtime import progress
-    from .segment import Segmenter, SegmentOptions
+    from .segmentation import Segmenter, SegmentOptions, remap_pseudo_labels
 
     if labeler not in ("index", "none"):
         from .errors import UsageError
@@ -137,22 +157,27 @@ def evaluate_index(
     )
     segmenter = Segmenter(None, options)
     rows = [i for i, entry in enumerate(index.entries) if entry.has_ground_truth][:limit]
+    category_parts = category_part_names(index.entries)
     scores = []
     with progress(quiet) as bar:
         task = bar.add_task("evaluating", total=len(rows))
         for row in rows:
             record = index.record(row)
             started = time.perf_counter()
-            target_labels = record.pseudo_labels if labeler == "index" else None
+            part_names = category_parts[record.category]
+            target_labels = None
+            if labeler == "index":
+                target_labels = remap_pseudo_labels(record.pseudo_labels, part_names)
             predicted, _, _ = segmenter.segment_points(
-                record.part_names,
+                part_names,
                 record.points,
                 record.points,
                 target_labels,
                 exclude_sha256=record.sha256,
                 category=record.category,
             )
-            ious = part_ious(predicted, record.gt_labels, len(record.part_names))
+            gt = remap_labels(record.gt_labels, record.part_names, part_names)
+            ious = part_ious(predicted, gt, len(part_names))
             scores.append(
                 ShapeScore(
                     record.id,

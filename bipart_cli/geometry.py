@@ -36,7 +36,9 @@ def farthest_point_sample(
     return _farthest_point_sample(points, n_samples, start)
 
 
-def _farthest_point_sample(points: torch.Tensor, n_samples: int, start: torch.Tensor | None) -> torch.Tensor:
+def _farthest_point_sample(
+    points: torch.Tensor, n_samples: int, start: torch.Tensor | None
+) -> torch.Tensor:
     batch, num_points, _ = points.shape
     if n_samples > num_points:
         raise ValueError(f"cannot pick {n_samples} of {num_points} points")

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from .segment import SupportShape
+    from .segmentation import SupportShape
 
 
 def _lower(names) -> set[str]:
@@ -130,7 +130,7 @@ class SupportBank:
 
     def shape(self, row: int, part_names: list[str]) -> SupportShape:
         """Entry ``row`` as a support shape labeled in the target's part names."""
-        from .segment import SupportShape, remap_pseudo_labels
+        from .segmentation import SupportShape, remap_pseudo_labels
 
         key = (row, tuple(part_names))
         if key not in self._records:

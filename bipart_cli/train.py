@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     import torch
 
     from .labeling.pseudo_labels import PseudoLabels
+    from .model import BiPartConfig
 
 
 @dataclass
@@ -114,14 +115,30 @@ def init_distributed(device: torch.device) -> DistInfo:
 
 
 def sum_gradients(parameters: list[torch.nn.Parameter], dist_info: DistInfo) -> None:
-    """All-reduce (sum) the gradients: the outer loss is a sum over the global batch."""
+    """All-reduce (sum) the gradients: the outer loss is a sum over the global batch.
+
+    A rank whose slice of the batch is empty (or that left a parameter unused)
+    contributes zeros, so every rank joins the same all-reduces and none waits forever.
+    """
+    if dist_info.world_size <= 1:
+        return
+    import torch
+    import torch.distributed as dist
+
+    for param in parameters:
+        if param.grad is None:
+            param.grad = torch.zeros_like(param)
+        dist.all_reduce(param.grad, op=dist.ReduceOp.SUM)
+
+
+def broadcast_weights(model, dist_info: DistInfo) -> None:
+    """Copy rank 0's parameters and buffers to every rank, so all start from identical weights."""
     if dist_info.world_size <= 1:
         return
     import torch.distributed as dist
 
-    for param in parameters:
-        if param.grad is not None:
-            dist.all_reduce(param.grad, op=dist.ReduceOp.SUM)
+    for tensor in model.state_dict().values():
+        dist.broadcast(tensor, src=0)
 
 
 # --- support retrieval in training -------------------------------------------
@@ -314,6 +331,7 @@ def save_checkpoint(run_dir: Path, model, optimizer, state: dict[str, Any]) -> P
     model.save_pretrained(staging)
     tensors, groups = _optimizer_to_tensors(optimizer)
     save_file(tensors, str(staging / "optimizer.safetensors"))
+    save_file(_rng_tensors(), str(staging / "rng_state.safetensors"))
     (staging / "trainer_state.json").write_text(
         json.dumps({**state, "optimizer_groups": groups}, indent=2)
     )
@@ -339,6 +357,29 @@ def _optimizer_to_tensors(optimizer) -> tuple[dict[str, torch.Tensor], list[dict
             tensors[f"{param_id}.{key}"] = tensor.detach().cpu().contiguous()
     groups = [{k: v for k, v in group.items()} for group in state_dict["param_groups"]]
     return tensors, groups
+
+
+def _rng_tensors() -> dict[str, torch.Tensor]:
+    """torch's CPU (and CUDA) generator states, as uint8 tensors."""
+    import torch
+
+    tensors = {"torch_cpu": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        tensors["torch_cuda"] = torch.cuda.get_rng_state()
+    return tensors
+
+
+def _load_rng_state(checkpoint: Path) -> None:
+    import torch
+    from safetensors.torch import load_file
+
+    path = checkpoint / "rng_state.safetensors"
+    if not path.exists():
+        return
+    tensors = load_file(str(path))
+    torch.set_rng_state(tensors["torch_cpu"])
+    if "torch_cuda" in tensors and torch.cuda.is_available():
+        torch.cuda.set_rng_state(tensors["torch_cuda"])
 
 
 def load_optimizer_state(optimizer, checkpoint: Path, groups: list[dict[str, Any]]) -> None:
@@ -388,7 +429,7 @@ def validation_miou(
         return None
     from .adapt import AdaptSettings
     from .evaluate import shape_miou
-    from .segment import FeatureCache, SupportShape, adapt_and_predict
+    from .segmentation import FeatureCache, SupportShape, adapt_and_predict
 
     cache = FeatureCache(model, device)
     adapt = AdaptSettings(
@@ -447,6 +488,7 @@ def train_model(
     from .runtime import progress
 
     dist_info = init_distributed(device)
+    broadcast_weights(model, dist_info)
     train_ids, val_ids = split_train_val(shapes, settings)
     if not train_ids:
         raise UsageError("no training shapes (check --categories against the index's categories)")
@@ -490,7 +532,7 @@ def train_model(
                 global_loss = _global_sum(loss, dist_info, device)
                 if not math.isfinite(global_loss):
                     raise TrainingDivergedError(
-                        f"loss became {global_loss} at epoch {epoch + 1}, step {step}; the last good checkpoint is kept in {checkpoint}"
+                        _diverged_message(global_loss, epoch, step, run_dir)
                     )
                 optimizer.step()
                 step += 1
@@ -541,6 +583,23 @@ def train_model(
     return reports
 
 
+def _diverged_message(loss: float, epoch: int, step: int, run_dir: Path) -> str:
+    checkpoint = run_dir / "checkpoint"
+    kept = (
+        f"the last good checkpoint (end of epoch {_checkpoint_epoch(checkpoint)}) is kept in {checkpoint}"
+        if (checkpoint / "trainer_state.json").exists()
+        else "no checkpoint was written yet"
+    )
+    return (
+        f"training diverged: the outer loss became {loss} at epoch {epoch + 1}, step {step + 1}; "
+        f"{kept} (lower --outer-lr or --inner-lr, or check the index for NaN points)"
+    )
+
+
+def _checkpoint_epoch(checkpoint: Path) -> int:
+    return int(json.loads((checkpoint / "trainer_state.json").read_text())["epoch"])
+
+
 def _global_sum(loss, dist_info: DistInfo, device) -> float:
     import torch
 
@@ -570,6 +629,7 @@ def _restore(model, optimizer, checkpoint: Path, device) -> tuple[int, int]:
         {k: v.to(model.state_dict()[k].dtype) for k, v in weights.items()}, strict=True
     )
     load_optimizer_state(optimizer, checkpoint, state["optimizer_groups"])
+    _load_rng_state(checkpoint)
     _truncate_log(checkpoint.parent / "log.jsonl", state["step"])
     return int(state["epoch"]), int(state["step"])
 
@@ -617,6 +677,22 @@ def load_training_shapes(index_path: str) -> list[TrainShape]:
     return shapes
 
 
+def read_model_config(path: str | Path) -> BiPartConfig:
+    """``--model-config``: a JSON object of :class:`BiPartConfig` fields (the others keep defaults)."""
+    from .model import BiPartConfig
+
+    try:
+        data = json.loads(Path(path).read_text())
+        if not isinstance(data, dict):
+            raise ValueError("expected a JSON object of BiPartConfig fields")
+        data.pop("model_type", None)  # a saved model's config.json is accepted as is
+        return BiPartConfig.from_dict(data)
+    except OSError as exc:
+        raise UsageError(f"--model-config {path}: cannot read it ({exc.strerror})") from exc
+    except (ValueError, TypeError) as exc:
+        raise UsageError(f"--model-config {path}: {exc}") from exc
+
+
 def train(
     index_path: str,
     run_dir: Path,
@@ -624,8 +700,12 @@ def train(
     device: str = "auto",
     resume: bool = False,
     quiet: bool = False,
+    model_config: BiPartConfig | None = None,
 ) -> list[EpochReport]:
-    """``bipart train``: build the model, then run :func:`train_model`."""
+    """``bipart train``: build the model (``model_config`` or the paper's sizes), then run
+    :func:`train_model`. ``r_max`` is raised to the index's largest part count."""
+    import dataclasses
+
     from .model import BiPartConfig, BiPartModel
     from .runtime import resolve_device, seed_everything
 
@@ -642,9 +722,12 @@ def train(
                 f"--categories: {', '.join(unknown)} not in the index (it has {', '.join(sorted(known))})"
             )
     most_parts = max(len(s.part_names) for s in shapes)
-    config = BiPartConfig(use_extractor=settings.use_extractor)
-    if config.r_max < most_parts:
-        config.r_max = most_parts
+    base = model_config if model_config is not None else BiPartConfig()
+    config = dataclasses.replace(
+        base,
+        use_extractor=base.use_extractor and settings.use_extractor,
+        r_max=max(base.r_max, most_parts),
+    )
     model = BiPartModel(config).to(torch_device)
     return train_model(
         model, shapes, Path(run_dir), settings, torch_device, resume=resume, quiet=quiet

@@ -45,7 +45,7 @@ def chair_asset(chair_glb):
 def run_bipart():
     """Run ``python -m bipart_cli ARGS`` in a subprocess; returns the CompletedProcess.
 
-    COLUMNS is wide so that rich does not wrap a long error line on stderr.
+    Errors are printed soft-wrapped, so each stays one line on stderr.
     """
 
     def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:

@@ -10,7 +10,7 @@ from _tiny import NUM_POINTS, half_space_labels, random_labels, tiny_config, uni
 from bipart_cli.adapt import AdaptSettings, inner_loop, pack_labels, support_loss
 from bipart_cli.model import BiPartModel
 from bipart_cli.model.loss import distillation_loss
-from bipart_cli.segment import FeatureCache, SupportShape, adapt_and_predict
+from bipart_cli.segmentation import FeatureCache, SupportShape, adapt_and_predict
 
 
 @pytest.fixture(scope="module")

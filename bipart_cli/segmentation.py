@@ -228,7 +228,9 @@ def write_preview(
     from .parts import part_colors
     from .render import RenderSettings, render_views
 
-    views = [(20.0, 30.0), (20.0, 120.0), (20.0, 210.0), (20.0, 300.0)]
+    # Elevation 30: the camera (2.2 from the centre) is then above the unit sphere, so tops
+    # show; at 20 it sits at height 0.75, the horizon, where a chair back is seen edge-on.
+    views = [(30.0, 30.0), (30.0, 120.0), (30.0, 210.0), (30.0, 300.0)]
     settings = RenderSettings(image_size=384, views=views)
     colors = part_colors_for(labels, len(part_names))
     rendering = render_views(dense.points, colors, dense.normals, settings=settings, device=device)

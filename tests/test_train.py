@@ -1,0 +1,436 @@
+"""Bi-level training (Algorithm 1): the fast outer loss against the naive one, determinism,
+divergence, kill-and-resume through the CLI, and 2-process gloo against 1 process."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from _tiny import NUM_POINTS, random_labels, tiny_config, unit_cloud
+from safetensors.torch import load_file
+
+from bipart_cli.errors import TrainingDivergedError
+from bipart_cli.index import IndexWriter, ShapeRecord
+from bipart_cli.index.build import default_basis
+from bipart_cli.model import BiPartModel
+from bipart_cli.model.loss import distillation_loss
+from bipart_cli.runtime import seed_everything
+from bipart_cli.support import bps_features
+from bipart_cli.train import (
+    TrainSettings,
+    TrainShape,
+    naive_outer_loss,
+    outer_loss,
+    train_model,
+    training_supports,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+CPU = torch.device("cpu")
+GREY = np.array([180, 180, 180], dtype=np.uint8)
+
+
+@pytest.fixture(scope="module")
+def basis_points() -> np.ndarray:
+    return default_basis().points
+
+
+def make_shapes(count: int, basis_points: np.ndarray, seed: int = 0) -> list[TrainShape]:
+    """``count`` random shapes over two categories, 3 or 4 parts each, with ground truth."""
+    rng = np.random.default_rng(seed)
+    shapes = []
+    for i in range(count):
+        points = unit_cloud(rng)
+        parts = 3 + i % 2
+        labels = random_labels(rng, parts=parts)
+        shapes.append(
+            TrainShape(
+                shape_id=f"shape{i:02d}",
+                category=("mug", "lamp")[i % 2],
+                part_names=labels.part_names,
+                points=points,
+                pseudo_labels=labels,
+                bps=bps_features(points, basis_points),
+                part_count=parts,
+                gt_labels=rng.integers(0, parts, NUM_POINTS),
+            )
+        )
+    return shapes
+
+
+def tiny_model(seed: int = 0, **overrides) -> BiPartModel:
+    seed_everything(seed)
+    return BiPartModel(tiny_config(**overrides))
+
+
+def small_settings(**overrides) -> TrainSettings:
+    values = dict(
+        epochs=2,
+        batch_size=2,
+        support_size=3,
+        inner_steps=2,
+        inner_lr=0.1,
+        outer_lr=1e-3,
+        val_fraction=0.0,
+        support_strategy="similarity",
+        val_inner_steps=3,
+    )
+    values.update(overrides)
+    return TrainSettings(**values)
+
+
+def trainable(model: BiPartModel) -> dict[str, torch.Tensor]:
+    return {name: p for name, p in model.named_parameters() if p.requires_grad}
+
+
+def loss_and_grads(loss_fn, model, shapes, batch, supports, settings):
+    loss = loss_fn(model.train(), shapes, batch, supports, settings, CPU)
+    params = trainable(model)
+    grads = torch.autograd.grad(loss, list(params.values()))
+    return loss.detach(), dict(zip(params, grads, strict=True))
+
+
+# --- the outer loss -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def outer_case(basis_points):
+    shapes = make_shapes(6, basis_points)
+    settings = small_settings()
+    batch = [0, 3]
+    supports = training_supports(shapes, batch, settings, np.random.default_rng(0))
+    return shapes, batch, supports
+
+
+@pytest.mark.parametrize("first_order", [False, True], ids=["second-order", "first-order"])
+def test_outer_loss_equals_naive_loss_and_gradients(outer_case, first_order):
+    shapes, batch, supports = outer_case
+    settings = small_settings(first_order=first_order)
+    model = tiny_model()
+    fast_loss, fast_grads = loss_and_grads(outer_loss, model, shapes, batch, supports, settings)
+    naive_loss, naive_grads = loss_and_grads(
+        naive_outer_loss, model, shapes, batch, supports, settings
+    )
+    torch.testing.assert_close(fast_loss, naive_loss, rtol=1e-5, atol=1e-6)
+    assert any(g.abs().sum() > 0 for g in fast_grads.values())
+    for name, grad in fast_grads.items():
+        torch.testing.assert_close(grad, naive_grads[name], rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_second_order_gradients_differ_from_first_order(outer_case):
+    shapes, batch, supports = outer_case
+    model = tiny_model()
+    _, second = loss_and_grads(
+        outer_loss, model, shapes, batch, supports, small_settings(first_order=False)
+    )
+    _, first = loss_and_grads(
+        outer_loss, model, shapes, batch, supports, small_settings(first_order=True)
+    )
+    gaps = {name: (second[name] - first[name]).abs().max().item() for name in second}
+    assert max(gaps[n] for n in gaps if n.startswith("extractor.")) > 1e-6
+    assert max(gaps[n] for n in gaps if n.startswith("head.")) > 1e-6
+
+
+def test_no_bilevel_is_the_plain_loss_of_the_targets(outer_case):
+    shapes, batch, supports = outer_case
+    model = tiny_model().train()
+    loss = outer_loss(model, shapes, batch, supports, small_settings(bilevel=False), CPU)
+    expected = 0.0
+    for target in batch:
+        shape = shapes[target]
+        points = torch.from_numpy(shape.points)[None]
+        logits = model(points)  # (1, N, R_max): the module forward, current head
+        labels = shape.pseudo_labels
+        parts = len(shape.part_names)
+        masks = torch.from_numpy(labels.masks)[None]
+        expected = (
+            expected
+            + distillation_loss(
+                logits,
+                torch.tensor([parts]),
+                masks,
+                torch.from_numpy(labels.part_index)[None],
+                torch.from_numpy(labels.scores).float()[None],
+                torch.ones(1, len(labels.part_index), dtype=torch.bool),
+                box_reduction="mean",
+            ).sum()
+        )
+    torch.testing.assert_close(loss, expected, rtol=1e-5, atol=1e-6)
+
+
+# --- determinism and divergence -----------------------------------------------------
+
+
+def test_same_seed_gives_identical_parameters_and_losses(tmp_path, basis_points):
+    shapes = make_shapes(6, basis_points)
+    settings = small_settings(epochs=2, batch_size=4, val_fraction=0.34)
+    runs = []
+    for name in ("a", "b"):
+        model = tiny_model(seed=3)
+        reports = train_model(model, shapes, tmp_path / name, settings, CPU, quiet=True)
+        runs.append((model.state_dict(), [r.losses for r in reports], reports[-1].val_miou))
+    (state_a, losses_a, val_a), (state_b, losses_b, val_b) = runs
+    assert losses_a == losses_b and len(losses_a[0]) > 0
+    assert val_a == val_b and val_a is not None
+    for name, value in state_a.items():
+        assert torch.equal(value, state_b[name]), name
+    first = tiny_model(seed=3).state_dict()
+    assert any(not torch.equal(first[n], state_a[n]) for n in first)
+
+
+def test_nan_points_stop_the_run_and_keep_the_previous_checkpoint(tmp_path, basis_points):
+    shapes = make_shapes(6, basis_points)
+    model = tiny_model()
+    train_model(model, shapes, tmp_path, small_settings(epochs=1), CPU, quiet=True)
+    after_epoch_1 = {k: v.clone() for k, v in model.state_dict().items()}
+    checkpoint_bytes = (tmp_path / "checkpoint" / "model.safetensors").read_bytes()
+
+    broken = [dataclasses.replace(s) for s in shapes]
+    broken[2].points = broken[2].points.copy()
+    broken[2].points[::7] = np.nan
+    with pytest.raises(TrainingDivergedError) as caught:
+        train_model(model, broken, tmp_path, small_settings(epochs=2), CPU, resume=True, quiet=True)
+    message = str(caught.value)
+    assert "nan" in message and "epoch 2" in message and "end of epoch 1" in message
+    assert "\n" not in message
+
+    assert (tmp_path / "checkpoint" / "model.safetensors").read_bytes() == checkpoint_bytes
+    reloaded = BiPartModel.from_pretrained(tmp_path / "checkpoint")
+    for name, value in reloaded.state_dict().items():
+        assert torch.equal(value, after_epoch_1[name]), name
+    state = json.loads((tmp_path / "checkpoint" / "trainer_state.json").read_text())
+    assert state["epoch"] == 1
+
+
+def test_a_huge_learning_rate_diverges_with_a_clear_message(tmp_path, basis_points):
+    shapes = make_shapes(8, basis_points)
+    settings = small_settings(epochs=3, outer_lr=1e30, inner_lr=1e30)
+    with pytest.raises(TrainingDivergedError, match="training diverged: the outer loss became"):
+        train_model(tiny_model(), shapes, tmp_path, settings, CPU, quiet=True)
+
+
+# --- kill and resume through the CLI ------------------------------------------------------
+
+
+def write_tiny_index(path: Path, basis_points: np.ndarray, count: int = 12) -> None:
+    writer = IndexWriter(
+        path,
+        settings={"source": "synthetic", "labeler": "given"},
+        basis=default_basis(),
+        encoder=None,
+    )
+    for shape in make_shapes(count, basis_points, seed=5):
+        writer.add(
+            ShapeRecord(
+                id=shape.shape_id,
+                category=shape.category,
+                part_names=shape.part_names,
+                source=f"{shape.shape_id}.ply",
+                sha256=shape.shape_id,
+                points=shape.points,
+                dense_points=shape.points,
+                dense_colors=np.tile(GREY, (NUM_POINTS, 1)),
+                bps=shape.bps,
+                pseudo_labels=shape.pseudo_labels,
+                gt_labels=shape.gt_labels,
+                dense_gt_labels=shape.gt_labels,
+            )
+        )
+    writer.commit()
+
+
+def train_command(index: Path, run: Path, config: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "bipart_cli",
+        "train",
+        "--index",
+        str(index),
+        "--out",
+        str(run),
+        "--model-config",
+        str(config),
+        "--epochs",
+        "3",
+        "--batch-size",
+        "2",
+        "--support-size",
+        "3",
+        "--inner-steps",
+        "2",
+        "--outer-lr",
+        "1e-3",
+        "--val-fraction",
+        "0.2",
+        "--device",
+        "cpu",
+        "--seed",
+        "7",
+        "--quiet",
+        *extra,
+    ]
+
+
+def log_records(run: Path) -> list[dict]:
+    path = run / "log.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.endswith("}")]
+
+
+def step_losses(run: Path) -> list[tuple[int, int, float]]:
+    return [(r["epoch"], r["step"], r["loss"]) for r in log_records(run) if "loss" in r]
+
+
+def kill_mid_epoch_2(command: list[str], run: Path) -> None:
+    """Start the run; SIGKILL it once a step of epoch 2 beyond the first checkpoint is logged."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(command, env=env, cwd=REPO)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and process.poll() is None:
+            if any(epoch == 1 for epoch, _, _ in step_losses(run)):
+                break
+            time.sleep(0.01)
+        assert process.poll() is None, "the run ended before it could be killed mid-epoch 2"
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.kill()
+        process.wait()
+
+
+def test_killed_run_resumes_to_the_uninterrupted_losses_and_weights(tmp_path, basis_points):
+    index, config = tmp_path / "index", tmp_path / "model.json"
+    write_tiny_index(index, basis_points)
+    config.write_text(json.dumps(dataclasses.asdict(tiny_config())))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+    whole = tmp_path / "whole"
+    subprocess.run(train_command(index, whole, config), check=True, env=env, cwd=REPO)
+
+    resumed = tmp_path / "resumed"
+    kill_mid_epoch_2(train_command(index, resumed, config), resumed)
+    state = json.loads((resumed / "checkpoint" / "trainer_state.json").read_text())
+    assert state["epoch"] == 1, "the kill should land in epoch 2, after the first checkpoint"
+    assert max(step for _, step, _ in step_losses(resumed)) > state["step"]
+    assert not (resumed / "model").exists()
+
+    subprocess.run(train_command(index, resumed, config, "--resume"), check=True, env=env, cwd=REPO)
+    assert step_losses(resumed) == step_losses(whole)
+    assert len(step_losses(whole)) == 3 * 5  # 10 training shapes, batches of 2
+    final_whole = load_file(str(whole / "model" / "model.safetensors"))
+    final_resumed = load_file(str(resumed / "model" / "model.safetensors"))
+    assert final_whole.keys() == final_resumed.keys()
+    for name, value in final_whole.items():
+        assert torch.equal(value, final_resumed[name]), name
+    val_whole = [r["val_miou"] for r in log_records(whole) if "val_miou" in r]
+    val_resumed = [r["val_miou"] for r in log_records(resumed) if "val_miou" in r]
+    assert val_whole == val_resumed and len(val_whole) == 3
+
+
+# --- two gloo processes against one -------------------------------------------------------
+
+DIST_SCRIPT = """
+import os, sys
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+sys.path.insert(0, {tests!r})
+from test_train import make_shapes, small_settings, tiny_model
+from bipart_cli.index.build import default_basis
+from bipart_cli.train import train_model
+
+torch.set_num_threads(1)
+rank = int(os.environ.get("RANK", "0"))
+out = Path(sys.argv[1])
+model = tiny_model(seed=11 + rank)  # different per rank: training must broadcast rank 0's
+if int(os.environ.get("WORLD_SIZE", "1")) == 1:
+    model = tiny_model(seed=11)
+shapes = make_shapes(10, default_basis().points)
+# 8 training shapes in batches of 7: rank 1's slice of the second batch is empty
+settings = small_settings(epochs=2, batch_size=7, val_fraction=0.2)
+train_model(model, shapes, out / "run", settings, torch.device("cpu"), quiet=True)
+state = {{k: v.contiguous() for k, v in model.state_dict().items()}}
+save_file(state, str(out / f"rank{{rank}}.safetensors"))
+"""
+
+
+def float_noise_gradients(shapes: list[TrainShape]) -> set[str]:
+    """Parameters whose outer-loss gradient is float noise (|g| < 1e-6, the rest are > 1e-4):
+    biases feeding a per-shape norm or a softmax, which cancel out by construction."""
+    settings = small_settings()
+    batch = [0, 1, 2, 3]
+    supports = training_supports(shapes, batch, settings, np.random.default_rng(0))
+    _, grads = loss_and_grads(outer_loss, tiny_model(seed=11), shapes, batch, supports, settings)
+    return {name for name, grad in grads.items() if grad.abs().max() < 1e-6}
+
+
+def gloo_available() -> bool:
+    import torch.distributed as dist
+
+    return dist.is_available() and dist.is_gloo_available()
+
+
+@pytest.mark.skipif(not gloo_available(), reason="torch.distributed with gloo is not built in")
+def test_two_gloo_processes_match_one_process(tmp_path):
+    script = tmp_path / "dist_train.py"
+    script.write_text(textwrap.dedent(DIST_SCRIPT.format(tests=str(REPO / "tests"))))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    single, double = tmp_path / "single", tmp_path / "double"
+    single.mkdir()
+    double.mkdir()
+    subprocess.run([sys.executable, str(script), str(single)], check=True, env=env, cwd=REPO)
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2"]
+    subprocess.run(
+        [*launcher, "--standalone", str(script), str(double)], check=True, env=env, cwd=REPO
+    )
+    one = load_file(str(single / "rank0.safetensors"))
+    noise = float_noise_gradients(make_shapes(10, default_basis().points))
+    assert noise and all(name.endswith(".bias") for name in noise)
+    ranks = [load_file(str(double / f"rank{rank}.safetensors")) for rank in (0, 1)]
+    zero = ranks[0]
+    for two in ranks:
+        for name, value in one.items():
+            if (
+                name in noise
+            ):  # Adam turns a ~1e-10 gradient into a full lr-sized step of either sign
+                assert (two[name] - value).abs().max() <= 2 * 1e-3 * 4  # 4 outer steps at lr 1e-3
+            else:  # summation order differs across ranks; Adam's 1/sqrt(v) magnifies it a little
+                torch.testing.assert_close(two[name], value, rtol=1e-4, atol=5e-5, msg=name)
+    start = tiny_model(seed=11).state_dict()
+    assert any(not torch.equal(start[n], one[n]) for n in start)
+    assert all(torch.equal(zero[n], value) for n, value in ranks[1].items())
+    single_losses = [r["loss"] for r in log_records(single / "run") if "loss" in r]
+    double_losses = [r["loss"] for r in log_records(double / "run") if "loss" in r]
+    np.testing.assert_allclose(double_losses, single_losses, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [('{"r_max": 4, "widht": 3}', "unknown config keys: widht"), ("[1, 2]", "JSON object")],
+)
+def test_bad_model_config_is_a_usage_error(tmp_path, content, message):
+    from typer.testing import CliRunner
+
+    from bipart_cli.cli import app
+
+    config = tmp_path / "model.json"
+    config.write_text(content)
+    args = ["train", "--index", str(tmp_path), "--out", str(tmp_path / "run")]
+    result = CliRunner().invoke(app, [*args, "--model-config", str(config)])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "--model-config" in result.output
+    assert not (tmp_path / "run").exists()
