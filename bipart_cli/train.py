@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .adapt import PackedLabels, inner_loop, pack_labels
+from .adapt import PackedLabels, inner_loop, pack_labels, shape_losses
 from .errors import TrainingDivergedError, UsageError
 from .io.atomic import atomic_path, atomic_write_text
 
@@ -204,8 +204,6 @@ def outer_loss(
     """
     import torch
 
-    from .model.loss import distillation_loss
-
     touched = sorted({*batch, *(s for t in batch for s in supports[t])})
     row_of = {shape: row for row, shape in enumerate(touched)}
     points = torch.from_numpy(np.stack([shapes[r].points for r in touched])).float().to(device)
@@ -234,18 +232,9 @@ def outer_loss(
             )
         row = torch.tensor([row_of[target]], device=device)
         target_labels: PackedLabels = labels.select(row)
-        logits = model.head_logits(features[row], head)  # (1, N, R_max)
         total = (
             total
-            + distillation_loss(
-                logits,
-                target_labels.num_parts,
-                target_labels.masks,
-                target_labels.box_part,
-                target_labels.box_score,
-                target_labels.box_valid,
-                box_reduction=settings.box_reduction,
-            ).sum()
+            + shape_losses(model, head, features[row], target_labels, settings.box_reduction).sum()
         )
     return total
 
@@ -264,13 +253,11 @@ def naive_outer_loss(
     """
     import torch
 
-    from .model.loss import distillation_loss
-
-    def full_logits(rows: list[int], head):
+    def full_features(rows: list[int]):
         points = torch.from_numpy(np.stack([shapes[r].points for r in rows])).float().to(device)
         with torch.no_grad():
             encoded = model.encode(points)
-        return model.head_logits(model.extract(points, encoder_features=encoded), head)
+        return model.extract(points, encoder_features=encoded)
 
     def loss_of(rows: list[int], head):
         labels = pack_labels(
@@ -278,16 +265,7 @@ def naive_outer_loss(
             [len(shapes[r].part_names) for r in rows],
             device=device,
         )
-        logits = full_logits(rows, head)
-        return distillation_loss(
-            logits,
-            labels.num_parts,
-            labels.masks,
-            labels.box_part,
-            labels.box_score,
-            labels.box_valid,
-            box_reduction=settings.box_reduction,
-        ).sum()
+        return shape_losses(model, head, full_features(rows), labels, settings.box_reduction).sum()
 
     head_0 = model.head_params()
     total = None

@@ -26,6 +26,32 @@ def tiny_config(**overrides) -> BiPartConfig:
     return BiPartConfig(**settings)
 
 
+def small_config(**overrides) -> BiPartConfig:
+    """A small model for the encoder, model and checkpoint tests (256 points)."""
+    settings = dict(
+        group_sizes=[64, 32, 8],
+        group_k=[8, 4, 4],
+        encoder_dims=[12, 24, 48],
+        encoder_depths=[1, 2, 1],
+        encoder_heads=2,
+        extractor_dim=16,
+        head_hidden=16,
+        r_max=5,
+        num_points=NUM_POINTS,
+    )
+    settings.update(overrides)
+    return BiPartConfig(**settings)
+
+
+def unit_cloud_tensor(num_points: int, seed: int = 0, batch: int = 1):
+    """Seeded Gaussian clouds scaled into the unit sphere, (B, N, 3) torch float32."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    points = torch.randn(batch, num_points, 3, generator=generator)
+    return points / points.norm(dim=-1, keepdim=True).amax(dim=1, keepdim=True)
+
+
 def unit_cloud(rng: np.random.Generator, num_points: int = NUM_POINTS) -> np.ndarray:
     points = rng.normal(size=(num_points, 3)).astype(np.float32)
     return points / np.linalg.norm(points, axis=1).max()

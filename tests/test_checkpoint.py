@@ -4,26 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from _tiny import small_config
 
 from bipart_cli.errors import CheckpointError
-from bipart_cli.model import BiPartConfig, BiPartModel
+from bipart_cli.model import BiPartModel
 from bipart_cli.model.checkpoint import convert_point_m2ae_checkpoint, load_point_m2ae_checkpoint
-
-
-def small_config(**overrides) -> BiPartConfig:
-    settings = dict(
-        group_sizes=[64, 32, 8],
-        group_k=[8, 4, 4],
-        encoder_dims=[12, 24, 48],
-        encoder_depths=[1, 2, 1],
-        encoder_heads=2,
-        extractor_dim=16,
-        head_hidden=16,
-        r_max=5,
-        num_points=256,
-    )
-    settings.update(overrides)
-    return BiPartConfig(**settings)
 
 
 def points() -> torch.Tensor:

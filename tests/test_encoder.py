@@ -6,9 +6,10 @@ import math
 
 import pytest
 import torch
+from _tiny import small_config
+from _tiny import unit_cloud_tensor as unit_cloud
 
 from bipart_cli.model.bipart import BiPartModel
-from bipart_cli.model.config import BiPartConfig
 from bipart_cli.model.encoder import (
     MASK_VALUE,
     Attention,
@@ -17,29 +18,6 @@ from bipart_cli.model.encoder import (
     local_attention_bias,
     propagate_to_points,
 )
-
-
-def small_config(**overrides) -> BiPartConfig:
-    settings = dict(
-        group_sizes=[64, 32, 8],
-        group_k=[8, 4, 4],
-        encoder_dims=[12, 24, 48],
-        encoder_depths=[1, 2, 1],
-        encoder_heads=2,
-        local_radius=[0.32, 0.64, 1.28],
-        extractor_dim=16,
-        head_hidden=16,
-        r_max=5,
-        num_points=256,
-    )
-    settings.update(overrides)
-    return BiPartConfig(**settings)
-
-
-def unit_cloud(num_points: int, seed: int = 0, batch: int = 1) -> torch.Tensor:
-    generator = torch.Generator().manual_seed(seed)
-    points = torch.randn(batch, num_points, 3, generator=generator)
-    return points / points.norm(dim=-1, keepdim=True).amax(dim=1, keepdim=True)  # (B, N, 3)
 
 
 def test_propagation_matches_a_naive_loop():
