@@ -22,10 +22,9 @@ import time
 import numpy as np
 import torch
 
-from bipart_cli.adapt import AdaptSettings, pack_labels, predict_probabilities
+from bipart_cli.adapt import AdaptSettings, pack_labels, predict_probabilities, support_loss
 from bipart_cli.labeling.pseudo_labels import PseudoLabels
 from bipart_cli.model import BiPartConfig, BiPartModel
-from bipart_cli.model.loss import distillation_loss
 from bipart_cli.segmentation import FeatureCache, SupportShape, adapt_and_predict
 
 NUM_POINTS = 2048
@@ -82,15 +81,7 @@ def naive_time(
     head = {k: v.detach().clone().requires_grad_(True) for k, v in model.head_params().items()}
     for _ in range(settings.steps):
         features = model.extract(points)  # full network at every step
-        logits = model.head_logits(features, head)
-        loss = distillation_loss(
-            logits,
-            labels.num_parts,
-            labels.masks,
-            labels.box_part,
-            labels.box_score,
-            labels.box_valid,
-        ).sum()
+        loss = support_loss(model, head, features, labels, settings.box_reduction)
         grads = torch.autograd.grad(loss, list(head.values()))
         head = {
             k: (v - settings.lr * g).detach().requires_grad_(True)

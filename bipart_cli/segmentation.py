@@ -94,21 +94,11 @@ def support_cache_dir(folder: Path) -> Path:
 
 def remap_pseudo_labels(pseudo_labels: PseudoLabels, part_names: list[str]) -> PseudoLabels:
     """Re-index boxes to ``part_names`` by (case-insensitive) name; boxes of other parts are dropped."""
-    from .labeling.pseudo_labels import PseudoLabels
-
     lookup = {name.lower(): i for i, name in enumerate(part_names)}
     source = [lookup.get(name.lower(), -1) for name in pseudo_labels.part_names]
     new_part = np.array([source[p] for p in pseudo_labels.part_index], dtype=np.int64)
     keep = new_part >= 0
-    return PseudoLabels(
-        masks=pseudo_labels.masks[keep],
-        part_index=new_part[keep],
-        scores=pseudo_labels.scores[keep],
-        part_names=list(part_names),
-        view_index=pseudo_labels.view_index[keep],
-        boxes=pseudo_labels.boxes[keep],
-        provenance=dict(pseudo_labels.provenance),
-    )
+    return pseudo_labels.select_boxes(keep, part_index=new_part[keep], part_names=part_names)
 
 
 @dataclass
@@ -466,18 +456,7 @@ class Segmenter:
 
 def _repeat_labels(labels: PseudoLabels, times: int) -> PseudoLabels:
     """The same boxes ``times`` times: the zero-shot support of Sec. 5.1 (the loss scales by M)."""
-    from .labeling.pseudo_labels import PseudoLabels
-
-    reps = max(times, 1)
-    return PseudoLabels(
-        masks=np.repeat(labels.masks, reps, axis=0),
-        part_index=np.repeat(labels.part_index, reps),
-        scores=np.repeat(labels.scores, reps),
-        part_names=list(labels.part_names),
-        view_index=np.repeat(labels.view_index, reps),
-        boxes=np.repeat(labels.boxes, reps, axis=0),
-        provenance=dict(labels.provenance),
-    )
+    return labels.select_boxes(np.repeat(np.arange(labels.num_boxes), max(times, 1)))
 
 
 def segment(inputs: str | list[str], parts: str | list[str], **options: Any) -> list[SegmentResult]:

@@ -8,7 +8,6 @@ model, only ever chosen explicitly and marked as such in every output).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,14 +40,6 @@ def load_registry(path: Path = REGISTRY_PATH) -> dict[str, Any]:
     if not path.exists():
         return {"schema_version": 1, "default": None, "checkpoints": []}
     return json.loads(path.read_text())
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _registry_entry(spec: str, registry: dict[str, Any]) -> dict[str, Any] | None:
@@ -98,6 +89,7 @@ def resolve_weights(
 def _load_registered(
     entry: dict[str, Any], revision: str | None, device
 ) -> tuple[BiPartModel, WeightsInfo]:
+    from .io import sha256_file
     from .model import BiPartModel
 
     local = REGISTRY_PATH.parent / entry["folder"] if entry.get("folder") else None
@@ -110,7 +102,7 @@ def _load_registered(
     model = BiPartModel.from_pretrained(source, revision=revision)
     sha = None
     if local is not None and local.is_dir():
-        sha = _file_sha256(local / "model.safetensors")
+        sha = sha256_file(local / "model.safetensors")
         if entry.get("sha256") and sha != entry["sha256"]:
             raise ModelUnavailableError(
                 f"checkpoint {entry['id']!r}: model.safetensors sha256 {sha[:12]}… does not match the registry"

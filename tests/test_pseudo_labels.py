@@ -70,3 +70,25 @@ def test_label_asset_caches_by_key(tmp_path):
     np.testing.assert_array_equal(second.pseudo_labels.masks, first.pseudo_labels.masks)
     label_asset(asset, ["back", "seat", "leg"], "simulated", swap_rate=0.5, **options)
     assert len(list((tmp_path / "cache").glob("*.pseudo.safetensors"))) == 2  # new config, new key
+
+
+def test_select_boxes_keeps_repeats_and_replaces_parts():
+    from bipart_cli.labeling.pseudo_labels import PseudoLabels
+
+    labels = PseudoLabels(
+        masks=np.array([[1, 0, 1], [0, 1, 0]], bool),
+        part_index=np.array([0, 1]),
+        scores=np.array([0.9, 0.6]),
+        part_names=["seat", "leg"],
+        view_index=np.array([3, 4]),
+    )
+    repeated = labels.select_boxes(np.array([1, 1, 0]))
+    assert repeated.masks.tolist() == [[0, 1, 0], [0, 1, 0], [1, 0, 1]]
+    assert repeated.part_index.tolist() == [1, 1, 0]
+    assert repeated.view_index.tolist() == [4, 4, 3]
+    np.testing.assert_allclose(repeated.scores, [0.6, 0.6, 0.9])
+    renamed = labels.select_boxes(
+        np.array([False, True]), part_index=np.array([2]), part_names=["a", "b", "leg"]
+    )
+    assert renamed.part_index.tolist() == [2] and renamed.part_names == ["a", "b", "leg"]
+    assert renamed.masks.tolist() == [[False, True, False]]

@@ -91,6 +91,27 @@ class PseudoLabels:
             provenance=dict(self.provenance),
         )
 
+    def select_boxes(
+        self,
+        rows: np.ndarray,
+        part_index: np.ndarray | None = None,
+        part_names: list[str] | None = None,
+    ) -> PseudoLabels:
+        """The boxes at ``rows`` (k,) (a mask, or indices that may repeat), over the same points.
+
+        ``part_index`` (k,) and ``part_names`` replace the selected boxes' parts,
+        e.g. after re-indexing them to another part list.
+        """
+        return PseudoLabels(
+            masks=self.masks[rows],
+            part_index=self.part_index[rows] if part_index is None else part_index,
+            scores=self.scores[rows],
+            part_names=list(self.part_names if part_names is None else part_names),
+            view_index=self.view_index[rows],
+            boxes=self.boxes[rows],
+            provenance=dict(self.provenance),
+        )
+
     def votes(self) -> np.ndarray:
         """``W = Σ_d M^d Y^d``, the per-point part votes, (N, R) float32."""
         votes = np.zeros((self.num_points, self.num_parts), dtype=np.float32)
