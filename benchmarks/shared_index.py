@@ -2,10 +2,13 @@
 
 Each split of PSB (14 categories) and human_seg becomes an index whose records
 hold the dataset's own 2048 points and ground truth, with ``given`` pseudo
-labels (one full-mask box per part). They are written under ``.bench/`` (git
-ignored), never into the repository's tracked files.
+labels (one full-mask box per part). ``--labeler simulated`` writes
+``<name>-simulated`` indexes instead, whose pseudo labels come from the simulated
+detector over 10 rendered views (for training, as the paper trains on VLM labels).
+They are written under ``.bench/`` (git ignored), never into the repository's
+tracked files.
 
-    python benchmarks/shared_index.py [--out .bench/indexes]
+    python benchmarks/shared_index.py [--out .bench/indexes] [--labeler given|simulated]
 """
 
 from __future__ import annotations
@@ -26,14 +29,16 @@ GREY = np.array([180, 180, 180], dtype=np.uint8)
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / ".bench" / "indexes"
 
 
-def records(category: Category, rows: np.ndarray, basis_points: np.ndarray) -> list[ShapeRecord]:
-    labeler = make_labeler("given")
+def records(
+    category: Category, rows: np.ndarray, basis_points: np.ndarray, labeler_name: str = "given"
+) -> list[ShapeRecord]:
+    labeler = make_labeler(labeler_name)
     out = []
     for row in rows:
         points = category.points[row]
         labels = category.labels[row]
         dense = PointSample(points=points, colors=np.tile(GREY, (len(points), 1)), labels=labels)
-        pseudo = labeler.label(dense, category.part_names)
+        pseudo = labeler.label(dense, category.part_names, seed=int(row))
         out.append(
             ShapeRecord(
                 id=f"{category.name}/{category.shape_ids[row]}",
@@ -53,17 +58,19 @@ def records(category: Category, rows: np.ndarray, basis_points: np.ndarray) -> l
     return out
 
 
-def build(out_root: Path = DEFAULT_OUT) -> dict[str, Path]:
-    """Write ``psb-train``, ``psb-test``, ``human-train``, ``human-test``; returns their paths."""
+def build(out_root: Path = DEFAULT_OUT, labeler: str = "given") -> dict[str, Path]:
+    """Write ``psb-train``, ``psb-test``, ``human-train``, ``human-test`` (with a
+    ``-simulated`` suffix unless ``labeler`` is ``given``); returns their paths."""
+    suffix = "" if labeler == "given" else f"-{labeler}"
     basis = default_basis()
     categories = load_categories()
     paths = {}
     for dataset, prefix in (("psb", "psb"), ("human_seg", "human")):
         for split, code in (("train", 0), ("test", 2)):
-            path = out_root / f"{prefix}-{split}"
+            path = out_root / f"{prefix}-{split}{suffix}"
             writer = IndexWriter(
                 path,
-                settings={"source": f"shared/data {dataset} {split}", "labeler": "given"},
+                settings={"source": f"shared/data {dataset} {split}", "labeler": labeler},
                 basis=basis,
                 encoder=None,
             )
@@ -71,20 +78,23 @@ def build(out_root: Path = DEFAULT_OUT) -> dict[str, Path]:
             for category in categories:
                 if category.dataset == dataset:
                     batch.extend(
-                        records(category, np.flatnonzero(category.split == code), basis.points)
+                        records(
+                            category, np.flatnonzero(category.split == code), basis.points, labeler
+                        )
                     )
             for record in sorted(batch, key=lambda r: r.id):
                 writer.add(record)
             writer.commit()
-            paths[f"{prefix}-{split}"] = path
+            paths[path.name] = path
     return paths
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--labeler", default="given", choices=["given", "simulated"])
     args = parser.parse_args()
-    for name, path in build(args.out).items():
+    for name, path in build(args.out, args.labeler).items():
         print(f"{name}: {path}")
 
 

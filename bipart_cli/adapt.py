@@ -35,13 +35,30 @@ class AdaptSettings:
     strategy: str = "part-perfect"
     box_reduction: str = "mean"
 
+    def __post_init__(self) -> None:
+        check_box_reduction(self.box_reduction)
+
+
+BOX_REDUCTIONS = ("mean", "sum")
+
+
+def check_box_reduction(value: str) -> str:
+    """``--box-reduction`` must be ``mean`` or ``sum`` (a usage error otherwise)."""
+    if value not in BOX_REDUCTIONS:
+        from .errors import UsageError
+
+        raise UsageError(f"--box-reduction must be mean or sum, not {value!r}")
+    return value
+
 
 @dataclass
 class PackedLabels:
     """Pseudo labels of several shapes padded to the same box count.
 
     masks : (B, D, N) bool; box_part : (B, D) long; box_score : (B, D) float;
-    box_valid : (B, D) bool; num_parts : (B,) long
+    box_valid : (B, D) bool; num_parts : (B,) long;
+    targets : (B, N, R) float, the boxes folded per point and part
+    (:func:`~bipart_cli.model.loss.point_targets`), which the loss reads.
     """
 
     masks: torch.Tensor
@@ -49,24 +66,29 @@ class PackedLabels:
     box_score: torch.Tensor
     box_valid: torch.Tensor
     num_parts: torch.Tensor
+    targets: torch.Tensor
 
-    def to(self, device) -> PackedLabels:
+    def _map(self, fn) -> PackedLabels:
         return PackedLabels(
             *(
-                t.to(device)
-                for t in (self.masks, self.box_part, self.box_score, self.box_valid, self.num_parts)
+                fn(t)
+                for t in (
+                    self.masks,
+                    self.box_part,
+                    self.box_score,
+                    self.box_valid,
+                    self.num_parts,
+                    self.targets,
+                )
             )
         )
 
+    def to(self, device) -> PackedLabels:
+        return self._map(lambda t: t.to(device))
+
     def select(self, rows) -> PackedLabels:
         """The shapes at ``rows`` (k,) long."""
-        return PackedLabels(
-            self.masks[rows],
-            self.box_part[rows],
-            self.box_score[rows],
-            self.box_valid[rows],
-            self.num_parts[rows],
-        )
+        return self._map(lambda t: t[rows])
 
 
 def pack_labels(
@@ -78,12 +100,18 @@ def pack_labels(
     """
     import torch
 
-    from .model.loss import pack_pseudo_labels
+    from .model.loss import pack_pseudo_labels, point_targets
 
     masks, box_part, box_score, box_valid = pack_pseudo_labels(pseudo_labels, device=device)
     parts = [num_parts] * len(pseudo_labels) if isinstance(num_parts, int) else list(num_parts)
+    targets = point_targets(masks, box_part, box_score, box_valid, max(parts, default=1))
     return PackedLabels(
-        masks, box_part, box_score, box_valid, torch.tensor(parts, dtype=torch.long, device=device)
+        masks,
+        box_part,
+        box_score,
+        box_valid,
+        torch.tensor(parts, dtype=torch.long, device=device),
+        targets,
     )
 
 
@@ -95,16 +123,14 @@ def shape_losses(
     box_reduction: str = "mean",
 ) -> torch.Tensor:
     """Eq. 2 per shape under the head ``head_params``: features (M, N, C) -> (M,)."""
-    from .model.loss import distillation_loss
+    from .model.loss import distillation_loss_from_targets
 
     logits = model.head_logits(features, head_params)  # (M, N, R_max)
-    return distillation_loss(
+    return distillation_loss_from_targets(
         logits,
         labels.num_parts,
-        labels.masks,
-        labels.box_part,
-        labels.box_score,
-        labels.box_valid,
+        labels.targets,
+        labels.box_valid.sum(-1),
         box_reduction=box_reduction,
     )
 

@@ -35,6 +35,20 @@ SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed; same seed, sa
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Debug logs and tracebacks.")]
+BoxReductionOpt = Annotated[
+    str,
+    typer.Option(
+        "--box-reduction",
+        help="Eq. 2 over a shape's boxes: mean (default, stable across labelers) or sum (as written).",
+    ),
+]
+UpOpt = Annotated[
+    str,
+    typer.Option(
+        "--up",
+        help="Up axis of the targets: y (glTF), z (many OBJ exports), auto (PCA-align target and support) or none.",
+    ),
+]
 PartsOpt = Annotated[
     str | None,
     typer.Option("--parts", "-p", help='Comma-separated part names, e.g. "back,seat,leg,arm".'),
@@ -145,6 +159,8 @@ def segment(
         str,
         typer.Option("--strategy", help="Support selection: part-perfect, similarity or random."),
     ] = "part-perfect",
+    box_reduction: BoxReductionOpt = "mean",
+    up: UpOpt = "y",
     n_dense: Annotated[
         int, typer.Option("--points", help="Dense points sampled and labeled.")
     ] = 100_000,
@@ -182,6 +198,8 @@ def segment(
             lr=lr,
             support_size=support_size,
             strategy=strategy,
+            box_reduction=box_reduction,
+            up=up,
             n_dense=n_dense,
             out_dir=out_dir,
             preview=preview,
@@ -389,6 +407,7 @@ def train(
         str,
         typer.Option("--support", help="Support selection: part-perfect, similarity or random."),
     ] = "part-perfect",
+    box_reduction: BoxReductionOpt = "mean",
     categories: Annotated[
         str | None,
         typer.Option("--categories", help="Train only on these categories (the G setting)."),
@@ -437,6 +456,7 @@ def train(
                 bilevel=not no_bilevel,
                 use_extractor=not no_extractor,
                 support_strategy=support_strategy,
+                box_reduction=box_reduction,
                 categories=categories,
                 val_fraction=val_fraction,
                 max_steps=max_steps,
@@ -484,6 +504,8 @@ def evaluate(
         str,
         typer.Option("--strategy", help="Support selection: part-perfect, similarity or random."),
     ] = "part-perfect",
+    box_reduction: BoxReductionOpt = "mean",
+    up: UpOpt = "y",
     limit: Annotated[
         int | None, typer.Option("--limit", help="Evaluate at most this many shapes.")
     ] = None,
@@ -509,6 +531,8 @@ def evaluate(
                 lr=lr,
                 support_size=support_size,
                 strategy=strategy,
+                box_reduction=box_reduction,
+                up=up,
                 limit=limit,
                 device=device,
                 seed=seed,

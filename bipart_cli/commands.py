@@ -34,7 +34,7 @@ def run_segment(
     if parts is None:
         raise UsageError('--parts is required, e.g. --parts "back,seat,leg,arm"')
     adapt = AdaptSettings(
-        **{k: options.pop(k) for k in ("steps", "lr", "support_size", "strategy")}
+        **{k: options.pop(k) for k in ("steps", "lr", "support_size", "strategy", "box_reduction")}
     )
     options["labeler_options"] = labeler_options(options["labeler"], options["labeler_options"])
     segmenter = Segmenter(parse_part_names(parts), SegmentOptions(adapt=adapt, **options))

@@ -120,6 +120,8 @@ def evaluate_index(
     lr: float = 0.3,
     support_size: int = 8,
     strategy: str = "part-perfect",
+    box_reduction: str = "mean",
+    up: str = "y",
     device: str = "auto",
     seed: int = 0,
     limit: int | None = None,
@@ -144,13 +146,21 @@ def evaluate_index(
         from .errors import UsageError
 
         raise UsageError("eval --labeler must be 'index' (the index's pseudo labels) or 'none'")
+    adapt = AdaptSettings(
+        steps=steps,
+        lr=lr,
+        support_size=support_size,
+        strategy=strategy,
+        box_reduction=box_reduction,
+    )
     index = ShapeIndex.open(test_index)
     options = SegmentOptions(
         index=support_index or test_index,
         weights=weights,
         weights_revision=weights_revision,
         labeler="none",
-        adapt=AdaptSettings(steps=steps, lr=lr, support_size=support_size, strategy=strategy),
+        adapt=adapt,
+        up=up,
         device=device,
         seed=seed,
         write=False,

@@ -486,3 +486,43 @@ def write_examples(
             tmp.write_bytes(data)
         written.append(path)
     return written
+
+
+def write_corpus(
+    out_dir: str | Path,
+    per_category: int,
+    categories: Iterable[str] | None = None,
+    *,
+    seed: int = 1000,
+    colors: ColorMode = "natural",
+) -> list[Path]:
+    """A training corpus: ``<category>/<category>_<k>.glb`` plus a ``parts.json`` per category.
+
+    ``parts.json`` holds the category's part names in ``CATEGORIES`` order, so every
+    shape of a category is indexed with the same part order (``bipart index`` reads it).
+    Shape ``k`` of category ``c`` has seed ``[seed, i_c, k]``, so the corpus never repeats
+    the bundled examples (plain small seeds). Existing files are kept (re-runs resume).
+    """
+    import json
+
+    out_dir = Path(out_dir)
+    chosen = list(CATEGORIES) if categories is None else list(categories)
+    unknown = [c for c in chosen if c not in CATEGORIES]
+    if unknown:
+        raise ValueError(f"unknown categories {', '.join(unknown)}; known: {', '.join(CATEGORIES)}")
+    written = []
+    for category in chosen:
+        folder = out_dir / category
+        folder.mkdir(parents=True, exist_ok=True)
+        with atomic_path(folder / "parts.json") as tmp:
+            tmp.write_text(json.dumps({"parts": CATEGORIES[category]}) + "\n")
+        code = list(CATEGORIES).index(category)
+        for k in range(per_category):
+            path = folder / f"{category}_{k:04d}.glb"
+            if not path.exists():
+                shape_seed = int(np.random.SeedSequence([seed, code, k]).generate_state(1)[0])
+                data = make_shape(category, shape_seed, colors).export(file_type="glb")
+                with atomic_path(path) as tmp:
+                    tmp.write_bytes(data)
+            written.append(path)
+    return written

@@ -46,9 +46,16 @@ class SegmentOptions:
     n_dense: int = 100_000
     n_points: int = 2048
     adapt: AdaptSettings = field(default_factory=AdaptSettings)
+    up: str = "y"
     device: str = "auto"
     seed: int = 0
     write: bool = True
+
+    def __post_init__(self) -> None:
+        from .orientation import UP_CHOICES
+
+        if self.up not in UP_CHOICES:
+            raise UsageError(f"--up must be one of {', '.join(UP_CHOICES)}, not {self.up!r}")
 
 
 @dataclass
@@ -342,12 +349,25 @@ class Segmenter:
         exclude_sha256: str | None = None,
         category: str | None = None,
     ) -> tuple[np.ndarray, np.ndarray, list[str]]:
-        """Core shared by ``segment`` and ``eval``: dense labels (n,), scores (n,) and support ids."""
+        """Core shared by ``segment`` and ``eval``: dense labels (n,), scores (n,) and support ids.
+
+        The network sees the target in bipart's Y-up frame (``--up``); with ``--up auto``
+        target and support shapes are each PCA-aligned. Labels are per point, so they
+        need no rotating back.
+        """
+        from .orientation import apply_rotation, up_rotation
+
+        up = self.options.up
         support = self.retrieve(network_points, part_names, exclude_sha256, category)
         if not support and target_labels is None:
             raise UsageError(
                 f"no support shapes match the parts {', '.join(part_names)} and the target has no pseudo labels"
             )
+        rotation = up_rotation(network_points, up)
+        network_points = apply_rotation(network_points, rotation)
+        dense_points = apply_rotation(dense_points, rotation)
+        if up == "auto":
+            support = [_aligned(shape) for shape in support]
         if self.bank is None:
             # Zero-shot without an index: the support set is the target itself, M times (Sec. 5.1).
             target_labels = _repeat_labels(target_labels, self.options.adapt.support_size)
@@ -454,6 +474,14 @@ class Segmenter:
         ]
 
 
+def _aligned(shape: SupportShape) -> SupportShape:
+    """The support shape PCA-aligned; its cached encoder features no longer apply."""
+    from .orientation import apply_rotation, pca_rotation
+
+    points = apply_rotation(shape.points, pca_rotation(shape.points.astype(np.float64)))
+    return SupportShape(f"{shape.shape_id}#pca", points, shape.pseudo_labels, None)
+
+
 def _repeat_labels(labels: PseudoLabels, times: int) -> PseudoLabels:
     """The same boxes ``times`` times: the zero-shot support of Sec. 5.1 (the loss scales by M)."""
     return labels.select_boxes(np.repeat(np.arange(labels.num_boxes), max(times, 1)))
@@ -467,7 +495,7 @@ def segment(inputs: str | list[str], parts: str | list[str], **options: Any) -> 
     """
     from .parts import parse_part_names
 
-    adapt_keys = {"steps", "lr", "support_size", "strategy"}
+    adapt_keys = {"steps", "lr", "support_size", "strategy", "box_reduction"}
     adapt = AdaptSettings(**{k: options.pop(k) for k in list(options) if k in adapt_keys})
     if "support_dir" in options and options["support_dir"] is not None:
         options["support_dir"] = Path(options["support_dir"])

@@ -58,6 +58,12 @@ class TrainSettings:
     val_inner_lr: float = 0.3
     seed: int = 0
     max_steps: int | None = None
+    checkpoint_activations: bool = True
+
+    def __post_init__(self) -> None:
+        from .adapt import check_box_reduction
+
+        check_box_reduction(self.box_reduction)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -177,6 +183,26 @@ def training_supports(
 # --- one outer step -------------------------------------------------------------
 
 
+def fill_encoder_features(model, shapes: list[TrainShape], device, quiet: bool = True) -> int:
+    """Compute the frozen-encoder features of shapes the index did not cache, once for the run.
+
+    Returns how many were computed. The encoder never changes during training, so a
+    cache miss would otherwise cost an encoder pass per shape per outer step.
+    """
+    import torch
+
+    from .runtime import progress
+
+    missing = [s for s in shapes if s.encoder_features is None]
+    with progress(quiet or not missing) as bar:
+        task = bar.add_task("encoding shapes the index did not cache", total=len(missing))
+        for shape in missing:
+            points = torch.from_numpy(shape.points).float().to(device)[None]
+            shape.encoder_features = model.encode(points)[0].cpu().numpy()
+            bar.update(task, advance=1)
+    return len(missing)
+
+
 def _encoder_features(model, shapes: list[TrainShape], rows: list[int], device) -> torch.Tensor:
     """(U, N, F) frozen-encoder features: from the index cache, else computed without grad."""
     import torch
@@ -187,6 +213,26 @@ def _encoder_features(model, shapes: list[TrainShape], rows: list[int], device) 
     points = torch.from_numpy(np.stack([shapes[r].points for r in rows])).float().to(device)
     with torch.no_grad():
         return model.encode(points)
+
+
+def _extract_features(model, points, encoded, checkpoint_activations: bool) -> torch.Tensor:
+    """(U, N, C) extractor features with a graph to θ.
+
+    With ``checkpoint_activations`` only each shape's output is kept; its
+    (N, k, C) attention activations are recomputed one shape at a time in the
+    backward pass. A batch of 8 targets with M=8 touches up to 64 shapes, about
+    0.5 GB of activations each at the paper's sizes.
+    """
+    import torch
+    from torch.utils.checkpoint import checkpoint
+
+    if not (checkpoint_activations and torch.is_grad_enabled()):
+        return model.extract(points, encoder_features=encoded)
+    per_shape = [
+        checkpoint(model.extract, points[i : i + 1], encoded[i : i + 1], use_reentrant=False)
+        for i in range(points.shape[0])
+    ]
+    return torch.cat(per_shape)
 
 
 def outer_loss(
@@ -204,11 +250,12 @@ def outer_loss(
     """
     import torch
 
-    touched = sorted({*batch, *(s for t in batch for s in supports[t])})
+    support_ids = (s for t in batch for s in supports[t]) if settings.bilevel else ()
+    touched = sorted({*batch, *support_ids})  # without the inner loop, only the targets
     row_of = {shape: row for row, shape in enumerate(touched)}
     points = torch.from_numpy(np.stack([shapes[r].points for r in touched])).float().to(device)
     encoded = _encoder_features(model, shapes, touched, device)
-    features = model.extract(points, encoder_features=encoded)  # (U, N, C), graph to θ
+    features = _extract_features(model, points, encoded, settings.checkpoint_activations)
     labels = pack_labels(
         [shapes[r].pseudo_labels for r in touched],
         [len(shapes[r].part_names) for r in touched],
@@ -255,9 +302,8 @@ def naive_outer_loss(
 
     def full_features(rows: list[int]):
         points = torch.from_numpy(np.stack([shapes[r].points for r in rows])).float().to(device)
-        with torch.no_grad():
-            encoded = model.encode(points)
-        return model.extract(points, encoder_features=encoded)
+        encoded = model.encode(points)  # frozen: computed without grad
+        return _extract_features(model, points, encoded, settings.checkpoint_activations)
 
     def loss_of(rows: list[int], head):
         labels = pack_labels(
@@ -470,6 +516,7 @@ def train_model(
     train_ids, val_ids = split_train_val(shapes, settings)
     if not train_ids:
         raise UsageError("no training shapes (check --categories against the index's categories)")
+    fill_encoder_features(model, shapes, device, quiet=quiet or not dist_info.is_main)
     pool = [shapes[i] for i in train_ids]
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(trainable, lr=settings.outer_lr)
@@ -599,13 +646,8 @@ def _log(run_dir: Path, dist_info: DistInfo, record: dict[str, Any]) -> None:
 
 
 def _restore(model, optimizer, checkpoint: Path, device) -> tuple[int, int]:
-    from safetensors.torch import load_file
-
     state = json.loads((checkpoint / "trainer_state.json").read_text())
-    weights = load_file(str(checkpoint / "model.safetensors"), device=str(device))
-    model.load_state_dict(
-        {k: v.to(model.state_dict()[k].dtype) for k, v in weights.items()}, strict=True
-    )
+    model.load_weights(checkpoint / "model.safetensors")
     load_optimizer_state(optimizer, checkpoint, state["optimizer_groups"])
     _load_rng_state(checkpoint)
     _truncate_log(checkpoint.parent / "log.jsonl", state["step"])

@@ -66,7 +66,7 @@ def test_inner_loop_lowers_the_support_loss_and_leaves_the_model_alone(model):
     features = torch.randn(3, NUM_POINTS, model.config.feature_dim)
     before = {k: v.detach().clone() for k, v in model.head_params().items()}
     with torch.no_grad():
-        adapted = inner_loop(model, features, packed, steps=10, lr=0.3)
+        adapted = inner_loop(model, features, packed, steps=30, lr=0.3)
     start = support_loss(model, model.head_params(), features, packed)
     end = support_loss(model, adapted, features, packed)
     assert end < 0.8 * start

@@ -152,3 +152,17 @@ def test_bad_parts_are_usage_errors(text, message):
 def test_good_parts_are_stripped():
     assert parse_part_names(" back, seat ,leg ", max_parts=3) == ["back", "seat", "leg"]
     assert parse_part_names(["arm", "leg"]) == ["arm", "leg"]
+
+
+@pytest.mark.parametrize("command", ["segment", "eval", "train"])
+def test_unknown_box_reduction_is_a_one_line_usage_error(run_bipart, tmp_path, command):
+    args = {
+        "segment": ["segment", "x.glb", "--parts", "a,b", "--weights", "random"],
+        "eval": ["eval", "--index", str(tmp_path)],
+        "train": ["train", "--index", str(tmp_path), "--out", str(tmp_path / "run")],
+    }[command]
+    result = run_bipart(*args, "--box-reduction", "median", cwd=tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--box-reduction must be mean or sum, not 'median'" in lines[0]
+    assert not (tmp_path / "run").exists()

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from bipart_cli.examples import CATEGORIES, make_pieces, make_shape, node_names, write_examples
+from bipart_cli.examples import (
+    CATEGORIES,
+    make_pieces,
+    make_shape,
+    node_names,
+    write_corpus,
+    write_examples,
+)
 from bipart_cli.io import asset_from_scene, load_asset
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -85,3 +94,27 @@ def test_committed_examples_are_small_and_labeled():
         assert asset.has_labels and (asset.labels >= 0).all()
     chairs = [load_asset(p) for p in sorted((EXAMPLES / "chairs").glob("*.glb"))]
     assert all(c.part_names[:3] == ["back", "seat", "leg"] for c in chairs)
+
+
+def test_write_corpus_is_per_category_with_parts_json_and_resumes(tmp_path):
+    paths = write_corpus(tmp_path, 3, ["mug", "chair"])
+    assert [p.relative_to(tmp_path).as_posix() for p in paths] == [
+        "mug/mug_0000.glb",
+        "mug/mug_0001.glb",
+        "mug/mug_0002.glb",
+        "chair/chair_0000.glb",
+        "chair/chair_0001.glb",
+        "chair/chair_0002.glb",
+    ]
+    assert json.loads((tmp_path / "chair" / "parts.json").read_text()) == {
+        "parts": CATEGORIES["chair"]
+    }
+    digests = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in paths}
+    assert len(set(digests.values())) == 6  # every shape differs
+    bundled = hashlib.sha256(make_shape("chair", 1).export(file_type="glb")).hexdigest()
+    assert bundled not in digests.values()  # never one of the bundled example chairs
+    (tmp_path / "chair" / "chair_0001.glb").unlink()
+    again = write_corpus(tmp_path, 3, ["mug", "chair"])  # re-run: fills the gap, same bytes
+    assert {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in again} == digests
+    with pytest.raises(ValueError, match="unknown categories teapot"):
+        write_corpus(tmp_path, 1, ["teapot"])

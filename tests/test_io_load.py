@@ -11,6 +11,7 @@ import trimesh
 from PIL import Image
 from plyfile import PlyData, PlyElement
 
+from bipart_cli.errors import InvalidInputError
 from bipart_cli.examples import node_names
 from bipart_cli.io import load_asset, sample_dense, sha256_file
 from bipart_cli.io.labels import part_from_name, sanitize_node_name
@@ -252,3 +253,32 @@ def test_cloud_normalisation_is_mean_and_max_norm(tmp_path):
     np.testing.assert_allclose(asset.center, points.mean(0))
     assert np.linalg.norm(asset.normalize(points), axis=1).max() == pytest.approx(1.0)
     np.testing.assert_allclose(asset.denormalize(asset.normalize(points)), points, atol=1e-12)
+
+
+def _two_box_mesh(path):
+    boxes = [trimesh.creation.box(extents=(1, 1, 1)), trimesh.creation.box(extents=(1, 1, 1))]
+    boxes[1].apply_translation((0, 1.5, 0))
+    mesh = trimesh.util.concatenate(boxes)
+    mesh.export(path)
+    return mesh
+
+
+def test_label_array_sidecar_gives_per_face_labels(tmp_path):
+    """PSB / MeshCNN layout: <stem>.ply + <stem>_labels.npy (0-based, per face) + parts.json."""
+    mesh = _two_box_mesh(tmp_path / "pair.ply")
+    labels = np.repeat(np.array([1, 0], np.uint8), len(mesh.faces) // 2)
+    np.save(tmp_path / "pair_labels.npy", labels)
+    (tmp_path / "parts.json").write_text(json.dumps(["top", "bottom"]))
+    asset = load_asset(tmp_path / "pair.ply")
+    assert asset.part_names == ["top", "bottom"]
+    np.testing.assert_array_equal(asset.labels, labels.astype(np.int64))
+    dense = sample_dense(asset, n_points=2000, seed=0)
+    lower = dense.points[:, 1] < dense.points[:, 1].mean()
+    assert (dense.labels[lower] == 1).all() and (dense.labels[~lower] == 0).all()
+
+
+def test_label_array_sidecar_of_the_wrong_length_is_a_clear_error(tmp_path):
+    _two_box_mesh(tmp_path / "pair.ply")
+    np.save(tmp_path / "pair_labels.npy", np.zeros(5, np.uint8))
+    with pytest.raises(InvalidInputError, match="5 labels for the 24 faces of pair.ply"):
+        load_asset(tmp_path / "pair.ply")

@@ -9,7 +9,12 @@ import pytest
 import torch
 
 from bipart_cli.labeling.pseudo_labels import PseudoLabels
-from bipart_cli.model.loss import distillation_loss, pack_pseudo_labels
+from bipart_cli.model.loss import (
+    distillation_loss,
+    distillation_loss_from_targets,
+    pack_pseudo_labels,
+    point_targets,
+)
 
 
 def literal_eq2(logits, num_parts, masks, box_part, box_score, box_valid) -> list[float]:
@@ -122,3 +127,22 @@ def test_packing_pseudo_labels_gives_the_per_shape_loss():
             np.ones((1, shape_labels.num_boxes), bool),
         )[0]
         assert result[row].item() == pytest.approx(single, rel=1e-6, abs=1e-12)
+
+
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+@pytest.mark.parametrize("seed", [0, 4])
+def test_point_targets_form_equals_eq2_and_its_gradient(seed, reduction):
+    logits, num_parts, masks, box_part, box_score, box_valid = random_batch(seed)
+    logits.requires_grad_(True)
+    boxes = distillation_loss(
+        logits, num_parts, masks, box_part, box_score, box_valid, box_reduction=reduction
+    )
+    targets = point_targets(masks, box_part, box_score, box_valid, int(num_parts.max()))
+    folded = distillation_loss_from_targets(
+        logits, num_parts, targets.double(), box_valid.sum(-1), box_reduction=reduction
+    )
+    torch.testing.assert_close(folded, boxes, rtol=1e-6, atol=1e-9)
+    (grad_boxes,) = torch.autograd.grad(boxes.sum(), logits)
+    (grad_folded,) = torch.autograd.grad(folded.sum(), logits)
+    torch.testing.assert_close(grad_folded, grad_boxes, rtol=1e-6, atol=1e-9)
+    assert torch.isfinite(grad_folded).all()

@@ -83,14 +83,37 @@ def test_save_and_load_give_identical_logits(model, tmp_path):
     )
 
 
-def test_a_changed_encoder_round_trips_too(model, tmp_path):
-    """The encoder weights are saved, not re-derived from the seed."""
-    with torch.no_grad():
-        model.encoder.encoder_norms[0].bias.add_(0.5)
+def test_a_seeded_encoder_is_rebuilt_from_its_seed_and_checked(model, tmp_path):
+    from safetensors import safe_open
+
     model.save_pretrained(tmp_path / "ckpt")
-    loaded = BiPartModel.from_pretrained(str(tmp_path / "ckpt"))
+    with safe_open(str(tmp_path / "ckpt" / "model.safetensors"), framework="pt") as handle:
+        keys, metadata = list(handle.keys()), handle.metadata()
+    assert keys and not any(key.startswith("encoder.") for key in keys)
+    assert metadata["seeded_encoder_sha256"] == model.encoder_sha256()
+    config = json.loads((tmp_path / "ckpt" / "config.json").read_text())
+    config["encoder_seed"] += 1  # another seed rebuilds another encoder: refused
+    (tmp_path / "ckpt" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="re-derived from encoder_seed"):
+        BiPartModel.from_pretrained(tmp_path / "ckpt")
+
+
+def test_a_changed_encoder_round_trips_too(model, tmp_path):
+    """A changed encoder is saved, not re-derived from the seed."""
     points = unit_cloud(256, seed=6)
-    assert torch.equal(loaded.encode(points), model.encode(points))
+    bias = model.encoder.encoder_norms[0].bias
+    original = bias.detach().clone()
+    with torch.no_grad():
+        bias.add_(0.5)
+    try:
+        model.save_pretrained(tmp_path / "ckpt")
+        expected = model.encode(points)
+    finally:
+        with torch.no_grad():
+            bias.copy_(original)  # the shared fixture back to its init
+    loaded = BiPartModel.from_pretrained(str(tmp_path / "ckpt"))
+    assert torch.equal(loaded.encode(points), expected)
+    assert not torch.equal(loaded.encode(points), model.encode(points))
 
 
 def test_half_precision_save_is_close(model, tmp_path):

@@ -240,3 +240,25 @@ def test_bad_arguments_write_nothing(chair_asset, tmp_path):
     with pytest.raises(ValueError, match="100 points"):
         write_outputs(chair_asset, dense, np.zeros(99, int), np.ones(99), ["a"], tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_outputs_get_the_umask_mode_even_when_the_writer_recreates_the_file(tmp_path):
+    """mkstemp makes 0600 files, and safetensors' save_file writes a new 0600 file over the
+    path: outputs must still get the usual umask mode (0644 under umask 022)."""
+    import os
+
+    import torch
+    from safetensors.torch import save_file
+
+    from bipart_cli.io.atomic import atomic_path
+
+    old = os.umask(0o022)
+    try:
+        with atomic_path(tmp_path / "weights.safetensors") as tmp:
+            save_file({"w": torch.zeros(2)}, str(tmp))
+        with atomic_path(tmp_path / "notes.txt") as tmp:
+            tmp.write_text("x")
+    finally:
+        os.umask(old)
+    for name in ("weights.safetensors", "notes.txt"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o644, name

@@ -127,17 +127,80 @@ def test_batch_with_corrupt_input_and_glob(tmp_path, run_bipart, monkeypatch):
             "R_max",
         ),
         (["--parts", "back,seat", "--weights", "random", "--labeler", "none"], "--support"),
-        (["--parts", "back,seat", "--labeler", "simulated"], "--weights random"),
     ],
-    ids=["missing-parts", "too-many-parts", "nothing-to-adapt-on", "no-default-weights"],
+    ids=["missing-parts", "too-many-parts", "nothing-to-adapt-on"],
 )
 def test_usage_errors(extra, message, chair_glb, run_bipart, tmp_path):
-    from bipart_cli.weights import load_registry
-
-    if message == "--weights random" and load_registry().get("default") is not None:
-        pytest.skip("a trained default checkpoint is registered")
     done = run_bipart("segment", str(chair_glb), "--out-dir", str(tmp_path), *extra)
     assert done.returncode == 2, done.stderr
     assert message in done.stderr and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_registry_without_default_asks_for_explicit_weights(monkeypatch):
+    from bipart_cli import weights
+    from bipart_cli.errors import UsageError
+
+    empty = {"schema_version": 1, "default": None, "checkpoints": []}
+    monkeypatch.setattr(weights, "load_registry", lambda: empty)
+    with pytest.raises(UsageError, match="pass --weights random"):
+        weights.resolve_weights(None)
+
+
+def _rotated_chair(path: Path, seed: int, rotation: np.ndarray) -> Path:
+    scene = make_shape("chair", seed)
+    transform = np.eye(4)
+    transform[:3, :3] = rotation
+    scene.apply_transform(transform)
+    path.write_bytes(scene.export(file_type="glb"))
+    return path
+
+
+def _segment_with_up(api_run, targets: list[Path], up: str) -> list:
+    from bipart_cli import segment
+
+    root, _, _ = api_run
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("BIPART_CACHE", str(root / "cache"))
+        return segment(
+            [str(p) for p in targets],
+            ",".join(PARTS),
+            support_dir=root / "chairs",
+            labeler="none",
+            weights="random",
+            n_dense=N_DENSE,
+            up=up,
+            write=False,
+        )
+
+
+def test_up_z_undoes_a_z_up_export(api_run, tmp_path):
+    """A Z-up copy of a target segmented with ``--up z`` gets the Y-up target's labels."""
+    from bipart_cli.orientation import Z_UP_TO_Y_UP
+
+    root, targets, results = api_run
+    z_up = _rotated_chair(tmp_path / "z_up.glb", TARGET_SEEDS[0], Z_UP_TO_Y_UP.T)
+    plain, undone = (
+        _segment_with_up(api_run, [z_up], "y")[0],
+        _segment_with_up(api_run, [z_up], "z")[0],
+    )
+    assert undone.ok and plain.ok
+    agreement = float((undone.dense_labels == results[0].dense_labels).mean())
+    assert agreement > 0.98, agreement
+    # without --up z the same file is read lying on its back, and the labels differ
+    assert float((plain.dense_labels == results[0].dense_labels).mean()) < agreement
+
+
+def test_up_auto_is_invariant_to_the_target_rotation(api_run, tmp_path):
+    from scipy.spatial.transform import Rotation
+
+    _, targets, _ = api_run
+    turned = Rotation.from_euler("xyz", [35, 70, -20], degrees=True).as_matrix()
+    rotated = _rotated_chair(tmp_path / "turned.glb", TARGET_SEEDS[0], turned)
+    upright, tilted = _segment_with_up(api_run, [targets[0], rotated], "auto")
+    assert upright.ok and tilted.ok
+    agreement = float((upright.dense_labels == tilted.dense_labels).mean())
+    assert agreement > 0.95, agreement
+    gt = ground_truth(targets[0])
+    assert shape_miou(tilted.dense_labels, gt, len(PARTS)) > 0.3

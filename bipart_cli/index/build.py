@@ -195,8 +195,8 @@ def make_record(
 ) -> ShapeRecord:
     """Load, label, sample and describe one asset."""
     from ..io import load_asset
-    from ..io.sample import sample_dense, sample_network_indices
-    from ..labeling.api import labels_for_parts
+    from ..io.sample import sample_network_indices
+    from ..labeling.api import label_asset
     from ..support import bps_features
 
     settings = context.settings
@@ -208,10 +208,17 @@ def make_record(
                 f"{shape_id}: no part names: pass --parts, add a parts.json, or use labeled assets"
             )
         part_names = list(asset.part_names)
-    # label_asset's steps, with the build's one labeler (a detector loads once, not per shape)
-    dense = sample_dense(asset, settings["n_dense"], seed=seed)
-    dense.labels = gt_dense = labels_for_parts(asset, dense, part_names)  # (n,) or None
-    pseudo, _ = context.labeler.run(dense, part_names, device=str(context.device), seed=seed)
+    # the build's one labeler: a detector loads once, not per shape
+    labeled = label_asset(
+        asset,
+        part_names,
+        context.labeler,
+        n_dense=settings["n_dense"],
+        seed=seed,
+        device=str(context.device),
+    )
+    dense, pseudo = labeled.dense, labeled.pseudo_labels
+    gt_dense = dense.labels  # (n,) or None
     network = sample_network_indices(dense.points, settings["n_points"], seed=seed)  # (2048,)
     kept = _dense_subset(len(dense.points), settings["n_dense_kept"], seed)
     points = dense.points[network].astype(np.float32)
@@ -257,16 +264,8 @@ def encoder_identity(model: Any) -> dict[str, Any]:
     Two models whose encoders have equal weights get equal identities; compare it
     with ``ShapeIndex.encoder`` to know whether the cache is stale.
     """
-    import hashlib
-
-    state = model.encoder.state_dict()
-    digest = hashlib.sha256()
-    for key in sorted(state):
-        tensor = state[key].detach().cpu().contiguous()
-        digest.update(f"{key}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
-        digest.update(tensor.numpy().tobytes())
     config = model.config
-    identity = {"init": config.encoder_init, "weights_sha256": digest.hexdigest()}
+    identity = {"init": config.encoder_init, "weights_sha256": model.encoder_sha256()}
     if not config.encoder_is_pretrained:
         identity["seed"] = config.encoder_seed
     return identity

@@ -66,7 +66,35 @@ def load_asset(path: str | Path) -> Asset:
     asset.source = path
     asset.format = fmt
     asset.sha256 = sha256_file(path)
+    if asset.labels is None:
+        _read_label_array_sidecar(asset, path)
     return finalize_asset(asset, path)
+
+
+def _read_label_array_sidecar(asset: Asset, path: Path) -> None:
+    """``<stem>_labels.npy`` (the PSB and MeshCNN layout): 0-based part per face, or per
+    vertex for point clouds and face-less meshes; negative means unassigned. Names come
+    from a sidecar JSON (``parts.json`` beside it), else ``part_1`` ...
+    """
+    sidecar = path.with_name(f"{path.stem}_labels.npy")
+    if not sidecar.is_file():
+        return
+    try:
+        labels = np.load(sidecar, allow_pickle=False).astype(np.int64).reshape(-1)
+    except (OSError, ValueError) as exc:
+        raise InvalidInputError(f"{sidecar}: unreadable label array ({_one_line(exc)})") from None
+    has_faces = asset.faces is not None and len(asset.faces) > 0
+    expected = len(asset.faces) if has_faces else len(asset.vertices)
+    if len(labels) != expected:
+        what = "faces" if has_faces else "vertices"
+        raise InvalidInputError(
+            f"{sidecar}: {len(labels)} labels for the {expected} {what} of {path.name}"
+        )
+    names = read_sidecar_part_names(path)
+    count = int(labels.max()) + 1 if labels.size and labels.max() >= 0 else 0
+    names = list(names or []) + [f"part_{k + 1}" for k in range(len(names or []), count)]
+    asset.labels = np.where(labels >= 0, labels, -1)
+    asset.part_names = names
 
 
 def finalize_asset(asset: Asset, where: object = "asset") -> Asset:

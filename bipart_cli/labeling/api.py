@@ -205,7 +205,7 @@ def cache_key(
 def label_asset(
     asset: Asset,
     part_names: list[str],
-    labeler: str = "detector",
+    labeler: str | Any = "detector",
     *,
     n_dense: int = 100_000,
     seed: int = 0,
@@ -216,7 +216,8 @@ def label_asset(
     """Sample the asset densely and make its pseudo labels.
 
     asset : a loaded Asset; part_names : R names (the prompt, in order)
-    labeler : ``detector`` | ``given`` | ``simulated`` | ``none``; options go to it
+    labeler : ``detector`` | ``given`` | ``simulated`` | ``none`` (options go to it), or a
+        labeler made by :func:`make_labeler`, so a batch loads its detector once
     cache_dir : when set, pseudo labels are cached there as safetensors by
         (asset sha256, parts, labeler config, n_dense, seed); a hit skips the labeler
         and returns ``rendering=None``.
@@ -226,12 +227,12 @@ def label_asset(
     from ..runtime import resolve_device
 
     torch_device = str(resolve_device(device))
-    worker = make_labeler(labeler, **labeler_options)
+    worker = make_labeler(labeler, **labeler_options) if isinstance(labeler, str) else labeler
     dense = sample_dense(asset, n_dense, seed=seed)
     dense.labels = labels_for_parts(asset, dense, part_names)
-    if labeler in ("given", "simulated") and dense.labels is None:
+    if worker.name in ("given", "simulated") and dense.labels is None:
         raise InvalidInputError(
-            f"--labeler {labeler} needs an asset with part labels; this one has none"
+            f"--labeler {worker.name} needs an asset with part labels; this one has none"
         )
 
     cached = None

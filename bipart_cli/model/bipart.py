@@ -29,6 +29,8 @@ from .head import SegmentationHead, head_forward
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 MODEL_TYPE = "bipart"
+ENCODER_PREFIX = "encoder."
+SEEDED_ENCODER_KEY = "seeded_encoder_sha256"
 
 
 def _seeded_encoder(config: BiPartConfig) -> PointM2AEEncoder:
@@ -132,9 +134,34 @@ class BiPartModel(nn.Module):
             "r_max": self.config.r_max,
         }
 
-    def save_pretrained(self, directory: str | Path, dtype: torch.dtype | None = None) -> Path:
-        """Write ``config.json`` and ``model.safetensors`` (encoder included).
+    def encoder_sha256(self) -> str:
+        """sha256 over the encoder's state dict (names, shapes, dtypes, bytes): its identity."""
+        import hashlib
 
+        state = self.encoder.state_dict()
+        digest = hashlib.sha256()
+        for key in sorted(state):
+            tensor = state[key].detach().cpu().contiguous()
+            digest.update(f"{key}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
+            digest.update(tensor.numpy().tobytes())
+        return digest.hexdigest()
+
+    def encoder_is_seeded_init(self) -> bool:
+        """True when the encoder is exactly the seeded random init of its config."""
+        if self.encoder_is_pretrained:
+            return False
+        fresh = BiPartModel.__new__(BiPartModel)
+        nn.Module.__init__(fresh)
+        fresh.encoder = _seeded_encoder(self.config)
+        return BiPartModel.encoder_sha256(fresh) == self.encoder_sha256()
+
+    def save_pretrained(self, directory: str | Path, dtype: torch.dtype | None = None) -> Path:
+        """Write ``config.json`` and ``model.safetensors``.
+
+        An encoder that is exactly its seeded random init is not stored: it is
+        re-derived from ``encoder_seed`` on load and checked against the sha256
+        kept in the file's metadata (12.7M parameters, 50 MB, that carry no
+        training). Any other encoder (official weights, a changed one) is stored.
         ``dtype=torch.float16`` halves the file; floating tensors are cast back to
         float32 on load.
         """
@@ -144,18 +171,28 @@ class BiPartModel(nn.Module):
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
+        seeded = self.encoder_is_seeded_init()
         tensors = {}
         for name, value in self.state_dict().items():
+            if seeded and name.startswith(ENCODER_PREFIX):
+                continue
             value = value.detach().to("cpu")
             if dtype is not None and value.is_floating_point():
                 value = value.to(dtype)
             tensors[name] = value.contiguous().clone()
         metadata = {"format": "pt", "model_type": MODEL_TYPE, **_string_summary(self.summary())}
+        if seeded:
+            metadata[SEEDED_ENCODER_KEY] = self.encoder_sha256()
         with atomic_path(directory / WEIGHTS_NAME) as tmp:
             save_file(tensors, str(tmp), metadata=metadata)
         config = {"model_type": MODEL_TYPE, **self.config.to_dict()}
         atomic_write_text(directory / CONFIG_NAME, json.dumps(config, indent=2) + "\n")
         return directory
+
+    def load_weights(self, path: str | Path) -> BiPartModel:
+        """Load a ``model.safetensors`` written by :meth:`save_pretrained` into this model."""
+        self.load_state_dict(_read_weights(Path(path), self), strict=True)
+        return self
 
     @classmethod
     def from_pretrained(cls, repo_or_dir: str | Path, revision: str | None = None) -> BiPartModel:
@@ -164,8 +201,7 @@ class BiPartModel(nn.Module):
         config = _read_config(folder / CONFIG_NAME)
         with torch.random.fork_rng(devices=[]):  # building must not disturb the caller's RNG
             model = cls(config)
-        model.load_state_dict(_read_weights(folder / WEIGHTS_NAME, model), strict=True)
-        return model.eval()
+        return model.load_weights(folder / WEIGHTS_NAME).eval()
 
 
 def unit_features(features: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
@@ -214,17 +250,37 @@ def _read_config(path: Path) -> BiPartConfig:
         raise CheckpointError(f"{path}: {exc}") from exc
 
 
+def _check_seeded_encoder(path: Path, model: BiPartModel, saved_sha256: str) -> None:
+    """The file left out its seeded encoder; the one rebuilt here must be the same."""
+    if model.encoder_is_pretrained:
+        raise CheckpointError(
+            f"{path}: holds no encoder weights but the config names official ones"
+        )
+    rebuilt = model.encoder_sha256()
+    if rebuilt != saved_sha256:
+        raise CheckpointError(
+            f"{path}: the encoder is re-derived from encoder_seed {model.config.encoder_seed}, and on "
+            f"this torch version it differs from the one trained with (sha256 {rebuilt[:12]}… "
+            f"vs {saved_sha256[:12]}…); use the torch version named in the model card"
+        )
+
+
 def _read_weights(path: Path, model: BiPartModel) -> dict[str, torch.Tensor]:
     """The saved state dict, cast to the model's dtypes, with every key and shape checked."""
-    from safetensors.torch import load_file
+    from safetensors import safe_open
 
     if not path.is_file():
         raise ModelUnavailableError(f"no {WEIGHTS_NAME} in {path.parent}")
     try:
-        tensors = load_file(str(path))
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+            tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118 (not a dict)
     except Exception as exc:  # safetensors raises several types for corrupt files
         raise CheckpointError(f"cannot read {path}: {exc}") from exc
     expected = model.state_dict()
+    if SEEDED_ENCODER_KEY in metadata:
+        _check_seeded_encoder(path, model, metadata[SEEDED_ENCODER_KEY])
+        tensors.update({k: v for k, v in expected.items() if k.startswith(ENCODER_PREFIX)})
     for name, reference in expected.items():
         if name not in tensors:
             raise CheckpointError(f"{path}: missing key {name}")

@@ -41,25 +41,31 @@ class ShapeNorm(nn.Module):
 
 
 class PointTransformerLayer(nn.Module):
-    """Vector self-attention over precomputed neighbours."""
+    """Vector self-attention over precomputed neighbours.
+
+    Linears whose bias would cancel carry none: a constant before a
+    :class:`ShapeNorm` or the neighbour softmax, or added to every message (the
+    block's next ShapeNorm removes it), has an exactly-zero gradient, and Adam
+    would turn the float noise in it into full-size random steps.
+    """
 
     def __init__(self, dim: int, share_planes: int = 8) -> None:
         super().__init__()
         self.share_planes = share_planes
-        self.linear_q = nn.Linear(dim, dim)
-        self.linear_k = nn.Linear(dim, dim)
-        self.linear_v = nn.Linear(dim, dim)
+        self.linear_q = nn.Linear(dim, dim, bias=False)
+        self.linear_k = nn.Linear(dim, dim, bias=False)
+        self.linear_v = nn.Linear(dim, dim, bias=False)
         self.linear_p = nn.Sequential(  # δ = θ(p_i - p_j)
-            nn.Linear(3, 3), ShapeNorm(3), nn.ReLU(), nn.Linear(3, dim)
+            nn.Linear(3, 3, bias=False), ShapeNorm(3), nn.ReLU(), nn.Linear(3, dim, bias=False)
         )
         weight_dim = dim // share_planes
         self.linear_w = nn.Sequential(  # γ
             ShapeNorm(dim),
             nn.ReLU(),
-            nn.Linear(dim, weight_dim),
+            nn.Linear(dim, weight_dim, bias=False),
             ShapeNorm(weight_dim),
             nn.ReLU(),
-            nn.Linear(weight_dim, weight_dim),
+            nn.Linear(weight_dim, weight_dim, bias=False),
         )
 
     def forward(

@@ -1,0 +1,86 @@
+"""The shipped default checkpoint: registry, layout, offline loading, and that it is trained."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors import safe_open
+from test_segment import N_DENSE, PARTS, ground_truth, write_chair
+
+from bipart_cli.evaluate import shape_miou
+from bipart_cli.examples import write_examples
+from bipart_cli.io import sha256_file
+from bipart_cli.model import BiPartModel
+from bipart_cli.weights import REGISTRY_PATH, load_registry, resolve_weights
+
+DEFAULT = REGISTRY_PATH.parent / "bipart-default"
+
+
+def test_the_registry_default_is_the_committed_checkpoint():
+    registry = load_registry()
+    entry = next(c for c in registry["checkpoints"] if c["id"] == registry["default"])
+    folder = REGISTRY_PATH.parent / entry["folder"]
+    assert folder == DEFAULT
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "README.md",
+        "config.json",
+        "model.safetensors",
+    ]
+    assert sha256_file(folder / "model.safetensors") == entry["sha256"]
+    assert (folder / "model.safetensors").stat().st_size <= 25 * 2**20
+
+
+def test_default_weights_load_offline_and_say_what_they_are(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    model, info = resolve_weights(None)
+    assert info.weights_id == "bipart-default" and info.trained and not info.encoder_pretrained
+    config = json.loads((DEFAULT / "config.json").read_text())
+    assert config["model_type"] == "bipart" and config["encoder_init"] == "random-seeded"
+    # the seeded encoder is not stored but re-derived, and checked against the saved sha256
+    with safe_open(str(DEFAULT / "model.safetensors"), framework="pt") as handle:
+        assert handle.metadata()["seeded_encoder_sha256"] == model.encoder_sha256()
+    # save_pretrained layout: loads as a plain folder too (what a Hub upload would hold)
+    again = BiPartModel.from_pretrained(DEFAULT)
+    for name, value in model.state_dict().items():
+        assert (value == again.state_dict()[name]).all(), name
+
+
+@pytest.fixture(scope="module")
+def chair_scores(tmp_path_factory):
+    """Few-shot mIoU of 8 unseen generated chairs (seeds 11-18), 5 support chairs, per weights."""
+    from bipart_cli import segment
+
+    root = tmp_path_factory.mktemp("weights")
+    write_examples(root, categories=(), n_chairs=5)
+    targets = [write_chair(root / f"target_{seed}.glb", seed) for seed in range(11, 19)]
+    scores = {}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("BIPART_CACHE", str(root / "cache"))
+        for weights in ("random", None):
+            results = segment(
+                [str(p) for p in targets],
+                ",".join(PARTS),
+                support_dir=root / "chairs",
+                labeler="none",
+                weights=weights,
+                n_dense=N_DENSE,
+                write=False,
+            )
+            scores[weights or "default"] = np.array(
+                [
+                    shape_miou(r.dense_labels, ground_truth(Path(r.input)), len(PARTS))
+                    for r in results
+                ]
+            )
+    return scores
+
+
+def test_default_weights_beat_the_untrained_model_on_unseen_chairs(chair_scores):
+    """Measured: default 0.648 mean mIoU against 0.599 untrained, better on all 8 chairs."""
+    trained, untrained = chair_scores["default"], chair_scores["random"]
+    assert trained.mean() >= untrained.mean() + 0.02, (trained, untrained)
+    assert (trained > untrained).sum() >= 6, (trained, untrained)
