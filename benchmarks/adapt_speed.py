@@ -4,7 +4,10 @@ For every support size M and inner-step count K, times one target's
 adaptation plus prediction of its 2048 points:
 
 - cached: support extractor features computed once (as the index cache and
-  the FeatureCache give them), K head-only steps, then prediction;
+  the FeatureCache give them), the target's encoder and extractor run once, K
+  head-only steps, then prediction;
+- indexed: the same, with the target's frozen-encoder features from an index
+  cache (what ``bipart eval`` and re-segmenting an indexed shape see);
 - naive: the full network (encoder + extractor + head) re-run on the support
   and target at every inner step.
 
@@ -55,6 +58,11 @@ def cached_time(
 ) -> float:
     cache = FeatureCache(model, device)
     cache.features(support)  # the support features exist before the target arrives (index cache)
+    encoded = None
+    if encoder_cached:
+        with torch.no_grad():
+            points = torch.from_numpy(target.points).to(device)[None]
+            encoded = model.encode(points)[0].cpu().numpy()
     started = time.perf_counter()
     adapt_and_predict(
         model,
@@ -65,6 +73,7 @@ def cached_time(
         NUM_PARTS,
         settings,
         cache,
+        target_encoder_features=encoded,
     )
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -123,14 +132,19 @@ def main() -> None:
         f"adaptation + prediction per shape, {NUM_POINTS} points, {NUM_PARTS} parts, device {device} ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
     )
     print(
-        "cached: support features precomputed; the target's encoder + extractor run once. naive: full network at every inner step."
+        "cached: support features precomputed; the target's encoder + extractor run once. "
+        "indexed: the target's encoder features cached too. naive: full network at every inner step."
     )
-    print(f"{'M':>3} {'K':>3} {'cached s':>9} {'naive s':>9} {'ratio':>7}")
+    print(f"{'M':>3} {'K':>3} {'cached s':>9} {'indexed s':>10} {'naive s':>9} {'ratio':>7}")
     for m in sizes:
         for k in steps:
             settings = AdaptSettings(steps=k, lr=0.3, support_size=m)
             support = support_pool[:m]
             cached = min(
+                cached_time(model, target, support, settings, device, False)
+                for _ in range(args.repeats)
+            )
+            indexed = min(
                 cached_time(model, target, support, settings, device, True)
                 for _ in range(args.repeats)
             )
@@ -143,7 +157,7 @@ def main() -> None:
                 ratio = naive / cached
             naive_text = f"{naive:9.3f}" if naive is not None else f"{'-':>9}"
             ratio_text = f"{ratio:7.1f}" if ratio is not None else f"{'-':>7}"
-            print(f"{m:>3} {k:>3} {cached:9.3f} {naive_text} {ratio_text}")
+            print(f"{m:>3} {k:>3} {cached:9.3f} {indexed:10.3f} {naive_text} {ratio_text}")
 
 
 if __name__ == "__main__":

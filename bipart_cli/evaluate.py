@@ -138,7 +138,7 @@ def evaluate_index(
     import time
 
     from .adapt import AdaptSettings
-    from .index import ShapeIndex
+    from .index import ShapeIndex, encoder_identity
     from .runtime import progress
     from .segmentation import Segmenter, SegmentOptions, remap_pseudo_labels
 
@@ -166,6 +166,7 @@ def evaluate_index(
         write=False,
     )
     segmenter = Segmenter(None, options)
+    encoder = encoder_identity(segmenter.model)  # the test index's cache is used only if it matches
     rows = [i for i, entry in enumerate(index.entries) if entry.has_ground_truth][:limit]
     category_parts = category_part_names(index.entries)
     scores = []
@@ -185,6 +186,7 @@ def evaluate_index(
                 target_labels,
                 exclude_sha256=record.sha256,
                 category=record.category,
+                target_encoder_features=index.encoder_features(row, expected=encoder),
             )
             gt = remap_labels(record.gt_labels, record.part_names, part_names)
             ious = part_ious(predicted, gt, len(part_names))

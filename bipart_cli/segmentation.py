@@ -158,10 +158,13 @@ def adapt_and_predict(
     settings: AdaptSettings,
     feature_cache: FeatureCache,
     chunk: int = 32768,
+    target_encoder_features: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Adapt the head on (target +) support, then label every dense point.
 
-    target_points : (N, 3) network points; dense_points : (n, 3) all points to label.
+    target_points : (N, 3) network points; dense_points : (n, 3) all points to label;
+    target_encoder_features : (N, F) frozen-encoder features of the target when an index
+    cached them (the encoder pass is then skipped).
     Returns dense labels (n,) int64 and their probabilities (n,) float32.
     """
     import torch
@@ -173,8 +176,11 @@ def adapt_and_predict(
     points = torch.from_numpy(np.ascontiguousarray(target_points, dtype=np.float32)).to(device)[
         None
     ]  # (1, N, 3)
+    encoded = None
+    if target_encoder_features is not None:
+        encoded = torch.from_numpy(np.asarray(target_encoder_features, np.float32)).to(device)[None]
     with torch.no_grad():
-        target_features = model.extract(points)  # (1, N, C)
+        target_features = model.extract(points, encoder_features=encoded)  # (1, N, C)
     feature_blocks, label_list = [], []
     if target_labels is not None:
         feature_blocks.append(target_features)
@@ -348,6 +354,7 @@ class Segmenter:
         target_labels: PseudoLabels | None,
         exclude_sha256: str | None = None,
         category: str | None = None,
+        target_encoder_features: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """Core shared by ``segment`` and ``eval``: dense labels (n,), scores (n,) and support ids.
 
@@ -368,6 +375,8 @@ class Segmenter:
         dense_points = apply_rotation(dense_points, rotation)
         if up == "auto":
             support = [_aligned(shape) for shape in support]
+        if not np.array_equal(rotation, np.eye(3)):
+            target_encoder_features = None  # cached in the stored frame
         if self.bank is None:
             # Zero-shot without an index: the support set is the target itself, M times (Sec. 5.1).
             target_labels = _repeat_labels(target_labels, self.options.adapt.support_size)
@@ -380,6 +389,7 @@ class Segmenter:
             len(part_names),
             self.options.adapt,
             self.feature_cache,
+            target_encoder_features=target_encoder_features,
         )
         return labels, scores, [s.shape_id for s in support]
 

@@ -107,3 +107,31 @@ def test_support_features_are_computed_once(model):
         model.extract = original
     assert calls == [1]  # only the third shape was new
     torch.testing.assert_close(again[:2], first)
+
+
+def test_cached_target_encoder_features_give_the_same_prediction(model):
+    rng = np.random.default_rng(5)
+    support = [SupportShape(f"s{i}", unit_cloud(rng), random_labels(rng)) for i in range(3)]
+    target = unit_cloud(rng)
+    cache = FeatureCache(model, torch.device("cpu"))
+    encoded = model.encode(torch.from_numpy(target)[None])[0].numpy()
+    plain = adapt_and_predict(model, target, target, None, support, 3, AdaptSettings(), cache)
+    calls = []
+    original = model.encode
+    model.encode = lambda *a, **k: calls.append(1) or original(*a, **k)
+    try:
+        cached = adapt_and_predict(
+            model,
+            target,
+            target,
+            None,
+            support,
+            3,
+            AdaptSettings(),
+            cache,
+            target_encoder_features=encoded.astype(np.float16),  # as an index stores them
+        )
+    finally:
+        model.encode = original
+    assert calls == []  # the encoder did not run
+    assert (cached[0] == plain[0]).mean() > 0.99
