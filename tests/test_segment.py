@@ -34,26 +34,31 @@ def ground_truth(path: Path) -> np.ndarray:
     return lookup[np.where(dense.labels >= 0, dense.labels, len(asset.part_names))]
 
 
-@pytest.fixture(scope="module")
-def api_run(tmp_path_factory):
-    """Two labeled chairs segmented in-process with a ``--support`` folder and random weights."""
+def few_shot_segment(root: Path, targets: list[Path], **options) -> list:
+    """``segment`` in-process, few-shot from ``root/chairs``, untrained unless ``weights`` is given."""
     from bipart_cli import segment
 
-    root = tmp_path_factory.mktemp("api")
-    write_examples(root, categories=(), n_chairs=5)
-    targets = [write_chair(root / f"target_{seed}.glb", seed) for seed in TARGET_SEEDS]
+    options = {"weights": "random", **options}
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("BIPART_CACHE", str(root / "cache"))
-        results = segment(
+        return segment(
             [str(p) for p in targets],
             ",".join(PARTS),
             support_dir=root / "chairs",
             labeler="none",
-            weights="random",
             n_dense=N_DENSE,
             write=False,
+            **options,
         )
-    return root, targets, results
+
+
+@pytest.fixture(scope="module")
+def api_run(tmp_path_factory):
+    """Two labeled chairs segmented in-process with a ``--support`` folder and random weights."""
+    root = tmp_path_factory.mktemp("api")
+    write_examples(root, categories=(), n_chairs=5)
+    targets = [write_chair(root / f"target_{seed}.glb", seed) for seed in TARGET_SEEDS]
+    return root, targets, few_shot_segment(root, targets)
 
 
 def test_python_api_returns_dataclasses(api_run):
@@ -158,21 +163,7 @@ def _rotated_chair(path: Path, seed: int, rotation: np.ndarray) -> Path:
 
 
 def _segment_with_up(api_run, targets: list[Path], up: str) -> list:
-    from bipart_cli import segment
-
-    root, _, _ = api_run
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("BIPART_CACHE", str(root / "cache"))
-        return segment(
-            [str(p) for p in targets],
-            ",".join(PARTS),
-            support_dir=root / "chairs",
-            labeler="none",
-            weights="random",
-            n_dense=N_DENSE,
-            up=up,
-            write=False,
-        )
+    return few_shot_segment(api_run[0], targets, up=up)
 
 
 def test_up_z_undoes_a_z_up_export(api_run, tmp_path):

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from safetensors import safe_open
-from test_segment import N_DENSE, PARTS, ground_truth, write_chair
+from test_segment import PARTS, few_shot_segment, ground_truth, write_chair
 
 from bipart_cli.evaluate import shape_miou
 from bipart_cli.examples import write_examples
@@ -52,30 +52,15 @@ def test_default_weights_load_offline_and_say_what_they_are(monkeypatch, tmp_pat
 @pytest.fixture(scope="module")
 def chair_scores(tmp_path_factory):
     """Few-shot mIoU of 8 unseen generated chairs (seeds 11-18), 5 support chairs, per weights."""
-    from bipart_cli import segment
-
     root = tmp_path_factory.mktemp("weights")
     write_examples(root, categories=(), n_chairs=5)
     targets = [write_chair(root / f"target_{seed}.glb", seed) for seed in range(11, 19)]
     scores = {}
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("BIPART_CACHE", str(root / "cache"))
-        for weights in ("random", None):
-            results = segment(
-                [str(p) for p in targets],
-                ",".join(PARTS),
-                support_dir=root / "chairs",
-                labeler="none",
-                weights=weights,
-                n_dense=N_DENSE,
-                write=False,
-            )
-            scores[weights or "default"] = np.array(
-                [
-                    shape_miou(r.dense_labels, ground_truth(Path(r.input)), len(PARTS))
-                    for r in results
-                ]
-            )
+    for weights in ("random", None):
+        results = few_shot_segment(root, targets, weights=weights)
+        scores[weights or "default"] = np.array(
+            [shape_miou(r.dense_labels, ground_truth(Path(r.input)), len(PARTS)) for r in results]
+        )
     return scores
 
 
