@@ -89,17 +89,21 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batches", type=int, default=2)
     parser.add_argument("--shapes", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=8, help="targets per outer step")
+    parser.add_argument("--orders", default="second,first", help="second and/or first")
     args = parser.parse_args()
     device = torch.device(args.device)
     torch.manual_seed(0)
     model = BiPartModel(BiPartConfig()).to(device)
     shapes = synthetic_shapes(model, args.shapes, device, np.random.default_rng(0))
     print(
-        f"bi-level training throughput, device {device}, {torch.get_num_threads()} threads, batch 8, M=8, K=5, {NUM_POINTS} points"
+        f"bi-level training throughput, device {device}, {torch.get_num_threads()} threads, "
+        f"batch {args.batch_size}, M=8, K=5, {NUM_POINTS} points"
     )
     print(f"{'mode':<14} {'cached t/s':>11} {'naive t/s':>10} {'ratio':>7}")
-    for first_order in (False, True):
-        settings = TrainSettings(first_order=first_order)
+    orders = [o.strip() for o in args.orders.split(",")]
+    for first_order in [order == "first" for order in orders]:
+        settings = TrainSettings(first_order=first_order, batch_size=args.batch_size)
         model.train()
         fast = throughput(outer_loss, model, shapes, settings, device, args.batches)
         slow = throughput(
