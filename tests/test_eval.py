@@ -62,6 +62,29 @@ def unlabeled_chair(path: Path, seed: int) -> Path:
     return path
 
 
+def segment_chair(target: Path, out_dir: Path, *source: str, labeler: str, cache: Path) -> dict:
+    """``bipart segment`` of one chair with untrained weights and --json; returns its result."""
+    done = bipart(
+        "segment",
+        str(target),
+        "--parts",
+        ",".join(PARTS),
+        *source,
+        "--labeler",
+        labeler,
+        "--weights",
+        "random",
+        "--points",
+        N_DENSE,
+        "--out-dir",
+        str(out_dir),
+        "--json",
+        cache=cache,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
 def check_outputs(result: dict, out_dir: Path, stem: str, mode: str) -> None:
     """PLY, GLB and JSON exist, load back labeled with PARTS, and say the weights are untrained."""
     assert result["ok"] and result["mode"] == mode
@@ -83,26 +106,14 @@ def check_outputs(result: dict, out_dir: Path, stem: str, mode: str) -> None:
 def test_index_then_segment_unlabeled_chair_then_eval(workspace):
     target = unlabeled_chair(workspace / "new_chair.glb", seed=21)
     out_dir = workspace / "out_fewshot"
-    done = bipart(
-        "segment",
-        str(target),
-        "--parts",
-        ",".join(PARTS),
+    result = segment_chair(
+        target,
+        out_dir,
         "--index",
         str(workspace / "index"),
-        "--labeler",
-        "none",
-        "--weights",
-        "random",
-        "--points",
-        N_DENSE,
-        "--out-dir",
-        str(out_dir),
-        "--json",
+        labeler="none",
         cache=workspace / "cache",
     )
-    assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout)
     check_outputs(result, out_dir, "new_chair", mode="few-shot")
     assert len(result["support"]) == 5  # every indexed chair, M = min(8, 5)
 
@@ -134,26 +145,9 @@ def test_segment_with_support_folder(workspace):
     target = unlabeled_chair(workspace / "other_chair.glb", seed=22)
     out_dir = workspace / "out_support"
     cache = workspace / "support_cache"
-    done = bipart(
-        "segment",
-        str(target),
-        "--parts",
-        ",".join(PARTS),
-        "--support",
-        str(workspace / "chairs"),
-        "--labeler",
-        "none",
-        "--weights",
-        "random",
-        "--points",
-        N_DENSE,
-        "--out-dir",
-        str(out_dir),
-        "--json",
-        cache=cache,
+    result = segment_chair(
+        target, out_dir, "--support", str(workspace / "chairs"), labeler="none", cache=cache
     )
-    assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout)
     check_outputs(result, out_dir, "other_chair", mode="few-shot")
     assert sorted(result["support"]) == sorted(p.name for p in (workspace / "chairs").iterdir())
     # the folder was indexed into $BIPART_CACHE, not next to the assets
@@ -163,23 +157,11 @@ def test_segment_with_support_folder(workspace):
 
 def test_zero_shot_without_index(workspace):
     out_dir = workspace / "out_zero"
-    done = bipart(
-        "segment",
-        str(workspace / "chairs" / "chair_0.glb"),
-        "--parts",
-        ",".join(PARTS),
-        "--labeler",
-        "simulated",
-        "--weights",
-        "random",
-        "--points",
-        N_DENSE,
-        "--out-dir",
-        str(out_dir),
-        "--json",
+    result = segment_chair(
+        workspace / "chairs" / "chair_0.glb",
+        out_dir,
+        labeler="simulated",
         cache=workspace / "cache",
     )
-    assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout)
     check_outputs(result, out_dir, "chair_0", mode="zero-shot")
     assert result["support"] == []

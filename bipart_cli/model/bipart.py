@@ -33,6 +33,18 @@ ENCODER_PREFIX = "encoder."
 SEEDED_ENCODER_KEY = "seeded_encoder_sha256"
 
 
+def _state_sha256(module: nn.Module) -> str:
+    import hashlib
+
+    state = module.state_dict()
+    digest = hashlib.sha256()
+    for key in sorted(state):
+        tensor = state[key].detach().cpu().contiguous()
+        digest.update(f"{key}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
+        digest.update(tensor.numpy().tobytes())
+    return digest.hexdigest()
+
+
 def _seeded_encoder(config: BiPartConfig) -> PointM2AEEncoder:
     """The encoder initialised from ``config.encoder_seed`` without touching the global RNG."""
     with torch.random.fork_rng(devices=[]):
@@ -136,24 +148,13 @@ class BiPartModel(nn.Module):
 
     def encoder_sha256(self) -> str:
         """sha256 over the encoder's state dict (names, shapes, dtypes, bytes): its identity."""
-        import hashlib
-
-        state = self.encoder.state_dict()
-        digest = hashlib.sha256()
-        for key in sorted(state):
-            tensor = state[key].detach().cpu().contiguous()
-            digest.update(f"{key}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
-            digest.update(tensor.numpy().tobytes())
-        return digest.hexdigest()
+        return _state_sha256(self.encoder)
 
     def encoder_is_seeded_init(self) -> bool:
         """True when the encoder is exactly the seeded random init of its config."""
         if self.encoder_is_pretrained:
             return False
-        fresh = BiPartModel.__new__(BiPartModel)
-        nn.Module.__init__(fresh)
-        fresh.encoder = _seeded_encoder(self.config)
-        return BiPartModel.encoder_sha256(fresh) == self.encoder_sha256()
+        return _state_sha256(_seeded_encoder(self.config)) == self.encoder_sha256()
 
     def save_pretrained(self, directory: str | Path, dtype: torch.dtype | None = None) -> Path:
         """Write ``config.json`` and ``model.safetensors``.
