@@ -28,6 +28,7 @@ import torch
 from bipart_cli.adapt import AdaptSettings, pack_labels, predict_probabilities, support_loss
 from bipart_cli.labeling.pseudo_labels import PseudoLabels
 from bipart_cli.model import BiPartConfig, BiPartModel
+from bipart_cli.runtime import keep_freed_tensor_memory
 from bipart_cli.segmentation import FeatureCache, SupportShape, adapt_and_predict
 
 NUM_POINTS = 2048
@@ -116,6 +117,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     device = torch.device(args.device)
+    allocator = "glibc heap kept (as segment/eval)" if keep_freed_tensor_memory() else "default"
     torch.manual_seed(0)
     model = BiPartModel(BiPartConfig()).to(device).eval()
     rng = np.random.default_rng(0)
@@ -129,7 +131,7 @@ def main() -> None:
     support_pool = [synthetic_shape(rng, f"s{i}") for i in range(max(sizes))]
     target = synthetic_shape(rng, "target")
     print(
-        f"adaptation + prediction per shape, {NUM_POINTS} points, {NUM_PARTS} parts, device {device} ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+        f"adaptation + prediction per shape, {NUM_POINTS} points, {NUM_PARTS} parts, device {device} ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads), allocator: {allocator}"
     )
     print(
         "cached: support features precomputed; the target's encoder + extractor run once. "

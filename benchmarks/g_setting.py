@@ -15,38 +15,24 @@ trained with ``--no-bilevel`` and the bi-level one, with the same settings.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
+from paper_runs import G_EPOCHS, OUTER_LR, g_model, seen_categories
 from shared_index import DEFAULT_OUT
 
 from bipart_cli.evaluate import evaluate_index
-from bipart_cli.train import TrainSettings, train
-
-RUNS = Path(__file__).resolve().parents[1] / ".bench" / "g_setting"
 
 
-def seen_categories(index: Path) -> list[str]:
-    entries = json.loads((index / "manifest.json").read_text())["entries"]
-    return sorted({e["category"] for e in entries})[::2]
-
-
-def train_run(name: str, bilevel: bool, args, seen: list[str]) -> Path:
-    run_dir = RUNS / name
-    model_dir = run_dir / "model"
-    if (model_dir / "model.safetensors").exists() and not args.retrain:
-        return model_dir
-    settings = TrainSettings(
-        epochs=args.epochs, outer_lr=args.outer_lr, bilevel=bilevel, categories=seen, seed=0
+def train_run(name: str, args) -> str:
+    return g_model(
+        name,
+        args.device,
+        epochs=args.epochs,
+        outer_lr=args.outer_lr,
+        train_index=args.train_index,
+        retrain=args.retrain,
     )
-    started = time.perf_counter()
-    reports = train(str(args.train_index), run_dir, settings, device=args.device)
-    for report in reports:
-        val = "n/a" if report.val_miou is None else f"{100 * report.val_miou:.1f}"
-        print(f"  {name} epoch {report.epoch + 1}: loss {report.mean_loss:.4f}, val mIoU {val}")
-    print(f"  {name}: trained in {time.perf_counter() - started:.0f} s")
-    return model_dir
 
 
 def evaluate(weights: str, args) -> dict[str, float]:
@@ -66,8 +52,8 @@ def main() -> None:
     parser.add_argument("--train-index", type=Path, default=DEFAULT_OUT / "psb-train-simulated")
     parser.add_argument("--support-index", type=Path, default=DEFAULT_OUT / "psb-train")
     parser.add_argument("--test-index", type=Path, default=DEFAULT_OUT / "psb-test")
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--outer-lr", type=float, default=1e-3)
+    parser.add_argument("--epochs", type=int, default=G_EPOCHS)
+    parser.add_argument("--outer-lr", type=float, default=OUTER_LR)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--retrain", action="store_true")
     args = parser.parse_args()
@@ -77,8 +63,8 @@ def main() -> None:
     )
     models = {
         "untrained": "random",
-        "no-bilevel": str(train_run("no-bilevel", False, args, seen)),
-        "bi-level": str(train_run("bi-level", True, args, seen)),
+        "no-bilevel": train_run("no-bilevel", args),
+        "bi-level": train_run("bi-level", args),
     }
     scores = {}
     for name, weights in models.items():

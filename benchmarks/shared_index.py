@@ -6,9 +6,12 @@ labels (one full-mask box per part). ``--labeler simulated`` writes
 ``<name>-simulated`` indexes instead, whose pseudo labels come from the simulated
 detector over 10 rendered views (for training, as the paper trains on VLM labels).
 They are written under ``.bench/`` (git ignored), never into the repository's
-tracked files.
+tracked files. ``build`` also takes simulated-labeler noise options, a subset of
+datasets and categories, and a cap on train shapes per category
+(``benchmarks/noise_sweep.py`` uses them).
 
     python benchmarks/shared_index.py [--out .bench/indexes] [--labeler given|simulated]
+        [--datasets psb,human_seg] [--splits train,test]
 """
 
 from __future__ import annotations
@@ -30,9 +33,15 @@ DEFAULT_OUT = Path(__file__).resolve().parents[1] / ".bench" / "indexes"
 
 
 def records(
-    category: Category, rows: np.ndarray, basis_points: np.ndarray, labeler_name: str = "given"
+    category: Category,
+    rows: np.ndarray,
+    basis_points: np.ndarray,
+    labeler_name: str = "given",
+    labeler_options: dict | None = None,
 ) -> list[ShapeRecord]:
-    labeler = make_labeler(labeler_name)
+    """Index records of ``category``'s shapes ``rows``; ``labeler_options`` go to the labeler
+    (e.g. ``{"miss_rate": 0.2}`` for ``simulated``). Shape ``row`` is labeled with seed ``row``."""
+    labeler = make_labeler(labeler_name, **(labeler_options or {}))
     out = []
     for row in rows:
         points = category.points[row]
@@ -58,30 +67,58 @@ def records(
     return out
 
 
-def build(out_root: Path = DEFAULT_OUT, labeler: str = "given") -> dict[str, Path]:
+def build(
+    out_root: Path = DEFAULT_OUT,
+    labeler: str = "given",
+    *,
+    labeler_options: dict | None = None,
+    suffix: str | None = None,
+    datasets: tuple[str, ...] = ("psb", "human_seg"),
+    categories: list[str] | None = None,
+    train_per_category: int | None = None,
+    splits: tuple[str, ...] = ("train", "test"),
+) -> dict[str, Path]:
     """Write ``psb-train``, ``psb-test``, ``human-train``, ``human-test`` (with a
-    ``-simulated`` suffix unless ``labeler`` is ``given``); returns their paths."""
-    suffix = "" if labeler == "given" else f"-{labeler}"
+    ``-<labeler>`` suffix unless ``labeler`` is ``given``, or ``suffix``); returns their paths.
+
+    ``labeler_options`` (recorded in the manifest's settings when given) go to the
+    labeler; ``datasets`` and ``categories`` (names, e.g. ``["Chair"]``) restrict what is
+    written, as do ``splits`` (``"train"``, ``"test"``); ``train_per_category`` keeps the
+    first N train shapes of each category.
+    """
+    if suffix is None:
+        suffix = "" if labeler == "given" else f"-{labeler}"
     basis = default_basis()
-    categories = load_categories()
+    chosen = [
+        category
+        for category in load_categories()
+        if category.dataset in datasets and (categories is None or category.name in categories)
+    ]
+    settings_extra = {} if labeler_options is None else {"labeler_options": dict(labeler_options)}
     paths = {}
     for dataset, prefix in (("psb", "psb"), ("human_seg", "human")):
+        if dataset not in datasets:
+            continue
         for split, code in (("train", 0), ("test", 2)):
+            if split not in splits:
+                continue
             path = out_root / f"{prefix}-{split}{suffix}"
+            source = f"shared/data {dataset} {split}"
+            if split == "train" and train_per_category is not None:
+                source += f", first {train_per_category} per category"
             writer = IndexWriter(
                 path,
-                settings={"source": f"shared/data {dataset} {split}", "labeler": labeler},
+                settings={"source": source, "labeler": labeler, **settings_extra},
                 basis=basis,
                 encoder=None,
             )
             batch = []
-            for category in categories:
+            for category in chosen:
                 if category.dataset == dataset:
-                    batch.extend(
-                        records(
-                            category, np.flatnonzero(category.split == code), basis.points, labeler
-                        )
-                    )
+                    rows = np.flatnonzero(category.split == code)
+                    if split == "train" and train_per_category is not None:
+                        rows = rows[:train_per_category]
+                    batch.extend(records(category, rows, basis.points, labeler, labeler_options))
             for record in sorted(batch, key=lambda r: r.id):
                 writer.add(record)
             writer.commit()
@@ -93,8 +130,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--labeler", default="given", choices=["given", "simulated"])
+    parser.add_argument("--datasets", default="psb,human_seg", help="comma-separated")
+    parser.add_argument("--splits", default="train,test", help="comma-separated")
     args = parser.parse_args()
-    for name, path in build(args.out, args.labeler).items():
+    datasets, splits = tuple(args.datasets.split(",")), tuple(args.splits.split(","))
+    for name, path in build(args.out, args.labeler, datasets=datasets, splits=splits).items():
         print(f"{name}: {path}")
 
 

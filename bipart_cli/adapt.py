@@ -187,6 +187,73 @@ def inner_loop(
     return params
 
 
+def adapt_head(
+    features: torch.Tensor,
+    labels: PackedLabels,
+    head_params: dict[str, torch.Tensor],
+    steps: int,
+    lr: float,
+    box_reduction: str = "mean",
+) -> dict[str, torch.Tensor]:
+    """:func:`inner_loop` for inference, with the head's gradient in closed form.
+
+    The same K SGD steps on Eq. 3, without autograd: for the 2-layer MLP head and
+    the soft-target cross-entropy of Eq. 2 the gradient is two matrix products per
+    layer. Points that no box covers carry no loss and are dropped first. No
+    graph is kept, so this cannot serve bi-level training.
+
+    features : (M, N, C) support features; head_params : φ_0 (``fc1``/``fc2``
+    weights and biases)  ->  φ_K as a dict of new tensors.
+    """
+    import torch
+
+    points, targets, logit_mask = _flat_targets(features, labels, head_params, box_reduction)
+    weight_sum = targets.sum(-1, keepdim=True)  # (P, 1) Σ_r T_pr
+    w1, b1 = head_params["fc1.weight"].detach(), head_params["fc1.bias"].detach()
+    w2, b2 = head_params["fc2.weight"].detach(), head_params["fc2.bias"].detach()
+    for _ in range(steps):
+        hidden = torch.addmm(b1, points, w1.t()).clamp_min_(0)  # (P, H)
+        logits = torch.addmm(b2, hidden, w2.t()).add_(logit_mask)  # (P, R)
+        # dL/dlogits of -Σ_r T_r log softmax_r = (Σ_r T_r) softmax - T
+        d_logits = logits.softmax(-1).mul_(weight_sum).sub_(targets)  # (P, R)
+        # ReLU's derivative as sign(hidden) in {0, 1}: a bool mask is ~5x slower on CPU
+        d_hidden = (d_logits @ w2).mul_(hidden.sign())  # (P, H)
+        w2 = w2 - lr * (d_logits.t() @ hidden)
+        b2 = b2 - lr * d_logits.sum(0)
+        w1 = w1 - lr * (d_hidden.t() @ points)
+        b1 = b1 - lr * d_hidden.sum(0)
+    return {"fc1.weight": w1, "fc1.bias": b1, "fc2.weight": w2, "fc2.bias": b2}
+
+
+def _flat_targets(
+    features: torch.Tensor,
+    labels: PackedLabels,
+    head_params: dict[str, torch.Tensor],
+    box_reduction: str,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The points that carry loss, flattened over shapes.
+
+    Returns features (P, C), Eq. 2 weights T (P, R_max) with the box reduction
+    folded in, and a logit mask (P, R_max): 0 where ``r < num_parts`` of the
+    point's shape, ``-inf`` beyond.
+    """
+    import torch
+
+    check_box_reduction(box_reduction)
+    r_max = head_params["fc2.bias"].shape[0]
+    targets = labels.targets.to(features.dtype)  # (M, N, R)
+    if box_reduction == "mean":
+        boxes = labels.box_valid.sum(-1).clamp(min=1).to(features.dtype)  # (M,)
+        targets = targets / boxes[:, None, None]
+    targets = torch.nn.functional.pad(targets, (0, r_max - targets.shape[-1]))  # (M, N, R_max)
+    beyond = torch.arange(r_max, device=features.device) >= labels.num_parts[:, None]  # (M, R_max)
+    mask = torch.zeros(beyond.shape, dtype=features.dtype, device=features.device)
+    mask = mask.masked_fill(beyond, float("-inf"))[:, None, :]  # (M, 1, R_max)
+    mask = mask.expand(-1, features.shape[1], -1)  # (M, N, R_max)
+    carries_loss = targets.sum(-1) > 0  # (M, N)
+    return features[carries_loss], targets[carries_loss], mask[carries_loss]
+
+
 def predict_probabilities(
     model: BiPartModel, features: torch.Tensor, head_params: dict[str, torch.Tensor], num_parts: int
 ) -> torch.Tensor:

@@ -509,6 +509,14 @@ def evaluate(
     limit: Annotated[
         int | None, typer.Option("--limit", help="Evaluate at most this many shapes.")
     ] = None,
+    zero_shot: Annotated[
+        bool,
+        typer.Option(
+            "--zero-shot",
+            help="No support index: adapt on each target's own pseudo labels, repeated M times "
+            "(needs --labeler index).",
+        ),
+    ] = False,
     device: DeviceOpt = "auto",
     seed: SeedOpt = 0,
     json_output: JsonOpt = False,
@@ -534,6 +542,7 @@ def evaluate(
                 box_reduction=box_reduction,
                 up=up,
                 limit=limit,
+                zero_shot=zero_shot,
                 device=device,
                 seed=seed,
                 json_output=json_output,

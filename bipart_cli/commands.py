@@ -88,7 +88,7 @@ def run_eval(index_path: str | None, *, json_output: bool, quiet: bool, **option
         counts[shape.category] = counts.get(shape.category, 0) + 1
     weights_id = report.settings["weights"]["weights_id"]
     table = Table(
-        title=f"mIoU (%) on {index_path}, weights {weights_id}, labeler {report.settings['labeler']}"
+        title=f"mIoU (%) on {index_path}, weights {weights_id}, labeler {report.settings['labeler']}, {report.settings['mode']}"
     )
     table.add_column("category")
     table.add_column("shapes", justify="right")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -71,6 +71,7 @@ class ShapeScore:
     miou: float
     part_ious: list[float]
     seconds: float
+    support: list[str] = field(default_factory=list)  # ids of the support shapes used
 
 
 @dataclass
@@ -125,6 +126,7 @@ def evaluate_index(
     device: str = "auto",
     seed: int = 0,
     limit: int | None = None,
+    zero_shot: bool = False,
     quiet: bool = True,
 ) -> EvalReport:
     """Segment every shape of ``test_index`` that has ground truth, with the code path of ``segment``.
@@ -133,19 +135,30 @@ def evaluate_index(
     never including the target), restricted to the target's category. With
     ``labeler="index"`` the target's own pseudo labels from the index join the
     support set (VLM mode); with ``"none"`` they do not (few-shot mode).
+    ``zero_shot`` (with ``labeler="index"`` and no ``support_index``) adapts on the
+    target's own pseudo labels alone, repeated ``support_size`` times: the support
+    set of Sec. 5.1 for a category without other shapes, as ``segment`` does
+    without an index. Each shape's score lists the ids of the support shapes used.
     Predictions are made on the 2048 indexed points of each shape.
     """
     import time
 
     from .adapt import AdaptSettings
+    from .errors import UsageError
     from .index import ShapeIndex, encoder_identity
     from .runtime import progress
     from .segmentation import Segmenter, SegmentOptions, remap_pseudo_labels
 
     if labeler not in ("index", "none"):
-        from .errors import UsageError
-
         raise UsageError("eval --labeler must be 'index' (the index's pseudo labels) or 'none'")
+    if zero_shot and labeler != "index":
+        raise UsageError(
+            "eval --zero-shot adapts on the targets' own pseudo labels: use --labeler index"
+        )
+    if zero_shot and support_index is not None:
+        raise UsageError(
+            "eval --zero-shot takes no --support-index: the support set is the target itself"
+        )
     adapt = AdaptSettings(
         steps=steps,
         lr=lr,
@@ -155,7 +168,7 @@ def evaluate_index(
     )
     index = ShapeIndex.open(test_index)
     options = SegmentOptions(
-        index=support_index or test_index,
+        index=None if zero_shot else support_index or test_index,
         weights=weights,
         weights_revision=weights_revision,
         labeler="none",
@@ -164,6 +177,7 @@ def evaluate_index(
         device=device,
         seed=seed,
         write=False,
+        zero_shot=zero_shot,
     )
     segmenter = Segmenter(None, options)
     encoder = encoder_identity(segmenter.model)  # the test index's cache is used only if it matches
@@ -179,7 +193,7 @@ def evaluate_index(
             target_labels = None
             if labeler == "index":
                 target_labels = remap_pseudo_labels(record.pseudo_labels, part_names)
-            predicted, _, _ = segmenter.segment_points(
+            predicted, _, support_ids = segmenter.segment_points(
                 part_names,
                 record.points,
                 record.points,
@@ -197,14 +211,16 @@ def evaluate_index(
                     float(np.mean(ious)),
                     [float(x) for x in ious],
                     time.perf_counter() - started,
+                    list(support_ids),
                 )
             )
             bar.advance(task)
     summary = summarize([(s.category, s.miou) for s in scores])
     settings = {
         "test_index": test_index,
-        "support_index": support_index or test_index,
+        "support_index": None if zero_shot else support_index or test_index,
         "labeler": labeler,
+        "mode": "zero-shot" if zero_shot else "vlm" if labeler == "index" else "few-shot",
         "weights": segmenter.weights_info.to_dict(),
         "steps": steps,
         "lr": lr,

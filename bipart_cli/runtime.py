@@ -54,6 +54,39 @@ def resolve_device(spec: str = "auto") -> torch.device:
     return torch.device(spec)
 
 
+# glibc mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+_RETAINED_BYTES = 256 * 2**20
+
+
+def keep_freed_tensor_memory() -> bool:
+    """Let glibc reuse freed tensor memory instead of returning it to the OS.
+
+    Inference allocates and frees many 1-20 MB tensors per shape. By default glibc
+    serves those with fresh ``mmap`` pages, and the page faults on first touch
+    cost more than the arithmetic: the extractor pass took 150 ms instead of 45 ms
+    (2 cores). Raising the mmap and trim thresholds to 256 MB keeps them in the
+    heap. Training is left alone: its many sizes fragment such a heap.
+    Returns whether the setting took (glibc only; a no-op elsewhere).
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if not name or os.uname().sysname != "Linux":
+        return False
+    try:
+        libc = ctypes.CDLL(name)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    return bool(
+        mallopt(_M_MMAP_THRESHOLD, _RETAINED_BYTES) and mallopt(_M_TRIM_THRESHOLD, _RETAINED_BYTES)
+    )
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (if already imported or importable)."""
     import numpy as np

@@ -50,6 +50,9 @@ class SegmentOptions:
     device: str = "auto"
     seed: int = 0
     write: bool = True
+    # no support source even if ``index`` is set: the target's labels repeated (Sec. 5.1);
+    # eval uses it with the index's pseudo labels as the target's
+    zero_shot: bool = False
 
     def __post_init__(self) -> None:
         from .orientation import UP_CHOICES
@@ -169,7 +172,7 @@ def adapt_and_predict(
     """
     import torch
 
-    from .adapt import inner_loop, pack_labels, predict_probabilities
+    from .adapt import adapt_head, pack_labels, predict_probabilities
     from .geometry import three_nn_interpolate
 
     device = feature_cache.device
@@ -190,11 +193,11 @@ def adapt_and_predict(
         label_list.extend(s.pseudo_labels for s in support)
     features = torch.cat(feature_blocks)  # (M', N, C)
     labels = pack_labels(label_list, num_parts, device=device)
-    with torch.no_grad():  # torch.func.grad still differentiates inside
-        head = inner_loop(
-            model,
+    with torch.no_grad():
+        head = adapt_head(
             features,
             labels,
+            model.head_params(),
             steps=settings.steps,
             lr=settings.lr,
             box_reduction=settings.box_reduction,
@@ -257,12 +260,13 @@ class Segmenter:
     """Holds the model, labeler and support source; segments one input at a time."""
 
     def __init__(self, part_names: list[str] | None, options: SegmentOptions) -> None:
-        from .runtime import resolve_device, seed_everything
+        from .runtime import keep_freed_tensor_memory, resolve_device, seed_everything
         from .weights import resolve_weights
 
         self.part_names = list(part_names or [])
         self.options = options
         self.device = resolve_device(options.device)
+        keep_freed_tensor_memory()
         seed_everything(options.seed)
         self.model, self.weights_info = resolve_weights(
             options.weights, options.weights_revision, seed=options.seed, device=self.device
@@ -275,7 +279,7 @@ class Segmenter:
         self.labeler = self._make_labeler()
         self.bank = self._open_support()
         self.feature_cache = FeatureCache(self.model, self.device)
-        if self.labeler is None and self.bank is None:
+        if self.labeler is None and self.bank is None and not options.zero_shot:
             raise UsageError(
                 "nothing to adapt on: give --index or --support, or a labeler other than 'none'"
             )
@@ -296,6 +300,8 @@ class Segmenter:
     def _open_support(self):
         from .retrieval import SupportBank
 
+        if self.options.zero_shot:
+            return None
         if self.options.support_dir is not None:
             return SupportBank.from_folder(
                 self.options.support_dir,

@@ -7,7 +7,7 @@ import pytest
 import torch
 from _tiny import NUM_POINTS, half_space_labels, random_labels, tiny_config, unit_cloud
 
-from bipart_cli.adapt import AdaptSettings, inner_loop, pack_labels, support_loss
+from bipart_cli.adapt import AdaptSettings, adapt_head, inner_loop, pack_labels, support_loss
 from bipart_cli.model import BiPartModel
 from bipart_cli.model.loss import distillation_loss
 from bipart_cli.segmentation import FeatureCache, SupportShape, adapt_and_predict
@@ -58,6 +58,23 @@ def test_inner_loop_equals_a_literal_sgd_loop(model):
         }
     for name in head:
         torch.testing.assert_close(fast[name], head[name], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("box_reduction", ["mean", "sum"])
+def test_closed_form_adaptation_equals_the_autograd_inner_loop(model, box_reduction):
+    rng = np.random.default_rng(4)
+    # different part counts per shape, a shape with one box, and points no box covers
+    labels = [random_labels(rng, parts=r, boxes=b) for r, b in ((3, 1), (2, 4), (4, 7))]
+    packed = pack_labels(labels, [3, 2, 4])
+    assert not packed.targets.sum(-1).gt(0).all()
+    generator = torch.Generator().manual_seed(4)
+    features = torch.randn(3, NUM_POINTS, model.config.feature_dim, generator=generator)
+    with torch.no_grad():
+        reference = inner_loop(model, features, packed, 6, 0.3, box_reduction=box_reduction)
+        fast = adapt_head(features, packed, model.head_params(), 6, 0.3, box_reduction)
+    assert set(fast) == set(reference)
+    for name in reference:
+        torch.testing.assert_close(fast[name], reference[name], rtol=1e-5, atol=1e-6)
 
 
 def test_inner_loop_lowers_the_support_loss_and_leaves_the_model_alone(model):

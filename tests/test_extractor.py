@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
+from bipart_cli.geometry import _knn_dense, _knn_kdtree, gather
 from bipart_cli.model.extractor import FeatureExtractor, PointTransformerLayer, ShapeNorm
 
 
@@ -30,6 +32,38 @@ def test_knn_equals_a_naive_all_pairs_reference():
         distances = [((xyz[0, i] - xyz[0, j]) ** 2).sum().item() for j in range(60)]
         naive = sorted(range(60), key=distances.__getitem__)[:16]
         assert neighbours[i].tolist() == naive
+
+
+def test_kdtree_knn_equals_the_distance_matrix_knn():
+    generator = torch.Generator().manual_seed(7)
+    reference = torch.rand(2, 300, 3, generator=generator)  # two different clouds
+    query = torch.rand(2, 120, 3, generator=generator)
+    tree_d2, tree_index = _knn_kdtree(query, reference, 5)
+    dense_d2, dense_index = _knn_dense(query, reference, 5, chunk=50)
+    assert torch.equal(tree_index, dense_index)
+    torch.testing.assert_close(tree_d2, dense_d2, rtol=1e-4, atol=1e-6)
+
+
+def test_gather_equals_torch_gather_per_shape():
+    generator = torch.Generator().manual_seed(8)
+    values = torch.randn(3, 20, 4, generator=generator)
+    indices = torch.randint(0, 20, (3, 7, 5), generator=generator)
+    for b in range(3):
+        expected = values[b][indices[b].reshape(-1)].reshape(7, 5, 4)
+        torch.testing.assert_close(gather(values, indices)[b], expected, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("grad", [True, False], ids=["training-form", "inference-kernel"])
+def test_shape_norm_equals_its_formula_in_a_batch(grad):
+    norm = ShapeNorm(4).double()
+    randomise_batchnorm(norm, seed=9)
+    batch = torch.randn(2, 30, 6, 4, dtype=torch.float64)
+    with torch.set_grad_enabled(grad):
+        normed = norm(batch)
+    for b in range(2):
+        rows = list(batch[b].reshape(-1, 4))
+        expected = torch.stack(_shape_norm(rows, norm)).reshape(30, 6, 4)
+        torch.testing.assert_close(normed[b], expected.detach())
 
 
 def _shape_norm(values: list[torch.Tensor], norm: ShapeNorm) -> list[torch.Tensor]:

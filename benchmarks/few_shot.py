@@ -1,0 +1,99 @@
+"""Few-shot, no detector: M labeled support shapes beside nearest-neighbour label transfer.
+
+For M in {1, 4, 8, 16}, each test shape of the PSB test split (``psb-test``, 56
+shapes) and of the human_seg test split (``human-test``, 18) is segmented with
+``evaluate_index(..., labeler="none")``: no pseudo labels of the target, only M
+support shapes of its category, retrieved (part-perfect, BPS similarity) from the
+train split labeled with its ground truth (``psb-train``, ``human-train``: the
+``given`` labeler, one full-mask box per part); K=10 inner steps, lr 0.3, seed 0.
+``--weights`` is repeatable (default ``bipart-default``).
+
+The floor beside it, "NN", needs no network: every test point takes the ground-truth
+label of its nearest point (raw coordinates) among the very support shapes the
+evaluation used for that target (the ids its report lists), so both columns see
+the same labeled shapes. PSB has 16 train shapes per category, so M=16 is all of them.
+
+    cd benchmarks && python few_shot.py [--weights bipart-default] [--weights DIR] [--sizes 1,4,8,16]
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from nn_transfer import transfer
+from paper_runs import bench_parser, bench_run, evaluation, index, pct, print_table, score_cells
+
+DATASETS = {"psb": ("psb-test", "psb-train"), "human": ("human-test", "human-train")}
+
+
+def nn_floor(entry: dict) -> dict:
+    """summarize() of nearest-neighbour transfer from each target's support shapes in ``entry``."""
+    from bipart_cli.evaluate import category_part_names, remap_labels, shape_miou, summarize
+    from bipart_cli.index import ShapeIndex
+
+    test = ShapeIndex.open(index(entry["key"]["test"]))
+    support = ShapeIndex.open(index(entry["key"]["support"]))
+    test_rows = {e.id: i for i, e in enumerate(test.entries)}
+    support_rows = {e.id: i for i, e in enumerate(support.entries)}
+    parts = category_part_names(test.entries)
+    scores = []
+    for shape in entry["report"]["shapes"]:
+        record = test.record(test_rows[shape["shape_id"]])
+        names = parts[record.category]
+        chosen = [support.record(support_rows[s]) for s in shape["support"]]
+        points = np.stack([r.points for r in chosen])
+        labels = np.stack([remap_labels(r.gt_labels, r.part_names, names) for r in chosen])
+        predicted = transfer(points, labels, record.points)
+        truth = remap_labels(record.gt_labels, record.part_names, names)
+        scores.append((record.category, shape_miou(predicted, truth, len(names))))
+    return summarize(scores)
+
+
+def main() -> None:
+    parser = bench_parser(__doc__)
+    parser.add_argument("--weights", action="append", help="repeatable; default bipart-default")
+    parser.add_argument("--sizes", default="1,4,8,16", help="support-set sizes M")
+    parser.add_argument("--no-human", action="store_true", help="PSB only")
+    args = parser.parse_args()
+    datasets = ["psb"] if args.no_human else ["psb", "human"]
+    sizes = [int(m) for m in args.sizes.split(",")]
+    with bench_run():
+        rows, notes = [], []
+        for weights in args.weights or ["bipart-default"]:
+            for m in sizes:
+                label = str(len(rows) + 1)
+                ours, floor = [], []
+                for dataset in datasets:
+                    test, support = DATASETS[dataset]
+                    entry = evaluation(
+                        test,
+                        support,
+                        weights,
+                        labeler="none",
+                        support_size=m,
+                        device=args.device,
+                        limit=args.limit,
+                        refresh=args.refresh,
+                    )
+                    ours += score_cells(entry, notes, label)
+                    nn = nn_floor(entry)
+                    floor += [pct(nn["instance_mean"]), pct(nn["category_mean"])]
+                if "human" in datasets:  # one category: its instance mean is the category mean
+                    del ours[-1], floor[-1]
+                rows.append([f"[{label}]", weights, str(m), *ours, *floor])
+        columns = ["PSB inst", "PSB cat"] + ([] if args.no_human else ["human"])
+        print_table(
+            [
+                "Few-shot, no detector: mIoU (%) with M ground-truth-labeled support shapes "
+                "(labeler none), and the nearest-neighbour floor (NN) on the same support shapes",
+                "test: psb-test"
+                + ("" if args.no_human else ", human-test")
+                + "; support: the train splits (given labels), part-perfect; K=10, lr 0.3, seed 0",
+            ],
+            ["", "weights", "M", *columns, *(f"NN {c}" for c in columns)],
+            rows,
+            notes,
+        )
+
+
+if __name__ == "__main__":
+    main()
