@@ -36,6 +36,14 @@ class SupportBank:
         self.bps_mean = self.bps.mean(0) if len(self.bps) else None
         self.basis = np.asarray(index.basis.points, dtype=np.float32)
         self._records: dict[int, SupportShape] = {}
+        # lookups built once: a 100k-entry index took ~60 ms a query to filter in a loop
+        self._rows_of_category: dict[str, list[int]] = {}
+        self._rows_of_part: dict[str, list[int]] = {}
+        for row, entry in enumerate(self.entries):
+            self._rows_of_category.setdefault(entry.category.lower(), []).append(row)
+            for name in _lower(entry.part_names):
+                self._rows_of_part.setdefault(name, []).append(row)
+        self._surviving = [_lower(entry.surviving_part_names) for entry in self.entries]
 
     @classmethod
     def from_index(cls, path_or_uri: str, revision: str | None = None, model=None) -> SupportBank:
@@ -82,23 +90,20 @@ class SupportBank:
         part name with the target; part-perfect selection then prefers those that
         show the most of the target's parts, and BPS similarity the closest shapes.
         """
-        wanted = _lower(part_names)
-        rows = [
-            i
-            for i, e in enumerate(self.entries)
-            if not exclude_sha256 or e.sha256 != exclude_sha256
-        ]
         if category is not None:
-            return [i for i in rows if self.entries[i].category.lower() == category.lower()]
-        return [i for i in rows if _lower(self.entries[i].part_names) & wanted]
+            rows = self._rows_of_category.get(category.lower(), [])
+        else:  # entry order, as the similarity ranking breaks ties by it
+            rows = sorted(
+                {row for name in _lower(part_names) for row in self._rows_of_part.get(name, [])}
+            )
+        if exclude_sha256:
+            return [row for row in rows if self.entries[row].sha256 != exclude_sha256]
+        return list(rows)
 
     def part_counts(self, rows: list[int], part_names: list[str]) -> np.ndarray:
         """How many of the target's parts survive (Eq. 4) in each candidate."""
         wanted = _lower(part_names)
-        return np.array(
-            [len(_lower(self.entries[i].surviving_part_names) & wanted) for i in rows],
-            dtype=np.int64,
-        )
+        return np.array([len(self._surviving[i] & wanted) for i in rows], dtype=np.int64)
 
     def retrieve(
         self,

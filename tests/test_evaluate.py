@@ -143,3 +143,26 @@ def test_cli_eval_zero_shot_flag(tiny_eval, run_bipart):
     report = json.loads(done.stdout)
     assert report["settings"]["mode"] == "zero-shot"
     assert [s["support"] for s in report["shapes"]] == [[], []]
+
+
+def test_support_candidates_equal_a_literal_filter_over_entries(tiny_eval):
+    from bipart_cli.retrieval import SupportBank
+
+    bank = SupportBank.from_index(str(tiny_eval / "index"))
+    entries = bank.entries
+    excluded = entries[3].sha256
+    for category in ("mug", "LAMP", "absent"):
+        expected = [i for i, e in enumerate(entries) if e.category.lower() == category.lower()]
+        assert bool(expected) == (category != "absent")
+        assert bank.candidates([], category) == expected
+        kept = [i for i in expected if entries[i].sha256 != excluded]
+        assert bank.candidates([], category, exclude_sha256=excluded) == kept
+    for names in ([entries[0].part_names[0].upper()], entries[-1].part_names, ["nothing"]):
+        wanted = {n.lower() for n in names}
+        expected = [i for i, e in enumerate(entries) if {n.lower() for n in e.part_names} & wanted]
+        assert bank.candidates(names) == expected
+    counts = bank.part_counts(list(range(len(entries))), entries[0].part_names)
+    wanted = {n.lower() for n in entries[0].part_names}
+    assert counts.tolist() == [
+        len({n.lower() for n in e.surviving_part_names} & wanted) for e in entries
+    ]
