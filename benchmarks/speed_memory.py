@@ -269,6 +269,22 @@ def fmt_row(cells: list[tuple[str, int, str]]) -> str:
     return " ".join(f"{value:{align}{width}}" for value, width, align in cells)
 
 
+def child_header(label: str, width: int, *extra: tuple[str, int, str]) -> str:
+    """Header of a table of child-process runs: device, ``label``, wall s, peak MiB, ``extra``."""
+    cells = [("device", 6, "<"), (label, width, "<"), ("wall s", 7, ">"), ("peak MiB", 9, ">")]
+    return fmt_row([*cells, *extra])
+
+
+def child_cells(device: str, label: str, width: int, run) -> list[tuple[str, int, str]]:
+    """The first cells of a row of :func:`child_header`'s table, for one child ``run``."""
+    return [
+        (device, 6, "<"),
+        (label, width, "<"),
+        (f"{run.wall_s:.1f}", 7, ">"),
+        (f"{run.peak_mib:.0f}", 9, ">"),
+    ]
+
+
 def segment_section(args, devices: list[str]) -> None:
     from bipart_cli.examples import write_examples
 
@@ -290,17 +306,8 @@ def segment_section(args, devices: list[str]) -> None:
         f"detector: Grounding DINO, grounding-dino-tiny sizes ({millions:.0f}M parameters), "
         "RANDOM weights (real-size architecture; no detector quality implied), local vocab"
     )
-    header = [
-        ("device", 6, "<"),
-        ("row", 44, "<"),
-        ("wall s", 7, ">"),
-        ("peak MiB", 9, ">"),
-        ("sample", 7, ">"),
-        ("label", 7, ">"),
-        ("adapt", 7, ">"),
-        ("other", 7, ">"),
-    ]
-    print(fmt_row(header))
+    timing_columns = [(name, 7, ">") for name in ("sample", "label", "adapt", "other")]
+    print(child_header("row", 44, *timing_columns))
     for device in devices:
         cache = Path(tempfile.mkdtemp(prefix="bipart-cache-", dir=work))
         common = [
@@ -338,8 +345,7 @@ def segment_section(args, devices: list[str]) -> None:
             failure = run.failure() or (
                 None if result.get("ok", False) else str(result.get("error"))
             )
-            cells = [(device, 6, "<"), (label, 44, "<"), (f"{run.wall_s:.1f}", 7, ">")]
-            cells.append((f"{run.peak_mib:.0f}", 9, ">"))
+            cells = child_cells(device, label, 44, run)
             if failure:
                 print(fmt_row(cells), f"FAILED: {failure}")
                 continue
@@ -373,14 +379,7 @@ def index_section(args, devices: list[str]) -> None:
         f"of {len(CATEGORIES)} categories), --points {args.points}, --weights {args.weights} "
         "for the feature cache"
     )
-    header = [
-        ("device", 6, "<"),
-        ("labeler", 34, "<"),
-        ("wall s", 7, ">"),
-        ("peak MiB", 9, ">"),
-        ("shapes/min", 10, ">"),
-    ]
-    print(fmt_row(header))
+    print(child_header("labeler", 34, ("shapes/min", 10, ">")))
     variants = {
         "given": ("given, features cached", ["--labeler", "given"]),
         "given-nofeatures": (
@@ -417,8 +416,7 @@ def index_section(args, devices: list[str]) -> None:
                 env={"HF_HUB_OFFLINE": "1"},
             )
             summary = run.json() or {}
-            cells = [(device, 6, "<"), (label, 34, "<"), (f"{run.wall_s:.1f}", 7, ">")]
-            cells.append((f"{run.peak_mib:.0f}", 9, ">"))
+            cells = child_cells(device, label, 34, run)
             failure = run.failure()
             if failure or summary.get("indexed") != shapes:
                 print(fmt_row(cells), f"FAILED: {failure or summary}")
