@@ -67,6 +67,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from paper_runs import load_average
 
 ROOT = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).resolve().parent
@@ -269,6 +270,12 @@ def fmt_row(cells: list[tuple[str, int, str]]) -> str:
     return " ".join(f"{value:{align}{width}}" for value, width, align in cells)
 
 
+def run_flags(args, device: str) -> list[str]:
+    """The options every measured ``bipart segment`` / ``bipart index`` child gets."""
+    flags = ["--weights", args.weights, "--points", str(args.points), "--device", device]
+    return [*flags, "--json", "--quiet"]
+
+
 def child_header(label: str, width: int, *extra: tuple[str, int, str]) -> str:
     """Header of a table of child-process runs: device, ``label``, wall s, peak MiB, ``extra``."""
     cells = [("device", 6, "<"), (label, width, "<"), ("wall s", 7, ">"), ("peak MiB", 9, ">")]
@@ -314,16 +321,9 @@ def segment_section(args, devices: list[str]) -> None:
             str(target),
             "--parts",
             CHAIR_PARTS,
-            "--weights",
-            args.weights,
-            "--points",
-            str(args.points),
-            "--device",
-            device,
+            *run_flags(args, device),
             "--support",
             str(support_dir),
-            "--json",
-            "--quiet",
             "-o",
             str(work / "out"),
         ]
@@ -398,21 +398,7 @@ def index_section(args, devices: list[str]) -> None:
             out = work / f"index-{name}-{device}"
             shutil.rmtree(out, ignore_errors=True)
             run = run_child(
-                bipart(
-                    "index",
-                    str(corpus),
-                    "--out",
-                    str(out),
-                    "--weights",
-                    args.weights,
-                    "--points",
-                    str(args.points),
-                    "--device",
-                    device,
-                    "--json",
-                    "--quiet",
-                    *extra,
-                ),
+                bipart("index", str(corpus), "--out", str(out), *run_flags(args, device), *extra),
                 env={"HF_HUB_OFFLINE": "1"},
             )
             summary = run.json() or {}
@@ -700,7 +686,7 @@ def main() -> int:
     print(
         f"speed and memory, {platform.machine()} {os.cpu_count()} CPUs, torch {torch.__version__} "
         f"({torch.get_num_threads()} threads), GPU {gpu}, devices {', '.join(devices)}; "
-        f"load average at start {', '.join(f'{x:.2f}' for x in os.getloadavg())}"
+        f"load average at start {load_average()}"
     )
     if "segment" in sections:
         segment_section(args, devices)
@@ -721,7 +707,7 @@ def main() -> int:
                 "  MALLOC_ARENA_MAX=1 python benchmarks/train_speed.py --batches 1 --shapes 16 "
                 "--orders second --device D"
             )
-    print(f"load average at end {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"load average at end {load_average()}")
     return 0
 
 

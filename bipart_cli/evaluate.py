@@ -168,7 +168,7 @@ def evaluate_index(
     )
     index = ShapeIndex.open(test_index)
     options = SegmentOptions(
-        index=None if zero_shot else support_index or test_index,
+        index=support_index or test_index,  # unused when zero_shot
         weights=weights,
         weights_revision=weights_revision,
         labeler="none",
