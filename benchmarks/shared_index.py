@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from shared_data import Category, load_categories
 
+from bipart_cli.descriptors import point_descriptors
 from bipart_cli.index import IndexWriter, ShapeRecord
 from bipart_cli.index.build import default_basis
 from bipart_cli.io.asset import PointSample
@@ -62,6 +63,7 @@ def records(
                 pseudo_labels=pseudo,
                 gt_labels=labels,
                 dense_gt_labels=labels,
+                descriptors=point_descriptors(points),
             )
         )
     return out

@@ -20,7 +20,15 @@ if TYPE_CHECKING:
 
 @dataclass
 class AdaptSettings:
-    """Inner-loop settings. Inference defaults are the paper's (K=10, lr 0.3, M=8).
+    """Inner-loop settings at inference.
+
+    The defaults are the measured few-shot best (``benchmarks/adapt_options.py``):
+    the head reads the extractor features plus the geometric descriptors
+    (``descriptors="geo-v1"``), is fitted by Adam (``optimizer="adam"``) for
+    ``steps`` steps on ``batch_points`` support points drawn per step, and the
+    class probabilities are smoothed over ``smooth`` rounds of neighbour averaging.
+    The paper's inference (Sec. 4.1) is ``optimizer="sgd", steps=10, lr=0.3,
+    batch_points=0, descriptors="none", smooth=0``.
 
     ``box_reduction="mean"`` averages Eq. 2 over each shape's boxes instead of
     summing (``"sum"``, Eq. 2 as written): detector labels bring ~10x more boxes
@@ -34,9 +42,28 @@ class AdaptSettings:
     support_size: int = 8
     strategy: str = "part-perfect"
     box_reduction: str = "mean"
+    optimizer: str = "sgd"
+    batch_points: int = 0
+    descriptors: str = "none"
+    smooth: int = 0
 
     def __post_init__(self) -> None:
         check_box_reduction(self.box_reduction)
+        check_choice("--optimizer", self.optimizer, OPTIMIZERS)
+        check_choice("--descriptors", self.descriptors, DESCRIPTOR_CHOICES)
+
+
+OPTIMIZERS = ("adam", "sgd")
+DESCRIPTOR_CHOICES = ("geo-v1", "none")
+
+
+def check_choice(option: str, value: str, choices: tuple[str, ...]) -> str:
+    """``value`` must be one of ``choices`` (a usage error otherwise)."""
+    if value not in choices:
+        from .errors import UsageError
+
+        raise UsageError(f"{option} must be one of {', '.join(choices)}, not {value!r}")
+    return value
 
 
 BOX_REDUCTIONS = ("mean", "sum")
@@ -194,35 +221,103 @@ def adapt_head(
     steps: int,
     lr: float,
     box_reduction: str = "mean",
+    optimizer: str = "sgd",
+    batch_points: int = 0,
+    seed: int = 0,
 ) -> dict[str, torch.Tensor]:
     """:func:`inner_loop` for inference, with the head's gradient in closed form.
 
-    The same K SGD steps on Eq. 3, without autograd: for the 2-layer MLP head and
-    the soft-target cross-entropy of Eq. 2 the gradient is two matrix products per
+    The same K steps on Eq. 3, without autograd: for the 2-layer MLP head and the
+    soft-target cross-entropy of Eq. 2 the gradient is two matrix products per
     layer. Points that no box covers carry no loss and are dropped first. No
     graph is kept, so this cannot serve bi-level training.
+
+    ``optimizer="sgd"`` with ``batch_points=0`` is :func:`inner_loop` exactly (the
+    paper's inner step). ``"adam"`` takes Adam steps (β 0.9, 0.999) on the mean
+    loss of ``batch_points`` support points drawn per step (seeded; 0 = all).
 
     features : (M, N, C) support features; head_params : φ_0 (``fc1``/``fc2``
     weights and biases)  ->  φ_K as a dict of new tensors.
     """
     import torch
 
+    check_choice("--optimizer", optimizer, OPTIMIZERS)
     points, targets, logit_mask = _flat_targets(features, labels, head_params, box_reduction)
-    weight_sum = targets.sum(-1, keepdim=True)  # (P, 1) Σ_r T_pr
-    w1, b1 = head_params["fc1.weight"].detach(), head_params["fc1.bias"].detach()
-    w2, b2 = head_params["fc2.weight"].detach(), head_params["fc2.bias"].detach()
-    for _ in range(steps):
-        hidden = torch.addmm(b1, points, w1.t()).clamp_min_(0)  # (P, H)
-        logits = torch.addmm(b2, hidden, w2.t()).add_(logit_mask)  # (P, R)
-        # dL/dlogits of -Σ_r T_r log softmax_r = (Σ_r T_r) softmax - T
-        d_logits = logits.softmax(-1).mul_(weight_sum).sub_(targets)  # (P, R)
-        # ReLU's derivative as sign(hidden) in {0, 1}: a bool mask is ~5x slower on CPU
-        d_hidden = (d_logits @ w2).mul_(hidden.sign())  # (P, H)
-        w2 = w2 - lr * (d_logits.t() @ hidden)
-        b2 = b2 - lr * d_logits.sum(0)
-        w1 = w1 - lr * (d_hidden.t() @ points)
-        b1 = b1 - lr * d_hidden.sum(0)
-    return {"fc1.weight": w1, "fc1.bias": b1, "fc2.weight": w2, "fc2.bias": b2}
+    params = {name: value.detach().clone() for name, value in head_params.items()}
+    if optimizer == "sgd" and batch_points <= 0:
+        for _ in range(steps):
+            grads = head_gradients(params, points, targets, logit_mask)
+            params = {name: params[name] - lr * grads[name] for name in params}
+        return params
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    batch = len(points) if batch_points <= 0 else min(batch_points, len(points))
+    moments = {name: (torch.zeros_like(p), torch.zeros_like(p)) for name, p in params.items()}
+    for step in range(1, steps + 1):
+        rows = _draw_rows(len(points), batch, generator).to(points.device)
+        grads = head_gradients(params, points[rows], targets[rows], logit_mask[rows])
+        for name, grad in grads.items():
+            if optimizer == "sgd":  # the full-support gradient, estimated from the batch
+                params[name] = params[name] - lr * grad * (len(points) / batch)
+            else:  # torch.optim.Adam's update on the batch's mean loss
+                first, second = moments[name]
+                grad = grad / batch
+                first.mul_(0.9).add_(grad, alpha=0.1)
+                second.mul_(0.999).addcmul_(grad, grad, value=0.001)
+                denominator = (second.sqrt() / (1 - 0.999**step) ** 0.5).add_(1e-8)
+                params[name] = params[name] - (lr / (1 - 0.9**step)) * first / denominator
+    return params
+
+
+def _draw_rows(total: int, batch: int, generator) -> torch.Tensor:
+    """``batch`` of ``total`` row indices drawn with replacement; all rows, in order, when batch >= total."""
+    import torch
+
+    if batch >= total:
+        return torch.arange(total)
+    return torch.randint(total, (batch,), generator=generator)
+
+
+def head_gradients(
+    params: dict[str, torch.Tensor],
+    points: torch.Tensor,
+    targets: torch.Tensor,
+    logit_mask: torch.Tensor,
+) -> dict[str, torch.Tensor]:
+    """Gradient of ``-Σ_p Σ_r T_pr log softmax(head(x_p))_r`` with respect to the head.
+
+    params : ``fc1``/``fc2`` weights and biases; points (P, C); targets (P, R_max)
+    Eq. 2 weights; logit_mask (P, R_max), 0 or -inf  ->  gradients named as ``params``.
+    """
+    import torch
+
+    w1, b1, w2, b2 = (params[k] for k in ("fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"))
+    hidden = torch.addmm(b1, points, w1.t()).clamp_min_(0)  # (P, H)
+    logits = torch.addmm(b2, hidden, w2.t()).add_(logit_mask)  # (P, R)
+    # dL/dlogits of -Σ_r T_r log softmax_r = (Σ_r T_r) softmax - T
+    d_logits = logits.softmax(-1).mul_(targets.sum(-1, keepdim=True)).sub_(targets)  # (P, R)
+    # ReLU's derivative as sign(hidden) in {0, 1}: a bool mask is ~5x slower on CPU
+    d_hidden = (d_logits @ w2).mul_(hidden.sign())  # (P, H)
+    return {
+        "fc1.weight": d_hidden.t() @ points,
+        "fc1.bias": d_hidden.sum(0),
+        "fc2.weight": d_logits.t() @ hidden,
+        "fc2.bias": d_logits.sum(0),
+    }
+
+
+def widen_head(head_params: dict[str, torch.Tensor], extra_inputs: int) -> dict[str, torch.Tensor]:
+    """φ with ``extra_inputs`` more input channels whose first-layer weights are 0.
+
+    The widened head computes exactly what φ does until adaptation moves the new
+    weights: the trained head is the starting point, the descriptors join it.
+    """
+    import torch
+
+    if extra_inputs <= 0:
+        return dict(head_params)
+    w1 = head_params["fc1.weight"].detach()
+    zeros = w1.new_zeros(w1.shape[0], extra_inputs)
+    return {**head_params, "fc1.weight": torch.cat([w1, zeros], dim=1)}
 
 
 def _flat_targets(

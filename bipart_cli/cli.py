@@ -16,6 +16,7 @@ from typing import Annotated
 import typer
 
 from . import __version__
+from .adapt import AdaptSettings
 from .errors import BipartError, NotImplementedYetError, UsageError
 from .runtime import setup_logging, stderr_console, validate_device_spec
 
@@ -52,6 +53,31 @@ UpOpt = Annotated[
 PartsOpt = Annotated[
     str | None,
     typer.Option("--parts", "-p", help='Comma-separated part names, e.g. "back,seat,leg,arm".'),
+]
+# adaptation options of segment and eval; defaults are AdaptSettings' (adapt.py imports no torch)
+_ADAPT = AdaptSettings()
+StepsOpt = Annotated[int, typer.Option("--steps", help="Inner-loop steps K.")]
+LrOpt = Annotated[float, typer.Option("--lr", help="Inner-loop learning rate.")]
+OptimizerOpt = Annotated[
+    str,
+    typer.Option("--optimizer", help="Inner-loop optimizer: adam, or sgd (the paper's)."),
+]
+BatchPointsOpt = Annotated[
+    int,
+    typer.Option("--batch-points", help="Support points drawn per inner step (0: all of them)."),
+]
+DescriptorsOpt = Annotated[
+    str,
+    typer.Option(
+        "--descriptors",
+        help="Geometric descriptors the head reads beside the network features: geo-v1 or none.",
+    ),
+]
+SmoothOpt = Annotated[
+    int,
+    typer.Option(
+        "--smooth", help="Rounds of neighbour averaging of the part probabilities (0: off)."
+    ),
 ]
 OutDirOpt = Annotated[
     Path | None,
@@ -152,8 +178,12 @@ def segment(
     offline: Annotated[
         bool, typer.Option("--offline", help="Never touch the network (same as HF_HUB_OFFLINE=1).")
     ] = False,
-    steps: Annotated[int, typer.Option("--steps", help="Inner-loop steps K.")] = 10,
-    lr: Annotated[float, typer.Option("--lr", help="Inner-loop learning rate.")] = 0.3,
+    steps: StepsOpt = _ADAPT.steps,
+    lr: LrOpt = _ADAPT.lr,
+    optimizer: OptimizerOpt = _ADAPT.optimizer,
+    batch_points: BatchPointsOpt = _ADAPT.batch_points,
+    descriptors: DescriptorsOpt = _ADAPT.descriptors,
+    smooth: SmoothOpt = _ADAPT.smooth,
     support_size: Annotated[int, typer.Option("--support-size", help="Support-set size M.")] = 8,
     strategy: Annotated[
         str,
@@ -196,6 +226,10 @@ def segment(
             },
             steps=steps,
             lr=lr,
+            optimizer=optimizer,
+            batch_points=batch_points,
+            descriptors=descriptors,
+            smooth=smooth,
             support_size=support_size,
             strategy=strategy,
             box_reduction=box_reduction,
@@ -497,8 +531,12 @@ def evaluate(
             help="'index': the targets' indexed pseudo labels join the support; 'none': few-shot.",
         ),
     ] = "index",
-    steps: Annotated[int, typer.Option("--steps", help="Inner-loop steps K.")] = 10,
-    lr: Annotated[float, typer.Option("--lr", help="Inner-loop learning rate.")] = 0.3,
+    steps: StepsOpt = _ADAPT.steps,
+    lr: LrOpt = _ADAPT.lr,
+    optimizer: OptimizerOpt = _ADAPT.optimizer,
+    batch_points: BatchPointsOpt = _ADAPT.batch_points,
+    descriptors: DescriptorsOpt = _ADAPT.descriptors,
+    smooth: SmoothOpt = _ADAPT.smooth,
     support_size: Annotated[int, typer.Option("--support-size", help="Support-set size M.")] = 8,
     strategy: Annotated[
         str,
@@ -537,6 +575,10 @@ def evaluate(
                 labeler=labeler,
                 steps=steps,
                 lr=lr,
+                optimizer=optimizer,
+                batch_points=batch_points,
+                descriptors=descriptors,
+                smooth=smooth,
                 support_size=support_size,
                 strategy=strategy,
                 box_reduction=box_reduction,

@@ -6,6 +6,7 @@ module is imported only when a command runs.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -33,9 +34,8 @@ def run_segment(
 
     if parts is None:
         raise UsageError('--parts is required, e.g. --parts "back,seat,leg,arm"')
-    adapt = AdaptSettings(
-        **{k: options.pop(k) for k in ("steps", "lr", "support_size", "strategy", "box_reduction")}
-    )
+    fields = {f.name for f in dataclasses.fields(AdaptSettings)}
+    adapt = AdaptSettings(**{k: options.pop(k) for k in list(options) if k in fields})
     options["labeler_options"] = labeler_options(options["labeler"], options["labeler_options"])
     segmenter = Segmenter(parse_part_names(parts), SegmentOptions(adapt=adapt, **options))
     paths = expand_inputs(inputs)

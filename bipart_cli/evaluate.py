@@ -14,11 +14,14 @@ Convention (as in PointNet/PartSLIP/PartDistill evaluation code):
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from .adapt import AdaptSettings
 
 
 def part_ious(pred: np.ndarray, gt: np.ndarray, num_parts: int) -> np.ndarray:
@@ -117,17 +120,15 @@ def evaluate_index(
     labeler: str = "index",
     weights: str | None = None,
     weights_revision: str | None = None,
-    steps: int = 10,
-    lr: float = 0.3,
-    support_size: int = 8,
-    strategy: str = "part-perfect",
-    box_reduction: str = "mean",
+    adapt: AdaptSettings | None = None,
     up: str = "y",
     device: str = "auto",
     seed: int = 0,
     limit: int | None = None,
+    every: int = 1,
     zero_shot: bool = False,
     quiet: bool = True,
+    **adapt_overrides,
 ) -> EvalReport:
     """Segment every shape of ``test_index`` that has ground truth, with the code path of ``segment``.
 
@@ -139,11 +140,13 @@ def evaluate_index(
     target's own pseudo labels alone, repeated ``support_size`` times: the support
     set of Sec. 5.1 for a category without other shapes, as ``segment`` does
     without an index. Each shape's score lists the ids of the support shapes used.
-    Predictions are made on the 2048 indexed points of each shape.
+    Predictions are made on the 2048 indexed points of each shape; ``every`` keeps
+    every n-th shape (a quicker validation run), ``limit`` the first ones. ``adapt`` (the
+    defaults of :class:`AdaptSettings` when None) may be changed field by field
+    through ``adapt_overrides`` (``steps=10, lr=0.3, ...``).
     """
     import time
 
-    from .adapt import AdaptSettings
     from .errors import UsageError
     from .index import ShapeIndex, encoder_identity
     from .runtime import progress
@@ -159,13 +162,7 @@ def evaluate_index(
         raise UsageError(
             "eval --zero-shot takes no --support-index: the support set is the target itself"
         )
-    adapt = AdaptSettings(
-        steps=steps,
-        lr=lr,
-        support_size=support_size,
-        strategy=strategy,
-        box_reduction=box_reduction,
-    )
+    adapt = dataclasses.replace(adapt or AdaptSettings(), **adapt_overrides)
     index = ShapeIndex.open(test_index)
     options = SegmentOptions(
         index=support_index or test_index,  # unused when zero_shot
@@ -181,7 +178,7 @@ def evaluate_index(
     )
     segmenter = Segmenter(None, options)
     encoder = encoder_identity(segmenter.model)  # the test index's cache is used only if it matches
-    rows = [i for i, entry in enumerate(index.entries) if entry.has_ground_truth][:limit]
+    rows = [i for i, entry in enumerate(index.entries) if entry.has_ground_truth][::every][:limit]
     category_parts = category_part_names(index.entries)
     scores = []
     with progress(quiet) as bar:
@@ -201,6 +198,7 @@ def evaluate_index(
                 exclude_sha256=record.sha256,
                 category=record.category,
                 target_encoder_features=index.encoder_features(row, expected=encoder),
+                target_descriptors=record.descriptors,
             )
             gt = remap_labels(record.gt_labels, record.part_names, part_names)
             ious = part_ious(predicted, gt, len(part_names))
@@ -222,10 +220,7 @@ def evaluate_index(
         "labeler": labeler,
         "mode": "zero-shot" if zero_shot else "vlm" if labeler == "index" else "few-shot",
         "weights": segmenter.weights_info.to_dict(),
-        "steps": steps,
-        "lr": lr,
-        "support_size": support_size,
-        "strategy": strategy,
+        **dataclasses.asdict(adapt),
         "seed": seed,
     }
     return EvalReport(scores, summary, settings)

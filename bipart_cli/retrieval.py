@@ -149,5 +149,6 @@ class SupportBank:
                 points=record.points,
                 pseudo_labels=remap_pseudo_labels(record.pseudo_labels, part_names),
                 encoder_features=features,
+                descriptors=record.descriptors,
             )
         return self._records[key]

@@ -10,6 +10,7 @@ extractor features from the 2048 points. Outputs are written by
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import hashlib
 import os
@@ -116,25 +117,50 @@ class SupportShape:
     """One support shape, ready for the inner loop.
 
     points : (N, 3) float32; pseudo_labels over those N points, re-indexed to the
-    target's part names; encoder_features : (N, F) or None when not cached.
+    target's part names; encoder_features : (N, F) or None when not cached;
+    descriptors : (N, D) geometric descriptors or None when not cached.
     """
 
     shape_id: str
     points: np.ndarray
     pseudo_labels: PseudoLabels
     encoder_features: np.ndarray | None = None
+    descriptors: np.ndarray | None = None
+
+
+def shape_descriptors(points: np.ndarray, cached: np.ndarray | None, settings) -> np.ndarray | None:
+    """(N, D) float32 descriptors of ``points`` (N, 3) for ``settings.descriptors``, or None."""
+    if settings.descriptors == "none":
+        return None
+    if cached is not None:
+        return np.asarray(cached, dtype=np.float32)
+    from .descriptors import point_descriptors
+
+    return point_descriptors(points)
+
+
+def head_inputs(features: torch.Tensor, descriptors: torch.Tensor | None) -> torch.Tensor:
+    """What the adapted head reads: features (B, N, C) ++ standardised descriptors (B, N, D)."""
+    import torch
+
+    from .model.bipart import unit_features
+
+    if descriptors is None:
+        return features
+    return torch.cat([features, unit_features(descriptors)], dim=-1)  # (B, N, C + D)
 
 
 class FeatureCache:
-    """Extractor features per support shape, computed once per model and reused by every target."""
+    """Head inputs per support shape, computed once per model and reused by every target."""
 
-    def __init__(self, model, device) -> None:
+    def __init__(self, model, device, settings: AdaptSettings | None = None) -> None:
         self.model = model
         self.device = device
+        self.settings = settings or AdaptSettings()
         self._features: dict[str, torch.Tensor] = {}
 
     def features(self, shapes: list[SupportShape]) -> torch.Tensor:
-        """(M, N, C) extractor features of ``shapes``, computing only the missing ones."""
+        """(M, N, C') head inputs of ``shapes``, computing only the missing ones."""
         import torch
 
         missing = [s for s in shapes if s.shape_id not in self._features]
@@ -144,8 +170,15 @@ class FeatureCache:
             encoded = None
             if all(c is not None for c in cached):
                 encoded = torch.from_numpy(np.stack(cached)).float().to(self.device)
+            descriptors = None
+            if self.settings.descriptors != "none":
+                described = [
+                    shape_descriptors(s.points, s.descriptors, self.settings) for s in missing
+                ]
+                descriptors = torch.from_numpy(np.stack(described)).to(self.device)
             with torch.no_grad():
                 extracted = self.model.extract(points, encoder_features=encoded)  # (m, N, C)
+                extracted = head_inputs(extracted, descriptors)  # (m, N, C')
             for shape, feats in zip(missing, extracted, strict=True):
                 self._features[shape.shape_id] = feats
         return torch.stack([self._features[s.shape_id] for s in shapes])
@@ -162,17 +195,21 @@ def adapt_and_predict(
     feature_cache: FeatureCache,
     chunk: int = 32768,
     target_encoder_features: np.ndarray | None = None,
+    target_descriptors: np.ndarray | None = None,
+    seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Adapt the head on (target +) support, then label every dense point.
 
     target_points : (N, 3) network points; dense_points : (n, 3) all points to label;
     target_encoder_features : (N, F) frozen-encoder features of the target when an index
-    cached them (the encoder pass is then skipped).
-    Returns dense labels (n,) int64 and their probabilities (n,) float32.
+    cached them (the encoder pass is then skipped); target_descriptors : (N, D) likewise.
+    The head predicts the N network points; their probabilities are smoothed over
+    the points' neighbours (``settings.smooth`` rounds) and interpolated to the
+    dense points. Returns dense labels (n,) int64 and their probabilities (n,) float32.
     """
     import torch
 
-    from .adapt import adapt_head, pack_labels, predict_probabilities
+    from .adapt import adapt_head, pack_labels, predict_probabilities, widen_head
     from .geometry import three_nn_interpolate
 
     device = feature_cache.device
@@ -182,38 +219,69 @@ def adapt_and_predict(
     encoded = None
     if target_encoder_features is not None:
         encoded = torch.from_numpy(np.asarray(target_encoder_features, np.float32)).to(device)[None]
+    descriptors = shape_descriptors(target_points, target_descriptors, settings)
+    if descriptors is not None:
+        descriptors = torch.from_numpy(descriptors).to(device)[None]  # (1, N, D)
     with torch.no_grad():
         target_features = model.extract(points, encoder_features=encoded)  # (1, N, C)
+        target_features = head_inputs(target_features, descriptors)  # (1, N, C')
     feature_blocks, label_list = [], []
     if target_labels is not None:
         feature_blocks.append(target_features)
         label_list.append(target_labels)
     if support:
-        feature_blocks.append(feature_cache.features(support))  # (M, N, C)
+        feature_blocks.append(feature_cache.features(support))  # (M, N, C')
         label_list.extend(s.pseudo_labels for s in support)
-    features = torch.cat(feature_blocks)  # (M', N, C)
+    features = torch.cat(feature_blocks)  # (M', N, C')
     labels = pack_labels(label_list, num_parts, device=device)
+    head_0 = model.head_params()
+    head_0 = widen_head(head_0, features.shape[-1] - head_0["fc1.weight"].shape[1])
     with torch.no_grad():
         head = adapt_head(
             features,
             labels,
-            model.head_params(),
+            head_0,
             steps=settings.steps,
             lr=settings.lr,
             box_reduction=settings.box_reduction,
+            optimizer=settings.optimizer,
+            batch_points=settings.batch_points,
+            seed=seed,
         )
+        probs = predict_probabilities(model, target_features, head, num_parts)[0]  # (N, R)
+        probs = smooth_probabilities(target_points, probs, settings.smooth)
         dense = torch.from_numpy(np.ascontiguousarray(dense_points, dtype=np.float32)).to(device)
         out_labels, out_scores = [], []
         for start in range(0, len(dense), chunk):
             block = dense[start : start + chunk][None]  # (1, c, 3)
-            block_features = three_nn_interpolate(block, points, target_features)  # (1, c, C)
-            probs = predict_probabilities(model, block_features, head, num_parts)[0]  # (c, R)
-            score, label = probs.max(-1)
+            block_probs = three_nn_interpolate(block, points, probs[None])[0]  # (c, R)
+            score, label = block_probs.max(-1)
             out_labels.append(label.cpu())
             out_scores.append(score.cpu())
     return torch.cat(out_labels).numpy().astype(np.int64), torch.cat(out_scores).numpy().astype(
         np.float32
     )
+
+
+def smooth_probabilities(
+    points: np.ndarray, probs: torch.Tensor, rounds: int, k: int = 10
+) -> torch.Tensor:
+    """``rounds`` of ``p <- (p + mean of the k nearest neighbours' p) / 2``.
+
+    points : (N, 3); probs : (N, R)  ->  (N, R), rows still summing to 1. A point's
+    label then agrees with its surroundings: stray points inside a part take its label.
+    """
+    if rounds <= 0:
+        return probs
+    import torch
+    from scipy.spatial import KDTree
+
+    k = min(k, len(points))
+    _, neighbours = KDTree(np.asarray(points, dtype=np.float64)).query(points, k=k)
+    neighbours = torch.from_numpy(neighbours.reshape(len(points), k)).to(probs.device)
+    for _ in range(rounds):
+        probs = 0.5 * probs + 0.5 * probs[neighbours].mean(1)  # (N, R)
+    return probs
 
 
 def part_colors_for(labels: np.ndarray, num_parts: int) -> np.ndarray:
@@ -278,7 +346,7 @@ class Segmenter:
             )
         self.labeler = self._make_labeler()
         self.bank = self._open_support()
-        self.feature_cache = FeatureCache(self.model, self.device)
+        self.feature_cache = FeatureCache(self.model, self.device, options.adapt)
         if self.labeler is None and self.bank is None and not options.zero_shot:
             raise UsageError(
                 "nothing to adapt on: give --index or --support, or a labeler other than 'none'"
@@ -361,6 +429,7 @@ class Segmenter:
         exclude_sha256: str | None = None,
         category: str | None = None,
         target_encoder_features: np.ndarray | None = None,
+        target_descriptors: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """Core shared by ``segment`` and ``eval``: dense labels (n,), scores (n,) and support ids.
 
@@ -396,6 +465,8 @@ class Segmenter:
             self.options.adapt,
             self.feature_cache,
             target_encoder_features=target_encoder_features,
+            target_descriptors=target_descriptors,
+            seed=self.options.seed,
         )
         return labels, scores, [s.shape_id for s in support]
 
@@ -495,7 +566,10 @@ def _aligned(shape: SupportShape) -> SupportShape:
     from .orientation import apply_rotation, pca_rotation
 
     points = apply_rotation(shape.points, pca_rotation(shape.points.astype(np.float64)))
-    return SupportShape(f"{shape.shape_id}#pca", points, shape.pseudo_labels, None)
+    # descriptors are rotation-invariant: they stay
+    return SupportShape(
+        f"{shape.shape_id}#pca", points, shape.pseudo_labels, None, shape.descriptors
+    )
 
 
 def _repeat_labels(labels: PseudoLabels, times: int) -> PseudoLabels:
@@ -511,7 +585,7 @@ def segment(inputs: str | list[str], parts: str | list[str], **options: Any) -> 
     """
     from .parts import parse_part_names
 
-    adapt_keys = {"steps", "lr", "support_size", "strategy", "box_reduction"}
+    adapt_keys = {f.name for f in dataclasses.fields(AdaptSettings)}
     adapt = AdaptSettings(**{k: options.pop(k) for k in list(options) if k in adapt_keys})
     if "support_dir" in options and options["support_dir"] is not None:
         options["support_dir"] = Path(options["support_dir"])

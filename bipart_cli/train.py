@@ -456,8 +456,15 @@ def validation_miou(
     from .segmentation import FeatureCache, SupportShape, adapt_and_predict
 
     cache = FeatureCache(model, device)
+    # the paper's inner loop, the one training meta-learns for (not segment's defaults)
     adapt = AdaptSettings(
-        steps=settings.val_inner_steps, lr=settings.val_inner_lr, support_size=settings.support_size
+        steps=settings.val_inner_steps,
+        lr=settings.val_inner_lr,
+        support_size=settings.support_size,
+        optimizer="sgd",
+        batch_points=0,
+        descriptors="none",
+        smooth=0,
     )
     subset = [shapes[i] for i in pool]
     rng = np.random.default_rng(settings.seed)

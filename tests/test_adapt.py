@@ -7,10 +7,22 @@ import pytest
 import torch
 from _tiny import NUM_POINTS, half_space_labels, random_labels, tiny_config, unit_cloud
 
-from bipart_cli.adapt import AdaptSettings, adapt_head, inner_loop, pack_labels, support_loss
+from bipart_cli.adapt import (
+    AdaptSettings,
+    adapt_head,
+    inner_loop,
+    pack_labels,
+    support_loss,
+    widen_head,
+)
 from bipart_cli.model import BiPartModel
 from bipart_cli.model.loss import distillation_loss
-from bipart_cli.segmentation import FeatureCache, SupportShape, adapt_and_predict
+from bipart_cli.segmentation import (
+    FeatureCache,
+    SupportShape,
+    adapt_and_predict,
+    smooth_probabilities,
+)
 
 
 @pytest.fixture(scope="module")
@@ -152,3 +164,99 @@ def test_cached_target_encoder_features_give_the_same_prediction(model):
         model.encode = original
     assert calls == []  # the encoder did not run
     assert (cached[0] == plain[0]).mean() > 0.99
+
+
+def test_adam_adaptation_equals_torch_adam_on_the_mean_loss(model):
+    rng = np.random.default_rng(6)
+    labels = [random_labels(rng, parts=r, boxes=b) for r, b in ((3, 2), (2, 4))]
+    packed = pack_labels(labels, [3, 2])
+    features = torch.randn(2, NUM_POINTS, model.config.feature_dim, generator=torch.Generator())
+    params = {k: v.detach().clone().requires_grad_() for k, v in model.head_params().items()}
+    optimizer = torch.optim.Adam(params.values(), lr=0.01)
+    covered = packed.targets.sum(-1).gt(0).sum()  # points that carry loss: the batch
+    for _ in range(7):
+        optimizer.zero_grad()
+        (support_loss(model, params, features, packed) / covered).backward()
+        optimizer.step()
+    with torch.no_grad():
+        fast = adapt_head(features, packed, model.head_params(), 7, 0.01, optimizer="adam")
+    for name in params:
+        torch.testing.assert_close(fast[name], params[name].detach(), rtol=1e-4, atol=1e-5)
+
+
+def test_minibatch_adam_is_seeded_and_learns(model):
+    rng = np.random.default_rng(7)
+    points = [unit_cloud(rng) for _ in range(3)]
+    packed = pack_labels([half_space_labels(p)[1] for p in points], 2)
+    xyz = torch.from_numpy(np.stack(points)).float()  # the split is learnable from xyz alone
+    features = torch.cat([xyz.new_zeros(3, NUM_POINTS, model.config.feature_dim), xyz], -1)
+    head = widen_head(model.head_params(), 3)
+    runs = [
+        adapt_head(features, packed, head, 60, 0.02, optimizer="adam", batch_points=64, seed=s)
+        for s in (0, 0, 1)
+    ]
+    torch.testing.assert_close(runs[0]["fc1.weight"], runs[1]["fc1.weight"], rtol=0, atol=0)
+    assert not torch.equal(runs[0]["fc1.weight"], runs[2]["fc1.weight"])
+    start = support_loss(model, head, features, packed)
+    assert support_loss(model, runs[0], features, packed) < 0.5 * start
+
+
+def test_widened_head_computes_the_same_logits(model):
+    features = torch.randn(2, 50, model.config.feature_dim)
+    extra = torch.randn(2, 50, 7)
+    widened = widen_head(model.head_params(), 7)
+    assert widened["fc1.weight"].shape[1] == model.config.feature_dim + 7
+    torch.testing.assert_close(
+        model.head_logits(torch.cat([features, extra], -1), widened),
+        model.head_logits(features, model.head_params()),
+    )
+
+
+def test_smoothing_against_a_loop():
+    rng = np.random.default_rng(8)
+    points = rng.normal(size=(40, 3))
+    probs = torch.from_numpy(rng.dirichlet(np.ones(3), size=40))
+    fast = smooth_probabilities(points, probs, rounds=2, k=4)
+    expected = probs.numpy().copy()
+    for _ in range(2):
+        previous = expected.copy()
+        for i in range(40):
+            nearest = np.argsort(((points - points[i]) ** 2).sum(1))[:4]
+            expected[i] = 0.5 * previous[i] + 0.5 * previous[nearest].mean(0)
+    np.testing.assert_allclose(fast.numpy(), expected, rtol=1e-12)
+    np.testing.assert_allclose(fast.sum(1).numpy(), 1.0, rtol=1e-12)
+
+
+def test_descriptors_join_the_head_and_cached_ones_are_used(model):
+    rng = np.random.default_rng(9)
+    support = []
+    for i in range(3):
+        points = unit_cloud(rng)
+        support.append(SupportShape(f"s{i}", points, half_space_labels(points)[1]))
+    target = unit_cloud(rng)
+    settings = AdaptSettings(optimizer="adam", steps=30, lr=0.01, descriptors="geo-v1", smooth=1)
+    fresh = adapt_and_predict(
+        model, target, target, None, support, 2, settings, FeatureCache(model, "cpu", settings)
+    )
+    from bipart_cli.descriptors import point_descriptors
+
+    cached_support = [
+        SupportShape(s.shape_id, s.points, s.pseudo_labels, None, point_descriptors(s.points))
+        for s in support
+    ]
+    cache = FeatureCache(model, "cpu", settings)
+    cached = adapt_and_predict(
+        model,
+        target,
+        target,
+        None,
+        cached_support,
+        2,
+        settings,
+        cache,
+        target_descriptors=point_descriptors(target),
+    )
+    np.testing.assert_array_equal(cached[0], fresh[0])
+    assert cache.features(cached_support).shape[-1] == model.config.feature_dim + len(
+        point_descriptors(target)[0]
+    )

@@ -194,6 +194,7 @@ def make_record(
     context: _Context,
 ) -> ShapeRecord:
     """Load, label, sample and describe one asset."""
+    from ..descriptors import point_descriptors
     from ..io import load_asset
     from ..io.sample import sample_network_indices
     from ..labeling.api import label_asset
@@ -236,6 +237,7 @@ def make_record(
         gt_labels=None if gt_dense is None else gt_dense[network],
         dense_gt_labels=None if gt_dense is None else gt_dense[kept],
     )
+    record.descriptors = point_descriptors(points)
     if context.encoder is not None:
         record.features = encode_points(context.encoder_model, points, context.device)
     return record

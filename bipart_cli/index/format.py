@@ -5,7 +5,8 @@ dataset repo)::
 
     manifest.json                      format, settings, shards + checksums, one summary per shape
     bps_basis.safetensors              the fixed BPS basis, "points" (1024, 3) float32
-    shards/shard-00000-<sha8>.safetensors     per shape: points, dense subsample, BPS, labels
+    shards/shard-00000-<sha8>.safetensors     per shape: points, dense subsample, BPS, labels,
+                                              geometric descriptors
     features/features-00000-<sha8>.safetensors  per shape: frozen-encoder features (optional)
 
 Shard files are named after the first 8 hex digits of their sha256, so a
@@ -31,7 +32,8 @@ import numpy as np
 from ..labeling.pseudo_labels import PseudoLabels
 
 FORMAT_NAME = "bipart-shape-index"
-FORMAT_VERSION = 1
+# 2: records carry per-point geometric descriptors (bipart_cli.descriptors)
+FORMAT_VERSION = 2
 SHARD_FORMAT = "bipart-shape-index-shard"
 MANIFEST_NAME = "manifest.json"
 BASIS_NAME = "bps_basis.safetensors"
@@ -74,6 +76,9 @@ class ShapeRecord:
     dense_gt_labels : (n,) int64 or None
     features : (2048, F) float16 or None
         Cached frozen-encoder features of ``points`` (F = 681).
+    descriptors : (2048, D) float16 or None
+        Geometric descriptors of ``points`` (:func:`bipart_cli.descriptors.point_descriptors`),
+        of the set the manifest names.
     """
 
     id: str
@@ -89,6 +94,7 @@ class ShapeRecord:
     gt_labels: np.ndarray | None = None
     dense_gt_labels: np.ndarray | None = None
     features: np.ndarray | None = None
+    descriptors: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.points = np.asarray(self.points, dtype=np.float32).reshape(-1, 3)
@@ -101,6 +107,8 @@ class ShapeRecord:
             self.dense_gt_labels = np.asarray(self.dense_gt_labels, dtype=np.int64).reshape(-1)
         if self.features is not None:
             self.features = np.asarray(self.features, dtype=np.float16)
+        if self.descriptors is not None:
+            self.descriptors = np.asarray(self.descriptors, dtype=np.float16)
         self.part_names = list(self.part_names)
 
     @property
@@ -245,6 +253,8 @@ def records_to_bytes(records: list[ShapeRecord], with_features: bool = False) ->
             tensors[prefix + "gt_labels"] = _labels_to_disk(record.gt_labels)
         if record.dense_gt_labels is not None:
             tensors[prefix + "dense_gt_labels"] = _labels_to_disk(record.dense_gt_labels)
+        if record.descriptors is not None:
+            tensors[prefix + "descriptors"] = record.descriptors
         if with_features and record.features is not None:
             tensors[prefix + "features"] = record.features
         metas.append(
@@ -326,6 +336,7 @@ def _record_from(tensors: dict[str, np.ndarray], meta: dict[str, Any], slot: int
         gt_labels=optional("gt_labels"),
         dense_gt_labels=optional("dense_gt_labels"),
         features=tensors.get(prefix + "features"),
+        descriptors=tensors.get(prefix + "descriptors"),
     )
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
+from ..descriptors import DESCRIPTOR_SET
 from ..io.atomic import atomic_write_bytes, atomic_write_text
 from .format import (
     BASIS_NAME,
@@ -129,6 +130,7 @@ class IndexWriter:
                 **self.basis.params(),
             },
             "encoder": self.encoder,
+            "descriptors": DESCRIPTOR_SET,
             "source_root": self.source_root,
             "partial": self.partial,
             "num_entries": len(self._entries),

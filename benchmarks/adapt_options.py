@@ -1,0 +1,137 @@
+"""Few-shot adaptation options side by side, measured on the train splits only (validation).
+
+Choosing defaults on the test split would tune on it, so this script never opens
+one. Each train shape of PSB (every ``--every``-th, 14 categories) and of
+human_seg (every ``--human-every``-th) is a target; its M=8 support shapes are
+retrieved (part-perfect, BPS similarity) from the *other* train shapes of its
+category, labeled with their ground truth (``labeler none``). Every variant sees
+the same targets and support sets, and so does the nearest-neighbour floor (NN,
+xyz) beside it. Prints mIoU (%) per category, the mean over PSB's 14 categories
+plus human_seg, and seconds per shape.
+
+    cd benchmarks && python adapt_options.py [--variants paper,adam,adam-smooth2] [--weights W]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+from nn_transfer import transfer
+from paper_runs import bench_run, index, print_table
+
+# name -> AdaptSettings fields; the paper's inference first
+VARIANTS = {
+    "paper": {"optimizer": "sgd", "steps": 10, "lr": 0.3, "descriptors": "none", "smooth": 0},
+    "paper+desc": {"optimizer": "sgd", "steps": 10, "lr": 0.3, "descriptors": "geo-v1"},
+    "adam": {
+        "optimizer": "adam",
+        "steps": 200,
+        "lr": 1e-2,
+        "batch_points": 1024,
+        "descriptors": "none",
+        "smooth": 0,
+    },
+    "adam+desc": {
+        "optimizer": "adam",
+        "steps": 200,
+        "lr": 1e-2,
+        "batch_points": 1024,
+        "descriptors": "geo-v1",
+        "smooth": 0,
+    },
+}
+for rounds in (2, 3, 4, 8):
+    VARIANTS[f"adam+desc+smooth{rounds}"] = {**VARIANTS["adam+desc"], "smooth": rounds}
+VARIANTS["adam400+desc+smooth4"] = {**VARIANTS["adam+desc+smooth4"], "steps": 400}
+VARIANTS["adam100+desc+smooth4"] = {**VARIANTS["adam+desc+smooth4"], "steps": 100}
+
+
+def nn_scores(report, split_index) -> dict[str, list[float]]:
+    """NN transfer from each target's own support shapes (the ids the report lists)."""
+    from bipart_cli.evaluate import category_part_names, remap_labels, shape_miou
+
+    rows = {e.id: i for i, e in enumerate(split_index.entries)}
+    parts = category_part_names(split_index.entries)
+    scores: dict[str, list[float]] = {}
+    for shape in report.shapes:
+        record = split_index.record(rows[shape.shape_id])
+        names = parts[record.category]
+        chosen = [split_index.record(rows[s]) for s in shape.support]
+        points = np.stack([r.points for r in chosen])
+        labels = np.stack([remap_labels(r.gt_labels, r.part_names, names) for r in chosen])
+        truth = remap_labels(record.gt_labels, record.part_names, names)
+        predicted = transfer(points, labels, record.points)
+        scores.setdefault(record.category, []).append(shape_miou(predicted, truth, len(names)))
+    return scores
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--weights", default="bipart-default")
+    parser.add_argument("--every", type=int, default=2, help="PSB: every n-th train shape")
+    parser.add_argument("--human-every", type=int, default=16, help="human_seg: every n-th")
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    from bipart_cli.evaluate import evaluate_index
+    from bipart_cli.index import ShapeIndex
+
+    splits = {
+        "psb": (index("psb-train"), args.every),
+        "human": (index("human-train"), args.human_every),
+    }
+    with bench_run():
+        per_variant, floor, seconds = {}, {}, {}
+        for name in args.variants.split(","):
+            scores: dict[str, list[float]] = {}
+            started, count = time.perf_counter(), 0
+            for dataset, (path, every) in splits.items():
+                report = evaluate_index(
+                    str(path),
+                    None,
+                    labeler="none",
+                    weights=args.weights,
+                    device=args.device,
+                    every=every,
+                    **VARIANTS[name],
+                )
+                for shape in report.shapes:
+                    scores.setdefault(shape.category, []).append(shape.miou)
+                count += len(report.shapes)
+                if not floor.get(dataset):
+                    floor[dataset] = nn_scores(report, ShapeIndex.open(path))
+            per_variant[name] = scores
+            seconds[name] = (time.perf_counter() - started) / max(count, 1)
+            print(f"{name}: {seconds[name]:.2f} s/shape", flush=True)
+        nn = {c: v for d in floor.values() for c, v in d.items()}
+        categories = sorted(nn, key=lambda c: (c == "human", c))
+        header = ["category", "NN", *per_variant]
+        rows = [
+            [c, f"{100 * np.mean(nn[c]):.1f}"]
+            + [f"{100 * np.mean(per_variant[v][c]):.1f}" for v in per_variant]
+            for c in categories
+        ]
+        rows.append(
+            ["mean of 15", f"{100 * np.mean([np.mean(nn[c]) for c in categories]):.1f}"]
+            + [
+                f"{100 * np.mean([np.mean(per_variant[v][c]) for c in categories]):.1f}"
+                for v in per_variant
+            ]
+        )
+        rows.append(["s/shape", ""] + [f"{seconds[v]:.2f}" for v in per_variant])
+        print_table(
+            [
+                "Few-shot adaptation options on the train splits (validation; no test shape used)",
+                f"weights {args.weights}; M=8 ground-truth support from the other train shapes; "
+                f"PSB every {args.every}th, human_seg every {args.human_every}th train shape",
+            ],
+            header,
+            rows,
+            [f"{name}: {VARIANTS[name]}" for name in per_variant],
+        )
+
+
+if __name__ == "__main__":
+    main()
