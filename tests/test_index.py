@@ -23,7 +23,7 @@ from bipart_cli.index import (
     parse_shard_spec,
     resolve_index_path,
 )
-from bipart_cli.index.build import in_shard
+from bipart_cli.index.build import build_index, in_shard
 from bipart_cli.labeling.pseudo_labels import PseudoLabels
 
 N_POINTS = 2048
@@ -61,6 +61,7 @@ def synthetic_record(i: int, with_features: bool = False) -> ShapeRecord:
         gt_labels=labels,
         dense_gt_labels=None if labels is None else rng.integers(-1, len(part_names), n_dense),
         features=rng.normal(size=(N_POINTS, 681)).astype(np.float16) if with_features else None,
+        descriptors=rng.normal(size=(N_POINTS, 5)).astype(np.float16) if i % 2 else None,
     )
 
 
@@ -88,7 +89,9 @@ def assert_same_record(a: ShapeRecord, b: ShapeRecord, features: bool = True) ->
         assert getattr(a, name) == getattr(b, name), name
     for name in ("points", "dense_points", "dense_colors", "bps"):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
-    for name in ("gt_labels", "dense_gt_labels") + (("features",) if features else ()):
+    for name in ("gt_labels", "dense_gt_labels", "descriptors") + (
+        ("features",) if features else ()
+    ):
         x, y = getattr(a, name), getattr(b, name)
         assert (x is None) == (y is None), name
         if x is not None:
@@ -374,3 +377,34 @@ def test_hf_uri_must_name_a_dataset():
     with pytest.raises(InvalidInputError):
         resolve_index_path("hf://owner/name")
     assert resolve_index_path("some/folder") == Path("some/folder")
+
+
+def test_an_index_of_an_older_format_says_how_to_rebuild(tmp_path, records):
+    write_index(tmp_path / "idx", records)
+    manifest_path = tmp_path / "idx" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["version"] = 1  # before descriptors were cached
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(IndexCorruptError, match="rebuild it with 'bipart index'"):
+        ShapeIndex.open(tmp_path / "idx")
+
+
+def test_built_index_caches_the_descriptors_of_its_points(tmp_path, chair_glb):
+    from bipart_cli.descriptors import DESCRIPTOR_SET, point_descriptors
+
+    folder = tmp_path / "assets" / "chair"
+    folder.mkdir(parents=True)
+    (folder / "chair.glb").write_bytes(chair_glb.read_bytes())
+    build_index(
+        tmp_path / "assets",
+        tmp_path / "idx",
+        labeler="given",
+        no_cache_features=True,
+        n_dense=3000,
+        progress=False,
+    )
+    index = ShapeIndex.open(tmp_path / "idx")
+    assert index.manifest["descriptors"] == DESCRIPTOR_SET
+    record = index.record(0)
+    fresh = point_descriptors(record.points).astype(np.float16)
+    np.testing.assert_array_equal(record.descriptors, fresh)
