@@ -38,6 +38,8 @@ CATEGORIES: dict[str, list[str]] = {
     "bed": ["frame", "mattress", "headboard", "leg", "pillow"],
     "sofa": ["seat", "back", "arm", "leg"],
     "bookshelf": ["side", "shelf", "back"],
+    "teapot": ["body", "spout", "handle", "lid"],
+    "truck": ["cabin", "tank", "chassis", "wheel"],
 }
 
 # Plausible material colours for the "natural" colour mode.
@@ -390,6 +392,69 @@ def _build_bookshelf(rng) -> list[Piece]:
     return pieces
 
 
+def _build_teapot(rng) -> list[Piece]:
+    radius, squash = _u(rng, 0.4, 0.5), _u(rng, 0.65, 0.85)
+    body = trimesh.creation.icosphere(subdivisions=3, radius=radius)
+    body.apply_scale([1.0, squash, 1.0])
+    centre_y = radius * squash
+    body.apply_translation([0, centre_y, 0])
+    pieces = [Piece("body", body, "ceramic")]
+    # the spout leaves the lower side, tilted up and out, tapering
+    start = np.array([radius * 0.75, centre_y - radius * squash * 0.2, 0])
+    tilt = _u(rng, 0.6, 1.0)
+    length = _u(rng, 0.35, 0.5)
+    spout = _frustum(_u(rng, 0.07, 0.09), _u(rng, 0.03, 0.045), 0, length)
+    spout.apply_transform(_rotation(-(np.pi / 2 - tilt), [0, 0, 1]))
+    spout.apply_translation(start)
+    pieces.append(Piece("spout", spout, "ceramic"))
+    major, minor = _u(rng, 0.17, 0.24), _u(rng, 0.025, 0.04)
+    handle = trimesh.creation.torus(
+        major_radius=major, minor_radius=minor, major_sections=16, minor_sections=8
+    )
+    handle.apply_translation([-(radius * 0.9 + major * 0.5), centre_y, 0])
+    pieces.append(Piece("handle", handle, "ceramic"))
+    lid_r = radius * _u(rng, 0.35, 0.5)
+    top = 2 * centre_y - 0.01
+    lid = trimesh.util.concatenate(
+        [
+            _rod([0, top, 0], [0, top + 0.05, 0], lid_r, 16),
+            _rod([0, top + 0.05, 0], [0, top + 0.1, 0], 0.04, 8),
+        ]
+    )
+    pieces.append(Piece("lid", lid, "ceramic"))
+    return pieces
+
+
+def _build_truck(rng) -> list[Piece]:
+    length, width = _u(rng, 2.2, 2.8), _u(rng, 0.7, 0.85)
+    wheel_r = _u(rng, 0.14, 0.19)
+    frame_y, frame_h = wheel_r * 1.1, _u(rng, 0.08, 0.12)
+    pieces = [
+        Piece(
+            "chassis", _box([length, frame_h, width * 0.8], [0, frame_y + frame_h / 2, 0]), "metal"
+        )
+    ]
+    deck = frame_y + frame_h
+    cabin_l, cabin_h = _u(rng, 0.45, 0.6), _u(rng, 0.5, 0.7)
+    cabin_x = length / 2 - cabin_l / 2
+    pieces.append(
+        Piece("cabin", _box([cabin_l, cabin_h, width], [cabin_x, deck + cabin_h / 2, 0]), "paint")
+    )
+    # the tank: a horizontal cylinder behind the cabin, with a gap
+    tank_len = length - cabin_l - _u(rng, 0.1, 0.2)
+    tank_r = _u(rng, 0.28, 0.38)
+    tank_end = cabin_x - cabin_l / 2 - 0.08
+    tank = _rod([tank_end - tank_len, deck + tank_r, 0], [tank_end, deck + tank_r, 0], tank_r, 20)
+    pieces.append(Piece("tank", tank, "metal"))
+    axles = [cabin_x, tank_end - tank_len * 0.3, tank_end - tank_len * 0.75]
+    for x in axles:
+        for side in (-1, 1):
+            z = side * (width / 2 - 0.04)
+            wheel = _rod([x, wheel_r, z - 0.07], [x, wheel_r, z + 0.07], wheel_r, 16)
+            pieces.append(Piece("wheel", wheel, "rubber"))
+    return pieces
+
+
 _BUILDERS: dict[str, Callable[[np.random.Generator], list[Piece]]] = {
     "chair": _build_chair,
     "table": _build_table,
@@ -403,6 +468,8 @@ _BUILDERS: dict[str, Callable[[np.random.Generator], list[Piece]]] = {
     "bed": _build_bed,
     "sofa": _build_sofa,
     "bookshelf": _build_bookshelf,
+    "teapot": _build_teapot,
+    "truck": _build_truck,
 }
 
 
