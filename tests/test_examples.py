@@ -116,5 +116,5 @@ def test_write_corpus_is_per_category_with_parts_json_and_resumes(tmp_path):
     (tmp_path / "chair" / "chair_0001.glb").unlink()
     again = write_corpus(tmp_path, 3, ["mug", "chair"])  # re-run: fills the gap, same bytes
     assert {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in again} == digests
-    with pytest.raises(ValueError, match="unknown categories teapot"):
-        write_corpus(tmp_path, 1, ["teapot"])
+    with pytest.raises(ValueError, match="unknown categories spaceship"):
+        write_corpus(tmp_path, 1, ["spaceship"])
