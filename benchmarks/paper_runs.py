@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -47,6 +48,8 @@ import time
 from pathlib import Path
 
 from shared_index import DEFAULT_OUT, build
+
+from bipart_cli.adapt import AdaptSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / ".bench"
@@ -65,13 +68,23 @@ J_MODELS = {
     "j-nobilevel-noextractor": {"bilevel": False, "use_extractor": False},
 }
 G_MODELS = {"bi-level": {}, "no-bilevel": {"bilevel": False}}
-VLM = {"labeler": "index", "steps": 10, "lr": 0.3, "support_size": 8, "strategy": "part-perfect"}
+# the paper's inner loop (Sec. 4.1): K=10 plain SGD steps at lr 0.3 on all support points,
+# no descriptors, no smoothing; ``segment``'s own defaults are AdaptSettings'
+PAPER_ADAPT = {
+    "optimizer": "sgd",
+    "steps": 10,
+    "lr": 0.3,
+    "batch_points": 0,
+    "descriptors": "none",
+    "smooth": 0,
+}
+VLM = {"labeler": "index", **PAPER_ADAPT, "support_size": 8, "strategy": "part-perfect"}
 # (test index, support index) of the VLM protocol per dataset
 VLM_SPLITS = {
     "psb": ("psb-test-simulated", "psb-train-simulated"),
     "human": ("human-test-simulated", "human-train-simulated"),
 }
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: the key holds every AdaptSettings field
 
 
 def rel(path: str | Path) -> str:
@@ -215,16 +228,15 @@ def evaluation(
     *,
     labeler: str = "index",
     zero_shot: bool = False,
-    steps: int = 10,
-    lr: float = 0.3,
-    support_size: int = 8,
-    strategy: str = "part-perfect",
     device: str = "auto",
     limit: int | None = None,
     refresh: bool = False,
+    **adapt_overrides,
 ) -> dict:
     """``evaluate_index`` of index ``test`` with support from index ``support`` (names
     under ``.bench/indexes``), from the cache when it holds this evaluation.
+    ``adapt_overrides`` change AdaptSettings fields (``steps=10, lr=0.3, ...``); the
+    others keep the tool's defaults.
 
     Returns ``{"key", "report" (EvalReport.to_json()), "wall_s", "made", "file"}``.
     """
@@ -244,10 +256,7 @@ def evaluation(
         "weights_sha256": weights_sha(weights),
         "labeler": labeler,
         "zero_shot": zero_shot,
-        "steps": steps,
-        "lr": lr,
-        "support_size": support_size,
-        "strategy": strategy,
+        "adapt": dataclasses.asdict(AdaptSettings(**adapt_overrides)),
         "device": device,
         "limit": limit,
         "seed": 0,
@@ -267,14 +276,11 @@ def evaluation(
         None if support_path is None else str(support_path),
         labeler=labeler,
         weights=weights,
-        steps=steps,
-        lr=lr,
-        support_size=support_size,
-        strategy=strategy,
         device=device,
         seed=0,
         limit=limit,
         zero_shot=zero_shot,
+        **adapt_overrides,
     )
     wall = time.perf_counter() - started
     made["load_end"] = load_average()
@@ -339,11 +345,15 @@ def describe(entry: dict) -> str:
     mode = report["settings"].get("mode", key["labeler"])
     support = "none (target repeated M times)" if key["zero_shot"] else key["support"]
     target = "yes" if key["labeler"] == "index" else "no"
+    a = key["adapt"]
+    inner = f"{a['optimizer']} K={a['steps']} lr {a['lr']}" + (
+        f" batch {a['batch_points']}" if a["batch_points"] else ""
+    )
+    extras = f", descriptors {a['descriptors']}, smooth {a['smooth']}"
     return (
         f"{mode}: weights {key['weights']} (sha256 {key['weights_sha256'][:12]}, "
         f"trained {weights['trained']}); test {key['test']} (target pseudo labels: {target}); "
-        f"support {support}; M={key['support_size']} K={key['steps']} lr {key['lr']} "
-        f"{key['strategy']}; {summary(entry)['num_shapes']} shapes, {entry['wall_s']:.0f} s "
+        f"support {support}; M={a['support_size']} {inner} {a['strategy']}{extras}; {summary(entry)['num_shapes']} shapes, {entry['wall_s']:.0f} s "
         f"at {entry['made']['git']} on {entry['made']['date']}; {entry['file']}"
     )
 
