@@ -314,3 +314,30 @@ def test_usage_errors(shapes_dir, tmp_path):
     assert invoke(str(shapes_dir), "--out", str(tmp_path / "x"), "--labeler", "gpt").exit_code == 2
     missing = invoke(str(tmp_path / "nope"), "--out", str(tmp_path / "x"))
     assert missing.exit_code == 1 and "not a folder" in missing.stderr
+
+
+def test_psb_layout_obj_is_indexed_with_its_labels_and_an_unlabeled_one_fails(tmp_path):
+    """Issue 15 item 2: an OBJ with ``<stem>_labels.npy`` + ``parts.json`` indexed as 0 boxes
+    with ``has_ground_truth: true``; a labeled index with no labels is an error."""
+    import trimesh
+
+    folder = tmp_path / "psb"
+    folder.mkdir()
+    for stem in ("1", "2"):
+        boxes = [trimesh.creation.box(extents=(1, 1, 1)), trimesh.creation.box(extents=(1, 1, 1))]
+        boxes[1].apply_translation((0, 1.5, 0))
+        trimesh.util.concatenate(boxes).export(folder / f"{stem}.obj")
+    (folder / "parts.json").write_text(json.dumps(["top", "bottom"]))
+    from bipart_cli.io import load_asset
+
+    plain = load_asset(folder / "1.obj")
+    top = plain.vertices[plain.faces].mean(axis=1)[:, 1] > 0.75
+    np.save(folder / "1_labels.npy", np.where(top, 0, 1))  # "2" has no label array
+    out = tmp_path / "index"
+    result = invoke(str(folder), "--out", str(out), *FAST, "--json")
+    assert result.exit_code == 3, result.output
+    summary = json.loads(result.stdout)
+    assert [f["path"] for f in summary["failed"]] == ["2.obj"]
+    assert "unassigned" in summary["failed"][0]["error"]
+    (entry,) = ShapeIndex.open(out).entries
+    assert entry.id == "1.obj" and entry.has_ground_truth and entry.num_boxes == 2

@@ -282,3 +282,54 @@ def test_label_array_sidecar_of_the_wrong_length_is_a_clear_error(tmp_path):
     np.save(tmp_path / "pair_labels.npy", np.zeros(5, np.uint8))
     with pytest.raises(InvalidInputError, match="5 labels for the 24 faces of pair.ply"):
         load_asset(tmp_path / "pair.ply")
+
+
+@pytest.mark.parametrize("suffix", ["obj", "glb", "off"])
+def test_label_array_sidecar_with_parts_json_is_read_for_every_mesh_format(tmp_path, suffix):
+    """Issue 15 item 2: a parts.json naming the parts must not hide ``<stem>_labels.npy``
+    (OBJ and GLB loaded with every face unassigned)."""
+    mesh = trimesh.util.concatenate(
+        [trimesh.creation.box(extents=(1, 1, 1)), trimesh.creation.box(extents=(1, 1, 1))]
+    )
+    mesh.vertices[len(mesh.vertices) // 2 :, 1] += 1.5
+    path = tmp_path / f"pair.{suffix}"
+    mesh.export(path)
+    plain = load_asset(path)
+    top = plain.vertices[plain.faces].mean(axis=1)[:, 1] > 0.75  # (f,)
+    labels = np.where(top, 0, 1).astype(np.int64)  # 0-based: top, bottom
+    np.save(tmp_path / "pair_labels.npy", labels)
+    (tmp_path / "parts.json").write_text(json.dumps(["top", "bottom"]))
+    asset = load_asset(path)
+    assert asset.part_names == ["top", "bottom"]
+    np.testing.assert_array_equal(asset.labels, labels)
+
+
+def test_label_values_are_remapped_densely(tmp_path):
+    """Issue 15 item 1: parts grow with the distinct values, not with the largest one."""
+    _two_box_mesh(tmp_path / "pair.ply")
+    labels = np.repeat(np.array([7, 10**6], np.int64), 12)
+    labels[0] = -1
+    np.save(tmp_path / "pair_labels.npy", labels)
+    (tmp_path / "parts.json").write_text(json.dumps(["a", "b"]))
+    asset = load_asset(tmp_path / "pair.ply")
+    assert asset.part_names == ["a", "b", "part_8", "part_1000001"]
+    assert asset.labels[0] == -1 and (asset.labels[1:12] == 2).all()
+    assert (asset.labels[12:] == 3).all()
+
+
+@pytest.mark.parametrize(
+    "array",
+    [
+        np.zeros(24, dtype=[("a", "i4")]),
+        np.full(24, 1.0),
+        np.zeros(24, np.complex64),
+        np.array(["a"] * 24),
+    ],
+    ids=["structured", "float", "complex", "string"],
+)
+def test_label_array_must_hold_integers(tmp_path, array):
+    """Issue 15 item 15: structured dtypes crashed, float and complex were accepted."""
+    _two_box_mesh(tmp_path / "pair.ply")
+    np.save(tmp_path / "pair_labels.npy", array)
+    with pytest.raises(InvalidInputError, match="pair_labels.npy"):
+        load_asset(tmp_path / "pair.ply")

@@ -157,19 +157,58 @@ def _names_from_json(data: object) -> list[str] | None:
     return None
 
 
+# the largest label value a file may hold: values are remapped densely, this only keeps
+# ``label + 1`` and int64 arithmetic exact
+MAX_LABEL_VALUE = 2**62
+
+
+def integer_labels(values: np.ndarray, source: Path) -> np.ndarray:
+    """Labels read from a file -> (n,) int64; only integer (or integral float) values.
+
+    Raises :class:`InvalidInputError` for structured, complex, string or object arrays,
+    non-integral or non-finite floats and values beyond +-2**62.
+    """
+    values = np.asarray(values)
+    kind = values.dtype.kind
+    if values.dtype.fields is not None or kind not in "biuf":
+        raise InvalidInputError(
+            f"{source}: part labels must be integers, not {values.dtype} values"
+        )
+    if kind == "f":
+        if not np.isfinite(values).all() or (values != np.round(values)).any():
+            raise InvalidInputError(f"{source}: part labels must be whole numbers")
+        if values.size and np.abs(values).max() >= MAX_LABEL_VALUE:
+            raise InvalidInputError(f"{source}: part label value out of range")
+    elif kind == "u" and values.size and int(values.max()) >= MAX_LABEL_VALUE:
+        raise InvalidInputError(f"{source}: part label value {int(values.max())} is out of range")
+    labels = values.astype(np.int64).reshape(-1)
+    if labels.size and (labels.max() >= MAX_LABEL_VALUE or labels.min() <= -MAX_LABEL_VALUE):
+        raise InvalidInputError(f"{source}: part label value out of range")
+    return labels
+
+
 def file_labels_to_library(
     file_labels: np.ndarray, part_names: list[str] | None, source: Path
 ) -> tuple[np.ndarray, list[str]]:
     """File convention (0 unassigned, 1..K) -> library convention (-1, 0..K-1).
 
-    Missing names become ``part_<k>``; negative labels are an error.
+    file_labels : (n,) integer labels. Values ``1..len(part_names)`` index the given
+    names; larger values (or all of them when no names are given) are remapped
+    densely, in increasing order, to parts named ``part_<value>``. So the part list
+    grows with the distinct values present (at most n), never with the largest
+    value: a label of 30000000 in a 200-byte file makes one part, not 30 million.
+    Negative labels are an error. Returns (n,) int64 labels and the part names.
     """
-    file_labels = np.asarray(file_labels).astype(np.int64).reshape(-1)
+    file_labels = integer_labels(file_labels, source)
     if file_labels.size and file_labels.min() < 0:
         raise InvalidInputError(
             f"{source}: negative part labels (files store 0 = unassigned, 1..K)"
         )
     names = list(part_names or [])
-    top = int(file_labels.max()) if file_labels.size else 0
-    names += [f"part_{k}" for k in range(len(names) + 1, top + 1)]
-    return file_labels - 1, names
+    labels = file_labels - 1
+    beyond = file_labels > len(names)
+    if beyond.any():
+        extra, dense = np.unique(file_labels[beyond], return_inverse=True)
+        labels[beyond] = len(names) + dense.reshape(-1)
+        names += [f"part_{int(value)}" for value in extra]
+    return labels, names

@@ -23,6 +23,7 @@ from ..errors import BipartError, InvalidInputError, UnsupportedFormatError
 from .asset import Asset
 from .labels import (
     file_labels_to_library,
+    integer_labels,
     names_to_labels,
     ordered_unique,
     parse_ply_comment_parts,
@@ -66,7 +67,9 @@ def load_asset(path: str | Path) -> Asset:
     asset.source = path
     asset.format = fmt
     asset.sha256 = sha256_file(path)
-    if asset.labels is None:
+    if asset.labels is None or not (asset.labels >= 0).any():
+        # a parts.json naming the parts gives an OBJ/GLB all-unassigned name labels:
+        # the label array beside it still holds the labels
         _read_label_array_sidecar(asset, path)
     return finalize_asset(asset, path)
 
@@ -74,27 +77,55 @@ def load_asset(path: str | Path) -> Asset:
 def _read_label_array_sidecar(asset: Asset, path: Path) -> None:
     """``<stem>_labels.npy`` (the PSB and MeshCNN layout): 0-based part per face, or per
     vertex for point clouds and face-less meshes; negative means unassigned. Names come
-    from a sidecar JSON (``parts.json`` beside it), else ``part_1`` ...
+    from a sidecar JSON (``parts.json`` beside it), else ``part_1`` ...; values beyond
+    the names are remapped densely (:func:`~bipart_cli.io.labels.file_labels_to_library`).
     """
     sidecar = path.with_name(f"{path.stem}_labels.npy")
     if not sidecar.is_file():
         return
-    try:
-        labels = np.load(sidecar, allow_pickle=False).astype(np.int64).reshape(-1)
-    except (OSError, ValueError) as exc:
-        raise InvalidInputError(f"{sidecar}: unreadable label array ({_one_line(exc)})") from None
+    raw = read_npy(sidecar, "label array")
     has_faces = asset.faces is not None and len(asset.faces) > 0
     expected = len(asset.faces) if has_faces else len(asset.vertices)
-    if len(labels) != expected:
+    if raw.size != expected:
         what = "faces" if has_faces else "vertices"
         raise InvalidInputError(
-            f"{sidecar}: {len(labels)} labels for the {expected} {what} of {path.name}"
+            f"{sidecar}: {raw.size} labels for the {expected} {what} of {path.name}"
         )
+    if raw.dtype.fields is not None or raw.dtype.kind not in "biu":
+        raise InvalidInputError(f"{sidecar}: part labels must be an integer array, not {raw.dtype}")
+    labels = integer_labels(raw, sidecar)
     names = read_sidecar_part_names(path)
-    count = int(labels.max()) + 1 if labels.size and labels.max() >= 0 else 0
-    names = list(names or []) + [f"part_{k + 1}" for k in range(len(names or []), count)]
-    asset.labels = np.where(labels >= 0, labels, -1)
-    asset.part_names = names
+    asset.labels, asset.part_names = file_labels_to_library(
+        np.where(labels >= 0, labels + 1, 0), names, sidecar
+    )
+
+
+def read_npy(path: Path, what: str = "array") -> np.ndarray:
+    """A ``.npy`` file's array, never pickled objects, allocating no more than the file holds.
+
+    The header's shape is checked against the file size first (through a read-only
+    memory map), so a 100-byte file declaring 10**12 elements is an error, not an
+    allocation. Raises :class:`InvalidInputError`.
+    """
+    try:
+        with open(path, "rb") as handle:
+            if handle.read(6) != b"\x93NUMPY":
+                raise InvalidInputError(f"{path}: not a .npy {what} (bad magic bytes)")
+        mapped = np.load(path, mmap_mode="r", allow_pickle=False)
+        array = np.array(mapped)
+        del mapped
+    except InvalidInputError:
+        raise
+    except (OSError, ValueError, EOFError, TypeError, OverflowError) as exc:
+        text = str(exc)
+        if "object" in text or "pickle" in text:
+            reason = "it holds Python objects (pickle), which bipart never loads"
+        elif "length is greater than file size" in text:
+            reason = "its header declares more data than the file holds"
+        else:
+            reason = scrub_hint(_one_line(exc))
+        raise InvalidInputError(f"{path}: unreadable {what}: {reason}") from None
+    return array
 
 
 def finalize_asset(asset: Asset, where: object = "asset") -> Asset:
@@ -191,9 +222,17 @@ def _check_path(path: Path) -> str:
     return fmt
 
 
+_UNSAFE_HINT = re.compile(r"[^.;]*(allow_pickle|weights_only|pickle\.load)[^.;]*[.;]?\s*")
+
+
+def scrub_hint(text: str) -> str:
+    """``text`` without numpy/torch advice to load pickles (``allow_pickle``, ``weights_only``)."""
+    return _UNSAFE_HINT.sub("", text).strip() or "unsafe pickled data"
+
+
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
-    first = text[0] if text else ""
+    first = scrub_hint(text[0]) if text else ""
     first = first if len(first) <= 160 else first[:157] + "..."
     return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
@@ -477,9 +516,41 @@ def _obj_names(path: Path):
 # --- PLY ------------------------------------------------------------------------
 
 
+def _check_ply_header(path: Path) -> None:
+    """Refuse element counts the file is too small to hold, before plyfile allocates them.
+
+    Every value of a row takes at least one byte (ASCII: a digit or a separator), so
+    ``count * max(1, properties)`` may not exceed the bytes after the header.
+    """
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        header = handle.read(min(size, 1 << 20))
+    end = header.find(b"end_header")
+    if not header.startswith(b"ply") or end < 0:
+        return  # plyfile names the problem
+    body = size - (header.find(b"\n", end) + 1 if header.find(b"\n", end) >= 0 else size)
+    elements: list[list[int]] = []  # [count, properties]
+    for line in header[:end].decode("latin-1").splitlines():
+        words = line.split()
+        if len(words) >= 3 and words[0] == "element":
+            try:
+                elements.append([int(words[2]), 0])
+            except ValueError:
+                return
+        elif words[:1] == ["property"] and elements:
+            elements[-1][1] += 1
+    for count, properties in elements:
+        if count < 0 or count * max(1, properties) > body:
+            raise InvalidInputError(
+                f"{path}: the PLY header declares {count} rows of {properties} properties, "
+                f"more than its {body} bytes of data can hold"
+            )
+
+
 def _load_ply(path: Path) -> Asset:
     from plyfile import PlyData
 
+    _check_ply_header(path)
     ply = PlyData.read(str(path))
     names = [element.name for element in ply.elements]
     if "vertex" not in names:
@@ -599,12 +670,60 @@ def _cloud_from_array(array: np.ndarray, path: Path) -> Asset:
 
 
 def _load_npy(path: Path) -> Asset:
-    return _cloud_from_array(np.load(path, allow_pickle=False), path)
+    return _cloud_from_array(read_npy(path, "point array"), path)
+
+
+# an .npz may expand (deflate) to at most this many times its size, or NPZ_MIN_BUDGET
+NPZ_EXPANSION = 32
+NPZ_MIN_BUDGET = 256 << 20
+
+
+def _check_npz(path: Path) -> None:
+    """Bound what an ``.npz`` may allocate by its file size, before numpy reads it.
+
+    The members' declared sizes may total at most ``max(256 MiB, 32 x file size)``,
+    each member's ``.npy`` header may declare no more than its member holds, and
+    object (pickle) members are refused.
+    """
+    import zipfile
+
+    size = path.stat().st_size
+    budget = max(NPZ_MIN_BUDGET, NPZ_EXPANSION * size)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            infos = archive.infolist()
+            total = sum(info.file_size for info in infos)
+            if total > budget:
+                raise InvalidInputError(
+                    f"{path}: the archive expands to {total} bytes, more than bipart reads "
+                    f"from a {size}-byte .npz (at most {budget})"
+                )
+            for info in infos:
+                with archive.open(info) as member:
+                    version = np.lib.format.read_magic(member)
+                    if version == (1, 0):
+                        shape, _, dtype = np.lib.format.read_array_header_1_0(member)
+                    else:
+                        shape, _, dtype = np.lib.format.read_array_header_2_0(member)
+                if dtype.hasobject:
+                    raise InvalidInputError(
+                        f"{path}: {info.filename} holds Python objects (pickle), "
+                        "which bipart never loads"
+                    )
+                if int(np.prod(shape, dtype=object)) * dtype.itemsize > info.file_size:
+                    raise InvalidInputError(
+                        f"{path}: {info.filename} declares more data than the archive holds"
+                    )
+    except InvalidInputError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, OverflowError) as exc:
+        raise InvalidInputError(f"{path}: not a readable .npz archive ({_one_line(exc)})") from None
 
 
 def _load_npz(path: Path) -> Asset:
     """Keys: ``points`` (or ``xyz``, else the first array), optional ``colors``,
     ``labels`` (0 = unassigned, 1..K, like every file bipart reads) and ``part_names``."""
+    _check_npz(path)
     with np.load(path, allow_pickle=False) as data:
         keys = list(data.keys())
         if not keys:

@@ -1,0 +1,182 @@
+"""Hostile inputs (issue 15): memory bombs, pickles, path traversal, concurrent runs.
+
+Every bounded-memory case runs ``python -m bipart_cli`` in a subprocess under
+``resource.setrlimit(RLIMIT_AS, ...)``, so a regression fails (MemoryError, a
+non-zero exit or a wrong message) instead of swapping the machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import trimesh
+
+# ``bipart info`` (no torch) peaks near 300 MiB of address space; the bombs asked for 8 GB+
+INFO_LIMIT = 1 << 30
+
+
+def run_limited(*args: str, limit: int = INFO_LIMIT, cwd: Path | None = None):
+    """``python -m bipart_cli ARGS`` with its address space capped at ``limit`` bytes."""
+
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    return subprocess.run(
+        [sys.executable, "-m", "bipart_cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, "NO_COLOR": "1"},
+        preexec_fn=cap,
+    )
+
+
+def one_error_line(result) -> str:
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error:"), result.stderr
+    assert "Traceback" not in result.stderr and "internal error" not in result.stderr
+    for hint in ("allow_pickle", "weights_only", "pickle.load"):
+        assert hint not in result.stderr
+    return lines[0]
+
+
+def write_npy_header(path: Path, shape: tuple[int, ...], descr: str, payload: bytes) -> Path:
+    """A ``.npy`` whose header declares ``shape`` but whose data is only ``payload``."""
+    with open(path, "wb") as handle:
+        np.lib.format.write_array_header_1_0(
+            handle, {"descr": descr, "fortran_order": False, "shape": shape}
+        )
+        handle.write(payload)
+    return path
+
+
+def two_boxes(path: Path) -> trimesh.Trimesh:
+    mesh = trimesh.util.concatenate(
+        [trimesh.creation.box(extents=(1, 1, 1)), trimesh.creation.box(extents=(1, 1, 1))]
+    )
+    mesh.vertices[len(mesh.vertices) // 2 :, 1] += 1.5
+    mesh.export(path)
+    return mesh
+
+
+# --- item 1: memory bombs ------------------------------------------------------------
+
+BOMB_PLY = (
+    "ply\nformat ascii 1.0\nelement vertex 3\nproperty float x\nproperty float y\n"
+    "property float z\nelement face 1\nproperty list uchar int vertex_indices\n"
+    "property int label\nend_header\n0 0 0\n1 0 0\n0 1 0\n3 0 1 2 30000000\n"
+)
+
+
+def test_ply_face_label_of_30_million_is_one_part_in_bounded_memory(tmp_path):
+    """The 208-byte PLY of the issue took 7.8 GB (17 GB here) and 20-100 s; now ~50 MB."""
+    path = tmp_path / "bomb.ply"
+    path.write_text(BOMB_PLY)
+    assert path.stat().st_size == 208
+    result = run_limited("info", str(path), "--json")
+    assert result.returncode == 0, result.stderr
+    facts = json.loads(result.stdout)
+    assert [(p["name"], p["faces"]) for p in facts["parts"]] == [("part_30000000", 1)]
+
+
+def test_label_array_holding_10_to_the_12_is_one_part_in_bounded_memory(tmp_path):
+    mesh = two_boxes(tmp_path / "pair.off")
+    labels = np.zeros(len(mesh.faces), np.int64)
+    labels[::2] = 10**12
+    np.save(tmp_path / "pair_labels.npy", labels)
+    result = run_limited("info", str(tmp_path / "pair.off"), "--json")
+    assert result.returncode == 0, result.stderr
+    parts = json.loads(result.stdout)["parts"]
+    assert [(p["name"], p["faces"]) for p in parts] == [("part_1", 12), (f"part_{10**12 + 1}", 12)]
+
+
+def test_label_array_header_declaring_10_to_the_12_labels_is_refused(tmp_path):
+    two_boxes(tmp_path / "pair.off")
+    write_npy_header(tmp_path / "pair_labels.npy", (10**12,), "<i8", bytes(8 * 24))
+    line = one_error_line(run_limited("info", str(tmp_path / "pair.off")))
+    assert "pair_labels.npy" in line and "declares more data than the file holds" in line
+
+
+def test_point_array_header_declaring_a_terabyte_is_refused(tmp_path):
+    path = write_npy_header(tmp_path / "cloud.npy", (10**11, 3), "<f4", bytes(12 * 10))
+    line = one_error_line(run_limited("info", str(path)))
+    assert "cloud.npy" in line and "declares more data than the file holds" in line
+
+
+def test_ply_header_declaring_a_billion_vertices_is_refused(tmp_path):
+    path = tmp_path / "many.ply"
+    path.write_text(BOMB_PLY.replace("element vertex 3", "element vertex 1000000000"))
+    line = one_error_line(run_limited("info", str(path)))
+    assert "many.ply" in line and "1000000000 rows" in line
+
+
+def test_npz_zip_bomb_is_refused_before_it_expands(tmp_path):
+    """~300 KB of deflated zeros that would expand to 300 MB of points."""
+    path = tmp_path / "bomb.npz"
+    rows = 25_000_000  # (rows, 3) float32 = 300 MB
+    with (
+        zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive,
+        archive.open("points.npy", "w", force_zip64=True) as member,
+    ):
+        np.lib.format.write_array_header_1_0(
+            member, {"descr": "<f4", "fortran_order": False, "shape": (rows, 3)}
+        )
+        block = bytes(1 << 22)
+        for _ in range(rows * 12 // len(block)):
+            member.write(block)
+        member.write(bytes(rows * 12 % len(block)))
+    assert path.stat().st_size < 2_000_000
+    line = one_error_line(run_limited("info", str(path), limit=700 << 20))
+    assert "bomb.npz" in line and "expands to" in line
+
+
+def test_npz_member_declaring_more_than_it_holds_is_refused(tmp_path):
+    path = tmp_path / "liar.npz"
+    with zipfile.ZipFile(path, "w") as archive, archive.open("points.npy", "w") as member:
+        np.lib.format.write_array_header_1_0(
+            member, {"descr": "<f8", "fortran_order": False, "shape": (10**10, 3)}
+        )
+        member.write(bytes(24 * 4))
+    line = one_error_line(run_limited("info", str(path)))
+    assert "liar.npz" in line and "declares more data" in line
+
+
+# --- pickles ---------------------------------------------------------------------------
+
+
+class _Payload:
+    """Unpickling it would create a file: the proof that a pickle was executed."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.marker),))
+
+
+@pytest.mark.parametrize("where", ["cloud.npy", "labels.npy", "cloud.npz"])
+def test_pickled_arrays_are_never_loaded(tmp_path, where):
+    marker = tmp_path / "pwned"
+    payload = np.array([_Payload(str(marker)), 1], dtype=object)
+    if where == "cloud.npy":
+        target = tmp_path / "cloud.npy"
+        np.save(target, payload, allow_pickle=True)
+    elif where == "labels.npy":
+        target = tmp_path / "pair.off"
+        two_boxes(target)
+        np.save(tmp_path / "pair_labels.npy", payload, allow_pickle=True)
+    else:
+        target = tmp_path / "cloud.npz"
+        np.savez(target, points=np.zeros((4, 3)), labels=payload)
+    line = one_error_line(run_limited("info", str(target)))
+    assert "pickle" in line
+    assert not marker.exists()
