@@ -341,3 +341,22 @@ def test_psb_layout_obj_is_indexed_with_its_labels_and_an_unlabeled_one_fails(tm
     assert "unassigned" in summary["failed"][0]["error"]
     (entry,) = ShapeIndex.open(out).entries
     assert entry.id == "1.obj" and entry.has_ground_truth and entry.num_boxes == 2
+
+
+def test_rebuild_repairs_a_shard_with_a_flipped_byte(shapes_dir, reference, tmp_path):
+    """Issue 15 item 4: a file with the right name and size was skipped, so ``verify()``
+    kept failing after a rebuild that exited 0."""
+    from bipart_cli.errors import IndexCorruptError
+
+    out = tmp_path / "index"
+    shutil.copytree(reference, out)
+    (shard,) = sorted((out / "shards").glob("*.safetensors"))
+    data = bytearray(shard.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    with pytest.raises(IndexCorruptError):
+        ShapeIndex.open(out).verify()
+    result = invoke(str(shapes_dir), "--out", str(out), *FAST)
+    assert result.exit_code == 0, result.output
+    ShapeIndex.open(out).verify()
+    assert_same_index(out, reference)

@@ -12,6 +12,7 @@ from typing import Any
 
 from .. import __version__
 from ..io.atomic import atomic_write_bytes, atomic_write_text
+from ..io.load import sha256_file
 from .format import (
     BASIS_NAME,
     FEATURE_DIR,
@@ -31,10 +32,14 @@ RECORDS_PER_SHARD = 64
 
 
 def _write_content_named(folder: Path, stem: str, data: bytes) -> dict[str, Any]:
-    """Write ``data`` as ``folder/<stem>-<sha8>.safetensors`` unless it is already there."""
+    """Write ``data`` as ``folder/<stem>-<sha8>.safetensors`` unless it is already there.
+
+    "There" means the same bytes (checked by sha256), not the same name and size: a
+    rebuild must repair a shard with a flipped byte.
+    """
     digest = sha256_bytes(data)
     path = folder / f"{stem}-{digest[:8]}.safetensors"
-    if not (path.exists() and path.stat().st_size == len(data)):
+    if not (path.is_file() and path.stat().st_size == len(data) and sha256_file(path) == digest):
         atomic_write_bytes(path, data)
     return {
         "name": path.relative_to(folder.parent).as_posix(),
