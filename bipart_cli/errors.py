@@ -40,6 +40,10 @@ class IndexCorruptError(BipartError):
     """A shape index or one of its shards failed validation."""
 
 
+class IndexBusyError(BipartError):
+    """Another process holds the lock of the index being written, past the wait limit."""
+
+
 class TrainingDivergedError(BipartError):
     """The training loss became NaN or inf."""
 

@@ -42,7 +42,7 @@ from .format import (
     stable_hash,
 )
 from .reader import ShapeIndex, read_manifest
-from .writer import RECORDS_PER_SHARD, IndexWriter
+from .writer import RECORDS_PER_SHARD, IndexWriter, index_lock
 
 STAGING_DIR = ".staging"
 N_NETWORK_POINTS = 2048
@@ -461,67 +461,76 @@ def build_index(
         encoder=encoder,
         device=torch_device,
     )
-    previous = _previous_index(out, settings, basis)
-    previous_rows = {} if previous is None else {e.id: i for i, e in enumerate(previous.entries)}
-    staging = _Staging(
-        out,
-        canonical_json(
-            {"settings": settings, "encoder": encoder, "basis": sha256_bytes(basis.to_bytes())}
-        ),
-    )
-    summary = BuildSummary(out=str(out), files=len(selected), features_cached=encoder is not None)
-    sources: dict[str, tuple[str, str]] = {}  # id -> (where the record is, sha256)
-    with progress_bar(quiet=not progress) as bar:
-        task = bar.add_task("indexing", total=len(selected))
-        for shape_id, path in selected:
-            try:
-                outcome, sha256 = _index_one(
-                    path,
-                    shape_id,
-                    names_override,
-                    category,
-                    context,
-                    staging,
-                    previous,
-                    previous_rows.get(shape_id),
-                )
-            except Exception as exc:  # noqa: BLE001 - one bad file must not stop the build
-                message = str(exc) or type(exc).__name__
-                named = shape_id in message or str(path) in message
-                log.error("%s", message if named else f"{shape_id}: {message}")
-                summary.failed.append({"path": shape_id, "error": message})
-            else:
-                sources[shape_id] = ("previous" if outcome == "unchanged" else "staged", sha256)
-                setattr(summary, outcome, getattr(summary, outcome) + 1)
-                if outcome == "indexed":
-                    _fault_hook(summary.indexed)
-            bar.advance(task)
+    with index_lock(out):  # concurrent writers of one index take turns
+        previous = _previous_index(out, settings, basis)
+        previous_rows = (
+            {} if previous is None else {e.id: i for i, e in enumerate(previous.entries)}
+        )
+        staging = _Staging(
+            out,
+            canonical_json(
+                {"settings": settings, "encoder": encoder, "basis": sha256_bytes(basis.to_bytes())}
+            ),
+        )
+        summary = BuildSummary(
+            out=str(out), files=len(selected), features_cached=encoder is not None
+        )
+        sources: dict[str, tuple[str, str]] = {}  # id -> (where the record is, sha256)
+        with progress_bar(quiet=not progress) as bar:
+            task = bar.add_task("indexing", total=len(selected))
+            for shape_id, path in selected:
+                try:
+                    outcome, sha256 = _index_one(
+                        path,
+                        shape_id,
+                        names_override,
+                        category,
+                        context,
+                        staging,
+                        previous,
+                        previous_rows.get(shape_id),
+                    )
+                except Exception as exc:  # noqa: BLE001 - one bad file must not stop the build
+                    message = str(exc) or type(exc).__name__
+                    named = shape_id in message or str(path) in message
+                    log.error("%s", message if named else f"{shape_id}: {message}")
+                    summary.failed.append({"path": shape_id, "error": message})
+                else:
+                    sources[shape_id] = ("previous" if outcome == "unchanged" else "staged", sha256)
+                    setattr(summary, outcome, getattr(summary, outcome) + 1)
+                    if outcome == "indexed":
+                        _fault_hook(summary.indexed)
+                bar.advance(task)
 
-    writer = IndexWriter(
-        out,
-        settings=settings,
-        basis=basis,
-        encoder=encoder,
-        source_root=str(folder.resolve()),
-        partial=None if shard_spec is None else {"shards": [shard_spec[0]], "of": shard_spec[1]},
-        records_per_shard=records_per_shard,
-    )
-    for shape_id in sorted(sources):
-        where, sha256 = sources[shape_id]
-        if where == "previous":
-            record = previous.record(previous_rows[shape_id])
-        else:
-            record = staging.load(shape_id, sha256)
-        if record is None:  # a staged file vanished between the loop and now
-            raise IndexCorruptError(f"staged record of {shape_id} is missing in {staging.folder}")
-        writer.add(record)
-    manifest = writer.commit()
-    staging.remove()
-    summary.removed = len(set(previous_rows) - set(sources))
-    summary.entries = manifest["num_entries"]
-    summary.shards = len(manifest["shards"])
-    summary.partial = manifest["partial"]
-    summary.elapsed_s = round(time.perf_counter() - started, 3)
+        writer = IndexWriter(
+            out,
+            settings=settings,
+            basis=basis,
+            encoder=encoder,
+            source_root=str(folder.resolve()),
+            partial=None
+            if shard_spec is None
+            else {"shards": [shard_spec[0]], "of": shard_spec[1]},
+            records_per_shard=records_per_shard,
+        )
+        for shape_id in sorted(sources):
+            where, sha256 = sources[shape_id]
+            if where == "previous":
+                record = previous.record(previous_rows[shape_id])
+            else:
+                record = staging.load(shape_id, sha256)
+            if record is None:  # a staged file vanished between the loop and now
+                raise IndexCorruptError(
+                    f"staged record of {shape_id} is missing in {staging.folder}"
+                )
+            writer.add(record)
+        manifest = writer.commit()
+        staging.remove()
+        summary.removed = len(set(previous_rows) - set(sources))
+        summary.entries = manifest["num_entries"]
+        summary.shards = len(manifest["shards"])
+        summary.partial = manifest["partial"]
+        summary.elapsed_s = round(time.perf_counter() - started, 3)
     return summary
 
 
@@ -615,23 +624,24 @@ def merge_indexes(
                 continue
             where[entry.id] = (p, row)
 
-    roots = {index.manifest.get("source_root") for index in opened}
-    writer = IndexWriter(
-        out,
-        settings=first.settings,
-        basis=first.basis,
-        encoder=first.encoder,
-        source_root=roots.pop() if len(roots) == 1 else None,
-        partial=_merged_partial([index.manifest.get("partial") for index in opened]),
-        records_per_shard=records_per_shard,
-    )
-    with progress_bar(quiet=not progress) as bar:
-        task = bar.add_task("merging", total=len(where))
-        for shape_id in sorted(where):
-            p, row = where[shape_id]
-            writer.add(opened[p].record(row))
-            bar.advance(task)
-    manifest = writer.commit()
+    with index_lock(out):
+        roots = {index.manifest.get("source_root") for index in opened}
+        writer = IndexWriter(
+            out,
+            settings=first.settings,
+            basis=first.basis,
+            encoder=first.encoder,
+            source_root=roots.pop() if len(roots) == 1 else None,
+            partial=_merged_partial([index.manifest.get("partial") for index in opened]),
+            records_per_shard=records_per_shard,
+        )
+        with progress_bar(quiet=not progress) as bar:
+            task = bar.add_task("merging", total=len(where))
+            for shape_id in sorted(where):
+                p, row = where[shape_id]
+                writer.add(opened[p].record(row))
+                bar.advance(task)
+        manifest = writer.commit()
     return BuildSummary(
         out=str(out),
         unchanged=manifest["num_entries"],

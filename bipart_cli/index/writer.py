@@ -6,7 +6,10 @@ untouched (new shards get new names), so the folder is always a valid index.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +32,54 @@ from .format import (
 )
 
 RECORDS_PER_SHARD = 64
+LOCK_NAME = ".lock"  # the file lock of an index being written
+OWNER_NAME = ".lock.owner"  # the PID holding it, for the message of a waiting writer
+LOCK_TIMEOUT_ENV = "BIPART_INDEX_LOCK_TIMEOUT"  # seconds a writer waits (default 3600)
+
+
+def _lock_owner(out: Path) -> str:
+    try:
+        return f"PID {int((out / OWNER_NAME).read_text().strip())}"
+    except (OSError, ValueError):
+        return "another process"
+
+
+@contextlib.contextmanager
+def index_lock(out: str | Path, timeout: float | None = None) -> Iterator[None]:
+    """Hold the write lock of the index folder ``out`` (``OUT/.lock``, a ``filelock``).
+
+    Concurrent builds of one index (e.g. four ``segment --support DIR`` runs on a
+    cold cache) take turns: a writer that finds the lock taken logs "being built by
+    PID ..." and waits up to ``timeout`` seconds (default ``$BIPART_INDEX_LOCK_TIMEOUT``
+    or 3600), then raises :class:`~bipart_cli.errors.IndexBusyError`.
+    """
+    from filelock import FileLock, Timeout
+
+    from ..errors import IndexBusyError
+    from ..runtime import log
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if timeout is None:
+        timeout = float(os.environ.get(LOCK_TIMEOUT_ENV, "3600"))
+    lock = FileLock(str(out / LOCK_NAME))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        owner = _lock_owner(out)
+        log.info("index %s is being built by %s: waiting for it", out, owner)
+        try:
+            lock.acquire(timeout=timeout)
+        except Timeout:
+            raise IndexBusyError(
+                f"index {out} is being built by {owner}; gave up after {timeout:g} s"
+            ) from None
+    try:
+        atomic_write_text(out / OWNER_NAME, f"{os.getpid()}\n")
+        yield
+    finally:
+        (out / OWNER_NAME).unlink(missing_ok=True)
+        lock.release()
 
 
 def _write_content_named(folder: Path, stem: str, data: bytes) -> dict[str, Any]:
