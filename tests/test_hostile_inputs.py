@@ -245,3 +245,104 @@ def test_a_writer_that_cannot_get_the_index_lock_names_the_holder(tmp_path):
     assert isinstance(error, IndexBusyError)
     assert f"being built by PID {os.getpid()}" in str(error)
     assert not (tmp_path / "index" / ".lock.owner").exists()
+
+
+# --- item 5: manifest paths and revisions --------------------------------------------------
+
+
+@pytest.fixture
+def small_index(tmp_path) -> Path:
+    """A one-shard synthetic index (no labeler or model runs)."""
+    from test_index import synthetic_record, write_index
+
+    out = tmp_path / "idx"
+    write_index(out, [synthetic_record(i) for i in range(3)])
+    return out
+
+
+def _edit_manifest(index: Path, edit) -> None:
+    path = index / "manifest.json"
+    manifest = json.loads(path.read_text())
+    edit(manifest)
+    path.write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize(
+    ("field", "name"),
+    [
+        ("shard", "../../secret.safetensors"),
+        ("shard", "/etc/passwd"),
+        ("shard", "shards"),
+        ("shard", "shards/link.safetensors"),
+        ("basis", "../secret.safetensors"),
+        ("basis", "shards"),
+    ],
+)
+def test_manifest_paths_must_stay_inside_the_index(small_index, field, name):
+    """``shards[].name`` and ``bps_basis.file`` were joined to the root unchecked
+    (``/dev/zero`` is tested in a memory-capped subprocess below)."""
+    from bipart_cli.errors import IndexCorruptError
+    from bipart_cli.index import ShapeIndex
+
+    secret = small_index.parent / "secret.safetensors"
+    secret.write_bytes(b"x" * 64)
+    (small_index / "shards" / "link.safetensors").symlink_to(secret)
+
+    def edit(manifest):
+        if field == "shard":
+            manifest["shards"][0]["name"] = name
+        else:
+            manifest["bps_basis"]["file"] = name
+
+    _edit_manifest(small_index, edit)
+    with pytest.raises(IndexCorruptError, match="outside the index folder|not a regular file"):
+        index = ShapeIndex.open(small_index, verify=field == "shard")
+        index.basis  # noqa: B018 - reads bps_basis.file
+        index.record(0)
+
+
+@pytest.mark.parametrize("field", ["shard", "basis"])
+def test_dev_zero_in_a_manifest_is_one_line_in_bounded_memory(small_index, tmp_path, field):
+    """``/dev/zero`` as a shard or basis file was read until MemoryError."""
+
+    def edit(manifest):
+        if field == "shard":
+            manifest["shards"][0]["name"] = "/dev/zero"
+        else:
+            manifest["bps_basis"]["file"] = "/dev/zero"
+
+    _edit_manifest(small_index, edit)
+    target = tmp_path / "t.ply"
+    target.write_text(BOMB_PLY)
+    result = run_limited(
+        "segment", str(target), "--parts", "a,b", "--index", str(small_index),
+        "--weights", "random", "--labeler", "none", "--points", "512", "--device", "cpu",
+        limit=6 << 30,
+    )  # fmt: skip
+    line = one_error_line(result)
+    assert "/dev/zero" in line and "outside the index folder" in line
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "hf://datasets/owner/name@../../../etc",
+        "hf://datasets/owner/name@/abs",
+        "hf://datasets/owner/name@main\n",
+        "hf://datasets/owner/name@a..b",
+        "hf://datasets/owner/name@" + "a" * 300,
+    ],
+)
+def test_hf_revisions_are_validated(uri):
+    from bipart_cli.errors import UsageError
+    from bipart_cli.hub import parse_hf_uri
+
+    with pytest.raises(UsageError, match="not a valid revision"):
+        parse_hf_uri(uri)
+
+
+def test_good_hf_revisions_pass():
+    from bipart_cli.hub import parse_hf_uri
+
+    for revision in ("main", "v1.0", "refs/pr/3", "0123456789abcdef0123456789abcdef01234567"):
+        assert parse_hf_uri(f"hf://datasets/owner/name@{revision}")[2] == revision

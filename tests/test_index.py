@@ -374,3 +374,29 @@ def test_hf_uri_must_name_a_dataset():
     with pytest.raises(InvalidInputError):
         resolve_index_path("hf://owner/name")
     assert resolve_index_path("some/folder") == Path("some/folder")
+
+
+@pytest.mark.parametrize(
+    ("edit", "field"),
+    [
+        (lambda m: m.pop("entries"), "'entries' is missing"),
+        (lambda m: m["entries"][0].update(shard=7), r"entries\[0\].shard is 7"),
+        (lambda m: m["entries"][1].update(slot=99), r"entries\[1\].slot is 99"),
+        (lambda m: m["entries"][0].update(slot="0"), r"entries\[0\].slot must be an integer"),
+        (lambda m: m["entries"][2].pop("category"), r"entries\[2\].category is missing"),
+        (lambda m: m["shards"][0].update(count=None), r"shards\[0\].count must be an integer"),
+        (lambda m: m["bps_basis"].pop("file"), "bps_basis.file must be a string"),
+        (lambda m: m.update(version="1"), "has format version '1', this bipart reads version 1"),
+    ],
+    ids=["no-entries", "shard", "slot", "slot-type", "category", "count", "basis", "version"],
+)
+def test_bad_manifests_are_one_typed_error_naming_the_field(tmp_path, records, edit, field):
+    """Issue 15 items 13 and 16: a missing ``entries`` was a KeyError, an out-of-range
+    shard or slot crashed ``train``; the version "1" read "version 1, ... reads version 1"."""
+    write_index(tmp_path / "idx", records)
+    path = tmp_path / "idx" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    edit(manifest)
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(IndexCorruptError, match=field):
+        ShapeIndex.open(tmp_path / "idx")

@@ -69,3 +69,16 @@ def test_default_weights_beat_the_untrained_model_on_unseen_chairs(chair_scores)
     trained, untrained = chair_scores["default"], chair_scores["random"]
     assert trained.mean() >= untrained.mean() + 0.02, (trained, untrained)
     assert (trained > untrained).sum() >= 6, (trained, untrained)
+
+
+@pytest.mark.parametrize("spec", ["runs/mine", "./mine", "~/no-such-bipart-folder/x"])
+def test_a_missing_local_folder_is_not_taken_for_a_hub_id(spec, tmp_path, monkeypatch):
+    """Issue 15 item 20: ``--weights runs/mine`` with the folder missing went to the Hub."""
+    from bipart_cli.errors import ModelUnavailableError
+    from bipart_cli.weights import resolve_weights
+
+    (tmp_path / "runs").mkdir()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelUnavailableError, match=f"no such folder: {spec}"):
+        resolve_weights(spec)
