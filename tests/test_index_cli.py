@@ -360,3 +360,27 @@ def test_rebuild_repairs_a_shard_with_a_flipped_byte(shapes_dir, reference, tmp_
     assert result.exit_code == 0, result.output
     ShapeIndex.open(out).verify()
     assert_same_index(out, reference)
+
+
+def test_unrelated_files_in_out_are_never_deleted(shapes_dir, reference, tmp_path):
+    """Issue 15 item 9: ``--out EXISTING`` deleted every ``*.safetensors`` in its
+    ``shards/`` and ``features/``."""
+    foreign = tmp_path / "mine"
+    (foreign / "shards").mkdir(parents=True)
+    (foreign / "shards" / "model.safetensors").write_bytes(b"weights")
+    result = invoke(str(shapes_dir), "--out", str(foreign), *FAST)
+    assert result.exit_code == 2, result.output
+    assert "holds no bipart index" in result.output
+    assert (foreign / "shards" / "model.safetensors").read_bytes() == b"weights"
+    assert sorted(p.name for p in foreign.iterdir()) == ["shards"]
+
+    out = tmp_path / "index"
+    shutil.copytree(reference, out)
+    (out / "shards" / "model.safetensors").write_bytes(b"weights")
+    (out / "features").mkdir(exist_ok=True)
+    (out / "features" / "notes.safetensors").write_bytes(b"mine")
+    result = invoke(str(shapes_dir / "chair"), "--out", str(out), *FAST)  # fewer shapes
+    assert result.exit_code == 0, result.output
+    assert (out / "shards" / "model.safetensors").read_bytes() == b"weights"
+    assert (out / "features" / "notes.safetensors").read_bytes() == b"mine"
+    assert len(ShapeIndex.open(out)) == 4

@@ -42,7 +42,7 @@ from .format import (
     stable_hash,
 )
 from .reader import ShapeIndex, read_manifest
-from .writer import RECORDS_PER_SHARD, IndexWriter, index_lock
+from .writer import RECORDS_PER_SHARD, IndexWriter, check_writable_index_folder, index_lock
 
 STAGING_DIR = ".staging"
 N_NETWORK_POINTS = 2048
@@ -431,6 +431,7 @@ def build_index(
     if labeler not in INDEX_LABELERS:
         raise UsageError(f"--labeler {labeler!r}: expected one of {', '.join(INDEX_LABELERS)}")
     shard_spec = parse_shard_spec(shard)
+    check_writable_index_folder(out)
     names_override = None if parts is None else parse_part_names(parts)
     options = dict(labeler_options or {})
     files = find_assets(folder, exclude=[out])
@@ -599,6 +600,7 @@ def merge_indexes(
     started = time.perf_counter()
     if not parts:
         raise UsageError("index merge: give the partial indexes to merge")
+    check_writable_index_folder(out)
     opened = sorted(
         (ShapeIndex.open(part, revision=revision, verify=True) for part in parts),
         key=lambda index: str(index.path),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -139,6 +140,7 @@ class IndexWriter:
         self._shards: list[dict[str, Any]] = []
         self._entries: list[dict[str, Any]] = []
         self._last_id: str | None = None
+        self._previous_names = _manifest_file_names(self.out)  # ours to delete at commit
 
     def add(self, record: ShapeRecord) -> None:
         if self._last_id is not None and record.id <= self._last_id:
@@ -203,9 +205,71 @@ class IndexWriter:
         return manifest
 
     def _remove_unreferenced(self, manifest: dict[str, Any]) -> None:
+        """Delete the shard and feature files this index no longer names: those the
+        previous manifest named and those with bipart's own content names
+        (``shard-00000-<sha8>.safetensors``, left by an interrupted rebuild). Any other
+        file in ``shards/`` or ``features/`` is not ours and stays."""
         keep = {shard["name"] for shard in manifest["shards"]}
         keep |= {shard["features"]["name"] for shard in manifest["shards"] if shard["features"]}
         for folder in (SHARD_DIR, FEATURE_DIR):
             for path in sorted((self.out / folder).glob("*.safetensors")):
-                if path.relative_to(self.out).as_posix() not in keep:
+                name = path.relative_to(self.out).as_posix()
+                ours = name in self._previous_names or _OWN_NAME.match(path.name)
+                if ours and name not in keep:
                     path.unlink(missing_ok=True)
+
+
+_OWN_NAME = re.compile(r"^(shard|features)-\d{5}-[0-9a-f]{8}\.safetensors$")
+
+
+def _manifest_file_names(out: Path) -> set[str]:
+    """The shard and feature files the manifest in ``out`` names (empty when unreadable)."""
+    try:
+        manifest = json.loads((out / MANIFEST_NAME).read_text(encoding="utf-8"))
+        names = set()
+        for shard in manifest["shards"]:
+            for item in (shard, shard.get("features")):
+                if isinstance(item, dict) and isinstance(item.get("name"), str):
+                    names.add(item["name"])
+        return names
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return set()
+
+
+# what bipart itself keeps in an index folder besides the manifest's files
+OWN_ENTRIES = {MANIFEST_NAME, BASIS_NAME, SHARD_DIR, FEATURE_DIR, LOCK_NAME, OWNER_NAME, ".staging"}
+
+
+def check_writable_index_folder(out: str | Path) -> None:
+    """Refuse to write an index into a folder that holds other things than an index.
+
+    ``out`` may be missing, empty, or hold a bipart index (``manifest.json`` of
+    format ``bipart-shape-index``, or only bipart's own lock and staging files).
+    Raises :class:`~bipart_cli.errors.UsageError` otherwise, before anything is written.
+    """
+    from ..errors import UsageError
+
+    out = Path(out)
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise UsageError(f"--out {out}: exists and is not a folder")
+    manifest = out / MANIFEST_NAME
+    if manifest.is_file():
+        try:
+            is_index = json.loads(manifest.read_text(encoding="utf-8")).get("format") == FORMAT_NAME
+        except (OSError, ValueError, AttributeError):
+            is_index = False
+        if is_index:
+            return
+    elif not (set(os.listdir(out)) - OWN_ENTRIES) and all(
+        _OWN_NAME.match(name) or name.startswith(".")  # an interrupted first build
+        for folder in (SHARD_DIR, FEATURE_DIR)
+        if (out / folder).is_dir()
+        for name in os.listdir(out / folder)
+    ):
+        return
+    raise UsageError(
+        f"--out {out}: the folder is not empty and holds no bipart index; "
+        "refusing to write (and delete) there: give a new or empty folder"
+    )
