@@ -95,6 +95,38 @@ def expand_inputs(patterns: list[str]) -> list[str]:
     return list(seen)
 
 
+def check_inputs(paths: list[str], out_dir: Path | None, collisions: bool = True) -> None:
+    """Cheap checks of a batch before any model loads.
+
+    Raises :class:`UsageError` when two inputs would write the same outputs
+    (``chair.glb`` and ``chair.obj`` both make ``chair.parts.*``), and the input's
+    own one-line error when the batch is a single input that cannot be read (a
+    missing file failed only after the model and support set had loaded).
+    """
+    from .errors import InvalidInputError
+    from .io.load import _check_path
+
+    owners: dict[Path, str] = {}
+    for path in paths if collisions else []:
+        target = Path(path)
+        folder = out_dir if out_dir is not None else target.parent
+        key = (Path(folder) / f"{target.stem}.parts").resolve()
+        if key in owners:
+            raise UsageError(
+                f"{owners[key]} and {path} would both write {key.name}.*: "
+                "rename one or segment them into different --out-dir folders"
+            )
+        owners[key] = path
+    problems = []
+    for path in paths:
+        try:
+            _check_path(Path(path))
+        except InvalidInputError as exc:
+            problems.append(exc)
+    if problems and len(problems) == len(paths) == 1:
+        raise problems[0]
+
+
 def support_cache_dir(folder: Path) -> Path:
     """Where ``--support DIR`` is indexed: ``$BIPART_CACHE`` or ``~/.cache/bipart``."""
     root = Path(os.environ.get("BIPART_CACHE", Path.home() / ".cache" / "bipart"))
@@ -315,12 +347,28 @@ class Segmenter:
         return None
 
     def run(self, path: str) -> SegmentResult:
-        """Segment one file; library errors become a failed result, not an exception."""
+        """Segment one file; any error becomes a failed result, not an exception.
+
+        Library errors keep their message; anything else (a bug) is reported as
+        ``internal error: <type>: <message>`` for this input only, so the rest of
+        a batch still runs (the CLI then exits 3).
+        """
         try:
             return self.segment_file(Path(path))
         except BipartError as exc:
             return SegmentResult(
                 input=str(path), ok=False, part_names=self.part_names, error=str(exc)
+            )
+        except Exception as exc:  # noqa: BLE001 - one input's bug must not abort the batch
+            from .runtime import log
+
+            log.debug("internal error on %s", path, exc_info=True)
+            return SegmentResult(
+                input=str(path),
+                ok=False,
+                part_names=self.part_names,
+                error=f"{path}: internal error: {type(exc).__name__}: {exc} "
+                "(rerun with -v for the traceback)",
             )
 
     def segment_file(self, path: Path) -> SegmentResult:
@@ -519,6 +567,7 @@ def segment(inputs: str | list[str], parts: str | list[str], **options: Any) -> 
         options["out_dir"] = Path(options["out_dir"])
     segment_options = SegmentOptions(adapt=adapt, **options)
     part_names = parse_part_names(parts if isinstance(parts, str) else ",".join(parts))
-    segmenter = Segmenter(part_names, segment_options)
     paths = expand_inputs([inputs] if isinstance(inputs, str) else list(inputs))
+    check_inputs(paths, segment_options.out_dir, collisions=segment_options.write)
+    segmenter = Segmenter(part_names, segment_options)
     return [segmenter.run(path) for path in paths]
