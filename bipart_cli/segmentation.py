@@ -257,9 +257,18 @@ def part_colors_for(labels: np.ndarray, num_parts: int) -> np.ndarray:
 
 
 def write_preview(
-    dense: PointSample, labels: np.ndarray, part_names: list[str], path: Path, device="cpu"
+    dense: PointSample,
+    labels: np.ndarray,
+    part_names: list[str],
+    path: Path,
+    device="cpu",
+    outputs=None,
 ) -> Path:
-    """A PNG with four views of the labeled dense cloud and a legend."""
+    """A PNG with four views of the labeled dense cloud and a legend.
+
+    ``outputs`` (a :class:`~bipart_cli.io.atomic.StagedOutputs`): stage the PNG there
+    instead of writing it now.
+    """
     from PIL import Image, ImageDraw
 
     from .io.atomic import atomic_path
@@ -283,6 +292,9 @@ def write_preview(
         draw.rectangle([x, size + 8, x + 14, size + 22], fill=tuple(int(c) for c in color))
         draw.text((x + 18, size + 9), name, fill="black")
         x += 26 + 7 * len(name)
+    if outputs is not None:
+        sheet.save(outputs.stage(path), format="PNG")
+        return path
     with atomic_path(path) as tmp:
         sheet.save(tmp, format="PNG")
     return path
@@ -494,6 +506,7 @@ class Segmenter:
 
     def _write(self, asset: Asset, dense: PointSample, result: SegmentResult) -> None:
         from .io import write_outputs
+        from .io.atomic import staged_outputs
 
         out_dir = self.options.out_dir or (asset.source.parent if asset.source else Path.cwd())
         metadata = {
@@ -506,22 +519,29 @@ class Segmenter:
             "device": str(self.device),
             "timings": result.timings,
         }
-        paths = write_outputs(
-            asset,
-            dense,
-            result.dense_labels,
-            result.dense_scores,
-            self.part_names,
-            out_dir,
-            metadata=metadata,
-        )
-        result.outputs = {k: str(v) for k, v in paths.__dict__.items() if v is not None}
-        if self.options.preview:
-            preview_path = Path(out_dir) / f"{asset.stem}.parts.png"
-            write_preview(
-                dense, result.dense_labels, self.part_names, preview_path, device=str(self.device)
+        with staged_outputs(f"outputs to {out_dir}") as outputs:  # all files or none
+            paths = write_outputs(
+                asset,
+                dense,
+                result.dense_labels,
+                result.dense_scores,
+                self.part_names,
+                out_dir,
+                metadata=metadata,
+                outputs=outputs,
             )
-            result.outputs["preview"] = str(preview_path)
+            result.outputs = {k: str(v) for k, v in paths.__dict__.items() if v is not None}
+            if self.options.preview:
+                preview_path = Path(out_dir) / f"{asset.stem}.parts.png"
+                write_preview(
+                    dense,
+                    result.dense_labels,
+                    self.part_names,
+                    preview_path,
+                    device=str(self.device),
+                    outputs=outputs,
+                )
+                result.outputs["preview"] = str(preview_path)
         counts = np.bincount(
             result.dense_labels[result.dense_labels >= 0], minlength=len(self.part_names)
         )

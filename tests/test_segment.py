@@ -252,3 +252,18 @@ def test_a_missing_input_is_reported_before_any_model_loads(tmp_path, run_bipart
     )
     assert done.returncode == 1, done.stderr
     assert "missing.glb: no such file" in done.stderr and "nope" not in done.stderr
+
+
+def test_a_preview_that_cannot_be_written_leaves_no_output(tmp_path, run_bipart):
+    """Issue 15 item 6: a ``--preview`` failure left the ``.ply``, ``.glb`` and ``.json``."""
+    write_chair(tmp_path / "chair.glb", 1)
+    out = tmp_path / "out"
+    (out / "chair.parts.png").mkdir(parents=True)
+    done = run_bipart(
+        "segment", "chair.glb", "--parts", ",".join(PARTS), "--labeler", "simulated",
+        "--weights", "random", "--points", "1024", "--out-dir", "out", "--preview",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert "cannot write outputs" in done.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["chair.parts.png"]

@@ -1,4 +1,8 @@
-"""Atomic writes: write to a temporary sibling, then rename over the target."""
+"""Atomic writes: write to a temporary sibling, then rename over the target.
+
+:func:`staged_outputs` does the same for a set of files (a command's outputs): all
+are written to temporaries first, then renamed; on any error none is left.
+"""
 
 from __future__ import annotations
 
@@ -45,3 +49,70 @@ def atomic_write_bytes(target: str | Path, data: bytes) -> Path:
 
 def atomic_write_text(target: str | Path, text: str) -> Path:
     return atomic_write_bytes(target, text.encode("utf-8"))
+
+
+class StagedOutputs:
+    """A set of outputs written as one unit: :meth:`stage` a temporary per target,
+    write them all, then :meth:`commit` renames them all (see :func:`staged_outputs`)."""
+
+    def __init__(self) -> None:
+        self._staged: list[tuple[Path, Path]] = []  # (temporary, target)
+
+    def stage(self, target: str | Path) -> Path:
+        """A temporary path next to ``target`` (``.<name>.<random>.tmp``) to write to."""
+        target = Path(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        os.close(fd)
+        self._staged.append((Path(tmp_name), target))
+        return Path(tmp_name)
+
+    def commit(self) -> None:
+        """Rename every temporary over its target; on a failure remove the targets
+        renamed so far, so the outputs appear all together or not at all."""
+        mode = 0o666 & ~_umask()
+        done: list[Path] = []
+        try:
+            for tmp, _ in self._staged:
+                os.chmod(tmp, mode)
+            for tmp, target in self._staged:
+                os.replace(tmp, target)
+                done.append(target)
+        except BaseException:
+            for target in done:
+                target.unlink(missing_ok=True)
+            raise
+        finally:
+            self.discard()
+
+    def discard(self) -> None:
+        """Remove every temporary still on disk."""
+        for tmp, _ in self._staged:
+            tmp.unlink(missing_ok=True)
+        self._staged = []
+
+
+@contextlib.contextmanager
+def staged_outputs(where: object = "outputs") -> Iterator[StagedOutputs]:
+    """Write several files as one unit: ``with staged_outputs() as out: out.stage(path)``.
+
+    The files are renamed into place when the block ends without error; on any
+    error no output and no temporary is left, and an ``OSError`` (read-only folder,
+    no space left, a folder in the way) becomes one
+    :class:`~bipart_cli.errors.OutputWriteError` line.
+    """
+    from ..errors import OutputWriteError
+
+    outputs = StagedOutputs()
+    try:
+        yield outputs
+        outputs.commit()
+    except OSError as exc:
+        targets = {str(tmp): str(target) for tmp, target in outputs._staged}
+        path = getattr(exc, "filename2", None) or getattr(exc, "filename", None)
+        name = f" {targets.get(str(path), path)}:" if path else ""
+        raise OutputWriteError(
+            f"cannot write {where}:{name} {exc.strerror or exc} (nothing was written)"
+        ) from exc
+    finally:
+        outputs.discard()
