@@ -333,3 +333,22 @@ def test_label_array_must_hold_integers(tmp_path, array):
     np.save(tmp_path / "pair_labels.npy", array)
     with pytest.raises(InvalidInputError, match="pair_labels.npy"):
         load_asset(tmp_path / "pair.ply")
+
+
+def test_latin1_obj_and_stl_load_with_their_names(tmp_path):
+    """Issue 15 item 10: Latin-1 OBJ/STL failed as "corrupt or truncated" (trimesh wanted
+    charset_normalizer, which is not installed)."""
+    obj = tmp_path / "latin.obj"
+    obj.write_bytes(
+        "# café\no pièce\nv 0 0 0\nv 1 0 0\nv 0 1 0\nv 0 0 1\nf 1 2 3\nf 1 2 4\n"
+        "o tête\nv 0 0 2\nv 1 0 2\nv 0 1 2\nf 5 6 7\n".encode("latin-1")
+    )
+    asset = load_asset(obj)
+    assert asset.part_names == ["pièce", "tête"]
+    np.testing.assert_array_equal(asset.labels, [0, 0, 1])
+    stl = tmp_path / "latin.stl"
+    stl.write_bytes(
+        "solid café\nfacet normal 0 0 1\nouter loop\nvertex 0 0 0\nvertex 1 0 0\n"
+        "vertex 0 1 0\nendloop\nendfacet\nendsolid café\n".encode("latin-1")
+    )
+    assert len(load_asset(stl).faces) == 1

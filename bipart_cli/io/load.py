@@ -13,6 +13,7 @@ scale is the largest distance from that centre to a (used) vertex.
 from __future__ import annotations
 
 import hashlib
+import io
 import re
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,11 @@ def load_asset(path: str | Path) -> Asset:
         asset = _LOADERS[fmt](path)
     except BipartError:
         raise
+    except ImportError as exc:  # a missing optional package is not a corrupt file
+        raise InvalidInputError(
+            f"{path}: reading this {fmt.upper()} file needs the Python package "
+            f"'{exc.name or exc}', which is not installed"
+        ) from exc
     except Exception as exc:  # parsers raise anything on corrupt bytes
         raise InvalidInputError(
             f"{path}: corrupt or truncated {fmt.upper()} file ({_one_line(exc)})"
@@ -200,6 +206,37 @@ def format_asset_summary(facts: dict[str, Any]) -> list[str]:
         lines.append(f"{part['id']:>16}  {part['name']:<20} {part[unit]:>8} {unit}")
     lines.append(f"{'':>16}  {'(unassigned)':<20} {facts['unassigned_' + unit]:>8} {unit}")
     return lines
+
+
+# --- text encodings ---------------------------------------------------------------
+
+
+def decode_text_bytes(raw: bytes) -> str:
+    """Text of a mesh file: UTF-8 (a BOM dropped), else Windows-1252, else Latin-1.
+
+    trimesh guesses non-UTF-8 encodings with ``charset_normalizer``, which is not
+    installed (and guessed ``tęte`` for the Latin-1 ``tête``); Latin-1 never fails.
+    """
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    try:
+        return raw.decode("cp1252")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+def _utf8_copy(path: Path, binary_stl: bool = False) -> bytes | None:
+    """None when ``path`` is UTF-8 text (or a binary STL); else its text re-encoded as UTF-8."""
+    raw = path.read_bytes()
+    if binary_stl and len(raw) >= 84 and len(raw) == 84 + 50 * int.from_bytes(raw[80:84], "little"):
+        return None
+    try:
+        raw.decode("utf-8")
+        return None
+    except UnicodeDecodeError:
+        return decode_text_bytes(raw).encode("utf-8")
 
 
 # --- path and format checks -------------------------------------------------
@@ -350,8 +387,15 @@ def _load_scene_file(path: Path) -> Asset:
 
     fmt = path.suffix.lower().lstrip(".")
     if fmt == "obj":
+        recoded = _utf8_copy(path)
+        source = path if recoded is None else io.BytesIO(recoded)
         scene = trimesh.load_scene(
-            path, file_type="obj", split_objects=True, split_groups=True, process=False
+            source,
+            file_type="obj",
+            resolver=trimesh.resolvers.FilePathResolver(path),  # materials beside the file
+            split_objects=True,
+            split_groups=True,
+            process=False,
         )
         name_of, order = _obj_names(path)
         return asset_from_scene(scene, path, name_of, node_order=order)
@@ -490,17 +534,16 @@ def _obj_names(path: Path):
     """
     objects, groups, order = set(), set(), {}
     current_o = current_g = None
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        for line in handle:
-            if line.startswith("o "):
-                current_o = line[2:].strip()
-                objects.add(current_o)
-            elif line.startswith("g "):
-                current_g = line[2:].strip()
-                groups.add(current_g)
-            elif line.startswith("f "):
-                for key in (f"{current_o}_{current_g}", current_g, current_o):
-                    order.setdefault(str(key), len(order))
+    for line in decode_text_bytes(path.read_bytes()).splitlines():  # as trimesh sees it
+        if line.startswith("o "):
+            current_o = line[2:].strip()
+            objects.add(current_o)
+        elif line.startswith("g "):
+            current_g = line[2:].strip()
+            groups.add(current_g)
+        elif line.startswith("f "):
+            for key in (f"{current_o}_{current_g}", current_g, current_o):
+                order.setdefault(str(key), len(order))
 
     def name_of(node: str, geom_name: str) -> str | None:
         for name in (str(node), str(geom_name)):
@@ -637,7 +680,9 @@ def _load_trimesh_file(path: Path) -> Asset:
     import trimesh
 
     fmt = path.suffix.lower().lstrip(".")
-    mesh = trimesh.load_mesh(path, file_type=fmt, process=False)
+    recoded = _utf8_copy(path, binary_stl=fmt == "stl")
+    source = path if recoded is None else io.BytesIO(recoded)
+    mesh = trimesh.load_mesh(source, file_type=fmt, process=False)
     if not isinstance(mesh, trimesh.Trimesh):  # a multi-body file came back as a scene
         return asset_from_scene(trimesh.Scene(mesh), path)
     if len(mesh.faces) == 0:
