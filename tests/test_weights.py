@@ -82,3 +82,34 @@ def test_a_missing_local_folder_is_not_taken_for_a_hub_id(spec, tmp_path, monkey
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelUnavailableError, match=f"no such folder: {spec}"):
         resolve_weights(spec)
+
+
+def test_folder_weights_record_verify_and_reject_non_finite(tmp_path):
+    """Issue 15 item 11: a flipped bit in a folder's model.safetensors changed results
+    silently and the sidecar said ``sha256: null``."""
+    import torch
+    from _tiny import tiny_config
+
+    from bipart_cli.errors import ModelUnavailableError
+
+    folder = tmp_path / "mine"
+    BiPartModel(tiny_config()).save_pretrained(folder)
+    weights = folder / "model.safetensors"
+    _, info = resolve_weights(str(folder))
+    assert info.sha256 == sha256_file(weights)
+
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "sha256": info.sha256}))
+    assert resolve_weights(str(folder))[1].sha256 == info.sha256
+    data = bytearray(weights.read_bytes())
+    data[-5] ^= 0x10
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ModelUnavailableError, match="does not match"):
+        resolve_weights(str(folder))
+
+    broken = BiPartModel(tiny_config())
+    with torch.no_grad():
+        next(p for p in broken.parameters() if p.is_floating_point()).view(-1)[0] = float("nan")
+    broken.save_pretrained(tmp_path / "nan")
+    with pytest.raises(ModelUnavailableError, match="NaN or inf"):
+        resolve_weights(str(tmp_path / "nan"))

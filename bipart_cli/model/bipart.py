@@ -244,6 +244,7 @@ def _read_config(path: Path) -> BiPartConfig:
     try:
         data = json.loads(path.read_text())
         model_type = data.pop("model_type", MODEL_TYPE)
+        data.pop("sha256", None)  # of model.safetensors: verified by weights.resolve_weights
         if model_type != MODEL_TYPE:
             raise ValueError(f"model_type is {model_type!r}, not {MODEL_TYPE!r}")
         return BiPartConfig.from_dict(data)
