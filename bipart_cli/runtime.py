@@ -30,6 +30,15 @@ log = logging.getLogger("bipart")
 _DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: object) -> str:
+    """``text`` safe for a terminal: control characters (ESC sequences, BEL, CSI...) from
+    file or node names are shown as ``\\x1b``-style escapes instead of being obeyed."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
+
+
 def validate_device_spec(spec: str) -> str:
     """Check the syntax of ``auto|cpu|cuda[:N]`` without importing torch."""
     spec = spec.strip().lower()

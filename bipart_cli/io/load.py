@@ -183,11 +183,13 @@ def describe_asset(asset: Asset) -> dict[str, Any]:
 def format_asset_summary(facts: dict[str, Any]) -> list[str]:
     """Human-readable lines for a :func:`describe_asset` dict."""
 
+    from ..runtime import printable
+
     def vec(values: list[float]) -> str:
         return "(" + ", ".join(f"{v:.4g}" for v in values) + ")"
 
     lines = [
-        f"{'path':>14}: {facts['path']}",
+        f"{'path':>14}: {printable(facts['path'])}",
         f"{'format':>14}: {facts['format']} ({facts['kind'].replace('_', ' ')})",
         f"{'vertices':>14}: {facts['vertices']}",
         f"{'faces':>14}: {facts['faces']}",
@@ -203,7 +205,7 @@ def format_asset_summary(facts: dict[str, Any]) -> list[str]:
     unit = "faces" if facts["kind"] == "mesh" else "points"
     lines.append(f"{'parts':>14}: {len(facts['parts'])} labeled")
     for part in facts["parts"]:
-        lines.append(f"{part['id']:>16}  {part['name']:<20} {part[unit]:>8} {unit}")
+        lines.append(f"{part['id']:>16}  {printable(part['name']):<20} {part[unit]:>8} {unit}")
     lines.append(f"{'':>16}  {'(unassigned)':<20} {facts['unassigned_' + unit]:>8} {unit}")
     return lines
 
