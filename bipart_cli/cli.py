@@ -70,9 +70,9 @@ def reported_errors(verbose: bool, quiet: bool = False) -> Iterator[None]:
             stderr_console.print_exception()
         from rich.markup import escape
 
-        from .runtime import printable
+        from .runtime import user_message
 
-        message = escape(printable(exc))
+        message = escape(user_message(exc))
         stderr_console.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:

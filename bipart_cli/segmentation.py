@@ -368,8 +368,10 @@ class Segmenter:
         try:
             return self.segment_file(Path(path))
         except BipartError as exc:
+            from .runtime import user_message
+
             return SegmentResult(
-                input=str(path), ok=False, part_names=self.part_names, error=str(exc)
+                input=str(path), ok=False, part_names=self.part_names, error=user_message(exc)
             )
         except Exception as exc:  # noqa: BLE001 - one input's bug must not abort the batch
             from .runtime import log

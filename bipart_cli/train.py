@@ -721,7 +721,7 @@ def _restore(
     except (UsageError, CheckpointError):
         raise
     except Exception as exc:  # noqa: BLE001 - json, safetensors and torch raise many types
-        from .io.load import scrub_hint
+        from .runtime import scrub_hint
 
         raise CheckpointError(
             f"cannot resume from {checkpoint}: {type(exc).__name__}: {scrub_hint(str(exc))}"

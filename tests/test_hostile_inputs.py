@@ -346,3 +346,21 @@ def test_good_hf_revisions_pass():
 
     for revision in ("main", "v1.0", "refs/pr/3", "0123456789abcdef0123456789abcdef01234567"):
         assert parse_hf_uri(f"hf://datasets/owner/name@{revision}")[2] == revision
+
+
+def test_a_pickled_torch_checkpoint_is_refused_without_unsafe_advice(tmp_path):
+    """torch's message says to rerun with ``weights_only=False``: users must never read it."""
+    import torch
+
+    from bipart_cli.errors import CheckpointError
+    from bipart_cli.model.checkpoint import load_point_m2ae_checkpoint
+    from bipart_cli.runtime import user_message
+
+    marker = tmp_path / "pwned"
+    torch.save({"base_model": _Payload(str(marker))}, tmp_path / "evil.pth")
+    with pytest.raises(CheckpointError) as caught:
+        load_point_m2ae_checkpoint(tmp_path / "evil.pth")
+    line = user_message(caught.value)
+    assert "pickled Python objects" in line and "\n" not in line
+    assert "weights_only" not in line and "allow_pickle" not in line
+    assert not marker.exists()

@@ -352,3 +352,31 @@ def test_latin1_obj_and_stl_load_with_their_names(tmp_path):
         "vertex 0 1 0\nendloop\nendfacet\nendsolid café\n".encode("latin-1")
     )
     assert len(load_asset(stl).faces) == 1
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ([{"id": "x", "name": "top"}], "a part 'id' is not an integer"),
+        (["top", "Top"], "names the part 'Top' twice"),
+        (["top", " "], "a part name is empty"),
+        ({"parts": [1, 2]}, "'parts' must be a list of names"),
+    ],
+)
+def test_bad_parts_json_is_reported_as_parts_json(tmp_path, content, message):
+    """Issue 15 item 16: parts.json errors read "corrupt OBJ", and duplicate names were
+    accepted here but rejected (as "--parts") by the index."""
+    _two_box_mesh(tmp_path / "pair.obj")
+    (tmp_path / "parts.json").write_text(json.dumps(content))
+    with pytest.raises(InvalidInputError, match="parts.json") as caught:
+        load_asset(tmp_path / "pair.obj")
+    assert message in str(caught.value) and "corrupt" not in str(caught.value)
+
+
+def test_duplicate_names_in_an_index_parts_json_name_the_file(tmp_path):
+    from bipart_cli.index.build import folder_part_names
+
+    _two_box_mesh(tmp_path / "pair.obj")
+    (tmp_path / "parts.json").write_text(json.dumps(["leg", "Leg"]))
+    with pytest.raises(InvalidInputError, match=r"parts.json: the list names 'Leg' twice"):
+        folder_part_names(tmp_path / "pair.obj", tmp_path)

@@ -158,7 +158,11 @@ def folder_part_names(path: Path, folder: Path) -> list[str] | None:
             names = data.get("parts") if isinstance(data, dict) else data
             if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
                 raise InvalidInputError(f"{candidate}: expected a list of part names")
-            return parse_part_names(names)
+            try:
+                return parse_part_names(names)
+            except UsageError as exc:  # "--parts names ... twice" would blame the wrong place
+                message = str(exc).replace("--parts", "the list", 1)
+                raise InvalidInputError(f"{candidate}: {message}") from None
         if current == top or current.parent == current:
             return None
         current = current.parent

@@ -139,22 +139,44 @@ def read_sidecar_part_names(path: Path) -> list[str] | None:
             data = json.loads(candidate.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise InvalidInputError(f"{candidate}: unreadable sidecar JSON ({exc})") from None
-        names = _names_from_json(data)
+        names = _names_from_json(data, candidate)
         if names is not None:
             return names
     return None
 
 
-def _names_from_json(data: object) -> list[str] | None:
+def _names_from_json(data: object, source: Path) -> list[str] | None:
+    """Part names of a sidecar JSON, or None when it does not name parts.
+
+    A ``parts`` list that is there but malformed (not names, bad ``id``, an empty or a
+    duplicate name, case-insensitive) is an :class:`InvalidInputError` naming the file,
+    the same rule as ``--parts`` and the index's ``parts.json``.
+    """
     parts = data.get("parts") if isinstance(data, dict) else data
     if not isinstance(parts, list) or not parts:
         return None
     if all(isinstance(p, str) for p in parts):
-        return [p.strip() for p in parts]
-    if all(isinstance(p, dict) and "name" in p for p in parts):
-        ordered = sorted(parts, key=lambda p: int(p.get("id", 0)))
-        return [str(p["name"]) for p in ordered]
-    return None
+        names = [p.strip() for p in parts]
+    elif all(isinstance(p, dict) and "name" in p for p in parts):
+        try:
+            ordered = sorted(parts, key=lambda p: int(p.get("id", 0)))
+        except (TypeError, ValueError):
+            raise InvalidInputError(f"{source}: a part 'id' is not an integer") from None
+        names = [str(p["name"]).strip() for p in ordered]
+    else:
+        raise InvalidInputError(
+            f'{source}: \'parts\' must be a list of names or of {{"id", "name"}} objects'
+        )
+    seen: dict[str, str] = {}
+    for name in names:
+        if not name:
+            raise InvalidInputError(f"{source}: a part name is empty")
+        if name.casefold() in seen:
+            raise InvalidInputError(
+                f"{source}: names the part {name!r} twice (as {seen[name.casefold()]!r} too)"
+            )
+        seen[name.casefold()] = name
+    return names
 
 
 # the largest label value a file may hold: values are remapped densely, this only keeps

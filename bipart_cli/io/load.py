@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import BipartError, InvalidInputError, UnsupportedFormatError
+from ..runtime import scrub_hint
 from .asset import Asset
 from .labels import (
     file_labels_to_library,
@@ -259,14 +260,6 @@ def _check_path(path: Path) -> str:
     if path.stat().st_size == 0:
         raise InvalidInputError(f"{path}: file is empty (0 bytes)")
     return fmt
-
-
-_UNSAFE_HINT = re.compile(r"[^.;]*(allow_pickle|weights_only|pickle\.load)[^.;]*[.;]?\s*")
-
-
-def scrub_hint(text: str) -> str:
-    """``text`` without numpy/torch advice to load pickles (``allow_pickle``, ``weights_only``)."""
-    return _UNSAFE_HINT.sub("", text).strip() or "unsafe pickled data"
 
 
 def _one_line(exc: BaseException) -> str:
