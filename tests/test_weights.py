@@ -113,3 +113,28 @@ def test_folder_weights_record_verify_and_reject_non_finite(tmp_path):
     broken.save_pretrained(tmp_path / "nan")
     with pytest.raises(ModelUnavailableError, match="NaN or inf"):
         resolve_weights(str(tmp_path / "nan"))
+
+
+def test_equal_weights_give_equal_files_in_every_process(tmp_path):
+    """Issue 15 item 19: safetensors wrote its metadata in a per-process hash order, so the
+    same seed gave files with different sha256s."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[2])\n"
+        "from pathlib import Path\n"
+        "from _tiny import tiny_config\n"
+        "from bipart_cli.model import BiPartModel\n"
+        "from bipart_cli.runtime import seed_everything\n"
+        "seed_everything(0)\n"
+        "BiPartModel(tiny_config()).save_pretrained(Path(sys.argv[1]))\n"
+    )
+    tests = str(Path(__file__).parent)
+    for k in range(4):
+        subprocess.run([sys.executable, "-c", code, str(tmp_path / f"m{k}"), tests], check=True)
+    digests = {sha256_file(tmp_path / f"m{k}" / "model.safetensors") for k in range(4)}
+    assert len(digests) == 1
+    BiPartModel.from_pretrained(tmp_path / "m0")  # the rewritten header still loads
+    with safe_open(str(tmp_path / "m0" / "model.safetensors"), framework="pt") as handle:
+        assert len(handle.metadata()) > 3

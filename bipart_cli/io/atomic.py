@@ -7,6 +7,7 @@ are written to temporaries first, then renamed; on any error none is left.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 from collections.abc import Iterator
@@ -39,6 +40,23 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def sort_safetensors_header(path: str | Path) -> None:
+    """Rewrite a safetensors file's JSON header with sorted keys, in place.
+
+    safetensors writes its ``__metadata__`` in a per-process hash order, so the same
+    tensors and metadata gave files with different sha256s; sorted, equal content gives
+    equal bytes. Offsets are relative to the data block, so only the header changes
+    (padded with spaces to 8 bytes, as safetensors does).
+    """
+    path = Path(path)
+    raw = path.read_bytes()
+    length = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8 : 8 + length])
+    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode("utf-8")
+    text += b" " * (-len(text) % 8)
+    path.write_bytes(len(text).to_bytes(8, "little") + text + raw[8 + length :])
 
 
 def atomic_write_bytes(target: str | Path, data: bytes) -> Path:
