@@ -509,3 +509,31 @@ def test_resume_with_another_seed_is_refused(one_epoch_run, tmp_path):
     shutil.copytree(one_epoch_run[0], run)
     with pytest.raises(UsageError, match="--seed 5 differs from the run's seed 0"):
         _resume(run, one_epoch_run[1], seed=5)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"encoder_heads": 0}', "config.encoder_heads is 0"),
+        ('{"mlp_ratio": NaN}', "config.mlp_ratio must be a finite number"),
+        ('{"encoder_seed": "7"}', "config.encoder_seed must be an integer"),
+        ('{"extractor_dim": 1000000000}', "config.extractor_dim is 1000000000"),
+        ('{"num_points": -5}', "config.num_points is -5"),
+        ('{"use_extractor": "no"}', "config.use_extractor must be true or false"),
+        ('{"group_sizes": 3}', "config.group_sizes must be a list"),
+    ],
+)
+def test_model_config_types_and_ranges_are_validated(tmp_path, content, message):
+    """Issue 15 item 14: these crashed (heads 0, NaN, a string seed, huge sizes) or were
+    accepted (num_points -5, use_extractor "no")."""
+    from typer.testing import CliRunner
+
+    from bipart_cli.cli import app
+
+    config = tmp_path / "model.json"
+    config.write_text(content)
+    args = ["train", "--index", str(tmp_path), "--out", str(tmp_path / "run")]
+    result = CliRunner().invoke(app, [*args, "--model-config", str(config)])
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert len([line for line in result.output.splitlines() if line.strip()]) == 1
