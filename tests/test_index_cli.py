@@ -384,3 +384,29 @@ def test_unrelated_files_in_out_are_never_deleted(shapes_dir, reference, tmp_pat
     assert (out / "shards" / "model.safetensors").read_bytes() == b"weights"
     assert (out / "features" / "notes.safetensors").read_bytes() == b"mine"
     assert len(ShapeIndex.open(out)) == 4
+
+
+def test_a_full_disk_stops_the_build_with_one_line_and_no_staging(shapes_dir, tmp_path):
+    """Issue 15 item 6: ``index`` left ``.staging`` behind on a full disk. A file-size limit
+    (RLIMIT_FSIZE, SIGXFSZ ignored) makes every write past 16 KiB fail like a full disk."""
+    import resource
+    import signal
+
+    def small_disk() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (16 << 10, 16 << 10))
+
+    out = tmp_path / "index"
+    result = subprocess.run(
+        [sys.executable, "-m", "bipart_cli", "index", str(shapes_dir), "--out", str(out), *FAST],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NO_COLOR": "1"},
+        preexec_fn=small_disk,
+        timeout=300,
+    )
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 1, result.stderr
+    assert len(lines) == 1 and "cannot write the index" in lines[0], result.stderr
+    assert "File too large" in lines[0]
+    assert not (out / STAGING_DIR).exists() and not (out / "manifest.json").exists()

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import IndexCorruptError, InvalidInputError, UsageError
+from ..errors import IndexCorruptError, InvalidInputError, OutputWriteError, UsageError
 from ..io.atomic import atomic_write_bytes, atomic_write_text
 from ..runtime import log
 from .format import (
@@ -336,7 +336,12 @@ class _Staging:
 
     def save(self, record: ShapeRecord) -> None:
         data = records_to_bytes([record], with_features=True)
-        atomic_write_bytes(self._path(record.id, record.sha256), data)
+        try:
+            atomic_write_bytes(self._path(record.id, record.sha256), data)
+        except OSError as exc:  # a full or read-only disk stops the build, not one file
+            raise OutputWriteError(
+                f"cannot write the index in {self.folder.parent}: {exc.strerror or exc}"
+            ) from exc
 
     def remove(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
@@ -466,76 +471,95 @@ def build_index(
         encoder=encoder,
         device=torch_device,
     )
+    staging = None
     with index_lock(out):  # concurrent writers of one index take turns
-        previous = _previous_index(out, settings, basis)
-        previous_rows = (
-            {} if previous is None else {e.id: i for i, e in enumerate(previous.entries)}
-        )
-        staging = _Staging(
-            out,
-            canonical_json(
-                {"settings": settings, "encoder": encoder, "basis": sha256_bytes(basis.to_bytes())}
-            ),
-        )
-        summary = BuildSummary(
-            out=str(out), files=len(selected), features_cached=encoder is not None
-        )
-        sources: dict[str, tuple[str, str]] = {}  # id -> (where the record is, sha256)
-        with progress_bar(quiet=not progress) as bar:
-            task = bar.add_task("indexing", total=len(selected))
-            for shape_id, path in selected:
-                try:
-                    outcome, sha256 = _index_one(
-                        path,
-                        shape_id,
-                        names_override,
-                        category,
-                        context,
-                        staging,
-                        previous,
-                        previous_rows.get(shape_id),
-                    )
-                except Exception as exc:  # noqa: BLE001 - one bad file must not stop the build
-                    message = str(exc) or type(exc).__name__
-                    named = shape_id in message or str(path) in message
-                    log.error("%s", message if named else f"{shape_id}: {message}")
-                    summary.failed.append({"path": shape_id, "error": message})
-                else:
-                    sources[shape_id] = ("previous" if outcome == "unchanged" else "staged", sha256)
-                    setattr(summary, outcome, getattr(summary, outcome) + 1)
-                    if outcome == "indexed":
-                        _fault_hook(summary.indexed)
-                bar.advance(task)
+        try:
+            previous = _previous_index(out, settings, basis)
+            previous_rows = (
+                {} if previous is None else {e.id: i for i, e in enumerate(previous.entries)}
+            )
+            staging = _Staging(
+                out,
+                canonical_json(
+                    {
+                        "settings": settings,
+                        "encoder": encoder,
+                        "basis": sha256_bytes(basis.to_bytes()),
+                    }
+                ),
+            )
+            summary = BuildSummary(
+                out=str(out), files=len(selected), features_cached=encoder is not None
+            )
+            sources: dict[str, tuple[str, str]] = {}  # id -> (where the record is, sha256)
+            with progress_bar(quiet=not progress) as bar:
+                task = bar.add_task("indexing", total=len(selected))
+                for shape_id, path in selected:
+                    try:
+                        outcome, sha256 = _index_one(
+                            path,
+                            shape_id,
+                            names_override,
+                            category,
+                            context,
+                            staging,
+                            previous,
+                            previous_rows.get(shape_id),
+                        )
+                    except OutputWriteError:
+                        raise
+                    except Exception as exc:  # noqa: BLE001 - one bad file must not stop the build
+                        message = str(exc) or type(exc).__name__
+                        named = shape_id in message or str(path) in message
+                        log.error("%s", message if named else f"{shape_id}: {message}")
+                        summary.failed.append({"path": shape_id, "error": message})
+                    else:
+                        sources[shape_id] = (
+                            "previous" if outcome == "unchanged" else "staged",
+                            sha256,
+                        )
+                        setattr(summary, outcome, getattr(summary, outcome) + 1)
+                        if outcome == "indexed":
+                            _fault_hook(summary.indexed)
+                    bar.advance(task)
 
-        writer = IndexWriter(
-            out,
-            settings=settings,
-            basis=basis,
-            encoder=encoder,
-            source_root=str(folder.resolve()),
-            partial=None
-            if shard_spec is None
-            else {"shards": [shard_spec[0]], "of": shard_spec[1]},
-            records_per_shard=records_per_shard,
-        )
-        for shape_id in sorted(sources):
-            where, sha256 = sources[shape_id]
-            if where == "previous":
-                record = previous.record(previous_rows[shape_id])
-            else:
-                record = staging.load(shape_id, sha256)
-            if record is None:  # a staged file vanished between the loop and now
-                raise IndexCorruptError(
-                    f"staged record of {shape_id} is missing in {staging.folder}"
-                )
-            writer.add(record)
-        manifest = writer.commit()
-        staging.remove()
-        summary.removed = len(set(previous_rows) - set(sources))
-        summary.entries = manifest["num_entries"]
-        summary.shards = len(manifest["shards"])
-        summary.partial = manifest["partial"]
-        summary.elapsed_s = round(time.perf_counter() - started, 3)
+            writer = IndexWriter(
+                out,
+                settings=settings,
+                basis=basis,
+                encoder=encoder,
+                source_root=str(folder.resolve()),
+                partial=None
+                if shard_spec is None
+                else {"shards": [shard_spec[0]], "of": shard_spec[1]},
+                records_per_shard=records_per_shard,
+            )
+            for shape_id in sorted(sources):
+                where, sha256 = sources[shape_id]
+                if where == "previous":
+                    record = previous.record(previous_rows[shape_id])
+                else:
+                    record = staging.load(shape_id, sha256)
+                if record is None:  # a staged file vanished between the loop and now
+                    raise IndexCorruptError(
+                        f"staged record of {shape_id} is missing in {staging.folder}"
+                    )
+                writer.add(record)
+            manifest = writer.commit()
+            staging.remove()
+            summary.removed = len(set(previous_rows) - set(sources))
+            summary.entries = manifest["num_entries"]
+            summary.shards = len(manifest["shards"])
+            summary.partial = manifest["partial"]
+            summary.elapsed_s = round(time.perf_counter() - started, 3)
+        except (OSError, OutputWriteError) as exc:  # a full disk: no stray journal, one line
+            if staging is not None:
+                staging.remove()
+            if isinstance(exc, OutputWriteError):
+                raise
+            raise OutputWriteError(
+                f"cannot write the index in {out}: {exc.strerror or exc}"
+            ) from exc
     return summary
 
 
