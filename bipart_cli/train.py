@@ -355,6 +355,7 @@ def save_checkpoint(run_dir: Path, model, optimizer, state: dict[str, Any]) -> P
 
     from .errors import OutputWriteError
     from .io import sha256_file
+    from .io.atomic import is_write_error, write_error_reason
 
     final = run_dir / "checkpoint"
     staging = run_dir / ".checkpoint.tmp"
@@ -376,9 +377,9 @@ def save_checkpoint(run_dir: Path, model, optimizer, state: dict[str, Any]) -> P
         )
     except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
-        if isinstance(exc, OSError):
+        if is_write_error(exc):
             raise OutputWriteError(
-                f"cannot write the checkpoint in {run_dir}: {exc.strerror or exc}"
+                f"cannot write the checkpoint in {run_dir}: {write_error_reason(exc)}"
             ) from exc
         raise
     old = run_dir / ".checkpoint.old"

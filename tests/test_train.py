@@ -537,3 +537,25 @@ def test_model_config_types_and_ranges_are_validated(tmp_path, content, message)
     assert result.exit_code == 2, result.output
     assert message in result.output
     assert len([line for line in result.output.splitlines() if line.strip()]) == 1
+
+
+def test_a_checkpoint_that_cannot_be_written_leaves_no_staging_folder(tmp_path):
+    """Issue 15 item 6: ``train`` left an empty ``.checkpoint.tmp`` on a full disk. A
+    file-size limit (SIGXFSZ ignored) makes the writes fail like a full disk."""
+    import resource
+
+    from bipart_cli.errors import OutputWriteError
+    from bipart_cli.train import save_checkpoint
+
+    model = tiny_model()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    previous_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, hard))
+    try:
+        with pytest.raises(OutputWriteError, match="cannot write the checkpoint"):
+            save_checkpoint(tmp_path, model, optimizer, {"epoch": 1, "step": 1})
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous_handler)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

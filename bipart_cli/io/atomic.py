@@ -110,6 +110,21 @@ class StagedOutputs:
         self._staged = []
 
 
+def is_write_error(exc: BaseException) -> bool:
+    """An OSError, or safetensors' wrapped I/O error (a full disk while saving)."""
+    return isinstance(exc, OSError) or (
+        type(exc).__name__ == "SafetensorError" and "I/O error" in str(exc)
+    )
+
+
+def write_error_reason(exc: BaseException) -> str:
+    """``No space left on device``-style text of a write error."""
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc)
+    text = str(exc)
+    return text.split("I/O error:", 1)[-1].strip() if "I/O error:" in text else text
+
+
 @contextlib.contextmanager
 def staged_outputs(where: object = "outputs") -> Iterator[StagedOutputs]:
     """Write several files as one unit: ``with staged_outputs() as out: out.stage(path)``.
@@ -125,12 +140,14 @@ def staged_outputs(where: object = "outputs") -> Iterator[StagedOutputs]:
     try:
         yield outputs
         outputs.commit()
-    except OSError as exc:
+    except Exception as exc:
+        if not is_write_error(exc):
+            raise
         targets = {str(tmp): str(target) for tmp, target in outputs._staged}
         path = getattr(exc, "filename2", None) or getattr(exc, "filename", None)
         name = f" {targets.get(str(path), path)}:" if path else ""
         raise OutputWriteError(
-            f"cannot write {where}:{name} {exc.strerror or exc} (nothing was written)"
+            f"cannot write {where}:{name} {write_error_reason(exc)} (nothing was written)"
         ) from exc
     finally:
         outputs.discard()
