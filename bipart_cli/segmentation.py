@@ -95,13 +95,16 @@ def expand_inputs(patterns: list[str]) -> list[str]:
     return list(seen)
 
 
-def check_inputs(paths: list[str], out_dir: Path | None, collisions: bool = True) -> None:
+def check_inputs(
+    paths: list[str], out_dir: Path | None, collisions: bool = True, fail_fast: bool = True
+) -> None:
     """Cheap checks of a batch before any model loads.
 
     Raises :class:`UsageError` when two inputs would write the same outputs
-    (``chair.glb`` and ``chair.obj`` both make ``chair.parts.*``), and the input's
-    own one-line error when the batch is a single input that cannot be read (a
-    missing file failed only after the model and support set had loaded).
+    (``chair.glb`` and ``chair.obj`` both make ``chair.parts.*``), and, with
+    ``fail_fast`` (the CLI), the input's own one-line error when the batch is a single
+    input that cannot be read (a missing file failed only after the model and support
+    set had loaded). The Python API keeps returning a failed result for it.
     """
     from .errors import InvalidInputError
     from .io.load import _check_path
@@ -118,7 +121,7 @@ def check_inputs(paths: list[str], out_dir: Path | None, collisions: bool = True
             )
         owners[key] = path
     problems = []
-    for path in paths:
+    for path in paths if fail_fast else []:
         try:
             _check_path(Path(path))
         except InvalidInputError as exc:
@@ -590,6 +593,6 @@ def segment(inputs: str | list[str], parts: str | list[str], **options: Any) -> 
     segment_options = SegmentOptions(adapt=adapt, **options)
     part_names = parse_part_names(parts if isinstance(parts, str) else ",".join(parts))
     paths = expand_inputs([inputs] if isinstance(inputs, str) else list(inputs))
-    check_inputs(paths, segment_options.out_dir, collisions=segment_options.write)
+    check_inputs(paths, segment_options.out_dir, collisions=segment_options.write, fail_fast=False)
     segmenter = Segmenter(part_names, segment_options)
     return [segmenter.run(path) for path in paths]
