@@ -244,7 +244,8 @@ def check_writable_index_folder(out: str | Path) -> None:
     """Refuse to write an index into a folder that holds other things than an index.
 
     ``out`` may be missing, empty, or hold a bipart index (``manifest.json`` of
-    format ``bipart-shape-index``, or only bipart's own lock and staging files).
+    format ``bipart-shape-index``, or only bipart's own lock, staging and hidden
+    temporary files: another writer may be committing its first manifest).
     Raises :class:`~bipart_cli.errors.UsageError` otherwise, before anything is written.
     """
     from ..errors import UsageError
@@ -262,7 +263,7 @@ def check_writable_index_folder(out: str | Path) -> None:
             is_index = False
         if is_index:
             return
-    elif not (set(os.listdir(out)) - OWN_ENTRIES) and all(
+    elif not ({n for n in os.listdir(out) if not n.startswith(".")} - OWN_ENTRIES) and all(
         _OWN_NAME.match(name) or name.startswith(".")  # an interrupted first build
         for folder in (SHARD_DIR, FEATURE_DIR)
         if (out / folder).is_dir()
