@@ -94,7 +94,12 @@ def reported_errors(verbose: bool, quiet: bool = False) -> Iterator[None]:
     except BipartError as exc:
         if verbose:
             stderr_console.print_exception()
-        stderr_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+        from rich.markup import escape
+
+        from .runtime import user_message
+
+        message = escape(user_message(exc))
+        stderr_console.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
         stderr_console.print("[bold red]interrupted[/]")

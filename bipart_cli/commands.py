@@ -30,15 +30,18 @@ def run_segment(
     from .errors import UsageError
     from .parts import parse_part_names
     from .runtime import progress
-    from .segmentation import Segmenter, SegmentOptions, expand_inputs
+    from .segmentation import Segmenter, SegmentOptions, check_inputs, expand_inputs
 
     if parts is None:
         raise UsageError('--parts is required, e.g. --parts "back,seat,leg,arm"')
     fields = {f.name for f in dataclasses.fields(AdaptSettings)}
     adapt = AdaptSettings(**{k: options.pop(k) for k in list(options) if k in fields})
     options["labeler_options"] = labeler_options(options["labeler"], options["labeler_options"])
-    segmenter = Segmenter(parse_part_names(parts), SegmentOptions(adapt=adapt, **options))
+    segment_options = SegmentOptions(adapt=adapt, **options)
+    part_names = parse_part_names(parts)
     paths = expand_inputs(inputs)
+    check_inputs(paths, segment_options.out_dir, collisions=segment_options.write)
+    segmenter = Segmenter(part_names, segment_options)
     failures = 0
     with progress(quiet or len(paths) < 2) as bar:
         task = bar.add_task("segmenting", total=len(paths))

@@ -40,6 +40,14 @@ class IndexCorruptError(BipartError):
     """A shape index or one of its shards failed validation."""
 
 
+class OutputWriteError(BipartError):
+    """An output cannot be written (read-only folder, no space left, a folder in the way)."""
+
+
+class IndexBusyError(BipartError):
+    """Another process holds the lock of the index being written, past the wait limit."""
+
+
 class TrainingDivergedError(BipartError):
     """The training loss became NaN or inf."""
 

@@ -18,6 +18,36 @@ from .errors import ModelUnavailableError, UsageError
 REPO_TYPES = {"models": "model", "datasets": "dataset", "spaces": "space"}
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
 _TRUE = {"1", "true", "yes", "on"}
+# a branch, tag, ``refs/pr/N`` or commit: git ref characters only, so a revision can
+# never walk out of the Hub cache (``snapshots/<rev>``, ``refs/<rev>``)
+_REVISION = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._\-]*(/[A-Za-z0-9_][A-Za-z0-9._\-]*)*$")
+
+
+def check_revision(revision: str | None, where: str = "revision") -> str | None:
+    """``revision`` when it is a safe branch, tag, ``refs/pr/N`` or commit name, else
+    :class:`UsageError` (``..``, absolute paths, control characters, > 255 characters)."""
+    if revision is None:
+        return None
+    if (
+        not isinstance(revision, str)
+        or len(revision) > 255
+        or not _REVISION.fullmatch(revision)
+        or ".." in revision
+        or revision.endswith((".lock", "."))
+    ):
+        raise UsageError(
+            f"{where} {revision!r} is not a valid revision (a branch, tag or commit hash)"
+        )
+    return revision
+
+
+def looks_like_path(text: str) -> bool:
+    """Whether ``text`` means a local folder: ``./``, ``../``, ``/``, ``~``, or its parent
+    folder exists (``runs/mine`` when ``runs/`` is here)."""
+    if text.startswith((".", "/", "~", os.sep)):
+        return True
+    parent = Path(text).expanduser().parent
+    return str(parent) not in ("", ".") and parent.is_dir()
 
 
 def offline_from_env() -> bool:
@@ -53,6 +83,7 @@ def parse_hf_uri(uri: str) -> tuple[str, str, str | None]:
         rest, revision = rest.rsplit("@", 1)
         if not revision:
             raise UsageError(f"empty revision in {uri!r}")
+        check_revision(revision, f"the revision in {uri!r}:")
     parts = rest.split("/")
     repo_type = "model"
     if parts and parts[0] in REPO_TYPES:
@@ -84,9 +115,12 @@ def resolve_pretrained(
     local = Path(text).expanduser()
     if local.is_dir():
         return local
+    check_revision(revision)
     if text.startswith("hf://"):
         repo_type, repo_id, uri_revision = parse_hf_uri(text)
         revision = uri_revision or revision
+    elif looks_like_path(text):
+        raise ModelUnavailableError(f"no such folder: {text}")
     elif looks_like_repo_id(text):
         repo_id = text
     else:

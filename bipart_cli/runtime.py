@@ -30,6 +30,32 @@ log = logging.getLogger("bipart")
 _DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: object) -> str:
+    """``text`` safe for a terminal: control characters (ESC sequences, BEL, CSI...) from
+    file or node names are shown as ``\\x1b``-style escapes instead of being obeyed."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
+
+
+_UNSAFE_HINT = re.compile(r"[^.;]*(allow_pickle|weights_only|pickle\.load)[^.;]*[.;]?\s*")
+
+
+def scrub_hint(text: str) -> str:
+    """``text`` without numpy/torch advice to load pickles unsafely (``allow_pickle=True``,
+    ``weights_only=False``): bipart never does, and users must not be told to."""
+    if "Weights only load failed" in text or "Unsupported global" in text:
+        return "the file holds pickled Python objects, which bipart never loads"
+    return _UNSAFE_HINT.sub("", text).strip() or "the file holds pickled data"
+
+
+def user_message(exc: BaseException) -> str:
+    """The one line the CLI prints for ``exc``: pickle advice scrubbed, control characters
+    escaped, line breaks folded."""
+    return printable(" ".join(scrub_hint(str(exc)).split()))
+
+
 def validate_device_spec(spec: str) -> str:
     """Check the syntax of ``auto|cpu|cuda[:N]`` without importing torch."""
     spec = spec.strip().lower()

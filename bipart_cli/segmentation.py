@@ -96,6 +96,41 @@ def expand_inputs(patterns: list[str]) -> list[str]:
     return list(seen)
 
 
+def check_inputs(
+    paths: list[str], out_dir: Path | None, collisions: bool = True, fail_fast: bool = True
+) -> None:
+    """Cheap checks of a batch before any model loads.
+
+    Raises :class:`UsageError` when two inputs would write the same outputs
+    (``chair.glb`` and ``chair.obj`` both make ``chair.parts.*``), and, with
+    ``fail_fast`` (the CLI), the input's own one-line error when the batch is a single
+    input that cannot be read (a missing file failed only after the model and support
+    set had loaded). The Python API keeps returning a failed result for it.
+    """
+    from .errors import InvalidInputError
+    from .io.load import _check_path
+
+    owners: dict[Path, str] = {}
+    for path in paths if collisions else []:
+        target = Path(path)
+        folder = out_dir if out_dir is not None else target.parent
+        key = (Path(folder) / f"{target.stem}.parts").resolve()
+        if key in owners:
+            raise UsageError(
+                f"{owners[key]} and {path} would both write {key.name}.*: "
+                "rename one or segment them into different --out-dir folders"
+            )
+        owners[key] = path
+    problems = []
+    for path in paths if fail_fast else []:
+        try:
+            _check_path(Path(path))
+        except InvalidInputError as exc:
+            problems.append(exc)
+    if problems and len(problems) == len(paths) == 1:
+        raise problems[0]
+
+
 def support_cache_dir(folder: Path) -> Path:
     """Where ``--support DIR`` is indexed: ``$BIPART_CACHE`` or ``~/.cache/bipart``."""
     root = Path(os.environ.get("BIPART_CACHE", Path.home() / ".cache" / "bipart"))
@@ -293,9 +328,18 @@ def part_colors_for(labels: np.ndarray, num_parts: int) -> np.ndarray:
 
 
 def write_preview(
-    dense: PointSample, labels: np.ndarray, part_names: list[str], path: Path, device="cpu"
+    dense: PointSample,
+    labels: np.ndarray,
+    part_names: list[str],
+    path: Path,
+    device="cpu",
+    outputs=None,
 ) -> Path:
-    """A PNG with four views of the labeled dense cloud and a legend."""
+    """A PNG with four views of the labeled dense cloud and a legend.
+
+    ``outputs`` (a :class:`~bipart_cli.io.atomic.StagedOutputs`): stage the PNG there
+    instead of writing it now.
+    """
     from PIL import Image, ImageDraw
 
     from .io.atomic import atomic_path
@@ -319,6 +363,9 @@ def write_preview(
         draw.rectangle([x, size + 8, x + 14, size + 22], fill=tuple(int(c) for c in color))
         draw.text((x + 18, size + 9), name, fill="black")
         x += 26 + 7 * len(name)
+    if outputs is not None:
+        sheet.save(outputs.stage(path), format="PNG")
+        return path
     with atomic_path(path) as tmp:
         sheet.save(tmp, format="PNG")
     return path
@@ -383,12 +430,30 @@ class Segmenter:
         return None
 
     def run(self, path: str) -> SegmentResult:
-        """Segment one file; library errors become a failed result, not an exception."""
+        """Segment one file; any error becomes a failed result, not an exception.
+
+        Library errors keep their message; anything else (a bug) is reported as
+        ``internal error: <type>: <message>`` for this input only, so the rest of
+        a batch still runs (the CLI then exits 3).
+        """
         try:
             return self.segment_file(Path(path))
         except BipartError as exc:
+            from .runtime import user_message
+
             return SegmentResult(
-                input=str(path), ok=False, part_names=self.part_names, error=str(exc)
+                input=str(path), ok=False, part_names=self.part_names, error=user_message(exc)
+            )
+        except Exception as exc:  # noqa: BLE001 - one input's bug must not abort the batch
+            from .runtime import log
+
+            log.debug("internal error on %s", path, exc_info=True)
+            return SegmentResult(
+                input=str(path),
+                ok=False,
+                part_names=self.part_names,
+                error=f"{path}: internal error: {type(exc).__name__}: {exc} "
+                "(rerun with -v for the traceback)",
             )
 
     def segment_file(self, path: Path) -> SegmentResult:
@@ -517,6 +582,7 @@ class Segmenter:
 
     def _write(self, asset: Asset, dense: PointSample, result: SegmentResult) -> None:
         from .io import write_outputs
+        from .io.atomic import staged_outputs
 
         out_dir = self.options.out_dir or (asset.source.parent if asset.source else Path.cwd())
         metadata = {
@@ -529,22 +595,29 @@ class Segmenter:
             "device": str(self.device),
             "timings": result.timings,
         }
-        paths = write_outputs(
-            asset,
-            dense,
-            result.dense_labels,
-            result.dense_scores,
-            self.part_names,
-            out_dir,
-            metadata=metadata,
-        )
-        result.outputs = {k: str(v) for k, v in paths.__dict__.items() if v is not None}
-        if self.options.preview:
-            preview_path = Path(out_dir) / f"{asset.stem}.parts.png"
-            write_preview(
-                dense, result.dense_labels, self.part_names, preview_path, device=str(self.device)
+        with staged_outputs(f"outputs to {out_dir}") as outputs:  # all files or none
+            paths = write_outputs(
+                asset,
+                dense,
+                result.dense_labels,
+                result.dense_scores,
+                self.part_names,
+                out_dir,
+                metadata=metadata,
+                outputs=outputs,
             )
-            result.outputs["preview"] = str(preview_path)
+            result.outputs = {k: str(v) for k, v in paths.__dict__.items() if v is not None}
+            if self.options.preview:
+                preview_path = Path(out_dir) / f"{asset.stem}.parts.png"
+                write_preview(
+                    dense,
+                    result.dense_labels,
+                    self.part_names,
+                    preview_path,
+                    device=str(self.device),
+                    outputs=outputs,
+                )
+                result.outputs["preview"] = str(preview_path)
         counts = np.bincount(
             result.dense_labels[result.dense_labels >= 0], minlength=len(self.part_names)
         )
@@ -593,6 +666,7 @@ def segment(inputs: str | list[str], parts: str | list[str], **options: Any) -> 
         options["out_dir"] = Path(options["out_dir"])
     segment_options = SegmentOptions(adapt=adapt, **options)
     part_names = parse_part_names(parts if isinstance(parts, str) else ",".join(parts))
-    segmenter = Segmenter(part_names, segment_options)
     paths = expand_inputs([inputs] if isinstance(inputs, str) else list(inputs))
+    check_inputs(paths, segment_options.out_dir, collisions=segment_options.write, fail_fast=False)
+    segmenter = Segmenter(part_names, segment_options)
     return [segmenter.run(path) for path in paths]

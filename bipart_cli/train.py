@@ -337,28 +337,51 @@ def naive_outer_loss(
 # --- checkpoints (safetensors + JSON, no pickle) ----------------------------------
 
 
+CHECKPOINT_FILES = ("model.safetensors", "optimizer.safetensors", "rng_state.safetensors")
+
+
 def save_checkpoint(run_dir: Path, model, optimizer, state: dict[str, Any]) -> Path:
     """Write ``RUN_DIR/checkpoint``: model (save_pretrained layout), optimizer tensors, trainer state.
 
     The folder is written beside the old one and swapped in by rename, so a kill
-    at any moment leaves the last good checkpoint intact.
+    at any moment leaves the last good checkpoint intact (a kill between the two
+    renames is repaired by :func:`recover_checkpoint`). ``trainer_state.json``,
+    written last, records the sha256 of the other files. A failed write (a full
+    disk) removes the staging folder and raises one OutputWriteError line.
     """
     import shutil
 
     from safetensors.torch import save_file
 
+    from .errors import OutputWriteError
+    from .io import sha256_file
+    from .io.atomic import is_write_error, write_error_reason
+
     final = run_dir / "checkpoint"
     staging = run_dir / ".checkpoint.tmp"
     if staging.exists():
         shutil.rmtree(staging)
-    staging.mkdir(parents=True)
-    model.save_pretrained(staging)
-    tensors, groups = _optimizer_to_tensors(optimizer)
-    save_file(tensors, str(staging / "optimizer.safetensors"))
-    save_file(_rng_tensors(), str(staging / "rng_state.safetensors"))
-    (staging / "trainer_state.json").write_text(
-        json.dumps({**state, "optimizer_groups": groups}, indent=2)
-    )
+    try:
+        staging.mkdir(parents=True)
+        model.save_pretrained(staging)
+        tensors, groups = _optimizer_to_tensors(optimizer)
+        save_file(tensors, str(staging / "optimizer.safetensors"))
+        save_file(_rng_tensors(), str(staging / "rng_state.safetensors"))
+        checksums = {
+            name: sha256_file(staging / name)
+            for name in CHECKPOINT_FILES
+            if (staging / name).is_file()
+        }
+        (staging / "trainer_state.json").write_text(
+            json.dumps({**state, "optimizer_groups": groups, "sha256": checksums}, indent=2)
+        )
+    except BaseException as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        if is_write_error(exc):
+            raise OutputWriteError(
+                f"cannot write the checkpoint in {run_dir}: {write_error_reason(exc)}"
+            ) from exc
+        raise
     old = run_dir / ".checkpoint.old"
     if final.exists():
         if old.exists():
@@ -368,6 +391,23 @@ def save_checkpoint(run_dir: Path, model, optimizer, state: dict[str, Any]) -> P
     if old.exists():
         shutil.rmtree(old)
     return final
+
+
+def recover_checkpoint(run_dir: Path) -> None:
+    """Finish a checkpoint swap a kill interrupted: with ``checkpoint/`` missing, a complete
+    ``.checkpoint.tmp`` (it has ``trainer_state.json``, written last) becomes the
+    checkpoint, else the previous one kept in ``.checkpoint.old``."""
+    final = run_dir / "checkpoint"
+    if (final / "trainer_state.json").exists():
+        return
+    for candidate in (run_dir / ".checkpoint.tmp", run_dir / ".checkpoint.old"):
+        if (candidate / "trainer_state.json").exists():
+            if final.exists():
+                import shutil
+
+                shutil.rmtree(final)
+            os.replace(candidate, final)
+            return
 
 
 def _optimizer_to_tensors(optimizer) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:
@@ -529,8 +569,10 @@ def train_model(
     optimizer = torch.optim.Adam(trainable, lr=settings.outer_lr)
     start_epoch, step = 0, 0
     checkpoint = run_dir / "checkpoint"
+    if resume and dist_info.is_main:
+        recover_checkpoint(run_dir)
     if resume and (checkpoint / "trainer_state.json").exists():
-        start_epoch, step = _restore(model, optimizer, checkpoint, device)
+        start_epoch, step = _restore(model, optimizer, checkpoint, device, settings)
     elif dist_info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "log.jsonl").unlink(missing_ok=True)
@@ -652,23 +694,63 @@ def _log(run_dir: Path, dist_info: DistInfo, record: dict[str, Any]) -> None:
         handle.write(json.dumps(record) + "\n")
 
 
-def _restore(model, optimizer, checkpoint: Path, device) -> tuple[int, int]:
-    state = json.loads((checkpoint / "trainer_state.json").read_text())
-    model.load_weights(checkpoint / "model.safetensors")
-    load_optimizer_state(optimizer, checkpoint, state["optimizer_groups"])
-    _load_rng_state(checkpoint)
-    _truncate_log(checkpoint.parent / "log.jsonl", state["step"])
-    return int(state["epoch"]), int(state["step"])
+def _restore(
+    model, optimizer, checkpoint: Path, device, settings: TrainSettings | None = None
+) -> tuple[int, int]:
+    """Load weights, optimizer, RNG and counters from ``checkpoint`` (checksums verified).
+
+    Raises :class:`CheckpointError` for a damaged checkpoint and :class:`UsageError`
+    when ``settings`` has another ``--seed`` than the run being resumed.
+    """
+    from .errors import CheckpointError
+    from .io import sha256_file
+
+    try:
+        state = json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
+        if not isinstance(state, dict):
+            raise ValueError("trainer_state.json is not a JSON object")
+        for name, digest in (state.get("sha256") or {}).items():
+            if name not in CHECKPOINT_FILES:
+                raise ValueError(f"unexpected file {name!r} in trainer_state.json")
+            if sha256_file(checkpoint / name) != digest:
+                raise ValueError(f"{name} is corrupt (sha256 mismatch)")
+        saved_seed = (state.get("settings") or {}).get("seed")
+        if settings is not None and saved_seed is not None and saved_seed != settings.seed:
+            raise UsageError(
+                f"--resume: --seed {settings.seed} differs from the run's seed {saved_seed}; "
+                f"resume with --seed {saved_seed} or start a new --out"
+            )
+        epoch, step = int(state["epoch"]), int(state["step"])
+        if epoch < 0 or step < 0:
+            raise ValueError("negative epoch or step")
+        model.load_weights(checkpoint / "model.safetensors")
+        load_optimizer_state(optimizer, checkpoint, state["optimizer_groups"])
+        _load_rng_state(checkpoint)
+    except (UsageError, CheckpointError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - json, safetensors and torch raise many types
+        from .runtime import scrub_hint
+
+        raise CheckpointError(
+            f"cannot resume from {checkpoint}: {type(exc).__name__}: {scrub_hint(str(exc))}"
+        ) from exc
+    _truncate_log(checkpoint.parent / "log.jsonl", step)
+    return epoch, step
 
 
 def _truncate_log(path: Path, step: int) -> None:
-    """Drop log lines written after the checkpoint so a resumed run's log matches an uninterrupted one."""
+    """Drop log lines written after the checkpoint so a resumed run's log matches an
+    uninterrupted one; a line cut short by a kill (not JSON) is dropped too."""
     if not path.exists():
         return
     kept = []
-    for line in path.read_text().splitlines():
-        record = json.loads(line)
-        if record["step"] <= step:
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+            keep = isinstance(record, dict) and int(record["step"]) <= step
+        except (ValueError, KeyError, TypeError):
+            keep = False
+        if keep:
             kept.append(line)
     with atomic_path(path) as tmp:
         tmp.write_text("".join(line + "\n" for line in kept))

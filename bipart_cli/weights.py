@@ -80,10 +80,51 @@ def resolve_weights(
     entry = _registry_entry(spec, registry)
     if entry is not None:
         return _load_registered(entry, revision, device)
-    model = BiPartModel.from_pretrained(spec, revision=revision)
-    return model.to(device).eval(), WeightsInfo(
-        spec, revision, None, trained=True, encoder_pretrained=model.encoder_is_pretrained
+    from .hub import resolve_pretrained
+
+    folder = resolve_pretrained(
+        spec, revision=revision, allow_patterns=["config.json", "model.safetensors"]
     )
+    sha = _verified_sha256(folder, _config_sha256(folder), spec)
+    model = BiPartModel.from_pretrained(folder)
+    _check_finite(model, spec)
+    return model.to(device).eval(), WeightsInfo(
+        spec, revision, sha, trained=True, encoder_pretrained=model.encoder_is_pretrained
+    )
+
+
+def _config_sha256(folder: Path) -> str | None:
+    """The ``sha256`` of ``model.safetensors`` a folder's ``config.json`` records, if any."""
+    try:
+        value = json.loads((folder / "config.json").read_text(encoding="utf-8")).get("sha256")
+    except (OSError, ValueError, AttributeError):
+        return None  # from_pretrained reports a missing or broken config
+    return value if isinstance(value, str) else None
+
+
+def _verified_sha256(folder: Path, expected: str | None, what: str) -> str | None:
+    """sha256 of ``folder/model.safetensors`` (None when missing), checked against ``expected``."""
+    from .io import sha256_file
+
+    path = folder / "model.safetensors"
+    if not path.is_file():
+        return None
+    sha = sha256_file(path)
+    if expected and sha != expected.lower():
+        raise ModelUnavailableError(
+            f"weights {what}: model.safetensors sha256 {sha[:12]}… does not match the "
+            f"{expected[:12]}… its config.json records (a damaged or altered file)"
+        )
+    return sha
+
+
+def _check_finite(model: BiPartModel, what: str) -> None:
+    """Refuse weights holding NaN or inf, with one line naming the first such tensor."""
+    import torch
+
+    for name, tensor in model.state_dict().items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise ModelUnavailableError(f"weights {what}: {name} holds NaN or inf values")
 
 
 def _load_registered(
@@ -100,6 +141,7 @@ def _load_registered(
         )
     revision = revision or entry.get("revision")
     model = BiPartModel.from_pretrained(source, revision=revision)
+    _check_finite(model, entry["id"])
     sha = None
     if local is not None and local.is_dir():
         sha = sha256_file(local / "model.safetensors")

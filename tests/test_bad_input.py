@@ -166,3 +166,17 @@ def test_unknown_box_reduction_is_a_one_line_usage_error(run_bipart, tmp_path, c
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "--box-reduction must be mean or sum, not 'median'" in lines[0]
     assert not (tmp_path / "run").exists()
+
+
+def test_terminal_escapes_in_node_names_are_not_printed_raw(run_bipart, tmp_path):
+    """Issue 15 item 17: GLB node names reached the terminal with their escape sequences."""
+    scene = trimesh.Scene()
+    for name, shift in (("\x1b]0;pwned\x07seat", 0.0), ("\x1b[2Jback", 2.0)):
+        box = trimesh.creation.box(extents=(1, 1, 1))
+        box.apply_translation((0, shift, 0))
+        scene.add_geometry(box, node_name=name, geom_name=name)
+    (tmp_path / "evil.glb").write_bytes(scene.export(file_type="glb"))
+    result = run_bipart("info", "evil.glb", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "\x1b" not in result.stdout and "\x07" not in result.stdout
+    assert "\\x1b[2Jback" in result.stdout

@@ -408,3 +408,29 @@ def test_built_index_caches_the_descriptors_of_its_points(tmp_path, chair_glb):
     record = index.record(0)
     fresh = point_descriptors(record.points).astype(np.float16)
     np.testing.assert_array_equal(record.descriptors, fresh)
+
+
+@pytest.mark.parametrize(
+    ("edit", "field"),
+    [
+        (lambda m: m.pop("entries"), "'entries' is missing"),
+        (lambda m: m["entries"][0].update(shard=7), r"entries\[0\].shard is 7"),
+        (lambda m: m["entries"][1].update(slot=99), r"entries\[1\].slot is 99"),
+        (lambda m: m["entries"][0].update(slot="0"), r"entries\[0\].slot must be an integer"),
+        (lambda m: m["entries"][2].pop("category"), r"entries\[2\].category is missing"),
+        (lambda m: m["shards"][0].update(count=None), r"shards\[0\].count must be an integer"),
+        (lambda m: m["bps_basis"].pop("file"), "bps_basis.file must be a string"),
+        (lambda m: m.update(version="1"), "has format version '1', this bipart reads version 2"),
+    ],
+    ids=["no-entries", "shard", "slot", "slot-type", "category", "count", "basis", "version"],
+)
+def test_bad_manifests_are_one_typed_error_naming_the_field(tmp_path, records, edit, field):
+    """Issue 15 items 13 and 16: a missing ``entries`` was a KeyError, an out-of-range
+    shard or slot crashed ``train``; the version "1" read "version 1, ... reads version 1"."""
+    write_index(tmp_path / "idx", records)
+    path = tmp_path / "idx" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    edit(manifest)
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(IndexCorruptError, match=field):
+        ShapeIndex.open(tmp_path / "idx")

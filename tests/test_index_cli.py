@@ -314,3 +314,99 @@ def test_usage_errors(shapes_dir, tmp_path):
     assert invoke(str(shapes_dir), "--out", str(tmp_path / "x"), "--labeler", "gpt").exit_code == 2
     missing = invoke(str(tmp_path / "nope"), "--out", str(tmp_path / "x"))
     assert missing.exit_code == 1 and "not a folder" in missing.stderr
+
+
+def test_psb_layout_obj_is_indexed_with_its_labels_and_an_unlabeled_one_fails(tmp_path):
+    """Issue 15 item 2: an OBJ with ``<stem>_labels.npy`` + ``parts.json`` indexed as 0 boxes
+    with ``has_ground_truth: true``; a labeled index with no labels is an error."""
+    import trimesh
+
+    folder = tmp_path / "psb"
+    folder.mkdir()
+    for stem in ("1", "2"):
+        boxes = [trimesh.creation.box(extents=(1, 1, 1)), trimesh.creation.box(extents=(1, 1, 1))]
+        boxes[1].apply_translation((0, 1.5, 0))
+        trimesh.util.concatenate(boxes).export(folder / f"{stem}.obj")
+    (folder / "parts.json").write_text(json.dumps(["top", "bottom"]))
+    from bipart_cli.io import load_asset
+
+    plain = load_asset(folder / "1.obj")
+    top = plain.vertices[plain.faces].mean(axis=1)[:, 1] > 0.75
+    np.save(folder / "1_labels.npy", np.where(top, 0, 1))  # "2" has no label array
+    out = tmp_path / "index"
+    result = invoke(str(folder), "--out", str(out), *FAST, "--json")
+    assert result.exit_code == 3, result.output
+    summary = json.loads(result.stdout)
+    assert [f["path"] for f in summary["failed"]] == ["2.obj"]
+    assert "unassigned" in summary["failed"][0]["error"]
+    (entry,) = ShapeIndex.open(out).entries
+    assert entry.id == "1.obj" and entry.has_ground_truth and entry.num_boxes == 2
+
+
+def test_rebuild_repairs_a_shard_with_a_flipped_byte(shapes_dir, reference, tmp_path):
+    """Issue 15 item 4: a file with the right name and size was skipped, so ``verify()``
+    kept failing after a rebuild that exited 0."""
+    from bipart_cli.errors import IndexCorruptError
+
+    out = tmp_path / "index"
+    shutil.copytree(reference, out)
+    (shard,) = sorted((out / "shards").glob("*.safetensors"))
+    data = bytearray(shard.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    with pytest.raises(IndexCorruptError):
+        ShapeIndex.open(out).verify()
+    result = invoke(str(shapes_dir), "--out", str(out), *FAST)
+    assert result.exit_code == 0, result.output
+    ShapeIndex.open(out).verify()
+    assert_same_index(out, reference)
+
+
+def test_unrelated_files_in_out_are_never_deleted(shapes_dir, reference, tmp_path):
+    """Issue 15 item 9: ``--out EXISTING`` deleted every ``*.safetensors`` in its
+    ``shards/`` and ``features/``."""
+    foreign = tmp_path / "mine"
+    (foreign / "shards").mkdir(parents=True)
+    (foreign / "shards" / "model.safetensors").write_bytes(b"weights")
+    result = invoke(str(shapes_dir), "--out", str(foreign), *FAST)
+    assert result.exit_code == 2, result.output
+    assert "holds no bipart index" in result.output
+    assert (foreign / "shards" / "model.safetensors").read_bytes() == b"weights"
+    assert sorted(p.name for p in foreign.iterdir()) == ["shards"]
+
+    out = tmp_path / "index"
+    shutil.copytree(reference, out)
+    (out / "shards" / "model.safetensors").write_bytes(b"weights")
+    (out / "features").mkdir(exist_ok=True)
+    (out / "features" / "notes.safetensors").write_bytes(b"mine")
+    result = invoke(str(shapes_dir / "chair"), "--out", str(out), *FAST)  # fewer shapes
+    assert result.exit_code == 0, result.output
+    assert (out / "shards" / "model.safetensors").read_bytes() == b"weights"
+    assert (out / "features" / "notes.safetensors").read_bytes() == b"mine"
+    assert len(ShapeIndex.open(out)) == 4
+
+
+def test_a_full_disk_stops_the_build_with_one_line_and_no_staging(shapes_dir, tmp_path):
+    """Issue 15 item 6: ``index`` left ``.staging`` behind on a full disk. A file-size limit
+    (RLIMIT_FSIZE, SIGXFSZ ignored) makes every write past 16 KiB fail like a full disk."""
+    import resource
+    import signal
+
+    def small_disk() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (16 << 10, 16 << 10))
+
+    out = tmp_path / "index"
+    result = subprocess.run(
+        [sys.executable, "-m", "bipart_cli", "index", str(shapes_dir), "--out", str(out), *FAST],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NO_COLOR": "1"},
+        preexec_fn=small_disk,
+        timeout=300,
+    )
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 1, result.stderr
+    assert len(lines) == 1 and "cannot write the index" in lines[0], result.stderr
+    assert "File too large" in lines[0]
+    assert not (out / STAGING_DIR).exists() and not (out / "manifest.json").exists()

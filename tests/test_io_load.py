@@ -282,3 +282,101 @@ def test_label_array_sidecar_of_the_wrong_length_is_a_clear_error(tmp_path):
     np.save(tmp_path / "pair_labels.npy", np.zeros(5, np.uint8))
     with pytest.raises(InvalidInputError, match="5 labels for the 24 faces of pair.ply"):
         load_asset(tmp_path / "pair.ply")
+
+
+@pytest.mark.parametrize("suffix", ["obj", "glb", "off"])
+def test_label_array_sidecar_with_parts_json_is_read_for_every_mesh_format(tmp_path, suffix):
+    """Issue 15 item 2: a parts.json naming the parts must not hide ``<stem>_labels.npy``
+    (OBJ and GLB loaded with every face unassigned)."""
+    mesh = trimesh.util.concatenate(
+        [trimesh.creation.box(extents=(1, 1, 1)), trimesh.creation.box(extents=(1, 1, 1))]
+    )
+    mesh.vertices[len(mesh.vertices) // 2 :, 1] += 1.5
+    path = tmp_path / f"pair.{suffix}"
+    mesh.export(path)
+    plain = load_asset(path)
+    top = plain.vertices[plain.faces].mean(axis=1)[:, 1] > 0.75  # (f,)
+    labels = np.where(top, 0, 1).astype(np.int64)  # 0-based: top, bottom
+    np.save(tmp_path / "pair_labels.npy", labels)
+    (tmp_path / "parts.json").write_text(json.dumps(["top", "bottom"]))
+    asset = load_asset(path)
+    assert asset.part_names == ["top", "bottom"]
+    np.testing.assert_array_equal(asset.labels, labels)
+
+
+def test_label_values_are_remapped_densely(tmp_path):
+    """Issue 15 item 1: parts grow with the distinct values, not with the largest one."""
+    _two_box_mesh(tmp_path / "pair.ply")
+    labels = np.repeat(np.array([7, 10**6], np.int64), 12)
+    labels[0] = -1
+    np.save(tmp_path / "pair_labels.npy", labels)
+    (tmp_path / "parts.json").write_text(json.dumps(["a", "b"]))
+    asset = load_asset(tmp_path / "pair.ply")
+    assert asset.part_names == ["a", "b", "part_8", "part_1000001"]
+    assert asset.labels[0] == -1 and (asset.labels[1:12] == 2).all()
+    assert (asset.labels[12:] == 3).all()
+
+
+@pytest.mark.parametrize(
+    "array",
+    [
+        np.zeros(24, dtype=[("a", "i4")]),
+        np.full(24, 1.0),
+        np.zeros(24, np.complex64),
+        np.array(["a"] * 24),
+    ],
+    ids=["structured", "float", "complex", "string"],
+)
+def test_label_array_must_hold_integers(tmp_path, array):
+    """Issue 15 item 15: structured dtypes crashed, float and complex were accepted."""
+    _two_box_mesh(tmp_path / "pair.ply")
+    np.save(tmp_path / "pair_labels.npy", array)
+    with pytest.raises(InvalidInputError, match="pair_labels.npy"):
+        load_asset(tmp_path / "pair.ply")
+
+
+def test_latin1_obj_and_stl_load_with_their_names(tmp_path):
+    """Issue 15 item 10: Latin-1 OBJ/STL failed as "corrupt or truncated" (trimesh wanted
+    charset_normalizer, which is not installed)."""
+    obj = tmp_path / "latin.obj"
+    obj.write_bytes(
+        "# café\no pièce\nv 0 0 0\nv 1 0 0\nv 0 1 0\nv 0 0 1\nf 1 2 3\nf 1 2 4\n"
+        "o tête\nv 0 0 2\nv 1 0 2\nv 0 1 2\nf 5 6 7\n".encode("latin-1")
+    )
+    asset = load_asset(obj)
+    assert asset.part_names == ["pièce", "tête"]
+    np.testing.assert_array_equal(asset.labels, [0, 0, 1])
+    stl = tmp_path / "latin.stl"
+    stl.write_bytes(
+        "solid café\nfacet normal 0 0 1\nouter loop\nvertex 0 0 0\nvertex 1 0 0\n"
+        "vertex 0 1 0\nendloop\nendfacet\nendsolid café\n".encode("latin-1")
+    )
+    assert len(load_asset(stl).faces) == 1
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ([{"id": "x", "name": "top"}], "a part 'id' is not an integer"),
+        (["top", "Top"], "names the part 'Top' twice"),
+        (["top", " "], "a part name is empty"),
+        ({"parts": [1, 2]}, "'parts' must be a list of names"),
+    ],
+)
+def test_bad_parts_json_is_reported_as_parts_json(tmp_path, content, message):
+    """Issue 15 item 16: parts.json errors read "corrupt OBJ", and duplicate names were
+    accepted here but rejected (as "--parts") by the index."""
+    _two_box_mesh(tmp_path / "pair.obj")
+    (tmp_path / "parts.json").write_text(json.dumps(content))
+    with pytest.raises(InvalidInputError, match="parts.json") as caught:
+        load_asset(tmp_path / "pair.obj")
+    assert message in str(caught.value) and "corrupt" not in str(caught.value)
+
+
+def test_duplicate_names_in_an_index_parts_json_name_the_file(tmp_path):
+    from bipart_cli.index.build import folder_part_names
+
+    _two_box_mesh(tmp_path / "pair.obj")
+    (tmp_path / "parts.json").write_text(json.dumps(["leg", "Leg"]))
+    with pytest.raises(InvalidInputError, match=r"parts.json: the list names 'Leg' twice"):
+        folder_part_names(tmp_path / "pair.obj", tmp_path)

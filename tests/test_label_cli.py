@@ -107,3 +107,15 @@ def test_label_needs_parts_and_labels(chair_glb, tmp_path):
         app, ["label", str(chair_glb), "--parts", "a", "--labeler", "magic", *FAST]
     )
     assert result.exit_code == 2
+
+
+def test_label_writes_its_three_files_as_one_unit(chair_glb, tmp_path):
+    """Issue 15 item 6: ``label`` wrote file by file, so a failing summary left the
+    pseudo labels and the preview behind."""
+    (tmp_path / "chair.pseudo.json").mkdir()  # its rename fails after the others are staged
+    result = runner.invoke(
+        app, ["label", str(chair_glb), "--labeler", "given", "--out-dir", str(tmp_path), *FAST]
+    )
+    assert result.exit_code == 1, result.output
+    assert "cannot write outputs" in result.output and "nothing was written" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["chair.pseudo.json"]

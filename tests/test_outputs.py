@@ -262,3 +262,15 @@ def test_atomic_outputs_get_the_umask_mode_even_when_the_writer_recreates_the_fi
         os.umask(old)
     for name in ("weights.safetensors", "notes.txt"):
         assert (tmp_path / name).stat().st_mode & 0o777 == 0o644, name
+
+
+def test_a_failure_on_the_last_rename_leaves_no_file_either(chair_asset, tmp_path):
+    """Issue 15 item 6: with ``chair.parts.json`` renamed last, its failure left the
+    ``.ply`` and ``.glb`` behind."""
+    dense = sample_dense(chair_asset, 2000)
+    (tmp_path / "chair.parts.json").mkdir()
+    with pytest.raises(BipartError, match="cannot write outputs"):
+        write_outputs(
+            chair_asset, dense, dense.labels, np.ones(2000), chair_asset.part_names, tmp_path
+        )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["chair.parts.json"]

@@ -195,3 +195,75 @@ def test_up_auto_is_invariant_to_the_target_rotation(api_run, tmp_path):
     assert agreement > 0.95, agreement
     gt = ground_truth(targets[0])
     assert shape_miou(tilted.dense_labels, gt, len(PARTS)) > 0.3
+
+
+def test_full_stems_and_one_internal_error_do_not_spoil_a_batch(tmp_path, monkeypatch):
+    """Issue 15 items 7 and 12: ``chair.v1.glb`` and ``chair.v2.glb`` both wrote
+    ``chair.parts.*``; an untyped error on one input aborted the whole batch."""
+    from typer.testing import CliRunner
+
+    import bipart_cli.io
+    from bipart_cli.cli import app
+
+    for name, seed in (("chair.v1.glb", 1), ("chair.v2.glb", 2), ("boom.glb", 3)):
+        write_chair(tmp_path / name, seed)
+    real_load = bipart_cli.io.load_asset
+
+    def load_or_fail(path):  # a bug in one input's processing, not a user error
+        if Path(path).name == "boom.glb":
+            raise RuntimeError("simulated bug")
+        return real_load(path)
+
+    monkeypatch.setattr(bipart_cli.io, "load_asset", load_or_fail)
+    inputs = [str(tmp_path / n) for n in ("chair.v1.glb", "boom.glb", "chair.v2.glb")]
+    args = ["--parts", ",".join(PARTS), "--labeler", "simulated", "--weights", "random"]
+    args += ["--points", "1024", "--out-dir", str(tmp_path / "out"), "--json", "--device", "cpu"]
+    result = CliRunner().invoke(app, ["segment", *inputs, *args])
+    assert result.exit_code == 3, result.output
+    records = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert [(Path(r["input"]).name, r["ok"]) for r in records] == [
+        ("chair.v1.glb", True),
+        ("boom.glb", False),
+        ("chair.v2.glb", True),
+    ]
+    assert "internal error: RuntimeError: simulated bug" in records[1]["error"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
+        f"chair.{v}.parts.{kind}" for v in ("v1", "v2") for kind in ("ply", "glb", "json")
+    )
+
+
+def test_inputs_that_would_write_the_same_outputs_are_refused_first(tmp_path, run_bipart):
+    write_chair(tmp_path / "chair.glb", 1)
+    make_shape("chair", 2).export(tmp_path / "chair.obj")
+    done = run_bipart(
+        "segment", "chair.glb", "chair.obj", "--parts", "back,seat", "--weights", "./nope",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "would both write chair.parts.*" in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["chair.glb", "chair.obj"]
+
+
+def test_a_missing_input_is_reported_before_any_model_loads(tmp_path, run_bipart):
+    """Issue 15 item 18: a missing file cost 22 s (model and support loading) before its
+    error; with weights that do not exist either, the input's error now comes first."""
+    done = run_bipart(
+        "segment", "missing.glb", "--parts", "a,b", "--weights", "./nope", cwd=tmp_path
+    )
+    assert done.returncode == 1, done.stderr
+    assert "missing.glb: no such file" in done.stderr and "nope" not in done.stderr
+
+
+def test_a_preview_that_cannot_be_written_leaves_no_output(tmp_path, run_bipart):
+    """Issue 15 item 6: a ``--preview`` failure left the ``.ply``, ``.glb`` and ``.json``."""
+    write_chair(tmp_path / "chair.glb", 1)
+    out = tmp_path / "out"
+    (out / "chair.parts.png").mkdir(parents=True)
+    done = run_bipart(
+        "segment", "chair.glb", "--parts", ",".join(PARTS), "--labeler", "simulated",
+        "--weights", "random", "--points", "1024", "--out-dir", "out", "--preview",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert "cannot write outputs" in done.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["chair.parts.png"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -432,3 +433,129 @@ def test_bad_model_config_is_a_usage_error(tmp_path, content, message):
     assert result.exit_code == 2, result.output
     assert message in result.output and "--model-config" in result.output
     assert not (tmp_path / "run").exists()
+
+
+# --- resume gaps (issue 15 item 8) ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def one_epoch_run(tmp_path_factory, basis_points):
+    """A run folder after epoch 1 of 2, and the shapes it trained on."""
+    shapes = make_shapes(6, basis_points)
+    run = tmp_path_factory.mktemp("resume") / "run"
+    train_model(tiny_model(), shapes, run, small_settings(epochs=1), CPU, quiet=True)
+    return run, shapes
+
+
+def _resume(run: Path, shapes, **overrides):
+    settings = small_settings(epochs=2, **overrides)
+    return train_model(tiny_model(), shapes, run, settings, CPU, resume=True, quiet=True)
+
+
+def test_resume_after_a_kill_between_the_checkpoint_renames(one_epoch_run, tmp_path):
+    """The swap had moved ``checkpoint`` to ``.checkpoint.old``: resume restarted at step 0."""
+    run = tmp_path / "run"
+    shutil.copytree(one_epoch_run[0], run)
+    os.replace(run / "checkpoint", run / ".checkpoint.old")
+    reports = _resume(run, one_epoch_run[1])
+    assert [r.epoch for r in reports] == [1]
+    assert json.loads((run / "checkpoint" / "trainer_state.json").read_text())["epoch"] == 2
+
+
+def test_resume_drops_a_log_line_cut_short_by_a_kill(one_epoch_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(one_epoch_run[0], run)
+    with open(run / "log.jsonl", "a") as handle:
+        handle.write('{"step": 99, "lo')
+    reports = _resume(run, one_epoch_run[1])
+    assert [r.epoch for r in reports] == [1]
+    for line in (run / "log.jsonl").read_text().splitlines():
+        json.loads(line)
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        ("flip", "model.safetensors is corrupt"),
+        ("state", "cannot resume from"),
+        ("optimizer", "cannot resume from"),
+    ],
+)
+def test_a_damaged_checkpoint_is_one_typed_error(one_epoch_run, tmp_path, damage, message):
+    from bipart_cli.errors import CheckpointError
+
+    run = tmp_path / "run"
+    shutil.copytree(one_epoch_run[0], run)
+    checkpoint = run / "checkpoint"
+    if damage == "flip":
+        data = bytearray((checkpoint / "model.safetensors").read_bytes())
+        data[-100] ^= 0x01
+        (checkpoint / "model.safetensors").write_bytes(bytes(data))
+    elif damage == "state":
+        (checkpoint / "trainer_state.json").write_text('{"epoch": "x", "step": []}')
+    else:
+        (checkpoint / "optimizer.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}")
+        state = json.loads((checkpoint / "trainer_state.json").read_text())
+        state["sha256"].pop("optimizer.safetensors")
+        (checkpoint / "trainer_state.json").write_text(json.dumps(state))
+    with pytest.raises(CheckpointError, match=message):
+        _resume(run, one_epoch_run[1])
+
+
+def test_resume_with_another_seed_is_refused(one_epoch_run, tmp_path):
+    from bipart_cli.errors import UsageError
+
+    run = tmp_path / "run"
+    shutil.copytree(one_epoch_run[0], run)
+    with pytest.raises(UsageError, match="--seed 5 differs from the run's seed 0"):
+        _resume(run, one_epoch_run[1], seed=5)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"encoder_heads": 0}', "config.encoder_heads is 0"),
+        ('{"mlp_ratio": NaN}', "config.mlp_ratio must be a finite number"),
+        ('{"encoder_seed": "7"}', "config.encoder_seed must be an integer"),
+        ('{"extractor_dim": 1000000000}', "config.extractor_dim is 1000000000"),
+        ('{"num_points": -5}', "config.num_points is -5"),
+        ('{"use_extractor": "no"}', "config.use_extractor must be true or false"),
+        ('{"group_sizes": 3}', "config.group_sizes must be a list"),
+    ],
+)
+def test_model_config_types_and_ranges_are_validated(tmp_path, content, message):
+    """Issue 15 item 14: these crashed (heads 0, NaN, a string seed, huge sizes) or were
+    accepted (num_points -5, use_extractor "no")."""
+    from typer.testing import CliRunner
+
+    from bipart_cli.cli import app
+
+    config = tmp_path / "model.json"
+    config.write_text(content)
+    args = ["train", "--index", str(tmp_path), "--out", str(tmp_path / "run")]
+    result = CliRunner().invoke(app, [*args, "--model-config", str(config)])
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert len([line for line in result.output.splitlines() if line.strip()]) == 1
+
+
+def test_a_checkpoint_that_cannot_be_written_leaves_no_staging_folder(tmp_path):
+    """Issue 15 item 6: ``train`` left an empty ``.checkpoint.tmp`` on a full disk. A
+    file-size limit (SIGXFSZ ignored) makes the writes fail like a full disk."""
+    import resource
+
+    from bipart_cli.errors import OutputWriteError
+    from bipart_cli.train import save_checkpoint
+
+    model = tiny_model()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    previous_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, hard))
+    try:
+        with pytest.raises(OutputWriteError, match="cannot write the checkpoint"):
+            save_checkpoint(tmp_path, model, optimizer, {"epoch": 1, "step": 1})
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous_handler)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

@@ -69,3 +69,72 @@ def test_default_weights_beat_the_untrained_model_on_unseen_chairs(chair_scores)
     trained, untrained = chair_scores["default"], chair_scores["random"]
     assert trained.mean() >= untrained.mean() + 0.02, (trained, untrained)
     assert (trained > untrained).sum() >= 6, (trained, untrained)
+
+
+@pytest.mark.parametrize("spec", ["runs/mine", "./mine", "~/no-such-bipart-folder/x"])
+def test_a_missing_local_folder_is_not_taken_for_a_hub_id(spec, tmp_path, monkeypatch):
+    """Issue 15 item 20: ``--weights runs/mine`` with the folder missing went to the Hub."""
+    from bipart_cli.errors import ModelUnavailableError
+    from bipart_cli.weights import resolve_weights
+
+    (tmp_path / "runs").mkdir()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelUnavailableError, match=f"no such folder: {spec}"):
+        resolve_weights(spec)
+
+
+def test_folder_weights_record_verify_and_reject_non_finite(tmp_path):
+    """Issue 15 item 11: a flipped bit in a folder's model.safetensors changed results
+    silently and the sidecar said ``sha256: null``."""
+    import torch
+    from _tiny import tiny_config
+
+    from bipart_cli.errors import ModelUnavailableError
+
+    folder = tmp_path / "mine"
+    BiPartModel(tiny_config()).save_pretrained(folder)
+    weights = folder / "model.safetensors"
+    _, info = resolve_weights(str(folder))
+    assert info.sha256 == sha256_file(weights)
+
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "sha256": info.sha256}))
+    assert resolve_weights(str(folder))[1].sha256 == info.sha256
+    data = bytearray(weights.read_bytes())
+    data[-5] ^= 0x10
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ModelUnavailableError, match="does not match"):
+        resolve_weights(str(folder))
+
+    broken = BiPartModel(tiny_config())
+    with torch.no_grad():
+        next(p for p in broken.parameters() if p.is_floating_point()).view(-1)[0] = float("nan")
+    broken.save_pretrained(tmp_path / "nan")
+    with pytest.raises(ModelUnavailableError, match="NaN or inf"):
+        resolve_weights(str(tmp_path / "nan"))
+
+
+def test_equal_weights_give_equal_files_in_every_process(tmp_path):
+    """Issue 15 item 19: safetensors wrote its metadata in a per-process hash order, so the
+    same seed gave files with different sha256s."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[2])\n"
+        "from pathlib import Path\n"
+        "from _tiny import tiny_config\n"
+        "from bipart_cli.model import BiPartModel\n"
+        "from bipart_cli.runtime import seed_everything\n"
+        "seed_everything(0)\n"
+        "BiPartModel(tiny_config()).save_pretrained(Path(sys.argv[1]))\n"
+    )
+    tests = str(Path(__file__).parent)
+    for k in range(4):
+        subprocess.run([sys.executable, "-c", code, str(tmp_path / f"m{k}"), tests], check=True)
+    digests = {sha256_file(tmp_path / f"m{k}" / "model.safetensors") for k in range(4)}
+    assert len(digests) == 1
+    BiPartModel.from_pretrained(tmp_path / "m0")  # the rewritten header still loads
+    with safe_open(str(tmp_path / "m0" / "model.safetensors"), framework="pt") as handle:
+        assert len(handle.metadata()) > 3

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import IndexCorruptError, InvalidInputError, UsageError
+from ..errors import IndexCorruptError, InvalidInputError, OutputWriteError, UsageError
 from ..io.atomic import atomic_write_bytes, atomic_write_text
 from ..runtime import log
 from .format import (
@@ -42,7 +42,7 @@ from .format import (
     stable_hash,
 )
 from .reader import ShapeIndex, read_manifest
-from .writer import RECORDS_PER_SHARD, IndexWriter
+from .writer import RECORDS_PER_SHARD, IndexWriter, check_writable_index_folder, index_lock
 
 STAGING_DIR = ".staging"
 N_NETWORK_POINTS = 2048
@@ -158,7 +158,11 @@ def folder_part_names(path: Path, folder: Path) -> list[str] | None:
             names = data.get("parts") if isinstance(data, dict) else data
             if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
                 raise InvalidInputError(f"{candidate}: expected a list of part names")
-            return parse_part_names(names)
+            try:
+                return parse_part_names(names)
+            except UsageError as exc:  # "--parts names ... twice" would blame the wrong place
+                message = str(exc).replace("--parts", "the list", 1)
+                raise InvalidInputError(f"{candidate}: {message}") from None
         if current == top or current.parent == current:
             return None
         current = current.parent
@@ -334,7 +338,12 @@ class _Staging:
 
     def save(self, record: ShapeRecord) -> None:
         data = records_to_bytes([record], with_features=True)
-        atomic_write_bytes(self._path(record.id, record.sha256), data)
+        try:
+            atomic_write_bytes(self._path(record.id, record.sha256), data)
+        except OSError as exc:  # a full or read-only disk stops the build, not one file
+            raise OutputWriteError(
+                f"cannot write the index in {self.folder.parent}: {exc.strerror or exc}"
+            ) from exc
 
     def remove(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
@@ -433,6 +442,7 @@ def build_index(
     if labeler not in INDEX_LABELERS:
         raise UsageError(f"--labeler {labeler!r}: expected one of {', '.join(INDEX_LABELERS)}")
     shard_spec = parse_shard_spec(shard)
+    check_writable_index_folder(out)
     names_override = None if parts is None else parse_part_names(parts)
     options = dict(labeler_options or {})
     files = find_assets(folder, exclude=[out])
@@ -463,67 +473,95 @@ def build_index(
         encoder=encoder,
         device=torch_device,
     )
-    previous = _previous_index(out, settings, basis)
-    previous_rows = {} if previous is None else {e.id: i for i, e in enumerate(previous.entries)}
-    staging = _Staging(
-        out,
-        canonical_json(
-            {"settings": settings, "encoder": encoder, "basis": sha256_bytes(basis.to_bytes())}
-        ),
-    )
-    summary = BuildSummary(out=str(out), files=len(selected), features_cached=encoder is not None)
-    sources: dict[str, tuple[str, str]] = {}  # id -> (where the record is, sha256)
-    with progress_bar(quiet=not progress) as bar:
-        task = bar.add_task("indexing", total=len(selected))
-        for shape_id, path in selected:
-            try:
-                outcome, sha256 = _index_one(
-                    path,
-                    shape_id,
-                    names_override,
-                    category,
-                    context,
-                    staging,
-                    previous,
-                    previous_rows.get(shape_id),
-                )
-            except Exception as exc:  # noqa: BLE001 - one bad file must not stop the build
-                message = str(exc) or type(exc).__name__
-                named = shape_id in message or str(path) in message
-                log.error("%s", message if named else f"{shape_id}: {message}")
-                summary.failed.append({"path": shape_id, "error": message})
-            else:
-                sources[shape_id] = ("previous" if outcome == "unchanged" else "staged", sha256)
-                setattr(summary, outcome, getattr(summary, outcome) + 1)
-                if outcome == "indexed":
-                    _fault_hook(summary.indexed)
-            bar.advance(task)
+    staging = None
+    with index_lock(out):  # concurrent writers of one index take turns
+        try:
+            previous = _previous_index(out, settings, basis)
+            previous_rows = (
+                {} if previous is None else {e.id: i for i, e in enumerate(previous.entries)}
+            )
+            staging = _Staging(
+                out,
+                canonical_json(
+                    {
+                        "settings": settings,
+                        "encoder": encoder,
+                        "basis": sha256_bytes(basis.to_bytes()),
+                    }
+                ),
+            )
+            summary = BuildSummary(
+                out=str(out), files=len(selected), features_cached=encoder is not None
+            )
+            sources: dict[str, tuple[str, str]] = {}  # id -> (where the record is, sha256)
+            with progress_bar(quiet=not progress) as bar:
+                task = bar.add_task("indexing", total=len(selected))
+                for shape_id, path in selected:
+                    try:
+                        outcome, sha256 = _index_one(
+                            path,
+                            shape_id,
+                            names_override,
+                            category,
+                            context,
+                            staging,
+                            previous,
+                            previous_rows.get(shape_id),
+                        )
+                    except OutputWriteError:
+                        raise
+                    except Exception as exc:  # noqa: BLE001 - one bad file must not stop the build
+                        message = str(exc) or type(exc).__name__
+                        named = shape_id in message or str(path) in message
+                        log.error("%s", message if named else f"{shape_id}: {message}")
+                        summary.failed.append({"path": shape_id, "error": message})
+                    else:
+                        sources[shape_id] = (
+                            "previous" if outcome == "unchanged" else "staged",
+                            sha256,
+                        )
+                        setattr(summary, outcome, getattr(summary, outcome) + 1)
+                        if outcome == "indexed":
+                            _fault_hook(summary.indexed)
+                    bar.advance(task)
 
-    writer = IndexWriter(
-        out,
-        settings=settings,
-        basis=basis,
-        encoder=encoder,
-        source_root=str(folder.resolve()),
-        partial=None if shard_spec is None else {"shards": [shard_spec[0]], "of": shard_spec[1]},
-        records_per_shard=records_per_shard,
-    )
-    for shape_id in sorted(sources):
-        where, sha256 = sources[shape_id]
-        if where == "previous":
-            record = previous.record(previous_rows[shape_id])
-        else:
-            record = staging.load(shape_id, sha256)
-        if record is None:  # a staged file vanished between the loop and now
-            raise IndexCorruptError(f"staged record of {shape_id} is missing in {staging.folder}")
-        writer.add(record)
-    manifest = writer.commit()
-    staging.remove()
-    summary.removed = len(set(previous_rows) - set(sources))
-    summary.entries = manifest["num_entries"]
-    summary.shards = len(manifest["shards"])
-    summary.partial = manifest["partial"]
-    summary.elapsed_s = round(time.perf_counter() - started, 3)
+            writer = IndexWriter(
+                out,
+                settings=settings,
+                basis=basis,
+                encoder=encoder,
+                source_root=str(folder.resolve()),
+                partial=None
+                if shard_spec is None
+                else {"shards": [shard_spec[0]], "of": shard_spec[1]},
+                records_per_shard=records_per_shard,
+            )
+            for shape_id in sorted(sources):
+                where, sha256 = sources[shape_id]
+                if where == "previous":
+                    record = previous.record(previous_rows[shape_id])
+                else:
+                    record = staging.load(shape_id, sha256)
+                if record is None:  # a staged file vanished between the loop and now
+                    raise IndexCorruptError(
+                        f"staged record of {shape_id} is missing in {staging.folder}"
+                    )
+                writer.add(record)
+            manifest = writer.commit()
+            staging.remove()
+            summary.removed = len(set(previous_rows) - set(sources))
+            summary.entries = manifest["num_entries"]
+            summary.shards = len(manifest["shards"])
+            summary.partial = manifest["partial"]
+            summary.elapsed_s = round(time.perf_counter() - started, 3)
+        except (OSError, OutputWriteError) as exc:  # a full disk: no stray journal, one line
+            if staging is not None:
+                staging.remove()
+            if isinstance(exc, OutputWriteError):
+                raise
+            raise OutputWriteError(
+                f"cannot write the index in {out}: {exc.strerror or exc}"
+            ) from exc
     return summary
 
 
@@ -592,6 +630,7 @@ def merge_indexes(
     started = time.perf_counter()
     if not parts:
         raise UsageError("index merge: give the partial indexes to merge")
+    check_writable_index_folder(out)
     opened = sorted(
         (ShapeIndex.open(part, revision=revision, verify=True) for part in parts),
         key=lambda index: str(index.path),
@@ -617,23 +656,24 @@ def merge_indexes(
                 continue
             where[entry.id] = (p, row)
 
-    roots = {index.manifest.get("source_root") for index in opened}
-    writer = IndexWriter(
-        out,
-        settings=first.settings,
-        basis=first.basis,
-        encoder=first.encoder,
-        source_root=roots.pop() if len(roots) == 1 else None,
-        partial=_merged_partial([index.manifest.get("partial") for index in opened]),
-        records_per_shard=records_per_shard,
-    )
-    with progress_bar(quiet=not progress) as bar:
-        task = bar.add_task("merging", total=len(where))
-        for shape_id in sorted(where):
-            p, row = where[shape_id]
-            writer.add(opened[p].record(row))
-            bar.advance(task)
-    manifest = writer.commit()
+    with index_lock(out):
+        roots = {index.manifest.get("source_root") for index in opened}
+        writer = IndexWriter(
+            out,
+            settings=first.settings,
+            basis=first.basis,
+            encoder=first.encoder,
+            source_root=roots.pop() if len(roots) == 1 else None,
+            partial=_merged_partial([index.manifest.get("partial") for index in opened]),
+            records_per_shard=records_per_shard,
+        )
+        with progress_bar(quiet=not progress) as bar:
+            task = bar.add_task("merging", total=len(where))
+            for shape_id in sorted(where):
+                p, row = where[shape_id]
+                writer.add(opened[p].record(row))
+                bar.advance(task)
+        manifest = writer.commit()
     return BuildSummary(
         out=str(out),
         unchanged=manifest["num_entries"],

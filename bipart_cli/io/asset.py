@@ -85,7 +85,8 @@ class Asset:
 
     @property
     def stem(self) -> str:
-        return self.source.name.split(".")[0] if self.source is not None else "asset"
+        # the full stem: chair.v1.glb and chair.v2.glb must not both write chair.parts.*
+        return self.source.stem if self.source is not None else "asset"
 
     def normalize(self, xyz: np.ndarray) -> np.ndarray:
         """Original coordinates (n, 3) -> unit-sphere coordinates (n, 3)."""

@@ -139,22 +139,74 @@ def read_sidecar_part_names(path: Path) -> list[str] | None:
             data = json.loads(candidate.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise InvalidInputError(f"{candidate}: unreadable sidecar JSON ({exc})") from None
-        names = _names_from_json(data)
+        names = _names_from_json(data, candidate)
         if names is not None:
             return names
     return None
 
 
-def _names_from_json(data: object) -> list[str] | None:
+def _names_from_json(data: object, source: Path) -> list[str] | None:
+    """Part names of a sidecar JSON, or None when it does not name parts.
+
+    A ``parts`` list that is there but malformed (not names, bad ``id``, an empty or a
+    duplicate name, case-insensitive) is an :class:`InvalidInputError` naming the file,
+    the same rule as ``--parts`` and the index's ``parts.json``.
+    """
     parts = data.get("parts") if isinstance(data, dict) else data
     if not isinstance(parts, list) or not parts:
         return None
     if all(isinstance(p, str) for p in parts):
-        return [p.strip() for p in parts]
-    if all(isinstance(p, dict) and "name" in p for p in parts):
-        ordered = sorted(parts, key=lambda p: int(p.get("id", 0)))
-        return [str(p["name"]) for p in ordered]
-    return None
+        names = [p.strip() for p in parts]
+    elif all(isinstance(p, dict) and "name" in p for p in parts):
+        try:
+            ordered = sorted(parts, key=lambda p: int(p.get("id", 0)))
+        except (TypeError, ValueError):
+            raise InvalidInputError(f"{source}: a part 'id' is not an integer") from None
+        names = [str(p["name"]).strip() for p in ordered]
+    else:
+        raise InvalidInputError(
+            f'{source}: \'parts\' must be a list of names or of {{"id", "name"}} objects'
+        )
+    seen: dict[str, str] = {}
+    for name in names:
+        if not name:
+            raise InvalidInputError(f"{source}: a part name is empty")
+        if name.casefold() in seen:
+            raise InvalidInputError(
+                f"{source}: names the part {name!r} twice (as {seen[name.casefold()]!r} too)"
+            )
+        seen[name.casefold()] = name
+    return names
+
+
+# the largest label value a file may hold: values are remapped densely, this only keeps
+# ``label + 1`` and int64 arithmetic exact
+MAX_LABEL_VALUE = 2**62
+
+
+def integer_labels(values: np.ndarray, source: Path) -> np.ndarray:
+    """Labels read from a file -> (n,) int64; only integer (or integral float) values.
+
+    Raises :class:`InvalidInputError` for structured, complex, string or object arrays,
+    non-integral or non-finite floats and values beyond +-2**62.
+    """
+    values = np.asarray(values)
+    kind = values.dtype.kind
+    if values.dtype.fields is not None or kind not in "biuf":
+        raise InvalidInputError(
+            f"{source}: part labels must be integers, not {values.dtype} values"
+        )
+    if kind == "f":
+        if not np.isfinite(values).all() or (values != np.round(values)).any():
+            raise InvalidInputError(f"{source}: part labels must be whole numbers")
+        if values.size and np.abs(values).max() >= MAX_LABEL_VALUE:
+            raise InvalidInputError(f"{source}: part label value out of range")
+    elif kind == "u" and values.size and int(values.max()) >= MAX_LABEL_VALUE:
+        raise InvalidInputError(f"{source}: part label value {int(values.max())} is out of range")
+    labels = values.astype(np.int64).reshape(-1)
+    if labels.size and (labels.max() >= MAX_LABEL_VALUE or labels.min() <= -MAX_LABEL_VALUE):
+        raise InvalidInputError(f"{source}: part label value out of range")
+    return labels
 
 
 def file_labels_to_library(
@@ -162,14 +214,23 @@ def file_labels_to_library(
 ) -> tuple[np.ndarray, list[str]]:
     """File convention (0 unassigned, 1..K) -> library convention (-1, 0..K-1).
 
-    Missing names become ``part_<k>``; negative labels are an error.
+    file_labels : (n,) integer labels. Values ``1..len(part_names)`` index the given
+    names; larger values (or all of them when no names are given) are remapped
+    densely, in increasing order, to parts named ``part_<value>``. So the part list
+    grows with the distinct values present (at most n), never with the largest
+    value: a label of 30000000 in a 200-byte file makes one part, not 30 million.
+    Negative labels are an error. Returns (n,) int64 labels and the part names.
     """
-    file_labels = np.asarray(file_labels).astype(np.int64).reshape(-1)
+    file_labels = integer_labels(file_labels, source)
     if file_labels.size and file_labels.min() < 0:
         raise InvalidInputError(
             f"{source}: negative part labels (files store 0 = unassigned, 1..K)"
         )
     names = list(part_names or [])
-    top = int(file_labels.max()) if file_labels.size else 0
-    names += [f"part_{k}" for k in range(len(names) + 1, top + 1)]
-    return file_labels - 1, names
+    labels = file_labels - 1
+    beyond = file_labels > len(names)
+    if beyond.any():
+        extra, dense = np.unique(file_labels[beyond], return_inverse=True)
+        labels[beyond] = len(names) + dense.reshape(-1)
+        names += [f"part_{int(value)}" for value in extra]
+    return labels, names

@@ -13,6 +13,7 @@ scale is the largest distance from that centre to a (used) vertex.
 from __future__ import annotations
 
 import hashlib
+import io
 import re
 from pathlib import Path
 from typing import Any
@@ -20,9 +21,11 @@ from typing import Any
 import numpy as np
 
 from ..errors import BipartError, InvalidInputError, UnsupportedFormatError
+from ..runtime import scrub_hint
 from .asset import Asset
 from .labels import (
     file_labels_to_library,
+    integer_labels,
     names_to_labels,
     ordered_unique,
     parse_ply_comment_parts,
@@ -35,6 +38,7 @@ CLOUD_FORMATS = ("npy", "npz", "xyz", "txt")
 SUPPORTED_FORMATS = ("glb", "gltf", "obj", "ply", "off", "stl", "npy", "npz", "xyz", "txt")
 
 DEFAULT_GREY = np.array([128, 128, 128], dtype=np.uint8)
+MAX_COORDINATE = 1e30  # squared (areas) and summed it stays far from float64's 1.8e308
 
 
 def sha256_file(path: str | Path) -> str:
@@ -59,6 +63,11 @@ def load_asset(path: str | Path) -> Asset:
         asset = _LOADERS[fmt](path)
     except BipartError:
         raise
+    except ImportError as exc:  # a missing optional package is not a corrupt file
+        raise InvalidInputError(
+            f"{path}: reading this {fmt.upper()} file needs the Python package "
+            f"'{exc.name or exc}', which is not installed"
+        ) from exc
     except Exception as exc:  # parsers raise anything on corrupt bytes
         raise InvalidInputError(
             f"{path}: corrupt or truncated {fmt.upper()} file ({_one_line(exc)})"
@@ -66,7 +75,9 @@ def load_asset(path: str | Path) -> Asset:
     asset.source = path
     asset.format = fmt
     asset.sha256 = sha256_file(path)
-    if asset.labels is None:
+    if asset.labels is None or not (asset.labels >= 0).any():
+        # a parts.json naming the parts gives an OBJ/GLB all-unassigned name labels:
+        # the label array beside it still holds the labels
         _read_label_array_sidecar(asset, path)
     return finalize_asset(asset, path)
 
@@ -74,27 +85,55 @@ def load_asset(path: str | Path) -> Asset:
 def _read_label_array_sidecar(asset: Asset, path: Path) -> None:
     """``<stem>_labels.npy`` (the PSB and MeshCNN layout): 0-based part per face, or per
     vertex for point clouds and face-less meshes; negative means unassigned. Names come
-    from a sidecar JSON (``parts.json`` beside it), else ``part_1`` ...
+    from a sidecar JSON (``parts.json`` beside it), else ``part_1`` ...; values beyond
+    the names are remapped densely (:func:`~bipart_cli.io.labels.file_labels_to_library`).
     """
     sidecar = path.with_name(f"{path.stem}_labels.npy")
     if not sidecar.is_file():
         return
-    try:
-        labels = np.load(sidecar, allow_pickle=False).astype(np.int64).reshape(-1)
-    except (OSError, ValueError) as exc:
-        raise InvalidInputError(f"{sidecar}: unreadable label array ({_one_line(exc)})") from None
+    raw = read_npy(sidecar, "label array")
     has_faces = asset.faces is not None and len(asset.faces) > 0
     expected = len(asset.faces) if has_faces else len(asset.vertices)
-    if len(labels) != expected:
+    if raw.size != expected:
         what = "faces" if has_faces else "vertices"
         raise InvalidInputError(
-            f"{sidecar}: {len(labels)} labels for the {expected} {what} of {path.name}"
+            f"{sidecar}: {raw.size} labels for the {expected} {what} of {path.name}"
         )
+    if raw.dtype.fields is not None or raw.dtype.kind not in "biu":
+        raise InvalidInputError(f"{sidecar}: part labels must be an integer array, not {raw.dtype}")
+    labels = integer_labels(raw, sidecar)
     names = read_sidecar_part_names(path)
-    count = int(labels.max()) + 1 if labels.size and labels.max() >= 0 else 0
-    names = list(names or []) + [f"part_{k + 1}" for k in range(len(names or []), count)]
-    asset.labels = np.where(labels >= 0, labels, -1)
-    asset.part_names = names
+    asset.labels, asset.part_names = file_labels_to_library(
+        np.where(labels >= 0, labels + 1, 0), names, sidecar
+    )
+
+
+def read_npy(path: Path, what: str = "array") -> np.ndarray:
+    """A ``.npy`` file's array, never pickled objects, allocating no more than the file holds.
+
+    The header's shape is checked against the file size first (through a read-only
+    memory map), so a 100-byte file declaring 10**12 elements is an error, not an
+    allocation. Raises :class:`InvalidInputError`.
+    """
+    try:
+        with open(path, "rb") as handle:
+            if handle.read(6) != b"\x93NUMPY":
+                raise InvalidInputError(f"{path}: not a .npy {what} (bad magic bytes)")
+        mapped = np.load(path, mmap_mode="r", allow_pickle=False)
+        array = np.array(mapped)
+        del mapped
+    except InvalidInputError:
+        raise
+    except Exception as exc:  # numpy parses the header with ast/tokenize: anything goes
+        text = str(exc)
+        if "object" in text or "pickle" in text:
+            reason = "it holds Python objects (pickle), which bipart never loads"
+        elif "length is greater than file size" in text:
+            reason = "its header declares more data than the file holds"
+        else:
+            reason = scrub_hint(_one_line(exc))
+        raise InvalidInputError(f"{path}: unreadable {what}: {reason}") from None
+    return array
 
 
 def finalize_asset(asset: Asset, where: object = "asset") -> Asset:
@@ -146,11 +185,13 @@ def describe_asset(asset: Asset) -> dict[str, Any]:
 def format_asset_summary(facts: dict[str, Any]) -> list[str]:
     """Human-readable lines for a :func:`describe_asset` dict."""
 
+    from ..runtime import printable
+
     def vec(values: list[float]) -> str:
         return "(" + ", ".join(f"{v:.4g}" for v in values) + ")"
 
     lines = [
-        f"{'path':>14}: {facts['path']}",
+        f"{'path':>14}: {printable(facts['path'])}",
         f"{'format':>14}: {facts['format']} ({facts['kind'].replace('_', ' ')})",
         f"{'vertices':>14}: {facts['vertices']}",
         f"{'faces':>14}: {facts['faces']}",
@@ -166,9 +207,40 @@ def format_asset_summary(facts: dict[str, Any]) -> list[str]:
     unit = "faces" if facts["kind"] == "mesh" else "points"
     lines.append(f"{'parts':>14}: {len(facts['parts'])} labeled")
     for part in facts["parts"]:
-        lines.append(f"{part['id']:>16}  {part['name']:<20} {part[unit]:>8} {unit}")
+        lines.append(f"{part['id']:>16}  {printable(part['name']):<20} {part[unit]:>8} {unit}")
     lines.append(f"{'':>16}  {'(unassigned)':<20} {facts['unassigned_' + unit]:>8} {unit}")
     return lines
+
+
+# --- text encodings ---------------------------------------------------------------
+
+
+def decode_text_bytes(raw: bytes) -> str:
+    """Text of a mesh file: UTF-8 (a BOM dropped), else Windows-1252, else Latin-1.
+
+    trimesh guesses non-UTF-8 encodings with ``charset_normalizer``, which is not
+    installed (and guessed ``tęte`` for the Latin-1 ``tête``); Latin-1 never fails.
+    """
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    try:
+        return raw.decode("cp1252")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+def _utf8_copy(path: Path, binary_stl: bool = False) -> bytes | None:
+    """None when ``path`` is UTF-8 text (or a binary STL); else its text re-encoded as UTF-8."""
+    raw = path.read_bytes()
+    if binary_stl and len(raw) >= 84 and len(raw) == 84 + 50 * int.from_bytes(raw[80:84], "little"):
+        return None
+    try:
+        raw.decode("utf-8")
+        return None
+    except UnicodeDecodeError:
+        return decode_text_bytes(raw).encode("utf-8")
 
 
 # --- path and format checks -------------------------------------------------
@@ -193,7 +265,7 @@ def _check_path(path: Path) -> str:
 
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
-    first = text[0] if text else ""
+    first = scrub_hint(text[0]) if text else ""
     first = first if len(first) <= 160 else first[:157] + "..."
     return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
@@ -209,6 +281,10 @@ def _validate(asset: Asset, path: object) -> None:
     if bad.any():
         raise InvalidInputError(
             f"{path}: {int(bad.sum())} of {len(vertices)} vertices are NaN or inf"
+        )
+    if np.abs(vertices).max() > MAX_COORDINATE:  # areas and norms would overflow
+        raise InvalidInputError(
+            f"{path}: coordinates reach {np.abs(vertices).max():.3g}, beyond +-{MAX_COORDINATE:g}"
         )
     if asset.faces is None:
         return
@@ -311,8 +387,15 @@ def _load_scene_file(path: Path) -> Asset:
 
     fmt = path.suffix.lower().lstrip(".")
     if fmt == "obj":
+        recoded = _utf8_copy(path)
+        source = path if recoded is None else io.BytesIO(recoded)
         scene = trimesh.load_scene(
-            path, file_type="obj", split_objects=True, split_groups=True, process=False
+            source,
+            file_type="obj",
+            resolver=trimesh.resolvers.FilePathResolver(path),  # materials beside the file
+            split_objects=True,
+            split_groups=True,
+            process=False,
         )
         name_of, order = _obj_names(path)
         return asset_from_scene(scene, path, name_of, node_order=order)
@@ -451,17 +534,16 @@ def _obj_names(path: Path):
     """
     objects, groups, order = set(), set(), {}
     current_o = current_g = None
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        for line in handle:
-            if line.startswith("o "):
-                current_o = line[2:].strip()
-                objects.add(current_o)
-            elif line.startswith("g "):
-                current_g = line[2:].strip()
-                groups.add(current_g)
-            elif line.startswith("f "):
-                for key in (f"{current_o}_{current_g}", current_g, current_o):
-                    order.setdefault(str(key), len(order))
+    for line in decode_text_bytes(path.read_bytes()).splitlines():  # as trimesh sees it
+        if line.startswith("o "):
+            current_o = line[2:].strip()
+            objects.add(current_o)
+        elif line.startswith("g "):
+            current_g = line[2:].strip()
+            groups.add(current_g)
+        elif line.startswith("f "):
+            for key in (f"{current_o}_{current_g}", current_g, current_o):
+                order.setdefault(str(key), len(order))
 
     def name_of(node: str, geom_name: str) -> str | None:
         for name in (str(node), str(geom_name)):
@@ -477,9 +559,41 @@ def _obj_names(path: Path):
 # --- PLY ------------------------------------------------------------------------
 
 
+def _check_ply_header(path: Path) -> None:
+    """Refuse element counts the file is too small to hold, before plyfile allocates them.
+
+    Every value of a row takes at least one byte (ASCII: a digit or a separator), so
+    ``count * max(1, properties)`` may not exceed the bytes after the header.
+    """
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        header = handle.read(min(size, 1 << 20))
+    end = header.find(b"end_header")
+    if not header.startswith(b"ply") or end < 0:
+        return  # plyfile names the problem
+    body = size - (header.find(b"\n", end) + 1 if header.find(b"\n", end) >= 0 else size)
+    elements: list[list[int]] = []  # [count, properties]
+    for line in header[:end].decode("latin-1").splitlines():
+        words = line.split()
+        if len(words) >= 3 and words[0] == "element":
+            try:
+                elements.append([int(words[2]), 0])
+            except ValueError:
+                return
+        elif words[:1] == ["property"] and elements:
+            elements[-1][1] += 1
+    for count, properties in elements:
+        if count < 0 or count * max(1, properties) > body:
+            raise InvalidInputError(
+                f"{path}: the PLY header declares {count} rows of {properties} properties, "
+                f"more than its {body} bytes of data can hold"
+            )
+
+
 def _load_ply(path: Path) -> Asset:
     from plyfile import PlyData
 
+    _check_ply_header(path)
     ply = PlyData.read(str(path))
     names = [element.name for element in ply.elements]
     if "vertex" not in names:
@@ -566,7 +680,9 @@ def _load_trimesh_file(path: Path) -> Asset:
     import trimesh
 
     fmt = path.suffix.lower().lstrip(".")
-    mesh = trimesh.load_mesh(path, file_type=fmt, process=False)
+    recoded = _utf8_copy(path, binary_stl=fmt == "stl")
+    source = path if recoded is None else io.BytesIO(recoded)
+    mesh = trimesh.load_mesh(source, file_type=fmt, process=False)
     if not isinstance(mesh, trimesh.Trimesh):  # a multi-body file came back as a scene
         return asset_from_scene(trimesh.Scene(mesh), path)
     if len(mesh.faces) == 0:
@@ -599,12 +715,60 @@ def _cloud_from_array(array: np.ndarray, path: Path) -> Asset:
 
 
 def _load_npy(path: Path) -> Asset:
-    return _cloud_from_array(np.load(path, allow_pickle=False), path)
+    return _cloud_from_array(read_npy(path, "point array"), path)
+
+
+# an .npz may expand (deflate) to at most this many times its size, or NPZ_MIN_BUDGET
+NPZ_EXPANSION = 32
+NPZ_MIN_BUDGET = 256 << 20
+
+
+def _check_npz(path: Path) -> None:
+    """Bound what an ``.npz`` may allocate by its file size, before numpy reads it.
+
+    The members' declared sizes may total at most ``max(256 MiB, 32 x file size)``,
+    each member's ``.npy`` header may declare no more than its member holds, and
+    object (pickle) members are refused.
+    """
+    import zipfile
+
+    size = path.stat().st_size
+    budget = max(NPZ_MIN_BUDGET, NPZ_EXPANSION * size)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            infos = archive.infolist()
+            total = sum(info.file_size for info in infos)
+            if total > budget:
+                raise InvalidInputError(
+                    f"{path}: the archive expands to {total} bytes, more than bipart reads "
+                    f"from a {size}-byte .npz (at most {budget})"
+                )
+            for info in infos:
+                with archive.open(info) as member:
+                    version = np.lib.format.read_magic(member)
+                    if version == (1, 0):
+                        shape, _, dtype = np.lib.format.read_array_header_1_0(member)
+                    else:
+                        shape, _, dtype = np.lib.format.read_array_header_2_0(member)
+                if dtype.hasobject:
+                    raise InvalidInputError(
+                        f"{path}: {info.filename} holds Python objects (pickle), "
+                        "which bipart never loads"
+                    )
+                if int(np.prod(shape, dtype=object)) * dtype.itemsize > info.file_size:
+                    raise InvalidInputError(
+                        f"{path}: {info.filename} declares more data than the archive holds"
+                    )
+    except InvalidInputError:
+        raise
+    except Exception as exc:  # zipfile and numpy's header parser raise many types
+        raise InvalidInputError(f"{path}: not a readable .npz archive ({_one_line(exc)})") from None
 
 
 def _load_npz(path: Path) -> Asset:
     """Keys: ``points`` (or ``xyz``, else the first array), optional ``colors``,
     ``labels`` (0 = unassigned, 1..K, like every file bipart reads) and ``part_names``."""
+    _check_npz(path)
     with np.load(path, allow_pickle=False) as data:
         keys = list(data.keys())
         if not keys:

@@ -1,7 +1,7 @@
 """Labeled outputs: ``<stem>.parts.ply``, ``<stem>.parts.glb`` and ``<stem>.parts.json``.
 
 All three are built in memory first and then written through
-:func:`bipart_cli.io.atomic.atomic_path` together: on any failure no output (and
+:func:`bipart_cli.io.atomic.staged_outputs` together: on any failure no output (and
 no temporary file) is left behind. Files store labels as ``0`` = unassigned and
 ``1..K`` in ``part_names`` order; node extras and JSON part ``id`` use the same.
 """
@@ -21,7 +21,7 @@ from .. import __version__
 from ..errors import BipartError
 from ..parts import part_colors
 from .asset import Asset, PointSample
-from .atomic import atomic_path
+from .atomic import StagedOutputs, staged_outputs
 from .labels import UNASSIGNED_NODE, sanitize_node_name
 
 SCHEMA_VERSION = 1
@@ -47,6 +47,7 @@ def write_outputs(
     *,
     stem: str | None = None,
     metadata: dict[str, Any] | None = None,
+    outputs: StagedOutputs | None = None,
 ) -> OutputPaths:
     """Write the labeled PLY, GLB and JSON of one asset.
 
@@ -58,6 +59,8 @@ def write_outputs(
     point_scores : (n,) float, confidence of each point's label
     part_names : K names, in ``--parts`` order
     metadata : extra top-level JSON fields (weights id/revision, seed, device, timings)
+    outputs : stage the three files into this set (renamed with the caller's other
+        outputs) instead of writing them now
     """
     point_labels = np.asarray(point_labels, dtype=np.int64).reshape(-1)
     point_scores = np.asarray(point_scores, dtype=np.float64).reshape(-1)
@@ -85,16 +88,15 @@ def write_outputs(
     )
     json_text = json.dumps(summary, indent=2, allow_nan=False, default=_jsonable) + "\n"
 
-    try:
-        with contextlib.ExitStack() as stack:
-            for target, data in (
-                (paths.json, json_text.encode("utf-8")),
-                (paths.glb, glb_bytes),
-                (paths.ply, ply_bytes),
-            ):
-                stack.enter_context(atomic_path(target)).write_bytes(data)
-    except OSError as exc:
-        raise BipartError(f"cannot write outputs to {out_dir}: {exc.strerror or exc}") from exc
+    with contextlib.ExitStack() as stack:
+        if outputs is None:
+            outputs = stack.enter_context(staged_outputs(f"outputs to {out_dir}"))
+        for target, data in (
+            (paths.json, json_text.encode("utf-8")),
+            (paths.glb, glb_bytes),
+            (paths.ply, ply_bytes),
+        ):
+            outputs.stage(target).write_bytes(data)
     return paths
 
 

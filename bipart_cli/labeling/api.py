@@ -295,7 +295,7 @@ def label_file(
     """``bipart label``: load, label, write ``<stem>.pseudo.safetensors``, the preview PNG
     (default ``<stem>.pseudo.png``) and ``<stem>.pseudo.json``; returns the JSON summary."""
     from ..io import load_asset
-    from ..io.atomic import atomic_write_text
+    from ..io.atomic import staged_outputs
     from ..parts import parse_part_names
     from ..render import render_views
     from .preview import write_contact_sheet
@@ -332,8 +332,11 @@ def label_file(
         **summarize_pseudo_labels(result.pseudo_labels),
         "outputs": {key: str(value) for key, value in paths.items()},
     }
-    result.pseudo_labels.save(paths["pseudo_labels"])
-    if "preview" in paths:
-        write_contact_sheet(rendering, result.pseudo_labels, paths["preview"])
-    atomic_write_text(paths["summary"], json.dumps(summary, indent=2, default=str))
+    with staged_outputs(f"outputs to {folder}") as outputs:  # all three files or none
+        result.pseudo_labels.save(outputs.stage(paths["pseudo_labels"]))
+        if "preview" in paths:
+            write_contact_sheet(rendering, result.pseudo_labels, outputs.stage(paths["preview"]))
+        outputs.stage(paths["summary"]).write_text(
+            json.dumps(summary, indent=2, default=str), encoding="utf-8"
+        )
     return summary

@@ -34,6 +34,11 @@ class GivenLabeler:
             raise InvalidInputError("the asset has no part labels, which --labeler given needs")
         labels = np.asarray(dense.labels, dtype=np.int64)
         present = [part for part in range(len(part_names)) if (labels == part).any()]
+        if not present:  # a "labeled" shape with no labeled point would index as 0 boxes
+            raise InvalidInputError(
+                "no point carries any of the parts "
+                f"{', '.join(part_names) or '(none)'}: every face is unassigned"
+            )
         masks = (
             np.stack([labels == part for part in present])
             if present

@@ -173,11 +173,12 @@ class PseudoLabels:
         """Write to a safetensors file atomically."""
         from safetensors.numpy import save_file
 
-        from ..io.atomic import atomic_path
+        from ..io.atomic import atomic_path, sort_safetensors_header
 
         path = Path(path)
         with atomic_path(path) as tmp:
             save_file(self.to_tensors(), str(tmp), metadata=self.metadata())
+            sort_safetensors_header(tmp)
         return path
 
     @classmethod

@@ -168,7 +168,7 @@ class BiPartModel(nn.Module):
         """
         from safetensors.torch import save_file
 
-        from ..io.atomic import atomic_path, atomic_write_text
+        from ..io.atomic import atomic_path, atomic_write_text, sort_safetensors_header
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
@@ -186,6 +186,7 @@ class BiPartModel(nn.Module):
             metadata[SEEDED_ENCODER_KEY] = self.encoder_sha256()
         with atomic_path(directory / WEIGHTS_NAME) as tmp:
             save_file(tensors, str(tmp), metadata=metadata)
+            sort_safetensors_header(tmp)  # equal weights, equal bytes
         config = {"model_type": MODEL_TYPE, **self.config.to_dict()}
         atomic_write_text(directory / CONFIG_NAME, json.dumps(config, indent=2) + "\n")
         return directory
@@ -244,6 +245,7 @@ def _read_config(path: Path) -> BiPartConfig:
     try:
         data = json.loads(path.read_text())
         model_type = data.pop("model_type", MODEL_TYPE)
+        data.pop("sha256", None)  # of model.safetensors: verified by weights.resolve_weights
         if model_type != MODEL_TYPE:
             raise ValueError(f"model_type is {model_type!r}, not {MODEL_TYPE!r}")
         return BiPartConfig.from_dict(data)

@@ -12,6 +12,53 @@ ENCODER_RANDOM = "random-seeded"
 ENCODER_OFFICIAL = "point-m2ae-official"
 ENCODER_INITS = (ENCODER_RANDOM, ENCODER_OFFICIAL)
 
+# (field, kind, low, high): kind "int", "float", "ints", "floats", "bool"; sizes are
+# bounded so a config.json cannot make bipart allocate without end
+_RANGES = (
+    ("group_sizes", "ints", 1, 1_000_000),
+    ("group_k", "ints", 1, 1024),
+    ("encoder_dims", "ints", 1, 8192),
+    ("encoder_depths", "ints", 0, 64),
+    ("encoder_heads", "int", 1, 1024),
+    ("mlp_ratio", "float", 1e-3, 64.0),
+    ("local_radius", "floats", -1e6, 1e6),
+    ("encoder_seed", "int", 0, 2**63 - 1),
+    ("extractor_dim", "int", 1, 8192),
+    ("extractor_k", "int", 1, 1024),
+    ("extractor_blocks", "int", 0, 64),
+    ("share_planes", "int", 1, 8192),
+    ("use_extractor", "bool", None, None),
+    ("head_hidden", "int", 1, 8192),
+    ("r_max", "int", 1, 4096),
+    ("num_points", "int", 1, 1_000_000),
+)
+
+
+def _check_types_and_ranges(config: BiPartConfig) -> None:
+    """One-line ``ValueError`` for a field of the wrong type or out of its range."""
+    import math
+
+    for name, kind, low, high in _RANGES:
+        value = getattr(config, name)
+        if kind == "bool":
+            if not isinstance(value, bool):
+                raise ValueError(f"config.{name} must be true or false, not {value!r}")
+            continue
+        items = value if kind in ("ints", "floats") else [value]
+        if kind in ("ints", "floats") and not isinstance(value, list | tuple):
+            raise ValueError(f"config.{name} must be a list, not {value!r}")
+        for item in items:
+            ok = isinstance(item, int) if kind.startswith("int") else isinstance(item, int | float)
+            if (
+                not ok
+                or isinstance(item, bool)
+                or (kind.startswith("float") and not math.isfinite(item))
+            ):
+                what = "an integer" if kind.startswith("int") else "a finite number"
+                raise ValueError(f"config.{name} must be {what}, not {item!r}")
+            if not low <= item <= high:
+                raise ValueError(f"config.{name} is {item!r}, outside {low}..{high}")
+
 
 @dataclass
 class BiPartConfig:
@@ -52,6 +99,7 @@ class BiPartConfig:
     num_points: int = 2048
 
     def __post_init__(self) -> None:
+        _check_types_and_ranges(self)
         stages = len(self.group_sizes)
         for name in ("group_k", "encoder_dims", "encoder_depths", "local_radius"):
             if len(getattr(self, name)) != stages:

@@ -1,0 +1,174 @@
+"""Hypothesis fuzz of the asset loaders (issue 15): no untyped exception, whatever the bytes.
+
+Valid seed files of every format (and a ``<stem>_labels.npy`` and ``parts.json``
+beside them) are mutated: bytes flipped, inserted or deleted, the file cut short,
+numbers replaced by huge or negative ones. ``load_asset`` must return an asset or
+raise a :class:`~bipart_cli.errors.BipartError`; anything else is a bug. The
+process's address space is capped while fuzzing, so a memory bomb fails the
+test instead of swapping.
+
+Profiles: ``fuzz`` (1,000 cases, every run) and ``fuzz-slow`` (10,000 cases, the
+``slow`` test, run with ``BIPART_FUZZ_SLOW=1``); ``BIPART_FUZZ_EXAMPLES`` overrides
+the count of the default run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import re
+import resource
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import trimesh
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bipart_cli.errors import BipartError
+from bipart_cli.io import load_asset
+
+_COMMON = dict(
+    deadline=None,  # no timed assertions: speed is measured in benchmarks, not here
+    database=None,
+    derandomize=True,  # the same cases on every run
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.register_profile(
+    "fuzz", max_examples=int(os.environ.get("BIPART_FUZZ_EXAMPLES", "1000")), **_COMMON
+)
+settings.register_profile("fuzz-slow", max_examples=10_000, **_COMMON)
+
+
+def _seed_files() -> dict[str, bytes]:
+    """One small valid file per format (two boxes, so labeled formats have two parts)."""
+    boxes = [trimesh.creation.box(extents=(1, 1, 1)), trimesh.creation.box(extents=(1, 1, 1))]
+    boxes[1].apply_translation((0, 1.5, 0))
+    mesh = trimesh.util.concatenate(boxes)
+    scene = trimesh.Scene()
+    scene.add_geometry(boxes[0], node_name="seat", geom_name="seat")
+    scene.add_geometry(boxes[1], node_name="back", geom_name="back")
+    seeds = {
+        "glb": scene.export(file_type="glb"),
+        "obj": "o seat\n" + mesh.export(file_type="obj"),
+        "off": mesh.export(file_type="off"),
+        "stl": mesh.export(file_type="stl"),
+        "stl-ascii": mesh.export(file_type="stl_ascii"),
+        "ply": mesh.export(file_type="ply", encoding="ascii"),
+        "ply-binary": mesh.export(file_type="ply"),
+    }
+    rng = np.random.default_rng(0)
+    points = rng.normal(size=(16, 3))
+    buffer = io.BytesIO()
+    np.save(buffer, points)
+    seeds["npy"] = buffer.getvalue()
+    buffer = io.BytesIO()
+    np.savez(buffer, points=points, labels=rng.integers(0, 3, 16), part_names=np.array(["a", "b"]))
+    seeds["npz"] = buffer.getvalue()
+    seeds["xyz"] = "\n".join(" ".join(f"{v:.3f}" for v in row) for row in points).encode()
+    return {k: v if isinstance(v, bytes) else v.encode() for k, v in seeds.items()}
+
+
+SEEDS = _seed_files()
+_LABELS = io.BytesIO()
+np.save(_LABELS, np.repeat(np.array([0, 1], np.int64), 12))
+LABELS_NPY = _LABELS.getvalue()
+_NUMBER = re.compile(rb"-?\d+(\.\d+)?")
+HUGE = [b"-1", b"0", b"4294967295", b"30000000", b"1e308", b"nan", b"-9223372036854775809"]
+
+
+@st.composite
+def mutated(draw, seed: bytes) -> bytes:
+    """``seed`` with a few random edits."""
+    data = bytearray(seed)
+    for _ in range(draw(st.integers(0, 4))):
+        kind = draw(st.sampled_from(["flip", "insert", "delete", "cut", "number"]))
+        at = draw(st.integers(0, max(len(data) - 1, 0)))
+        if kind == "flip" and data:
+            data[at] ^= 1 << draw(st.integers(0, 7))
+        elif kind == "insert":
+            data[at:at] = draw(st.binary(min_size=1, max_size=16))
+        elif kind == "delete":
+            del data[at : at + draw(st.integers(1, 32))]
+        elif kind == "cut":
+            del data[at:]
+        else:
+            numbers = list(_NUMBER.finditer(bytes(data)))
+            if numbers:
+                match = numbers[draw(st.integers(0, len(numbers) - 1))]
+                data[match.start() : match.end()] = draw(st.sampled_from(HUGE))
+    return bytes(data)
+
+
+@st.composite
+def cases(draw):
+    kind = draw(st.sampled_from(sorted(SEEDS)))
+    data = draw(mutated(SEEDS[kind]))
+    labels = draw(st.none() | mutated(LABELS_NPY))
+    parts = draw(
+        st.none()
+        | st.just(json.dumps(["seat", "back"]).encode())
+        | mutated(
+            json.dumps({"parts": [{"id": 1, "name": "seat"}, {"id": 2, "name": "back"}]}).encode()
+        )
+    )
+    return kind.split("-")[0], data, labels, parts
+
+
+@contextlib.contextmanager
+def address_space_cap(extra: int = 3 << 30):
+    """Cap this process's address space at its current size plus ``extra`` bytes."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    with open("/proc/self/statm") as handle:
+        used = int(handle.read().split()[0]) * resource.getpagesize()
+    cap = used + extra if hard == resource.RLIM_INFINITY else min(used + extra, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
+def check_case(case) -> None:
+    suffix, data, labels, parts = case
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"shape.{suffix}"
+        path.write_bytes(data)
+        if labels is not None:
+            (Path(folder) / "shape_labels.npy").write_bytes(labels)
+        if parts is not None:
+            (Path(folder) / "parts.json").write_bytes(parts)
+        try:
+            asset = load_asset(path)
+        except BipartError as exc:
+            assert str(exc).strip() and "\n" not in str(exc).strip(), repr(exc)
+            return
+        if asset.labels is not None:  # what was loaded is consistent
+            n = len(asset.faces) if asset.faces is not None else len(asset.vertices)
+            assert asset.labels.shape == (n,)
+            assert asset.labels.max(initial=-1) < len(asset.part_names)
+
+
+needs_procfs = pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="needs /proc")
+
+
+@needs_procfs
+@settings(settings.get_profile("fuzz"))
+@given(case=cases())
+def test_loaders_raise_only_typed_errors(case):
+    with address_space_cap():
+        check_case(case)
+
+
+@needs_procfs
+@pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get("BIPART_FUZZ_SLOW"), reason="set BIPART_FUZZ_SLOW=1")
+@settings(settings.get_profile("fuzz-slow"))
+@given(case=cases())
+def test_loaders_raise_only_typed_errors_long_run(case):
+    with address_space_cap():
+        check_case(case)
