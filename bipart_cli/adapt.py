@@ -22,11 +22,13 @@ if TYPE_CHECKING:
 class AdaptSettings:
     """Inner-loop settings at inference.
 
-    The defaults are the measured few-shot best (``benchmarks/adapt_options.py``):
-    the head reads the extractor features plus the geometric descriptors
-    (``descriptors="geo-v1"``), is fitted by Adam (``optimizer="adam"``) for
-    ``steps`` steps on ``batch_points`` support points drawn per step, and the
-    class probabilities are smoothed over ``smooth`` rounds of neighbour averaging.
+    The defaults were chosen on the train splits of ``../shared/data``, never the
+    test splits (``benchmarks/adapt_options.py``, RESULTS section 9): the head reads
+    the network features plus the geometric descriptors (``descriptors="geo-v1"``),
+    is fitted by Adam for 100 steps of 512 support points drawn per step at lr 0.02,
+    and the part probabilities are smoothed over 4 rounds of neighbour averaging.
+    Against the paper's inner loop this took the mean of 15 validation categories
+    from the nearest-neighbour floor's 54.4 to 69.6 (68.3 without smoothing).
     The paper's inference (Sec. 4.1) is ``optimizer="sgd", steps=10, lr=0.3,
     batch_points=0, descriptors="none", smooth=0``.
 
@@ -37,15 +39,15 @@ class AdaptSettings:
     separable toy split, 87-94% with the mean).
     """
 
-    steps: int = 10
-    lr: float = 0.3
+    steps: int = 100
+    lr: float = 0.02
     support_size: int = 8
     strategy: str = "part-perfect"
     box_reduction: str = "mean"
-    optimizer: str = "sgd"
-    batch_points: int = 0
-    descriptors: str = "none"
-    smooth: int = 0
+    optimizer: str = "adam"
+    batch_points: int = 512
+    descriptors: str = "geo-v1"
+    smooth: int = 4
 
     def __post_init__(self) -> None:
         check_box_reduction(self.box_reduction)
