@@ -7,18 +7,41 @@ module is imported only when a command runs.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
-from .runtime import log, stdout_console
+from .runtime import print_error, stdout_console
 
 EXIT_OK, EXIT_ERROR, EXIT_PARTIAL = 0, 1, 3
 
 
 def labeler_options(labeler: str, options: dict[str, Any]) -> dict[str, Any]:
-    """Only the detector takes detector options; drop unset ones."""
-    if labeler != "detector":
+    """Only the detector (chosen or ``auto``) takes detector options; drop unset ones."""
+    if labeler not in ("detector", "auto"):
         return {}
     return {k: v for k, v in options.items() if v is not None}
+
+
+def check_output_collisions(paths: list[str], out_dir: Path | None, preview: bool) -> None:
+    """Before any work: no input is overwritten by an output, no two inputs write the same
+    file, and no output path is a folder (a :class:`UsageError` naming the clash)."""
+    from .errors import UsageError
+    from .io.write import planned_outputs
+
+    owners: dict[Path, str] = {}
+    for path in paths:
+        source = Path(path)
+        for target in planned_outputs(source, out_dir, preview):
+            key = target.resolve()
+            if key == source.resolve():
+                raise UsageError(f"{path} would be overwritten by its own output: pass --out-dir")
+            if key in owners and owners[key] != path:
+                raise UsageError(
+                    f"{owners[key]} and {path} would both write {target}: use separate --out-dir folders"
+                )
+            if target.is_dir():
+                raise UsageError(f"the output {target} is a folder")
+            owners[key] = path
 
 
 def run_segment(
@@ -28,17 +51,20 @@ def run_segment(
     from .adapt import AdaptSettings
     from .errors import UsageError
     from .parts import parse_part_names
-    from .runtime import progress
+    from .runtime import Stages, progress
     from .segmentation import Segmenter, SegmentOptions, expand_inputs
 
     if parts is None:
         raise UsageError('--parts is required, e.g. --parts "back,seat,leg,arm"')
+    part_names = parse_part_names(parts)
     adapt = AdaptSettings(
         **{k: options.pop(k) for k in ("steps", "lr", "support_size", "strategy", "box_reduction")}
     )
     options["labeler_options"] = labeler_options(options["labeler"], options["labeler_options"])
-    segmenter = Segmenter(parse_part_names(parts), SegmentOptions(adapt=adapt, **options))
+    segment_options = SegmentOptions(adapt=adapt, **options)
     paths = expand_inputs(inputs)
+    check_output_collisions(paths, segment_options.out_dir, segment_options.preview)
+    segmenter = Segmenter(part_names, segment_options, stages=Stages(quiet=quiet))
     failures = 0
     with progress(quiet or len(paths) < 2) as bar:
         task = bar.add_task("segmenting", total=len(paths))
@@ -46,7 +72,7 @@ def run_segment(
             result = segmenter.run(path)
             failures += not result.ok
             if not result.ok:  # one line naming the input (load errors already do)
-                log.error("%s", result.error if path in result.error else f"{path}: {result.error}")
+                print_error(result.error if path in result.error else f"{path}: {result.error}")
             _print_segment_result(result, json_output)
             bar.advance(task)
     if failures == 0:
