@@ -241,15 +241,26 @@ def part_colors_for(labels: np.ndarray, num_parts: int) -> np.ndarray:
     return palette[np.where(labels >= 0, labels, num_parts)]
 
 
-def preview_splat_radius(num_points: int, image_size: int) -> float:
-    """Splat radius (pixels) that closes the gaps between ``num_points`` surface points.
+def preview_splat_radius(points: np.ndarray, settings) -> float:
+    """Splat radius (pixels) that closes the gaps between surface points (n, 3).
 
-    About half the points face the camera and the shape spans about half the image, so
-    neighbours lie ``~image_size / sqrt(num_points / 2) / 2`` pixels apart; the radius
-    covers that spacing (1.5 to 6 pixels), and the z-buffer keeps the nearest splat.
+    Each splat reaches the median distance to a point's 6th nearest neighbour, seen at
+    the nearest depth the unit sphere can have: a pixel then has ~6 points within reach,
+    so a random sample leaves no holes (e^-6) for the far side to show through; the
+    z-buffer keeps the nearest splat. Clipped to 1.5..10 pixels.
     """
-    spacing = 0.5 * image_size / np.sqrt(max(num_points, 1) / 2.0)
-    return float(np.clip(spacing, 1.5, 6.0))
+    import math
+
+    from scipy.spatial import cKDTree
+
+    if len(points) < 8:
+        return 1.5
+    rng = np.random.default_rng(0)
+    probes = points[rng.choice(len(points), min(len(points), 2000), replace=False)]
+    distances, _ = cKDTree(points).query(probes, k=7)  # self + 6 neighbours
+    reach = float(np.median(distances[:, -1]))
+    focal = (settings.image_size / 2) / math.tan(math.radians(settings.fov_deg) / 2)
+    return float(np.clip(reach * focal / max(settings.distance - 1.0, 0.1), 1.5, 10.0))
 
 
 def write_preview(
@@ -266,6 +277,8 @@ def write_preview(
     The cloud is shown in bipart's Y-up frame after ``up`` (as the network saw it),
     with z-buffered splats sized to the point density (no pinholes, no far side).
     """
+    import dataclasses
+
     from PIL import Image, ImageDraw
 
     from .io.atomic import atomic_path
@@ -280,9 +293,8 @@ def write_preview(
     # show; at 20 it sits at height 0.75, the horizon, where a chair back is seen edge-on.
     views = [(30.0, 30.0), (30.0, 120.0), (30.0, 210.0), (30.0, 300.0)]
     size = 384
-    settings = RenderSettings(
-        image_size=size, views=views, point_radius=preview_splat_radius(len(points), size)
-    )
+    settings = RenderSettings(image_size=size, views=views)
+    settings = dataclasses.replace(settings, point_radius=preview_splat_radius(points, settings))
     colors = part_colors_for(labels, len(part_names))
     rendering = render_views(points, colors, normals, settings=settings, device=device)
     tiles = [Image.fromarray(img) for img in rendering.images]
