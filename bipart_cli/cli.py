@@ -727,6 +727,48 @@ def evaluate(
 
 
 @app.command()
+def examples(
+    out: Annotated[Path, typer.Argument(help="Folder to write the support sets into.")],
+    categories: Annotated[
+        str | None,
+        typer.Option(
+            "--categories",
+            help="Comma-separated categories (default: all: chair, table, mug, lamp, airplane, "
+            "car, guitar, knife, bottle, bed, sofa, bookshelf).",
+        ),
+    ] = None,
+    per_category: Annotated[
+        int,
+        typer.Option(
+            "--per-category",
+            help="Labeled shapes per category.",
+            callback=_checked(check_count, 1, 1000),
+        ),
+    ] = 6,
+    seed: SeedOpt = 0,
+    json_output: JsonOpt = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Write labeled support folders OUT/<category>/ of procedural shapes, for offline few-shot
+    use: bipart segment lamp.glb --parts base,pole,shade --support OUT/lamp."""
+    with reported_errors(verbose, quiet):
+        check_out_dir("OUT", out)
+        from .commands import run_examples
+
+        raise typer.Exit(
+            run_examples(
+                out,
+                categories,
+                per_category=per_category,
+                seed=seed,
+                json_output=json_output,
+                quiet=quiet,
+            )
+        )
+
+
+@app.command()
 def info(
     asset: Annotated[
         Path | None,

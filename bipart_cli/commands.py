@@ -176,3 +176,43 @@ def run_train(
                 highlight=False,
             )
     return EXIT_OK
+
+
+def run_examples(
+    out: Path,
+    categories: str | None,
+    *,
+    per_category: int,
+    seed: int,
+    json_output: bool,
+    quiet: bool,
+) -> int:
+    """``bipart examples``: labeled support folders, one per procedural category."""
+    from .errors import UsageError
+    from .examples import CATEGORIES, write_support_sets
+
+    chosen = (
+        [c.strip() for c in categories.split(",") if c.strip()] if categories else list(CATEGORIES)
+    )
+    unknown = [c for c in chosen if c not in CATEGORIES]
+    if unknown or not chosen:
+        raise UsageError(
+            f"--categories: unknown {', '.join(unknown) or '(none given)'}; "
+            f"known: {', '.join(CATEGORIES)}"
+        )
+    folders = write_support_sets(out, chosen, per_category=per_category, seed=seed)
+    for category, folder in folders.items():
+        record = {
+            "category": category,
+            "folder": str(folder),
+            "parts": CATEGORIES[category],
+            "shapes": len(list(folder.glob("*.glb"))),
+        }
+        if json_output:
+            print(json.dumps(record), flush=True)
+        elif not quiet:
+            stdout_console.print(
+                f"{folder}: {record['shapes']} labeled {category}s, parts {','.join(record['parts'])}",
+                highlight=False,
+            )
+    return EXIT_OK

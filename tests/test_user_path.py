@@ -54,9 +54,18 @@ def root(tmp_path_factory) -> Path:
 def offline_run(root):
     """The README's first command (no --labeler), offline, plus a part nobody provides."""
     done = bipart(
-        root, "segment", "targets/chair.glb", "--parts", f"{PARTS},cushion",
-        "--support", "chairs", "-o", "out", "--json", *FAST,
-    )  # fmt: skip
+        root,
+        "segment",
+        "targets/chair.glb",
+        "--parts",
+        f"{PARTS},cushion",
+        "--support",
+        "chairs",
+        "-o",
+        "out",
+        "--json",
+        *FAST,
+    )
     return done
 
 
@@ -121,9 +130,18 @@ def test_sidecar_records_settings_timings_and_parts(offline_run, root):
 
 def test_quiet_silences_progress_and_notices(root):
     done = bipart(
-        root, "segment", "targets/chair.glb", "--parts", PARTS, "--support", "chairs",
-        "-o", "out_quiet", "-q", *FAST,
-    )  # fmt: skip
+        root,
+        "segment",
+        "targets/chair.glb",
+        "--parts",
+        PARTS,
+        "--support",
+        "chairs",
+        "-o",
+        "out_quiet",
+        "-q",
+        *FAST,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
     assert done.stdout.startswith("targets/chair.glb: few-shot")
@@ -142,17 +160,31 @@ def _assert_ways_forward(done: subprocess.CompletedProcess, *needles: str) -> No
 def test_detector_offline_fails_at_once_naming_the_ways_forward(root):
     # the weights do not exist: the detector check must come first, before any heavy work
     done = bipart(
-        root, "segment", "targets/chair.glb", "--parts", PARTS, "--labeler", "detector",
-        "--weights", "/no/such/weights",
-    )  # fmt: skip
+        root,
+        "segment",
+        "targets/chair.glb",
+        "--parts",
+        PARTS,
+        "--labeler",
+        "detector",
+        "--weights",
+        "/no/such/weights",
+    )
     _assert_ways_forward(done, "offline mode is on", "a2bb814dd30d776dcf7e30523b00659f4f141c71")
 
 
 def test_unreachable_hub_fails_without_retries(root):
     done = bipart(
-        root, "segment", "targets/chair.glb", "--parts", PARTS, "--weights", "/no/such/weights",
-        HF_HUB_OFFLINE="", HF_ENDPOINT="http://127.0.0.1:9",
-    )  # fmt: skip
+        root,
+        "segment",
+        "targets/chair.glb",
+        "--parts",
+        PARTS,
+        "--weights",
+        "/no/such/weights",
+        HF_HUB_OFFLINE="",
+        HF_ENDPOINT="http://127.0.0.1:9",
+    )
     _assert_ways_forward(done, "cannot be reached")
 
 
@@ -163,15 +195,64 @@ def test_auto_without_labeled_support_fails_naming_the_ways_forward(root):
 
 def test_batch_script_passes_options_through(root):
     done = subprocess.run(
-        ["bash", str(REPO / "examples" / "batch.sh"), "targets", PARTS, "out_batch",
-         "--support", "chairs", *FAST],
+        [
+            "bash",
+            str(REPO / "examples" / "batch.sh"),
+            "targets",
+            PARTS,
+            "out_batch",
+            "--support",
+            "chairs",
+            *FAST,
+        ],
         capture_output=True,
         text=True,
         cwd=root,
         env=_env(root, BIPART=f"{sys.executable} -m bipart_cli"),
-    )  # fmt: skip
+    )
     assert done.returncode == 0, done.stderr
     assert "1 ok, 0 failed" in done.stdout
     record = json.loads((root / "out_batch" / "results.jsonl").read_text())
     assert record["mode"] == "few-shot"
     assert record["weights"]["weights_id"] == "random"  # --weights reached bipart
+
+
+def test_examples_command_writes_labeled_support_sets(root):
+    """``bipart examples``: one labeled support folder per category, usable offline."""
+    from bipart_cli.examples import CATEGORIES
+    from bipart_cli.io import load_asset
+
+    done = bipart(root, "examples", "sets", "--categories", "lamp,mug", "--per-category", "2")
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in (root / "sets").iterdir()) == ["lamp", "mug"]
+    for category in ("lamp", "mug"):
+        shapes = sorted((root / "sets" / category).glob("*.glb"))
+        assert len(shapes) == 2
+        for shape in shapes:
+            assert set(load_asset(shape).part_names) <= set(CATEGORIES[category])
+    assert "sets/lamp" in done.stdout and "base,pole,shade" in done.stdout
+
+    lamp = root / "targets_lamp"
+    lamp.mkdir()
+    (lamp / "lamp.glb").write_bytes(make_shape("lamp", 7).export(file_type="glb"))
+    segmented = bipart(
+        root,
+        "segment",
+        "targets_lamp/lamp.glb",
+        "--parts",
+        "base,pole,shade",
+        "--support",
+        "sets/lamp",
+        "--json",
+        "-q",
+        *FAST,
+    )
+    assert segmented.returncode == 0, segmented.stderr
+    record = json.loads(segmented.stdout)
+    assert record["mode"] == "few-shot" and record["warnings"] == []
+
+
+def test_examples_command_rejects_unknown_categories(root):
+    done = bipart(root, "examples", "sets2", "--categories", "lamp,spaceship")
+    assert done.returncode == 2 and "spaceship" in done.stderr
+    assert not (root / "sets2").exists()
