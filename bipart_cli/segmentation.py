@@ -33,7 +33,11 @@ if TYPE_CHECKING:
 
 @dataclass
 class SegmentOptions:
-    """Everything ``bipart segment`` can be told; the Python API takes the same."""
+    """Everything ``bipart segment`` can be told; the Python API takes the same.
+
+    ``n_dense`` is the CLI's ``--points`` (dense points sampled and labeled per asset);
+    ``n_points`` is the network's point count (2048 by the paper), not a CLI option.
+    """
 
     index: str | None = None
     support_dir: Path | None = None
@@ -707,9 +711,18 @@ def segment(inputs: str | list[str], parts: str | list[str], **options: Any) -> 
     """Python API: ``segment("chair.glb", "back,seat,leg,arm", support_dir="chairs/")``.
 
     Options are the fields of :class:`SegmentOptions`; adaptation settings
-    (``steps``, ``lr``, ``support_size``, ``strategy``) may be given flat.
+    (``steps``, ``lr``, ``support_size``, ``strategy``) may be given flat. As on the CLI,
+    ``points`` (``--points``) is ``n_dense``: the dense points sampled and labeled per
+    asset; ``n_points`` is the network's point count (2048), not a CLI option.
+    ``write=False`` writes nothing (results only); ``out_dir`` sets where outputs go
+    (default: beside each input).
     """
     from .parts import parse_part_names
+
+    if "points" in options:
+        if "n_dense" in options and options["n_dense"] != options["points"]:
+            raise UsageError("give points (the CLI's --points) or n_dense, not both")
+        options["n_dense"] = options.pop("points")
 
     adapt_keys = {"steps", "lr", "support_size", "strategy", "box_reduction"}
     adapt = AdaptSettings(**{k: options.pop(k) for k in list(options) if k in adapt_keys})
