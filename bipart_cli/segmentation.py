@@ -95,6 +95,7 @@ class SegmentResult:
     weights: dict[str, Any] = field(default_factory=dict)
     labeler: str = ""
     warnings: list[str] = field(default_factory=list)
+    settings: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     dense_labels: np.ndarray | None = None
     dense_scores: np.ndarray | None = None
@@ -564,6 +565,7 @@ class Segmenter:
             weights=self.weights_info.to_dict(),
             labeler=self.labeler_name,
             warnings=warnings,
+            settings=self.settings(),
             dense_labels=labels,
             dense_scores=scores,
         )

@@ -64,6 +64,7 @@ def offline_run(root):
         "-o",
         "out",
         "--json",
+        "--preview",
         *FAST,
     )
     return done
@@ -92,6 +93,7 @@ def test_stages_are_shown_on_stderr_with_times(offline_run):
             assert words[-1] == "s" and float(words[-2]) >= 0, line
             stage_lines.setdefault(words[0], line)
     assert {"load", "support", "adapt", "write"} <= set(stage_lines), offline_run.stderr
+    assert "label" not in stage_lines  # few-shot: no labeler ran
 
 
 def test_unprovided_part_warns_on_stderr_and_in_json(offline_run, root):
@@ -122,6 +124,11 @@ def test_sidecar_records_settings_timings_and_parts(offline_run, root):
     for part in sidecar["parts"]:
         assert "mean_score" in part and "mean_confidence" not in part
     record = json.loads(offline_run.stdout)
+    assert record["settings"] == settings  # the NDJSON record carries them too
+    assert sidecar["files"]["preview"] == "chair.parts.png"
+    assert record["outputs"]["preview"] == str(Path("out") / "chair.parts.png")
+    assert (root / "out" / "chair.parts.png").is_file()
+    assert record["outputs"]["json"].endswith("chair.parts.json")
     assert record["timings"]["total"] >= sidecar["timings"]["total"]
     assert {p["name"]: p["mean_score"] for p in record["parts"]} == {
         p["name"]: p["mean_score"] for p in sidecar["parts"]
