@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .adapt import AdaptSettings
-from .errors import BipartError, ModelUnavailableError, UsageError
+from .errors import BipartError, InvalidInputError, ModelUnavailableError, UsageError
 from .runtime import log
 
 if TYPE_CHECKING:
@@ -536,6 +536,15 @@ class Segmenter:
             )
 
         target_labels = None
+        if self.labeler_name in ("given", "simulated"):  # ground truth in --parts order
+            from .labeling.api import labels_for_parts
+
+            dense.labels = labels_for_parts(asset, dense, self.part_names)
+            if dense.labels is None or not (dense.labels >= 0).any():
+                raise InvalidInputError(
+                    f"--labeler {self.labeler_name}: none of the parts {', '.join(self.part_names)} "
+                    f"is labeled in {asset.source or 'the asset'}"
+                )
         if self.labeler is not None:
             with self.stages("label", self.labeler_name):
                 dense_labels = self.labeler.label(

@@ -197,3 +197,24 @@ def test_up_auto_is_invariant_to_the_target_rotation(api_run, tmp_path):
     assert agreement > 0.95, agreement
     gt = ground_truth(targets[0])
     assert shape_miou(tilted.dense_labels, gt, len(PARTS)) > 0.3
+
+
+def test_given_labels_follow_the_parts_order(tmp_path):
+    """``--labeler given`` reads the target's own labels in ``--parts`` order (issue #14:
+    ``given`` is offered by segment), not in the order the asset names its parts."""
+    from bipart_cli import segment
+
+    target = write_chair(tmp_path / "chair.glb", TARGET_SEEDS[0])
+    order = ["seat", "leg", "back", "arm"]
+    (result,) = segment(
+        str(target),
+        ",".join(order),
+        labeler="given",
+        weights="random",
+        n_dense=N_DENSE,
+        write=False,
+    )
+    assert result.ok and result.mode == "zero-shot", result.error
+    truth = ground_truth(target)  # indexes PARTS
+    expected = np.array([order.index(PARTS[t]) if t >= 0 else -1 for t in truth])
+    assert float((result.dense_labels == expected).mean()) > 0.6
