@@ -64,7 +64,9 @@ def run_segment(
     segment_options = SegmentOptions(adapt=adapt, **options)
     paths = expand_inputs(inputs)
     check_output_collisions(paths, segment_options.out_dir, segment_options.preview)
-    segmenter = Segmenter(part_names, segment_options, stages=Stages(quiet=quiet))
+    # one live display at a time: a batch shows its progress bar, a single file a spinner
+    stages = Stages(quiet=quiet, spinner=len(paths) < 2)
+    segmenter = Segmenter(part_names, segment_options, stages=stages)
     failures = 0
     with progress(quiet or len(paths) < 2) as bar:
         task = bar.add_task("segmenting", total=len(paths))

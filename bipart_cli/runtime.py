@@ -235,8 +235,9 @@ class Stages:
     Quiet: nothing is printed, times are still kept.
     """
 
-    def __init__(self, quiet: bool = True) -> None:
+    def __init__(self, quiet: bool = True, spinner: bool = True) -> None:
         self.quiet = quiet
+        self.spinner = spinner  # off under another live display (a batch's progress bar)
         self.seconds: dict[str, float] = {}
 
     @contextlib.contextmanager
@@ -244,7 +245,7 @@ class Stages:
         started = time.perf_counter()
         label = f"{name} {detail}".strip()
         status = None
-        if not self.quiet and stderr_console.is_terminal:
+        if not self.quiet and self.spinner and stderr_console.is_terminal:
             status = stderr_console.status(f"{_escape(label)}...", spinner="dots")
             status.start()
         try:
