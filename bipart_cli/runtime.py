@@ -261,3 +261,15 @@ class Stages:
                     highlight=False,
                     soft_wrap=True,
                 )
+
+    def timed(self, name: str, detail: str = ""):
+        """``stages.timed("adapt")(fn)(*args)``: call ``fn`` inside the stage ``name``."""
+
+        def wrap(fn):
+            def call(*args, **kwargs):
+                with self(name, detail):
+                    return fn(*args, **kwargs)
+
+            return call
+
+        return wrap
