@@ -190,7 +190,8 @@ def test_unreachable_hub_fails_without_retries(root):
         "--weights",
         "/no/such/weights",
         HF_HUB_OFFLINE="",
-        HF_ENDPOINT="http://127.0.0.1:9",
+        HF_ENDPOINT="http://127.0.0.1:9",  # nothing listens on the discard port
+        **dict.fromkeys(("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY"), ""),
     )
     _assert_ways_forward(done, "cannot be reached")
 
