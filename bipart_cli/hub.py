@@ -172,7 +172,7 @@ def _snapshot(
 
     cache = hub_cache_dir()
     at = f"{repo_id}" + (f"@{revision}" if revision else "")
-    other = hint or "pass a local folder"
+    other = hint or "run once online (without --offline / HF_HUB_OFFLINE=1) or pass a local folder"
     # the cache first: a hit needs no network, and offline a miss fails at once
     try:
         return _cached_snapshot(repo_id, revision, repo_type)
@@ -196,6 +196,6 @@ def _snapshot(
         )
     except Exception as exc:  # huggingface_hub raises many types (HTTP, offline, not found)
         why = f"download failed ({type(exc).__name__})"
-        how = f"check the id, the revision and the connection, or {other}"
+        how = f"check the id, the revision and the connection, or {hint or 'pass a local folder'}"
         raise ModelUnavailableError(f"cannot get {at}: {why}; {how}") from exc
     return Path(folder)
