@@ -9,16 +9,30 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from . import __version__
-from .adapt import AdaptSettings
+from .adapt import DESCRIPTOR_CHOICES, OPTIMIZERS, AdaptSettings
 from .errors import BipartError, NotImplementedYetError, UsageError
-from .runtime import setup_logging, stderr_console, validate_device_spec
+from .orientation import UP_CHOICES
+from .runtime import (
+    check_choice,
+    check_count,
+    check_folder,
+    check_fraction,
+    check_index_spec,
+    check_out_dir,
+    check_rate,
+    print_error,
+    setup_logging,
+    stderr_console,
+    validate_device_spec,
+)
+from .support import STRATEGIES
 
 app = typer.Typer(
     name="bipart",
@@ -29,18 +43,51 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
+# --- parse-time checks: a bad value is a usage error (exit 2) before any work ---
+
+
+def _checked(check: Callable[..., Any], *args: Any) -> Callable[..., Any]:
+    """A Typer callback running ``check(option_name, value, *args)`` on a given value."""
+
+    def callback(param: typer.CallbackParam, value: Any) -> Any:
+        if value is None:
+            return None
+        try:
+            return check(param.opts[0], value, *args)
+        except UsageError as exc:  # Typer's own usage error: exit 2 however the app is run
+            raise typer.BadParameter(str(exc)) from None
+
+    return callback
+
+
+MAX_POINTS = 50_000_000
+MAX_STEPS = 10_000
+MAX_SUPPORT = 1_000
+MAX_LR = 100.0
+BOX_REDUCTIONS = ("mean", "sum")
+SEGMENT_LABELERS = ("auto", "detector", "none", "given", "simulated")
+FLAG = ""  # metavar of on/off flags: no "<bool>" in the help
+
 # --- options shared by every command --------------------------------------
 
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed; same seed, same result.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")]
-VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Debug logs and tracebacks.")]
+JsonOpt = Annotated[
+    bool, typer.Option("--json", metavar=FLAG, help="Machine-readable output on stdout.")
+]
+QuietOpt = Annotated[
+    bool,
+    typer.Option("--quiet", "-q", metavar=FLAG, help="Only errors on stderr (no progress)."),
+]
+VerboseOpt = Annotated[
+    bool, typer.Option("--verbose", "-v", metavar=FLAG, help="Debug logs and tracebacks.")
+]
 BoxReductionOpt = Annotated[
     str,
     typer.Option(
         "--box-reduction",
         help="Eq. 2 over a shape's boxes: mean (default, stable across labelers) or sum (as written).",
+        callback=_checked(check_choice, BOX_REDUCTIONS),
     ),
 ]
 UpOpt = Annotated[
@@ -48,41 +95,128 @@ UpOpt = Annotated[
     typer.Option(
         "--up",
         help="Up axis of the targets: y (glTF), z (many OBJ exports), auto (PCA-align target and support) or none.",
+        callback=_checked(check_choice, UP_CHOICES),
     ),
 ]
 PartsOpt = Annotated[
     str | None,
     typer.Option("--parts", "-p", help='Comma-separated part names, e.g. "back,seat,leg,arm".'),
 ]
-# adaptation options of segment and eval; defaults are AdaptSettings' (adapt.py imports no torch)
+# adaptation options of segment and eval beyond --steps/--lr; defaults are AdaptSettings'
 _ADAPT = AdaptSettings()
-StepsOpt = Annotated[int, typer.Option("--steps", help="Inner-loop steps K.")]
-LrOpt = Annotated[float, typer.Option("--lr", help="Inner-loop learning rate.")]
 OptimizerOpt = Annotated[
     str,
-    typer.Option("--optimizer", help="Inner-loop optimizer: adam, or sgd (the paper's)."),
+    typer.Option(
+        "--optimizer",
+        help="Inner-loop optimizer: adam, or sgd (the paper's).",
+        callback=_checked(check_choice, OPTIMIZERS),
+    ),
 ]
 BatchPointsOpt = Annotated[
     int,
-    typer.Option("--batch-points", help="Support points drawn per inner step (0: all of them)."),
+    typer.Option(
+        "--batch-points",
+        help="Support points drawn per inner step (0: all of them).",
+        callback=_checked(check_count, 0, MAX_POINTS),
+    ),
 ]
 DescriptorsOpt = Annotated[
     str,
     typer.Option(
         "--descriptors",
         help="Geometric descriptors the head reads beside the network features: geo-v1 or none.",
+        callback=_checked(check_choice, DESCRIPTOR_CHOICES),
     ),
 ]
 SmoothOpt = Annotated[
     int,
     typer.Option(
-        "--smooth", help="Rounds of neighbour averaging of the part probabilities (0: off)."
+        "--smooth",
+        help="Rounds of neighbour averaging of the part probabilities (0: off).",
+        callback=_checked(check_count, 0, 1000),
     ),
+]
+RequiredPartsOpt = Annotated[
+    str,
+    typer.Option("--parts", "-p", help='Comma-separated part names, e.g. "back,seat,leg,arm".'),
 ]
 OutDirOpt = Annotated[
     Path | None,
-    typer.Option("--out-dir", "-o", help="Output folder (default: next to the input)."),
+    typer.Option(
+        "--out-dir",
+        "-o",
+        help="Output folder (default: next to the input).",
+        callback=_checked(check_out_dir),
+    ),
 ]
+PointsOpt = Annotated[
+    int,
+    typer.Option(
+        "--points",
+        help="Dense points sampled (and labeled) per shape.",
+        callback=_checked(check_count, 1, MAX_POINTS),
+    ),
+]
+StepsOpt = Annotated[
+    int,
+    typer.Option(
+        "--steps", help="Inner-loop steps K.", callback=_checked(check_count, 1, MAX_STEPS)
+    ),
+]
+LrOpt = Annotated[
+    float,
+    typer.Option("--lr", help="Inner-loop learning rate.", callback=_checked(check_rate, MAX_LR)),
+]
+SupportSizeOpt = Annotated[
+    int,
+    typer.Option(
+        "--support-size",
+        help="Support-set size M.",
+        callback=_checked(check_count, 1, MAX_SUPPORT),
+    ),
+]
+StrategyOpt = Annotated[
+    str,
+    typer.Option(
+        "--strategy",
+        help="Support selection: part-perfect, similarity or random.",
+        callback=_checked(check_choice, STRATEGIES),
+    ),
+]
+ThresholdOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--threshold",
+        help="Detector box score threshold, 0 to 1 (default 0.5).",
+        callback=_checked(check_fraction),
+    ),
+]
+WeightsRevisionOpt = Annotated[
+    str | None, typer.Option("--weights-revision", help="Hub revision of --weights.")
+]
+DetectorRevisionOpt = Annotated[
+    str | None, typer.Option("--detector-revision", help="Hub revision of --detector.")
+]
+OfflineOpt = Annotated[
+    bool,
+    typer.Option(
+        "--offline",
+        metavar=FLAG,
+        help="Never touch the network: only local folders and the Hub cache (as HF_HUB_OFFLINE=1).",
+    ),
+]
+
+
+def _hidden(*names: str, callback: Callable[..., Any] | None = None) -> Any:
+    """An old spelling kept for one release: accepted, not shown in the help."""
+    return typer.Option(*names, hidden=True, callback=callback)
+
+
+def _alias(new: Any, old: Any, default: Any) -> Any:
+    """The value of an option given under its new name or its hidden old one."""
+    if old is not None and new != default:
+        raise UsageError("an option was given under both its new and its old name")
+    return new if old is None else old
 
 
 @contextlib.contextmanager
@@ -94,24 +228,21 @@ def reported_errors(verbose: bool, quiet: bool = False) -> Iterator[None]:
     except BipartError as exc:
         if verbose:
             stderr_console.print_exception()
-        from rich.markup import escape
-
         from .runtime import user_message
 
-        message = escape(user_message(exc))
-        stderr_console.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+        print_error(user_message(exc))
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
-        stderr_console.print("[bold red]interrupted[/]")
+        print_error("interrupted")
         raise typer.Exit(130) from None
     except (typer.Exit, typer.Abort):
         raise
     except Exception as exc:  # a bug, not a user error: still one line without -v
         if verbose:
             stderr_console.print_exception()
-        stderr_console.print(
-            f"[bold red]internal error:[/] {type(exc).__name__}: {exc} (rerun with -v for the traceback)",
-            highlight=False,
+        print_error(
+            f"{type(exc).__name__}: {exc} (rerun with -v for the traceback)",
+            prefix="internal error",
         )
         raise typer.Exit(1) from None
 
@@ -131,7 +262,11 @@ def _root(
     version: Annotated[
         bool,
         typer.Option(
-            "--version", callback=_version_callback, is_eager=True, help="Print the version."
+            "--version",
+            callback=_version_callback,
+            is_eager=True,
+            metavar=FLAG,
+            help="Print the version.",
         ),
     ] = False,
 ) -> None:
@@ -141,15 +276,21 @@ def _root(
 @app.command()
 def segment(
     inputs: Annotated[list[str], typer.Argument(help="Assets or globs to segment.")],
-    parts: PartsOpt = None,
+    parts: RequiredPartsOpt,
     index_path: Annotated[
         str | None,
-        typer.Option("--index", help="Support index: a folder or hf://datasets/OWNER/NAME[@REV]."),
+        typer.Option(
+            "--index",
+            help="Support index: a folder or hf://datasets/OWNER/NAME[@REV].",
+            callback=_checked(check_index_spec),
+        ),
     ] = None,
     support: Annotated[
         Path | None,
         typer.Option(
-            "--support", help="Folder of labeled assets used directly as the support set."
+            "--support",
+            help="Folder of labeled assets used directly as the support set.",
+            callback=_checked(check_folder),
         ),
     ] = None,
     category: Annotated[
@@ -161,47 +302,47 @@ def segment(
             "--weights", help="Registry id, Hub id or folder; 'random' for an untrained model."
         ),
     ] = None,
-    revision: Annotated[
-        str | None, typer.Option("--revision", help="Hub revision of --weights.")
-    ] = None,
+    weights_revision: WeightsRevisionOpt = None,
+    old_revision: Annotated[str | None, _hidden("--revision")] = None,
     labeler: Annotated[
         str,
         typer.Option(
             "--labeler",
-            help="Target pseudo labels: detector, none (few-shot) or simulated (evaluation).",
+            help="Target pseudo labels: auto (the detector when its weights can be had, else "
+            "few-shot from a labeled support), detector, none (few-shot), given (the target's "
+            "own labels) or simulated (evaluation).",
+            callback=_checked(check_choice, SEGMENT_LABELERS),
         ),
-    ] = "detector",
+    ] = "auto",
     detector: Annotated[
         str | None, typer.Option("--detector", help="Detector Hub id or local folder.")
     ] = None,
-    detector_revision: Annotated[
-        str | None, typer.Option("--detector-revision", help="Hub revision of --detector.")
-    ] = None,
-    threshold: Annotated[
-        float, typer.Option("--threshold", help="Detector score threshold.")
-    ] = 0.5,
-    offline: Annotated[
-        bool, typer.Option("--offline", help="Never touch the network (same as HF_HUB_OFFLINE=1).")
-    ] = False,
+    detector_revision: DetectorRevisionOpt = None,
+    threshold: ThresholdOpt = None,
+    offline: OfflineOpt = False,
     steps: StepsOpt = _ADAPT.steps,
     lr: LrOpt = _ADAPT.lr,
     optimizer: OptimizerOpt = _ADAPT.optimizer,
     batch_points: BatchPointsOpt = _ADAPT.batch_points,
     descriptors: DescriptorsOpt = _ADAPT.descriptors,
     smooth: SmoothOpt = _ADAPT.smooth,
-    support_size: Annotated[int, typer.Option("--support-size", help="Support-set size M.")] = 8,
-    strategy: Annotated[
-        str,
-        typer.Option("--strategy", help="Support selection: part-perfect, similarity or random."),
-    ] = "part-perfect",
+    support_size: SupportSizeOpt = 8,
+    strategy: StrategyOpt = "part-perfect",
     box_reduction: BoxReductionOpt = "mean",
     up: UpOpt = "y",
-    n_dense: Annotated[
-        int, typer.Option("--points", help="Dense points sampled and labeled.")
-    ] = 100_000,
+    n_dense: PointsOpt = 100_000,
     out_dir: OutDirOpt = None,
     preview: Annotated[
-        bool, typer.Option("--preview", help="Also write a PNG render of the result.")
+        bool,
+        typer.Option("--preview", metavar=FLAG, help="Also write a PNG render of the result."),
+    ] = False,
+    colorize: Annotated[
+        bool,
+        typer.Option(
+            "--colorize",
+            metavar=FLAG,
+            help="Paint the output GLB in part colours instead of keeping the asset's materials.",
+        ),
     ] = False,
     device: DeviceOpt = "auto",
     seed: SeedOpt = 0,
@@ -221,13 +362,13 @@ def segment(
             support_dir=support,
             category=category,
             weights=weights,
-            weights_revision=revision,
+            weights_revision=_alias(weights_revision, old_revision, None),
             labeler=labeler,
             labeler_options={
                 "detector": detector,
                 "revision": detector_revision,
                 "threshold": threshold,
-                "offline": offline,
+                "offline": offline or None,
             },
             steps=steps,
             lr=lr,
@@ -242,6 +383,7 @@ def segment(
             n_dense=n_dense,
             out_dir=out_dir,
             preview=preview,
+            colorize=colorize,
             device=device,
             seed=seed,
             json_output=json_output,
@@ -258,8 +400,9 @@ def label(
         str,
         typer.Option(
             "--labeler",
-            help="detector (VLM boxes), given (the asset's own labels) or simulated "
-            "(noisy ground truth, evaluation only).",
+            help="detector (VLM boxes), given (the asset's own labels), simulated "
+            "(noisy ground truth, evaluation only) or none.",
+            callback=_checked(check_choice, ("detector", "given", "simulated", "none")),
         ),
     ] = "detector",
     detector: Annotated[
@@ -268,18 +411,19 @@ def label(
             "--detector", help="Detector Hub id or local folder (default grounding-dino-tiny)."
         ),
     ] = None,
-    revision: Annotated[str | None, typer.Option("--revision", help="Detector revision.")] = None,
-    threshold: Annotated[
-        float | None, typer.Option("--threshold", help="Box score threshold (default 0.5).")
-    ] = None,
-    offline: Annotated[
-        bool, typer.Option("--offline", help="Use only the local Hub cache (as HF_HUB_OFFLINE=1).")
-    ] = False,
-    preview: Annotated[
+    detector_revision: DetectorRevisionOpt = None,
+    old_revision: Annotated[str | None, _hidden("--revision")] = None,
+    threshold: ThresholdOpt = None,
+    offline: OfflineOpt = False,
+    preview_path: Annotated[
         Path | None,
-        typer.Option("--preview", help="Contact-sheet PNG path (default <stem>.pseudo.png)."),
+        typer.Option("--preview-path", help="Contact-sheet PNG path (default <stem>.pseudo.png)."),
     ] = None,
-    n_dense: Annotated[int, typer.Option("--n-dense", help="Dense points to render.")] = 100_000,
+    old_preview: Annotated[Path | None, _hidden("--preview")] = None,
+    n_dense: PointsOpt = 100_000,
+    old_n_dense: Annotated[
+        int | None, _hidden("--n-dense", callback=_checked(check_count, 1, MAX_POINTS))
+    ] = None,
     out_dir: OutDirOpt = None,
     device: DeviceOpt = "auto",
     seed: SeedOpt = 0,
@@ -290,14 +434,13 @@ def label(
     """Render the asset, detect part boxes and write pseudo labels, a preview and a summary."""
     with reported_errors(verbose, quiet):
         validate_device_spec(device)
-        from .labeling.api import LABELERS, label_file
+        n_dense = _alias(n_dense, old_n_dense, 100_000)
+        from .labeling.api import label_file
 
-        if labeler not in LABELERS:
-            raise UsageError(f"unknown --labeler {labeler!r}: choose one of {', '.join(LABELERS)}")
         detector_options = (
             {
                 "detector": detector,
-                "revision": revision,
+                "revision": _alias(detector_revision, old_revision, None),
                 "threshold": threshold,
                 "offline": offline or None,
             }
@@ -309,7 +452,7 @@ def label(
             parts,
             labeler,
             out_dir=out_dir,
-            preview=preview,
+            preview=_alias(preview_path, old_preview, None),
             n_dense=n_dense,
             seed=seed,
             device=device,
@@ -353,15 +496,13 @@ def index(
     detector: Annotated[
         str | None, typer.Option("--detector", help="Detector Hub id or local folder.")
     ] = None,
-    detector_revision: Annotated[
-        str | None, typer.Option("--detector-revision", help="Hub revision of --detector.")
-    ] = None,
-    threshold: Annotated[
-        float | None, typer.Option("--threshold", help="Detector score threshold.")
-    ] = None,
+    detector_revision: DetectorRevisionOpt = None,
+    threshold: ThresholdOpt = None,
     no_cache_features: Annotated[
         bool,
-        typer.Option("--no-cache-features", help="Do not store frozen-encoder features."),
+        typer.Option(
+            "--no-cache-features", metavar=FLAG, help="Do not store frozen-encoder features."
+        ),
     ] = False,
     weights: Annotated[
         str | None,
@@ -371,9 +512,7 @@ def index(
         str | None,
         typer.Option("--shard", help="Build only part i of n (i/n); join parts with 'merge'."),
     ] = None,
-    n_dense: Annotated[
-        int, typer.Option("--points", help="Dense points sampled and labeled per shape.")
-    ] = 100_000,
+    n_dense: PointsOpt = 100_000,
     device: DeviceOpt = "auto",
     seed: SeedOpt = 0,
     json_output: JsonOpt = False,
@@ -420,32 +559,64 @@ def train(
     out: Annotated[
         Path | None, typer.Option("--out", help="Run folder: checkpoints, logs, final model.")
     ] = None,
-    epochs: Annotated[int, typer.Option("--epochs", help="Outer-loop epochs.")] = 10,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Targets per outer step.")] = 8,
-    support_size: Annotated[
-        int, typer.Option("--support-size", help="Support-set size M (target included).")
+    epochs: Annotated[
+        int,
+        typer.Option("--epochs", help="Outer-loop epochs.", callback=_checked(check_count, 1)),
+    ] = 10,
+    batch_size: Annotated[
+        int,
+        typer.Option(
+            "--batch-size", help="Targets per outer step.", callback=_checked(check_count, 1)
+        ),
     ] = 8,
-    inner_steps: Annotated[int, typer.Option("--inner-steps", help="Inner-loop steps K.")] = 5,
-    inner_lr: Annotated[
-        float, typer.Option("--inner-lr", help="Inner-loop SGD learning rate.")
-    ] = 0.1,
+    support_size: Annotated[
+        int,
+        typer.Option(
+            "--support-size",
+            help="Support-set size M (target included).",
+            callback=_checked(check_count, 1, MAX_SUPPORT),
+        ),
+    ] = 8,
+    steps: StepsOpt = 5,
+    old_inner_steps: Annotated[
+        int | None, _hidden("--inner-steps", callback=_checked(check_count, 1, MAX_STEPS))
+    ] = None,
+    lr: LrOpt = 0.1,
+    old_inner_lr: Annotated[
+        float | None, _hidden("--inner-lr", callback=_checked(check_rate, MAX_LR))
+    ] = None,
     outer_lr: Annotated[
-        float, typer.Option("--outer-lr", help="Outer-loop Adam learning rate.")
+        float,
+        typer.Option(
+            "--outer-lr",
+            help="Outer-loop Adam learning rate.",
+            callback=_checked(check_rate, MAX_LR),
+        ),
     ] = 1e-4,
     first_order: Annotated[
-        bool, typer.Option("--first-order", help="First-order MAML (no second-order terms).")
+        bool,
+        typer.Option(
+            "--first-order", metavar=FLAG, help="First-order MAML (no second-order terms)."
+        ),
     ] = False,
     no_bilevel: Annotated[
-        bool, typer.Option("--no-bilevel", help="Ablation: plain distillation with the same loss.")
+        bool,
+        typer.Option(
+            "--no-bilevel", metavar=FLAG, help="Ablation: plain distillation with the same loss."
+        ),
     ] = False,
     no_extractor: Annotated[
         bool,
-        typer.Option("--no-extractor", help="Ablation: encoder features straight into the head."),
+        typer.Option(
+            "--no-extractor",
+            metavar=FLAG,
+            help="Ablation: encoder features straight into the head.",
+        ),
     ] = False,
-    support_strategy: Annotated[
-        str,
-        typer.Option("--support", help="Support selection: part-perfect, similarity or random."),
-    ] = "part-perfect",
+    strategy: StrategyOpt = "part-perfect",
+    old_support: Annotated[
+        str | None, _hidden("--support", callback=_checked(check_choice, STRATEGIES))
+    ] = None,
     box_reduction: BoxReductionOpt = "mean",
     categories: Annotated[
         str | None,
@@ -454,11 +625,18 @@ def train(
     val_fraction: Annotated[
         float,
         typer.Option(
-            "--val-fraction", help="Share of labeled shapes per category held out for validation."
+            "--val-fraction",
+            help="Share of labeled shapes per category held out for validation.",
+            callback=_checked(check_fraction),
         ),
     ] = 0.1,
     max_steps: Annotated[
-        int | None, typer.Option("--max-steps", help="Stop after this many outer steps.")
+        int | None,
+        typer.Option(
+            "--max-steps",
+            help="Stop after this many outer steps.",
+            callback=_checked(check_count, 1),
+        ),
     ] = None,
     model_config: Annotated[
         Path | None,
@@ -468,7 +646,7 @@ def train(
         ),
     ] = None,
     resume: Annotated[
-        bool, typer.Option("--resume", help="Continue from RUN_DIR/checkpoint.")
+        bool, typer.Option("--resume", metavar=FLAG, help="Continue from RUN_DIR/checkpoint.")
     ] = False,
     device: DeviceOpt = "auto",
     seed: SeedOpt = 0,
@@ -488,13 +666,13 @@ def train(
                 epochs=epochs,
                 batch_size=batch_size,
                 support_size=support_size,
-                inner_steps=inner_steps,
-                inner_lr=inner_lr,
+                inner_steps=_alias(steps, old_inner_steps, 5),
+                inner_lr=_alias(lr, old_inner_lr, 0.1),
                 outer_lr=outer_lr,
                 first_order=first_order,
                 bilevel=not no_bilevel,
                 use_extractor=not no_extractor,
-                support_strategy=support_strategy,
+                support_strategy=_alias(strategy, old_support, "part-perfect"),
                 box_reduction=box_reduction,
                 categories=categories,
                 val_fraction=val_fraction,
@@ -526,14 +704,14 @@ def evaluate(
             "--weights", help="Registry id, Hub id or folder; 'random' for an untrained model."
         ),
     ] = None,
-    revision: Annotated[
-        str | None, typer.Option("--revision", help="Hub revision of --weights.")
-    ] = None,
+    weights_revision: WeightsRevisionOpt = None,
+    old_revision: Annotated[str | None, _hidden("--revision")] = None,
     labeler: Annotated[
         str,
         typer.Option(
             "--labeler",
             help="'index': the targets' indexed pseudo labels join the support; 'none': few-shot.",
+            callback=_checked(check_choice, ("index", "none")),
         ),
     ] = "index",
     steps: StepsOpt = _ADAPT.steps,
@@ -542,20 +720,23 @@ def evaluate(
     batch_points: BatchPointsOpt = _ADAPT.batch_points,
     descriptors: DescriptorsOpt = _ADAPT.descriptors,
     smooth: SmoothOpt = _ADAPT.smooth,
-    support_size: Annotated[int, typer.Option("--support-size", help="Support-set size M.")] = 8,
-    strategy: Annotated[
-        str,
-        typer.Option("--strategy", help="Support selection: part-perfect, similarity or random."),
-    ] = "part-perfect",
+    support_size: SupportSizeOpt = 8,
+    strategy: StrategyOpt = "part-perfect",
     box_reduction: BoxReductionOpt = "mean",
     up: UpOpt = "y",
     limit: Annotated[
-        int | None, typer.Option("--limit", help="Evaluate at most this many shapes.")
+        int | None,
+        typer.Option(
+            "--limit",
+            help="Evaluate at most this many shapes.",
+            callback=_checked(check_count, 1),
+        ),
     ] = None,
     zero_shot: Annotated[
         bool,
         typer.Option(
             "--zero-shot",
+            metavar=FLAG,
             help="No support index: adapt on each target's own pseudo labels, repeated M times "
             "(needs --labeler index).",
         ),
@@ -576,7 +757,7 @@ def evaluate(
                 index_path,
                 support_index=support_index,
                 weights=weights,
-                weights_revision=revision,
+                weights_revision=_alias(weights_revision, old_revision, None),
                 labeler=labeler,
                 steps=steps,
                 lr=lr,
@@ -591,6 +772,48 @@ def evaluate(
                 limit=limit,
                 zero_shot=zero_shot,
                 device=device,
+                seed=seed,
+                json_output=json_output,
+                quiet=quiet,
+            )
+        )
+
+
+@app.command()
+def examples(
+    out: Annotated[Path, typer.Argument(help="Folder to write the support sets into.")],
+    categories: Annotated[
+        str | None,
+        typer.Option(
+            "--categories",
+            help="Comma-separated categories (default: all: chair, table, mug, lamp, airplane, "
+            "car, guitar, knife, bottle, bed, sofa, bookshelf).",
+        ),
+    ] = None,
+    per_category: Annotated[
+        int,
+        typer.Option(
+            "--per-category",
+            help="Labeled shapes per category.",
+            callback=_checked(check_count, 1, 1000),
+        ),
+    ] = 6,
+    seed: SeedOpt = 0,
+    json_output: JsonOpt = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Write labeled support folders OUT/<category>/ of procedural shapes, for offline few-shot
+    use: bipart segment lamp.glb --parts base,pole,shade --support OUT/lamp."""
+    with reported_errors(verbose, quiet):
+        check_out_dir("OUT", out)
+        from .commands import run_examples
+
+        raise typer.Exit(
+            run_examples(
+                out,
+                categories,
+                per_category=per_category,
                 seed=seed,
                 json_output=json_output,
                 quiet=quiet,
@@ -629,13 +852,28 @@ def info(
             typer.echo("\n".join(lines))
 
 
-def main() -> None:
-    """Console-script entry point."""
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: every error, usage ones included, is one ``error:`` line."""
     try:
-        app()
-    except UsageError as exc:  # raised outside a command body
-        stderr_console.print(f"[bold red]error:[/] {exc}")
+        code = app(args=argv, standalone_mode=False)
+    except typer.TyperException as exc:  # Typer's parse errors (its vendored click)
+        if type(exc).__name__ == "NoArgsIsHelpError":  # bare ``bipart``: the help
+            exc.show()
+            sys.exit(exc.exit_code)
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see '{ctx.command_path} -h')" if ctx is not None else ""
+        message = str(getattr(exc, "message", ""))
+        if not (type(exc).__name__ == "BadParameter" and message.startswith("--")):
+            message = exc.format_message()  # our checks name the option themselves
+        print_error(f"{message}{hint}")
+        sys.exit(getattr(exc, "exit_code", 2))
+    except typer.Abort:
+        print_error("aborted")
+        sys.exit(1)
+    except BipartError as exc:  # raised outside a command body (a parse-time check)
+        print_error(str(exc))
         sys.exit(exc.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -8,18 +8,41 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 from typing import Any
 
-from .runtime import log, stdout_console
+from .runtime import print_error, stdout_console
 
 EXIT_OK, EXIT_ERROR, EXIT_PARTIAL = 0, 1, 3
 
 
 def labeler_options(labeler: str, options: dict[str, Any]) -> dict[str, Any]:
-    """Only the detector takes detector options; drop unset ones."""
-    if labeler != "detector":
+    """Only the detector (chosen or ``auto``) takes detector options; drop unset ones."""
+    if labeler not in ("detector", "auto"):
         return {}
     return {k: v for k, v in options.items() if v is not None}
+
+
+def check_output_collisions(paths: list[str], out_dir: Path | None, preview: bool) -> None:
+    """Before any work: no input is overwritten by an output, no two inputs write the same
+    file, and no output path is a folder (a :class:`UsageError` naming the clash)."""
+    from .errors import UsageError
+    from .io.write import planned_outputs
+
+    owners: dict[Path, str] = {}
+    for path in paths:
+        source = Path(path)
+        for target in planned_outputs(source, out_dir, preview):
+            key = target.resolve()
+            if key == source.resolve():
+                raise UsageError(f"{path} would be overwritten by its own output: pass --out-dir")
+            if key in owners and owners[key] != path:
+                raise UsageError(
+                    f"{owners[key]} and {path} would both write {target}: use separate --out-dir folders"
+                )
+            if target.is_dir():
+                raise UsageError(f"the output {target} is a folder")
+            owners[key] = path
 
 
 def run_segment(
@@ -29,19 +52,22 @@ def run_segment(
     from .adapt import AdaptSettings
     from .errors import UsageError
     from .parts import parse_part_names
-    from .runtime import progress
+    from .runtime import Stages, progress
     from .segmentation import Segmenter, SegmentOptions, check_inputs, expand_inputs
 
     if parts is None:
         raise UsageError('--parts is required, e.g. --parts "back,seat,leg,arm"')
+    part_names = parse_part_names(parts)
     fields = {f.name for f in dataclasses.fields(AdaptSettings)}
     adapt = AdaptSettings(**{k: options.pop(k) for k in list(options) if k in fields})
     options["labeler_options"] = labeler_options(options["labeler"], options["labeler_options"])
     segment_options = SegmentOptions(adapt=adapt, **options)
-    part_names = parse_part_names(parts)
     paths = expand_inputs(inputs)
     check_inputs(paths, segment_options.out_dir, collisions=segment_options.write)
-    segmenter = Segmenter(part_names, segment_options)
+    check_output_collisions(paths, segment_options.out_dir, segment_options.preview)
+    # one live display at a time: a batch shows its progress bar, a single file a spinner
+    stages = Stages(quiet=quiet, spinner=len(paths) < 2)
+    segmenter = Segmenter(part_names, segment_options, stages=stages)
     failures = 0
     with progress(quiet or len(paths) < 2) as bar:
         task = bar.add_task("segmenting", total=len(paths))
@@ -49,7 +75,7 @@ def run_segment(
             result = segmenter.run(path)
             failures += not result.ok
             if not result.ok:  # one line naming the input (load errors already do)
-                log.error("%s", result.error if path in result.error else f"{path}: {result.error}")
+                print_error(result.error if path in result.error else f"{path}: {result.error}")
             _print_segment_result(result, json_output)
             bar.advance(task)
     if failures == 0:
@@ -150,6 +176,46 @@ def run_train(
             val = "n/a" if report.val_miou is None else f"{100 * report.val_miou:.1f}"
             stdout_console.print(
                 f"epoch {record['epoch']}: loss {report.mean_loss:.4f}, val mIoU {val}, {record['seconds']} s",
+                highlight=False,
+            )
+    return EXIT_OK
+
+
+def run_examples(
+    out: Path,
+    categories: str | None,
+    *,
+    per_category: int,
+    seed: int,
+    json_output: bool,
+    quiet: bool,
+) -> int:
+    """``bipart examples``: labeled support folders, one per procedural category."""
+    from .errors import UsageError
+    from .examples import CATEGORIES, write_support_sets
+
+    chosen = (
+        [c.strip() for c in categories.split(",") if c.strip()] if categories else list(CATEGORIES)
+    )
+    unknown = [c for c in chosen if c not in CATEGORIES]
+    if unknown or not chosen:
+        raise UsageError(
+            f"--categories: unknown {', '.join(unknown) or '(none given)'}; "
+            f"known: {', '.join(CATEGORIES)}"
+        )
+    folders = write_support_sets(out, chosen, per_category=per_category, seed=seed)
+    for category, folder in folders.items():
+        record = {
+            "category": category,
+            "folder": str(folder),
+            "parts": CATEGORIES[category],
+            "shapes": len(list(folder.glob("*.glb"))),
+        }
+        if json_output:
+            print(json.dumps(record), flush=True)
+        elif not quiet:
+            stdout_console.print(
+                f"{folder}: {record['shapes']} labeled {category}s, parts {','.join(record['parts'])}",
                 highlight=False,
             )
     return EXIT_OK

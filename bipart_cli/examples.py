@@ -593,3 +593,22 @@ def write_corpus(
                     tmp.write_bytes(data)
             written.append(path)
     return written
+
+
+def write_support_sets(
+    out_dir: str | Path,
+    categories: Iterable[str] | None = None,
+    *,
+    per_category: int = 6,
+    seed: int = 0,
+    colors: ColorMode = "natural",
+) -> dict[str, Path]:
+    """Labeled few-shot support folders ``<out_dir>/<category>/`` (``bipart examples``).
+
+    Each holds ``per_category`` shapes whose nodes name their parts, and a ``parts.json``;
+    pass one as ``--support``. Seeds differ from the training corpus's (``seed + 2000``).
+    Returns the folder of each category.
+    """
+    chosen = list(CATEGORIES) if categories is None else list(categories)
+    write_corpus(out_dir, per_category, chosen, seed=seed + 2000, colors=colors)
+    return {category: Path(out_dir) / category for category in chosen}

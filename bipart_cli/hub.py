@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import os
 import re
+import socket
+import threading
 from pathlib import Path
+from urllib.parse import urlparse
 
 from .errors import ModelUnavailableError, UsageError
 
@@ -63,6 +66,66 @@ def hub_cache_dir() -> Path:
         os.environ.get("XDG_CACHE_HOME", "~/.cache"), "huggingface"
     )
     return Path(home).expanduser() / "hub"
+
+
+_PROBED: dict[str, str | None] = {}
+
+
+def hub_endpoint() -> str:
+    return os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+
+
+def hub_unreachable(timeout: float = 1.5) -> str | None:
+    """Why the Hub cannot be reached, or None: one TCP connection attempt (to the proxy,
+    when one is set) bounded by ``timeout`` seconds, remembered for the process."""
+    endpoint = hub_endpoint()
+    if endpoint in _PROBED:
+        return _PROBED[endpoint]
+    url = urlparse(endpoint)
+    proxy = os.environ.get(f"{url.scheme}_proxy") or os.environ.get(f"{url.scheme.upper()}_PROXY")
+    target = urlparse(proxy) if proxy else url
+    host = target.hostname or ""
+    port = target.port or (443 if target.scheme == "https" else 80)
+    outcome: list[str | None] = []
+
+    def probe() -> None:
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                outcome.append(None)
+        except OSError as exc:
+            outcome.append(f"{endpoint} cannot be reached ({exc.strerror or type(exc).__name__})")
+
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(timeout + 0.1)
+    _PROBED[endpoint] = outcome[0] if outcome else f"{endpoint} did not answer within {timeout:g} s"
+    return _PROBED[endpoint]
+
+
+def in_hub_cache(repo: str, revision: str | None = None, repo_type: str = "model") -> bool:
+    """Whether a snapshot of ``repo`` (``owner/name`` or ``hf://``) is in the local Hub cache."""
+    try:
+        _cached_snapshot(repo, revision, repo_type)
+    except Exception:  # huggingface_hub raises several types for a miss
+        return False
+    return True
+
+
+def _cached_snapshot(repo: str, revision: str | None, repo_type: str) -> Path:
+    from huggingface_hub import snapshot_download
+
+    if repo.startswith("hf://"):
+        repo_type, repo, uri_revision = parse_hf_uri(repo)
+        revision = uri_revision or revision
+    return Path(
+        snapshot_download(
+            repo,
+            repo_type=repo_type,
+            revision=revision,
+            cache_dir=hub_cache_dir(),
+            local_files_only=True,
+        )
+    )
 
 
 def looks_like_repo_id(text: str) -> bool:
@@ -143,22 +206,30 @@ def _snapshot(
 
     cache = hub_cache_dir()
     at = f"{repo_id}" + (f"@{revision}" if revision else "")
+    other = hint or "run once online (without --offline / HF_HUB_OFFLINE=1) or pass a local folder"
+    # the cache first: a hit needs no network, and offline a miss fails at once
+    try:
+        return _cached_snapshot(repo_id, revision, repo_type)
+    except Exception:  # a miss; the download below says why
+        pass
+    if offline:
+        raise ModelUnavailableError(
+            f"cannot get {at}: not in the Hub cache {cache} and offline mode is on; {other}"
+        )
+    problem = hub_unreachable()
+    if problem:
+        raise ModelUnavailableError(f"cannot get {at}: not in the Hub cache and {problem}; {other}")
     try:
         folder = snapshot_download(
             repo_id,
             repo_type=repo_type,
             revision=revision,
             cache_dir=cache,
-            local_files_only=offline,
+            local_files_only=False,
             allow_patterns=allow_patterns,
         )
     except Exception as exc:  # huggingface_hub raises many types (HTTP, offline, not found)
-        other = hint or "pass a local folder"
-        if offline:
-            why = f"not in the Hub cache {cache} and offline mode is on"
-            how = f"run once online (without --offline / HF_HUB_OFFLINE=1) or {other}"
-        else:
-            why = f"download failed ({type(exc).__name__})"
-            how = f"check the id, the revision and the connection, or {other}"
+        why = f"download failed ({type(exc).__name__})"
+        how = f"check the id, the revision and the connection, or {hint or 'pass a local folder'}"
         raise ModelUnavailableError(f"cannot get {at}: {why}; {how}") from exc
     return Path(folder)

@@ -9,6 +9,7 @@ whose labels are re-indexed to the target's part names.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -61,22 +62,34 @@ class SupportBank:
 
         if not Path(folder).is_dir():
             raise UsageError(f"--support {folder}: not a folder of labeled assets")
-        summary = build_index(
-            folder,
-            cache,
-            labeler="given",
-            no_cache_features=True,
-            seed=seed,
-            device=device,
-            progress=False,
-        )
-        if getattr(summary, "failed", None):
-            from .runtime import log
+        from .runtime import log
 
-            log.warning(
-                "--support: %d file(s) could not be indexed and were skipped", len(summary.failed)
+        level = log.level
+        log.setLevel(logging.CRITICAL)  # per-file errors are summed up below, in one line
+        try:
+            summary = build_index(
+                folder,
+                cache,
+                labeler="given",
+                no_cache_features=True,
+                seed=seed,
+                device=device,
+                progress=False,
             )
-        return cls(ShapeIndex.open(cache), model)
+        finally:
+            log.setLevel(level)
+        index = ShapeIndex.open(cache)
+        failed = list(getattr(summary, "failed", []) or [])
+        if not index.entries:
+            found = f"{len(failed)} file(s), none labeled" if failed else "no assets"
+            raise UsageError(
+                f"--support {folder}: the folder has no labeled shapes ({found}); label parts by "
+                "node names, a PLY label property or <stem>_labels.npy with parts.json, "
+                "or write ready-made support sets with 'bipart examples DIR'"
+            )
+        if failed:
+            log.warning("--support: %d file(s) skipped, e.g. %s", len(failed), failed[0]["error"])
+        return cls(index, model)
 
     def __len__(self) -> int:
         return len(self.entries)

@@ -6,14 +6,18 @@ stays light.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import math
 import os
 import random
 import re
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.console import Console
-from rich.logging import RichHandler
 
 from .errors import UsageError
 
@@ -62,6 +66,67 @@ def validate_device_spec(spec: str) -> str:
     if not _DEVICE_PATTERN.match(spec):
         raise UsageError(f"invalid --device {spec!r}: expected auto, cpu, cuda or cuda:N")
     return spec
+
+
+def check_count(option: str, value: int, low: int = 1, high: int = 10**9) -> int:
+    """An integer option within ``[low, high]`` (a usage error otherwise)."""
+    if not low <= value <= high:
+        raise UsageError(f"{option} must be an integer from {low} to {high}, not {value}")
+    return value
+
+
+def check_rate(option: str, value: float, high: float, low_open: float = 0.0) -> float:
+    """A finite float option in ``(low_open, high]`` (NaN, inf and out-of-range are usage errors)."""
+    if not (math.isfinite(value) and low_open < value <= high):
+        raise UsageError(
+            f"{option} must be a finite number above {low_open:g} and at most {high:g}, not {value}"
+        )
+    return value
+
+
+def check_fraction(option: str, value: float) -> float:
+    """A float option in ``[0, 1]``."""
+    if not (math.isfinite(value) and 0.0 <= value <= 1.0):
+        raise UsageError(f"{option} must be a number from 0 to 1, not {value}")
+    return value
+
+
+def check_choice(option: str, value: str, choices: Sequence[str]) -> str:
+    """One of ``choices`` (a usage error naming them otherwise)."""
+    if value not in choices:
+        raise UsageError(f"{option} must be one of {', '.join(choices)}, not {value!r}")
+    return value
+
+
+def check_out_dir(option: str, value: Path | None) -> Path | None:
+    """An output folder that exists as a folder or can be created (no file in the way)."""
+    if value is None:
+        return None
+    for folder in (value, *value.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                what = "is a file" if folder == value else f"is below {folder}, a file"
+                raise UsageError(f"{option} {value} {what}, not a folder")
+            break
+    return value
+
+
+def check_folder(option: str, value: Path | None) -> Path | None:
+    """An existing folder."""
+    if value is not None and not value.is_dir():
+        what = "is a file" if value.exists() else "does not exist"
+        raise UsageError(f"{option} {value} {what}: expected a folder")
+    return value
+
+
+def check_index_spec(option: str, value: str | None) -> str | None:
+    """An index: ``hf://...`` or an existing local folder."""
+    if value is not None and not value.startswith("hf://") and not Path(value).is_dir():
+        what = "is a file" if Path(value).exists() else "does not exist"
+        raise UsageError(
+            f"{option} {value} {what}: expected an index folder or hf://datasets/OWNER/NAME"
+        )
+    return value
 
 
 def resolve_device(spec: str = "auto") -> torch.device:
@@ -125,10 +190,41 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def print_error(message: str, prefix: str = "error") -> None:
+    """The one error style: ``error: message`` on stderr, one line (never hard-wrapped)."""
+    stderr_console.print(
+        f"[bold red]{prefix}:[/] {_escape(message)}", highlight=False, soft_wrap=True
+    )
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+class _LineHandler(logging.Handler):
+    """Log records as single ``level: message`` lines on stderr (info has no prefix)."""
+
+    _STYLES = {"ERROR": "bold red", "CRITICAL": "bold red", "WARNING": "yellow", "DEBUG": "dim"}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = _escape(record.getMessage())
+            level = record.levelname
+            if level == "INFO":
+                line = message
+            else:
+                line = f"[{self._STYLES.get(level, '')}]{level.lower()}:[/] {message}"
+            stderr_console.print(line, highlight=False, soft_wrap=True)
+        except Exception:  # pragma: no cover - logging must never raise
+            self.handleError(record)
+
+
 def setup_logging(verbose: bool = False, quiet: bool = False) -> None:
-    """Route the ``bipart`` logger to stderr through rich."""
+    """Route the ``bipart`` logger to stderr, one line per record."""
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
-    handler = RichHandler(console=stderr_console, show_time=False, show_path=verbose)
+    handler = _LineHandler()
     log.handlers[:] = [handler]
     log.setLevel(level)
     log.propagate = False
@@ -155,3 +251,51 @@ def progress(quiet: bool = False):
         disable=quiet,
         transient=False,
     )
+
+
+class Stages:
+    """Named pipeline stages on stderr: a live status while one runs, then one line with its time.
+
+    ``with stages("adapt", "chair.glb"):`` shows ``adapt chair.glb...`` (a spinner on a
+    terminal) and then ``adapt  chair.glb  1.2 s``; ``seconds`` keeps each stage's time.
+    Quiet: nothing is printed, times are still kept.
+    """
+
+    def __init__(self, quiet: bool = True, spinner: bool = True) -> None:
+        self.quiet = quiet
+        self.spinner = spinner  # off under another live display (a batch's progress bar)
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, name: str, detail: str = "") -> Iterator[None]:
+        started = time.perf_counter()
+        label = f"{name} {detail}".strip()
+        status = None
+        if not self.quiet and self.spinner and stderr_console.is_terminal:
+            status = stderr_console.status(f"{_escape(label)}...", spinner="dots")
+            status.start()
+        try:
+            yield
+        finally:
+            if status is not None:
+                status.stop()
+            elapsed = time.perf_counter() - started
+            self.seconds[name] = self.seconds.get(name, 0.0) + elapsed
+            if not self.quiet:
+                stderr_console.print(
+                    f"[dim]{name:>7}[/] {_escape(detail)} [dim]{elapsed:.1f} s[/]",
+                    highlight=False,
+                    soft_wrap=True,
+                )
+
+    def timed(self, name: str, detail: str = ""):
+        """``stages.timed("adapt")(fn)(*args)``: call ``fn`` inside the stage ``name``."""
+
+        def wrap(fn):
+            def call(*args, **kwargs):
+                with self(name, detail):
+                    return fn(*args, **kwargs)
+
+            return call
+
+        return wrap

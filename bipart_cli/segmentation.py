@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .adapt import AdaptSettings
-from .errors import BipartError, UsageError
+from .errors import BipartError, InvalidInputError, ModelUnavailableError, UsageError
+from .runtime import log
 
 if TYPE_CHECKING:
     import torch
@@ -33,17 +34,22 @@ if TYPE_CHECKING:
 
 @dataclass
 class SegmentOptions:
-    """Everything ``bipart segment`` can be told; the Python API takes the same."""
+    """Everything ``bipart segment`` can be told; the Python API takes the same.
+
+    ``n_dense`` is the CLI's ``--points`` (dense points sampled and labeled per asset);
+    ``n_points`` is the network's point count (2048 by the paper), not a CLI option.
+    """
 
     index: str | None = None
     support_dir: Path | None = None
     category: str | None = None
     weights: str | None = None
     weights_revision: str | None = None
-    labeler: str = "detector"
+    labeler: str = "auto"
     labeler_options: dict[str, Any] = field(default_factory=dict)
     out_dir: Path | None = None
     preview: bool = False
+    colorize: bool = False
     n_dense: int = 100_000
     n_points: int = 2048
     adapt: AdaptSettings = field(default_factory=AdaptSettings)
@@ -56,10 +62,23 @@ class SegmentOptions:
     zero_shot: bool = False
 
     def __post_init__(self) -> None:
+        """The same checks as the CLI's, for the Python API (a :class:`UsageError` each)."""
         from .orientation import UP_CHOICES
+        from .runtime import check_choice, check_count, check_out_dir, check_rate
+        from .support import STRATEGIES
 
-        if self.up not in UP_CHOICES:
-            raise UsageError(f"--up must be one of {', '.join(UP_CHOICES)}, not {self.up!r}")
+        check_choice("--up", self.up, UP_CHOICES)
+        check_choice("--labeler", self.labeler, SEGMENT_LABELERS)
+        check_count("--points (n_dense)", self.n_dense, 1, 50_000_000)
+        check_count("n_points", self.n_points, 1, 1_000_000)
+        check_count("--steps", self.adapt.steps, 1, 10_000)
+        check_rate("--lr", self.adapt.lr, 100.0)
+        check_count("--support-size", self.adapt.support_size, 1, 1_000)
+        check_choice("--strategy", self.adapt.strategy, STRATEGIES)
+        check_out_dir("--out-dir", self.out_dir)
+
+
+SEGMENT_LABELERS = ("auto", "detector", "none", "given", "simulated")
 
 
 @dataclass
@@ -75,6 +94,9 @@ class SegmentResult:
     outputs: dict[str, str] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     weights: dict[str, Any] = field(default_factory=dict)
+    labeler: str = ""
+    warnings: list[str] = field(default_factory=list)
+    settings: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     dense_labels: np.ndarray | None = None
     dense_scores: np.ndarray | None = None
@@ -327,41 +349,79 @@ def part_colors_for(labels: np.ndarray, num_parts: int) -> np.ndarray:
     return palette[np.where(labels >= 0, labels, num_parts)]
 
 
+def preview_splat_radius(points: np.ndarray, settings) -> float:
+    """Splat radius (pixels) that closes the gaps between surface points (n, 3).
+
+    Each splat reaches the median distance to a point's 6th nearest neighbour, seen at
+    the nearest depth the unit sphere can have: a pixel then has ~6 points within reach,
+    so a random sample leaves no holes (e^-6) for the far side to show through; the
+    z-buffer keeps the nearest splat. Clipped to 1.5..10 pixels.
+    """
+    import math
+
+    from scipy.spatial import cKDTree
+
+    if len(points) < 8:
+        return 1.5
+    rng = np.random.default_rng(0)
+    probes = points[rng.choice(len(points), min(len(points), 2000), replace=False)]
+    distances, _ = cKDTree(points).query(probes, k=7)  # self + 6 neighbours
+    reach = float(np.median(distances[:, -1]))
+    focal = (settings.image_size / 2) / math.tan(math.radians(settings.fov_deg) / 2)
+    return float(np.clip(reach * focal / max(settings.distance - 1.0, 0.1), 1.5, 10.0))
+
+
 def write_preview(
     dense: PointSample,
     labels: np.ndarray,
     part_names: list[str],
     path: Path,
     device="cpu",
+    up: str = "y",
+    title: str | None = None,
     outputs=None,
 ) -> Path:
-    """A PNG with four views of the labeled dense cloud and a legend.
+    """A PNG with four views of the labeled dense cloud, a title and a legend.
 
+    The cloud is shown in bipart's Y-up frame after ``up`` (as the network saw it),
+    with z-buffered splats sized to the point density (no pinholes, no far side).
     ``outputs`` (a :class:`~bipart_cli.io.atomic.StagedOutputs`): stage the PNG there
     instead of writing it now.
     """
+    import dataclasses
+
     from PIL import Image, ImageDraw
 
     from .io.atomic import atomic_path
+    from .orientation import apply_rotation, up_rotation
     from .parts import part_colors
     from .render import RenderSettings, render_views
 
+    rotation = up_rotation(dense.points, up)
+    points = apply_rotation(dense.points, rotation)
+    normals = None if dense.normals is None else apply_rotation(dense.normals, rotation)
     # Elevation 30: the camera (2.2 from the centre) is then above the unit sphere, so tops
     # show; at 20 it sits at height 0.75, the horizon, where a chair back is seen edge-on.
     views = [(30.0, 30.0), (30.0, 120.0), (30.0, 210.0), (30.0, 300.0)]
-    settings = RenderSettings(image_size=384, views=views)
+    size = 384
+    settings = RenderSettings(image_size=size, views=views)
+    settings = dataclasses.replace(settings, point_radius=preview_splat_radius(points, settings))
     colors = part_colors_for(labels, len(part_names))
-    rendering = render_views(dense.points, colors, dense.normals, settings=settings, device=device)
+    rendering = render_views(points, colors, normals, settings=settings, device=device)
     tiles = [Image.fromarray(img) for img in rendering.images]
-    size = settings.image_size
-    sheet = Image.new("RGB", (size * len(tiles), size + 28), "white")
+    top = 24
+    sheet = Image.new("RGB", (size * len(tiles), top + size + 28), "white")
     for i, tile in enumerate(tiles):
-        sheet.paste(tile, (i * size, 0))
+        sheet.paste(tile, (i * size, top))
     draw = ImageDraw.Draw(sheet)
+    if title:
+        draw.text((8, 6), title, fill="black")
     x = 8
     for name, color in zip(part_names, part_colors(len(part_names)), strict=True):
-        draw.rectangle([x, size + 8, x + 14, size + 22], fill=tuple(int(c) for c in color))
-        draw.text((x + 18, size + 9), name, fill="black")
+        draw.rectangle(
+            [x, top + size + 8, x + 14, top + size + 22], fill=tuple(int(c) for c in color)
+        )
+        draw.text((x + 18, top + size + 9), name, fill="black")
         x += 26 + 7 * len(name)
     if outputs is not None:
         sheet.save(outputs.stage(path), format="PNG")
@@ -374,26 +434,40 @@ def write_preview(
 class Segmenter:
     """Holds the model, labeler and support source; segments one input at a time."""
 
-    def __init__(self, part_names: list[str] | None, options: SegmentOptions) -> None:
-        from .runtime import keep_freed_tensor_memory, resolve_device, seed_everything
+    def __init__(self, part_names: list[str] | None, options: SegmentOptions, stages=None) -> None:
+        from .runtime import (
+            Stages,
+            keep_freed_tensor_memory,
+            resolve_device,
+            seed_everything,
+        )
         from .weights import resolve_weights
 
         self.part_names = list(part_names or [])
         self.options = options
+        self.stages = stages if stages is not None else Stages(quiet=True)
+        # the labeler first: a detector that cannot be had fails here, before any heavy work
+        self.labeler_name = self._choose_labeler()
         self.device = resolve_device(options.device)
         keep_freed_tensor_memory()
         seed_everything(options.seed)
-        self.model, self.weights_info = resolve_weights(
-            options.weights, options.weights_revision, seed=options.seed, device=self.device
-        )
+        with self.stages("load", "weights"):
+            self.model, self.weights_info = resolve_weights(
+                options.weights, options.weights_revision, seed=options.seed, device=self.device
+            )
         r_max = self.model.config.r_max
         if len(self.part_names) > r_max:
             raise UsageError(
                 f"--parts lists {len(self.part_names)} parts but the model has at most {r_max} (R_max)"
             )
+        with self.stages("support", str(options.support_dir or options.index or "none")):
+            self.bank = self._open_support()
+        if self.labeler_name == "auto-index":
+            self.labeler_name = self._fallback_for_index()
         self.labeler = self._make_labeler()
-        self.bank = self._open_support()
         self.feature_cache = FeatureCache(self.model, self.device, options.adapt)
+        self._unprovided: list[str] = []
+        self._input_mark: tuple[float, dict[str, float]] | None = None
         if self.labeler is None and self.bank is None and not options.zero_shot:
             raise UsageError(
                 "nothing to adapt on: give --index or --support, or a labeler other than 'none'"
@@ -405,12 +479,57 @@ class Segmenter:
             return "zero-shot"
         return "few-shot" if self.labeler is None else "vlm"
 
+    def _choose_labeler(self) -> str:
+        """The labeler to use: ``auto`` becomes the detector when its weights can be had, else
+        ``none`` (few-shot) with a labeled support; a detector that cannot be had fails at once."""
+        from .labeling.detectors import DEFAULT_DETECTOR, WAYS_FORWARD, detector_unavailable
+
+        name = self.options.labeler
+        if name not in ("auto", "detector"):
+            return name
+        detector_options = self.options.labeler_options
+        detector = str(detector_options.get("detector") or DEFAULT_DETECTOR)
+        why = detector_unavailable(
+            detector, detector_options.get("revision"), detector_options.get("offline")
+        )
+        if why is None:
+            return "detector"
+        if name == "auto" and self.options.support_dir is not None:
+            log.info(
+                "notice: %s; segmenting few-shot from the labeled --support %s (--labeler none)",
+                why,
+                self.options.support_dir,
+            )
+            return "none"
+        if name == "auto" and self.options.index is not None and not self.options.zero_shot:
+            self._detector_problem = why
+            return "auto-index"
+        raise ModelUnavailableError(f"{why}; {WAYS_FORWARD}")
+
+    def _fallback_for_index(self) -> str:
+        """``auto`` without detector weights and with an ``--index``: few-shot when it is labeled."""
+        from .labeling.detectors import WAYS_FORWARD
+
+        settings = self.bank.index.settings if self.bank is not None else {}
+        if settings.get("labeler") != "given":
+            raise ModelUnavailableError(
+                f"{self._detector_problem} and the --index holds {settings.get('labeler')} "
+                f"pseudo labels, not labeled shapes; {WAYS_FORWARD}"
+            )
+        log.info(
+            "notice: %s; segmenting few-shot from the labeled --index %s (--labeler none)",
+            self._detector_problem,
+            self.options.index,
+        )
+        return "none"
+
     def _make_labeler(self):
-        if self.options.labeler == "none":
+        if self.labeler_name == "none":
             return None
         from .labeling import make_labeler
 
-        return make_labeler(self.options.labeler, **self.options.labeler_options)
+        options = self.options.labeler_options if self.labeler_name == "detector" else {}
+        return make_labeler(self.labeler_name, **options)
 
     def _open_support(self):
         from .retrieval import SupportBank
@@ -459,11 +578,11 @@ class Segmenter:
     def segment_file(self, path: Path) -> SegmentResult:
         from .io import load_asset
 
-        started = time.perf_counter()
-        asset = load_asset(path)
-        result = self.segment_asset(asset)
-        result.timings["total"] = time.perf_counter() - started
-        return result
+        # the input's timings start before its load
+        self._input_mark = (time.perf_counter(), dict(self.stages.seconds))
+        with self.stages("load", path.name):
+            asset = load_asset(path)
+        return self.segment_asset(asset)
 
     def retrieve(
         self,
@@ -505,7 +624,9 @@ class Segmenter:
         from .orientation import apply_rotation, up_rotation
 
         up = self.options.up
-        support = self.retrieve(network_points, part_names, exclude_sha256, category)
+        with self.stages("support", f"{self.options.adapt.support_size} shapes"):
+            support = self.retrieve(network_points, part_names, exclude_sha256, category)
+        self._unprovided = unprovided_parts(part_names, support, target_labels)
         if not support and target_labels is None:
             raise UsageError(
                 f"no support shapes match the parts {', '.join(part_names)} and the target has no pseudo labels"
@@ -520,7 +641,10 @@ class Segmenter:
         if self.bank is None:
             # Zero-shot without an index: the support set is the target itself, M times (Sec. 5.1).
             target_labels = _repeat_labels(target_labels, self.options.adapt.support_size)
-        labels, scores = adapt_and_predict(
+        adapt = self.stages.timed(
+            "adapt", f"{self.options.adapt.steps} steps, {len(dense_points)} points"
+        )
+        labels, scores = adapt(adapt_and_predict)(
             self.model,
             network_points,
             dense_points,
@@ -538,24 +662,31 @@ class Segmenter:
     def segment_asset(self, asset: Asset) -> SegmentResult:
         from .io import sample_dense, sample_network_indices
 
-        timings: dict[str, float] = {}
-        clock = time.perf_counter()
-        dense = sample_dense(asset, n_points=self.options.n_dense, seed=self.options.seed)
-        network_idx = sample_network_indices(
-            dense.points, self.options.n_points, seed=self.options.seed
-        )
-        timings["sample"] = time.perf_counter() - clock
-
-        clock = time.perf_counter()
-        target_labels = None
-        if self.labeler is not None:
-            dense_labels = self.labeler.label(
-                dense, self.part_names, device=str(self.device), seed=self.options.seed
+        mark, self._input_mark = self._input_mark, None
+        started, before = mark or (time.perf_counter(), dict(self.stages.seconds))
+        with self.stages("load", f"sample {self.options.n_dense} points"):
+            dense = sample_dense(asset, n_points=self.options.n_dense, seed=self.options.seed)
+            network_idx = sample_network_indices(
+                dense.points, self.options.n_points, seed=self.options.seed
             )
-            target_labels = dense_labels.subset(network_idx)
-        timings["label"] = time.perf_counter() - clock
 
-        clock = time.perf_counter()
+        target_labels = None
+        if self.labeler_name in ("given", "simulated"):  # ground truth in --parts order
+            from .labeling.api import labels_for_parts
+
+            dense.labels = labels_for_parts(asset, dense, self.part_names)
+            if dense.labels is None or not (dense.labels >= 0).any():
+                raise InvalidInputError(
+                    f"--labeler {self.labeler_name}: none of the parts {', '.join(self.part_names)} "
+                    f"is labeled in {asset.source or 'the asset'}"
+                )
+        if self.labeler is not None:
+            with self.stages("label", self.labeler_name):
+                dense_labels = self.labeler.label(
+                    dense, self.part_names, device=str(self.device), seed=self.options.seed
+                )
+                target_labels = dense_labels.subset(network_idx)
+
         labels, scores, support_ids = self.segment_points(
             self.part_names,
             dense.points,
@@ -563,8 +694,12 @@ class Segmenter:
             target_labels,
             exclude_sha256=asset.sha256 or None,
         )
-        timings["adapt_predict"] = time.perf_counter() - clock
-
+        warnings = [
+            f"no support shape or detector box provides the part {name!r}"
+            for name in self._unprovided
+        ]
+        for warning in warnings:
+            log.warning("%s: %s", asset.source or "asset", warning)
         result = SegmentResult(
             input=str(asset.source),
             ok=True,
@@ -572,52 +707,31 @@ class Segmenter:
             mode=self.mode,
             support=support_ids,
             weights=self.weights_info.to_dict(),
-            timings=timings,
+            labeler=self.labeler_name,
+            warnings=warnings,
+            settings=self.settings(),
             dense_labels=labels,
             dense_scores=scores,
         )
         if self.options.write:
-            self._write(asset, dense, result)
+            with self.stages("write", str(self.options.out_dir or "next to the input")):
+                self._write(asset, dense, result, started, before)
+        else:
+            self._summarize(result)
+        result.timings = self._timings(started, before)
         return result
 
-    def _write(self, asset: Asset, dense: PointSample, result: SegmentResult) -> None:
-        from .io import write_outputs
-        from .io.atomic import staged_outputs
-
-        out_dir = self.options.out_dir or (asset.source.parent if asset.source else Path.cwd())
-        metadata = {
-            "weights": result.weights,
-            "mode": result.mode,
-            "labeler": self.options.labeler,
-            "support": result.support,
-            "adapt": self.options.adapt.__dict__,
-            "seed": self.options.seed,
-            "device": str(self.device),
-            "timings": result.timings,
+    def _timings(self, started: float, before: dict[str, float]) -> dict[str, float]:
+        """Seconds per stage spent on the current input, and ``total``."""
+        timings = {
+            name: round(seconds - before.get(name, 0.0), 4)
+            for name, seconds in self.stages.seconds.items()
+            if seconds - before.get(name, 0.0) > 0
         }
-        with staged_outputs(f"outputs to {out_dir}") as outputs:  # all files or none
-            paths = write_outputs(
-                asset,
-                dense,
-                result.dense_labels,
-                result.dense_scores,
-                self.part_names,
-                out_dir,
-                metadata=metadata,
-                outputs=outputs,
-            )
-            result.outputs = {k: str(v) for k, v in paths.__dict__.items() if v is not None}
-            if self.options.preview:
-                preview_path = Path(out_dir) / f"{asset.stem}.parts.png"
-                write_preview(
-                    dense,
-                    result.dense_labels,
-                    self.part_names,
-                    preview_path,
-                    device=str(self.device),
-                    outputs=outputs,
-                )
-                result.outputs["preview"] = str(preview_path)
+        timings["total"] = round(time.perf_counter() - started, 4)
+        return timings
+
+    def _summarize(self, result: SegmentResult) -> None:
         counts = np.bincount(
             result.dense_labels[result.dense_labels >= 0], minlength=len(self.part_names)
         )
@@ -626,12 +740,108 @@ class Segmenter:
                 "id": i + 1,
                 "name": name,
                 "points": int(counts[i]),
-                "mean_score": float(result.dense_scores[result.dense_labels == i].mean())
+                "mean_score": float(
+                    result.dense_scores[result.dense_labels == i].astype(np.float64).mean()
+                )
                 if counts[i]
-                else 0.0,
+                else None,
             }
             for i, name in enumerate(self.part_names)
         ]
+
+    def settings(self) -> dict[str, Any]:
+        """Every setting needed to reproduce a run (recorded in the sidecar)."""
+        options = self.options
+        return {
+            "parts": self.part_names,
+            "labeler": self.labeler_name,
+            "labeler_requested": options.labeler,
+            "labeler_options": {k: v for k, v in options.labeler_options.items() if v is not None},
+            "index": options.index,
+            "support_dir": None if options.support_dir is None else str(options.support_dir),
+            "category": options.category,
+            "weights": options.weights,
+            "weights_revision": options.weights_revision,
+            "adapt": dict(options.adapt.__dict__),
+            "up": options.up,
+            "points": options.n_dense,
+            "network_points": options.n_points,
+            "zero_shot": options.zero_shot,
+            "colorize": options.colorize,
+            "seed": options.seed,
+            "device": str(self.device),
+        }
+
+    def _write(
+        self,
+        asset: Asset,
+        dense: PointSample,
+        result: SegmentResult,
+        started: float,
+        before: dict[str, float],
+    ) -> None:
+        from .io import write_outputs
+        from .io.atomic import staged_outputs
+
+        out_dir = self.options.out_dir or (asset.source.parent if asset.source else Path.cwd())
+        self._summarize(result)
+        outputs: dict[str, str] = {}
+        if self.options.preview:  # staged with the other files below
+            outputs["preview"] = str(Path(out_dir) / f"{asset.stem}.parts.png")
+        metadata = {
+            "weights": result.weights,
+            "mode": result.mode,
+            "labeler": self.labeler_name,
+            "up": self.options.up,
+            "support": result.support,
+            "adapt": self.options.adapt.__dict__,
+            "seed": self.options.seed,
+            "device": str(self.device),
+            "settings": self.settings(),
+            "warnings": result.warnings,
+            "timings": self._timings(started, before),
+        }
+        with staged_outputs(f"outputs to {out_dir}") as staged:  # all files or none
+            paths = write_outputs(
+                asset,
+                dense,
+                result.dense_labels,
+                result.dense_scores,
+                self.part_names,
+                out_dir,
+                metadata=metadata,
+                outputs=staged,
+                colorize=self.options.colorize,
+                extra_files={k: Path(v) for k, v in outputs.items()},
+            )
+            if self.options.preview:
+                write_preview(
+                    dense,
+                    result.dense_labels,
+                    self.part_names,
+                    Path(outputs["preview"]),
+                    device=str(self.device),
+                    up=self.options.up,
+                    title=f"{asset.source.name if asset.source else asset.stem}, up {self.options.up}",
+                    outputs=staged,
+                )
+        result.outputs = {
+            **{k: str(v) for k, v in paths.__dict__.items() if v is not None},
+            **outputs,
+        }
+
+
+def unprovided_parts(
+    part_names: list[str], support: list[SupportShape], target_labels: PseudoLabels | None
+) -> list[str]:
+    """The requested parts that no support shape and no target box labels (in ``part_names`` order)."""
+    provided: set[int] = set()
+    for labels in [s.pseudo_labels for s in support] + (
+        [] if target_labels is None else [target_labels]
+    ):
+        has_points = labels.masks.any(axis=1) if labels.num_boxes else np.zeros(0, bool)
+        provided.update(int(p) for p in labels.part_index[has_points])
+    return [name for i, name in enumerate(part_names) if i not in provided]
 
 
 def _aligned(shape: SupportShape) -> SupportShape:
@@ -654,9 +864,18 @@ def segment(inputs: str | list[str], parts: str | list[str], **options: Any) -> 
     """Python API: ``segment("chair.glb", "back,seat,leg,arm", support_dir="chairs/")``.
 
     Options are the fields of :class:`SegmentOptions`; adaptation settings
-    (``steps``, ``lr``, ``support_size``, ``strategy``) may be given flat.
+    (``steps``, ``lr``, ``support_size``, ``strategy``) may be given flat. As on the CLI,
+    ``points`` (``--points``) is ``n_dense``: the dense points sampled and labeled per
+    asset; ``n_points`` is the network's point count (2048), not a CLI option.
+    ``write=False`` writes nothing (results only); ``out_dir`` sets where outputs go
+    (default: beside each input).
     """
     from .parts import parse_part_names
+
+    if "points" in options:
+        if "n_dense" in options and options["n_dense"] != options["points"]:
+            raise UsageError("give points (the CLI's --points) or n_dense, not both")
+        options["n_dense"] = options.pop("points")
 
     adapt_keys = {f.name for f in dataclasses.fields(AdaptSettings)}
     adapt = AdaptSettings(**{k: options.pop(k) for k in list(options) if k in adapt_keys})

@@ -18,7 +18,18 @@ from .errors import ModelUnavailableError, UsageError
 if TYPE_CHECKING:
     from .model import BiPartModel
 
-REGISTRY_PATH = Path(__file__).resolve().parent.parent / "weights" / "registry.json"
+
+def _registry_path() -> Path:
+    """``weights/registry.json``: package data in a wheel (``bipart_cli/_weights``), else the
+    source tree's top-level ``weights/`` (a checkout or an editable install)."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "_weights", here.parent / "weights"):
+        if (candidate / "registry.json").is_file():
+            return candidate / "registry.json"
+    return here.parent / "weights" / "registry.json"
+
+
+REGISTRY_PATH = _registry_path()
 RANDOM_WEIGHTS = "random"
 
 

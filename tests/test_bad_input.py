@@ -164,7 +164,7 @@ def test_unknown_box_reduction_is_a_one_line_usage_error(run_bipart, tmp_path, c
     result = run_bipart(*args, "--box-reduction", "median", cwd=tmp_path)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "--box-reduction must be mean or sum, not 'median'" in lines[0]
+    assert len(lines) == 1 and "--box-reduction must be one of mean, sum, not 'median'" in lines[0]
     assert not (tmp_path / "run").exists()
 
 

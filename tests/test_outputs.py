@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import struct
 
 import numpy as np
 import pytest
@@ -96,7 +97,7 @@ def test_glb_round_trip(chair_asset, chair_outputs):
         paths.glb.read_bytes()[20 : 20 + int.from_bytes(paths.glb.read_bytes()[12:16], "little")]
     )
     extras = {node["name"]: node.get("extras") for node in raw["nodes"]}
-    assert extras["seat"]["label"] == 2 and extras["seat"]["score"] == pytest.approx(0.9)
+    assert extras["seat"]["label"] == 2 and extras["seat"]["mean_score"] == pytest.approx(0.9)
 
 
 def test_json_summary(chair_asset, chair_outputs):
@@ -113,7 +114,7 @@ def test_json_summary(chair_asset, chair_outputs):
         assert part["id"] == i + 1
         assert part["points"] == int(mask.sum())
         assert part["faces"] == int((chair_asset.labels == i).sum())
-        assert part["mean_confidence"] == pytest.approx(0.9)
+        assert part["mean_score"] == pytest.approx(0.9)
         xyz = chair_asset.denormalize(dense.points[mask])
         np.testing.assert_allclose(part["bbox"]["min"], xyz.min(0))
     assert summary["unassigned"] == {"points": 0, "faces": 0}
@@ -200,9 +201,73 @@ def test_textured_mesh_keeps_uvs_and_material(tmp_path):
     out = trimesh.load_scene(paths.glb)
     lid = out.geometry[out.graph["lid"][1]]
     assert lid.visual.kind == "texture" and lid.visual.uv is not None
+    assert lid.visual.material.baseColorFactor is None  # the asset's own look by default
+    colorized = write_outputs(
+        asset,
+        dense,
+        dense.labels,
+        np.ones(len(dense)),
+        asset.part_names,
+        tmp_path / "colorized",
+        colorize=True,
+    )
+    lid = trimesh.load_scene(colorized.glb).geometry[out.graph["lid"][1]]
     np.testing.assert_array_equal(
         lid.visual.material.baseColorFactor[:3], part_colors(2)[asset.part_names.index("lid")]
     )
+
+
+def _gltf_json(path) -> dict:
+    """The JSON chunk of a GLB."""
+    data = path.read_bytes()
+    length = struct.unpack_from("<I", data, 12)[0]
+    return json.loads(data[20 : 20 + length])
+
+
+def test_textured_glb_keeps_textures_per_part_with_shared_images(tmp_path):
+    """Issue #14, defect 4: parts that cut across two textured geometries keep their
+    materials and UVs, and the one texture image is written once, not once per part."""
+    from PIL import Image
+
+    pixels = np.random.default_rng(1).integers(0, 255, (16, 16, 3), dtype=np.uint8)
+    wood = trimesh.visual.material.PBRMaterial(
+        name="wood", baseColorTexture=Image.fromarray(pixels), roughnessFactor=0.7
+    )
+    scene = trimesh.Scene()
+    for k, x in enumerate((-1.0, 1.0)):
+        box = trimesh.creation.box(extents=(1.5, 1.0, 1.0))
+        uv = np.random.default_rng(k).random((len(box.vertices), 2))
+        box.visual = trimesh.visual.TextureVisuals(uv=uv, material=wood)
+        scene.add_geometry(
+            box,
+            node_name=f"box{k}",
+            geom_name=f"box{k}",
+            transform=trimesh.transformations.translation_matrix([x, 0, 0]),
+        )
+    scene.export(tmp_path / "crates.glb")
+    source = _gltf_json(tmp_path / "crates.glb")
+    assert len(source["images"]) == 1
+
+    asset = load_asset(tmp_path / "crates.glb")
+    dense = sample_dense(asset, 4000)
+    labels = (dense.points[:, 2] > 0).astype(np.int64)  # front/back: each part in both boxes
+    paths = write_outputs(
+        asset, dense, labels, np.ones(len(dense)), ["back", "front"], tmp_path / "out"
+    )
+    written = _gltf_json(paths.glb)
+    assert len(written["images"]) == len(source["images"])
+    assert len(written["textures"]) == 1
+    out = trimesh.load_scene(paths.glb)
+    for part in ("back", "front"):
+        children = [n for n in out.graph.nodes_geometry if n.startswith(f"{part}__")]
+        assert len(children) == 2, out.graph.nodes_geometry  # a piece of each box
+        for node in children:
+            mesh = out.geometry[out.graph[node][1]]
+            assert mesh.visual.kind == "texture" and mesh.visual.uv is not None
+            material = mesh.visual.material
+            assert material.name == "wood" and material.baseColorFactor is None
+            assert material.roughnessFactor == pytest.approx(0.7)
+            np.testing.assert_array_equal(np.asarray(material.baseColorTexture)[..., :3], pixels)
 
 
 def test_failed_json_leaves_no_file(chair_asset, tmp_path):

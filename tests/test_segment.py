@@ -118,8 +118,8 @@ def test_batch_with_corrupt_input_and_glob(tmp_path, run_bipart, monkeypatch):
     assert sorted(p.name for p in out_dir.iterdir()) == sorted(
         f"{stem}.parts.{kind}" for stem in ("a", "b") for kind in ("ply", "glb", "json")
     )
-    error_lines = [line for line in done.stderr.splitlines() if "bad.glb" in line]
-    assert len(error_lines) == 1, done.stderr
+    error_lines = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(error_lines) == 1 and "bad.glb" in error_lines[0], done.stderr
     assert "Traceback" not in done.stderr
 
 
@@ -128,7 +128,8 @@ def test_batch_with_corrupt_input_and_glob(tmp_path, run_bipart, monkeypatch):
     [
         (["--weights", "random", "--labeler", "simulated"], "--parts"),
         (
-            ["--parts", ",".join(f"p{i}" for i in range(17)), "--weights", "random"],
+            ["--parts", ",".join(f"p{i}" for i in range(17)), "--weights", "random"]
+            + ["--labeler", "simulated"],
             "R_max",
         ),
         (["--parts", "back,seat", "--weights", "random", "--labeler", "none"], "--support"),
@@ -139,7 +140,8 @@ def test_usage_errors(extra, message, chair_glb, run_bipart, tmp_path):
     done = run_bipart("segment", str(chair_glb), "--out-dir", str(tmp_path), *extra)
     assert done.returncode == 2, done.stderr
     assert message in done.stderr and "Traceback" not in done.stderr
-    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and message in errors[0], done.stderr
     assert list(tmp_path.iterdir()) == []
 
 
@@ -267,3 +269,24 @@ def test_a_preview_that_cannot_be_written_leaves_no_output(tmp_path, run_bipart)
     assert done.returncode == 1, done.stderr
     assert "cannot write outputs" in done.stderr
     assert sorted(p.name for p in out.iterdir()) == ["chair.parts.png"]
+
+
+def test_given_labels_follow_the_parts_order(tmp_path):
+    """``--labeler given`` reads the target's own labels in ``--parts`` order (issue #14:
+    ``given`` is offered by segment), not in the order the asset names its parts."""
+    from bipart_cli import segment
+
+    target = write_chair(tmp_path / "chair.glb", TARGET_SEEDS[0])
+    order = ["seat", "leg", "back", "arm"]
+    (result,) = segment(
+        str(target),
+        ",".join(order),
+        labeler="given",
+        weights="random",
+        n_dense=N_DENSE,
+        write=False,
+    )
+    assert result.ok and result.mode == "zero-shot", result.error
+    truth = ground_truth(target)  # indexes PARTS
+    expected = np.array([order.index(PARTS[t]) if t >= 0 else -1 for t in truth])
+    assert float((result.dense_labels == expected).mean()) > 0.6

@@ -5,7 +5,8 @@ Rules (issue 2, item 6):
 - a node or geometry named ``<part>``, ``<part>.<n>`` or ``<part>__<anything>``
   belongs to ``<part>`` (``leg.2`` -> ``leg``, ``leg__L`` -> ``leg``);
 - a node named ``unassigned`` (what bipart writes for unlabeled faces) is unassigned;
-- generic exporter names (``Object_3``, ``Cube.001``, ``geometry_0``...) are not parts;
+- generic exporter names (``Object_3``, ``Cube.001``, ``geometry_0``...) and names
+  without a letter (``2``, ``4``) are not parts;
 - an asset counts as labeled when its names give at least two distinct parts, or
   when a bipart sidecar ``<stem>.parts.json`` names its parts.
 
@@ -33,6 +34,7 @@ _GENERIC = re.compile(
     r"([ _.\-]?\d+)*$",
     re.IGNORECASE,
 )
+_LETTER = re.compile(r"[^\W\d_]")
 _UUIDISH = re.compile(r"^[0-9a-f_\-]{8,}$", re.IGNORECASE)
 _UNSAFE_NODE_CHARS = re.compile(r"[\s\[\]\.:/\\,\"'#?*<>|]+")
 
@@ -55,8 +57,8 @@ def part_from_name(name: str | None) -> str | None:
         if match:
             name = match.group(1)
     name = name.strip()
-    if not name or _GENERIC.match(name):
-        return None
+    if not name or _GENERIC.match(name) or not _LETTER.search(name):
+        return None  # "2", "4", "_01": numbers, not part names
     return name
 
 

@@ -161,9 +161,9 @@ def describe_asset(asset: Asset) -> dict[str, Any]:
         colors = "texture"
     elif asset.face_colors is not None:
         colors = "face"
-    elif asset.vertex_colors is not None:
+    elif asset.vertex_colors is not None and not _only_default_grey(asset.vertex_colors):
         colors = "vertex"
-    else:
+    else:  # STL and other colourless files get bipart's default grey: no colours of their own
         colors = "none"
     return {
         "path": str(asset.source) if asset.source else None,
@@ -180,6 +180,11 @@ def describe_asset(asset: Asset) -> dict[str, Any]:
         "bbox": {"min": used.min(0).tolist(), "max": used.max(0).tolist()},
         "normalization": {"center": np.asarray(asset.center).tolist(), "scale": asset.scale},
     }
+
+
+def _only_default_grey(colors: np.ndarray) -> bool:
+    """Whether every vertex colour (v, 3) is bipart's fill-in grey (the file had none)."""
+    return bool(len(colors) == 0 or (np.asarray(colors)[:, :3] == DEFAULT_GREY).all())
 
 
 def format_asset_summary(facts: dict[str, Any]) -> list[str]:
@@ -794,20 +799,61 @@ def _load_npz(path: Path) -> Asset:
 
 
 def _load_xyz(path: Path) -> Asset:
-    """Whitespace- or comma-separated ``x y z [r g b]`` rows; ``#`` comments skipped.
+    """Whitespace-, comma- or semicolon-separated ``x y z [r g b] [more...]`` rows.
 
-    Six columns with negative values in the last three are read as normals and ignored.
+    ``#`` and ``//`` comment lines are skipped; a header line (``//X Y Z R G B ...``,
+    CloudCompare's, or a first line of names) picks the R, G, B columns by name.
+    Without names, columns 4-6 are colours when they are all 0..255 (CloudCompare's
+    ``X Y Z R G B SF`` 7-column export, or ``x y z r g b``); any further columns
+    (scalar fields, normals) are ignored, as are 6 columns that hold negative values
+    (normals).
     """
     text = path.read_text(encoding="utf-8", errors="replace")
-    rows = [re.split(r"[,\s]+", line.strip()) for line in text.splitlines()]
-    rows = [row for row in rows if row and row[0] and not row[0].startswith("#")]
+    header: list[str] | None = None
+    rows: list[list[str]] = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        if stripped.startswith("//"):
+            header = re.split(r"[,;\s]+", stripped[2:].strip())
+            continue
+        tokens = re.split(r"[,;\s]+", stripped)
+        if not rows and not _is_number(tokens[0]):
+            header = tokens
+            continue
+        rows.append(tokens)
     widths = {len(row) for row in rows}
-    if len(widths) != 1:
+    if len(widths) > 1:
         raise InvalidInputError(f"{path}: rows have different numbers of columns {sorted(widths)}")
-    array = np.array(rows, dtype=np.float64)
-    if array.shape[1] == 6 and (array[:, 3:] < 0).any():
-        array = array[:, :3]
-    return _cloud_from_array(array, path)
+    try:
+        array = np.array(rows, dtype=np.float64)
+    except ValueError as exc:
+        raise InvalidInputError(f"{path}: not a numeric x y z table ({exc})") from exc
+    if array.ndim != 2 or array.shape[1] < 3:
+        return _cloud_from_array(array, path)  # reports the shape
+    color_columns = [3, 4, 5]
+    if header is not None and len(header) == array.shape[1]:
+        names = [name.lower() for name in header]
+        found = [next((i for i, n in enumerate(names) if n in keys), None) for keys in _RGB_NAMES]
+        color_columns = found if None not in found else []
+    colors = array[:, color_columns] if array.shape[1] >= 6 and color_columns else None
+    if colors is not None and not ((colors >= 0) & (colors <= 255)).all():
+        colors = None  # normals or other fields, not colours
+    return _cloud_from_array(
+        array[:, :3] if colors is None else np.hstack([array[:, :3], colors]), path
+    )
+
+
+_RGB_NAMES = (("r", "red"), ("g", "green"), ("b", "blue"))
+
+
+def _is_number(token: str) -> bool:
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
 
 
 _LOADERS = {

@@ -37,6 +37,15 @@ class OutputPaths:
     json: Path
 
 
+def planned_outputs(source: Path, out_dir: str | Path | None, preview: bool = False) -> list[Path]:
+    """The files ``segment`` writes for ``source``: ``<stem>.parts.{ply,glb,json[,png]}``
+    in ``out_dir`` (default: beside the source), ``<stem>`` being the full stem (as :attr:`Asset.stem`)."""
+    folder = Path(out_dir) if out_dir is not None else source.parent
+    stem = source.stem
+    kinds = ("ply", "glb", "json", "png") if preview else ("ply", "glb", "json")
+    return [folder / f"{stem}.parts.{kind}" for kind in kinds]
+
+
 def write_outputs(
     asset: Asset,
     dense: PointSample,
@@ -48,6 +57,8 @@ def write_outputs(
     stem: str | None = None,
     metadata: dict[str, Any] | None = None,
     outputs: StagedOutputs | None = None,
+    colorize: bool = False,
+    extra_files: dict[str, Path] | None = None,
 ) -> OutputPaths:
     """Write the labeled PLY, GLB and JSON of one asset.
 
@@ -61,6 +72,9 @@ def write_outputs(
     metadata : extra top-level JSON fields (weights id/revision, seed, device, timings)
     outputs : stage the three files into this set (renamed with the caller's other
         outputs) instead of writing them now
+    colorize : paint the GLB's parts in the part colours (default: keep the asset's
+        materials, UVs and textures per part)
+    extra_files : other outputs of the run (the preview) to list under ``files``
     """
     point_labels = np.asarray(point_labels, dtype=np.int64).reshape(-1)
     point_scores = np.asarray(point_scores, dtype=np.float64).reshape(-1)
@@ -82,10 +96,13 @@ def write_outputs(
     face_labels = face_labels_from_points(asset, dense, point_labels) if asset.is_mesh else None
     part_scores = _mean_per_part(point_labels, point_scores, len(part_names))
     ply_bytes = _ply_bytes(xyz, dense.colors, point_labels, part_names, colors)
-    glb_bytes = _glb_bytes(asset, xyz, point_labels, face_labels, part_names, colors, part_scores)
+    glb_bytes = _glb_bytes(
+        asset, xyz, point_labels, face_labels, part_names, colors, part_scores, colorize
+    )
     summary = _summary(
         asset, xyz, point_labels, face_labels, part_names, colors, part_scores, paths, metadata
     )
+    summary["files"].update({key: Path(value).name for key, value in (extra_files or {}).items()})
     json_text = json.dumps(summary, indent=2, allow_nan=False, default=_jsonable) + "\n"
 
     with contextlib.ExitStack() as stack:
@@ -241,6 +258,7 @@ def _glb_bytes(
     part_names: list[str],
     colors: np.ndarray,
     part_scores: list[float | None],
+    colorize: bool = False,
 ) -> bytes:
     import trimesh
 
@@ -249,7 +267,11 @@ def _glb_bytes(
     groups = [(i + 1, nodes[i], colors[i], part_scores[i]) for i in range(len(part_names))]
     groups.append((0, UNASSIGNED_NODE, UNASSIGNED_COLOR, None))
     for label, node, color, score in groups:
-        extras = {"label": label, "score": score, "name": part_names[label - 1] if label else None}
+        extras = {
+            "label": label,
+            "mean_score": score,
+            "name": part_names[label - 1] if label else None,
+        }
         if face_labels is None:
             mask = point_labels == label - 1
             if mask.any():
@@ -257,16 +279,20 @@ def _glb_bytes(
                 cloud = trimesh.PointCloud(xyz[mask], colors=rgba)
                 scene.add_geometry(cloud, node_name=node, geom_name=node, metadata=extras)
             continue
-        chunks = _part_chunks(asset, np.nonzero(face_labels == label - 1)[0], color)
+        chunks = _part_chunks(asset, np.nonzero(face_labels == label - 1)[0], color, colorize)
         _add_part_node(scene, node, chunks, extras)
     return scene.export(file_type="glb")
 
 
-def _part_chunks(asset: Asset, faces: np.ndarray, color: np.ndarray) -> list:
+def _part_chunks(
+    asset: Asset, faces: np.ndarray, color: np.ndarray, colorize: bool = False
+) -> list:
     """World-space submeshes holding ``faces`` (global indices), one per source geometry.
 
-    Keeps UVs and materials of textured geometry (tinted by the part colour through
-    the base-colour factor); untextured chunks are painted the part colour.
+    By default each chunk keeps its geometry's visual: UVs with the very same material
+    object (so the exporter writes each image once, shared by every part), or its
+    vertex/face colours. ``colorize`` paints chunks in the part colour instead (textured
+    ones through a tinted copy of the material's base-colour factor).
     """
     import trimesh
 
@@ -285,8 +311,14 @@ def _part_chunks(asset: Asset, faces: np.ndarray, color: np.ndarray) -> list:
     for instance in np.unique(asset.face_geometry[faces]):
         local = faces[asset.face_geometry[faces] == instance] - first_face[instance]
         transform, geom_name = asset.scene.graph[asset.geometry_nodes[instance]]
-        sub = asset.scene.geometry[geom_name].submesh([local], append=True)
+        source = asset.scene.geometry[geom_name]
+        sub = source.submesh([local], append=True)
         sub.apply_transform(transform)
+        if not colorize:
+            if getattr(sub.visual, "kind", None) == "texture":
+                sub.visual.material = source.visual.material  # shared, not copied
+            chunks.append(sub)
+            continue
         if getattr(sub.visual, "kind", None) == "texture":
             material = sub.visual.material
             material = material.to_pbr() if hasattr(material, "to_pbr") else material.copy()
@@ -335,20 +367,22 @@ def _summary(
     parts = []
     for i, name in enumerate(part_names):
         mask = point_labels == i
-        parts.append(
-            {
-                "id": i + 1,
-                "name": name,
-                "node": nodes[i],
-                "color": colors[i].tolist(),
-                "points": int(mask.sum()),
-                "faces": None if face_labels is None else int((face_labels == i).sum()),
-                "bbox": {"min": xyz[mask].min(0).tolist(), "max": xyz[mask].max(0).tolist()}
-                if mask.any()
-                else None,
-                "mean_confidence": part_scores[i],
-            }
-        )
+        faces = None if face_labels is None else int((face_labels == i).sum())
+        part = {
+            "id": i + 1,
+            "name": name,
+            "node": nodes[i],  # the GLB node, only for parts that have one
+            "color": colors[i].tolist(),
+            "points": int(mask.sum()),
+            "faces": faces,
+            "bbox": {"min": xyz[mask].min(0).tolist(), "max": xyz[mask].max(0).tolist()}
+            if mask.any()
+            else None,
+            "mean_score": part_scores[i],
+        }
+        if (faces if faces is not None else part["points"]) == 0:
+            del part["node"]
+        parts.append(part)
     summary: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": "bipart", "version": __version__},

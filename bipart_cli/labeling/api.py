@@ -232,7 +232,12 @@ def label_asset(
     dense.labels = labels_for_parts(asset, dense, part_names)
     if worker.name in ("given", "simulated") and dense.labels is None:
         raise InvalidInputError(
-            f"--labeler {worker.name} needs an asset with part labels; this one has none"
+            f"--labeler {worker.name} needs an asset with ground-truth part labels; this one has none"
+        )
+    if worker.name in ("given", "simulated") and not (dense.labels >= 0).any():
+        raise InvalidInputError(
+            f"--labeler {worker.name}: none of the parts {', '.join(part_names)} is labeled "
+            f"in this asset (its parts: {', '.join(asset.part_names)})"
         )
 
     cached = None

@@ -38,7 +38,11 @@ DEFAULT_DETECTOR = GROUNDING_DINO_TINY
 PINNED_REVISIONS = {GROUNDING_DINO_TINY: GROUNDING_DINO_TINY_REVISION}
 DEFAULT_THRESHOLD = 0.5
 DELIMITER = "."
-HOW_TO_GET = "pass --detector DIR"
+WAYS_FORWARD = (
+    "ways forward: --labeler none with a labeled --support DIR or --index (few-shot), "
+    "--detector DIR (a saved detector), or go online so the detector can be downloaded"
+)
+HOW_TO_GET = WAYS_FORWARD
 
 
 @dataclass
@@ -314,6 +318,37 @@ def resolve_detector(model: str, revision: str | None, offline: bool | None) -> 
             f"detector folder {path} has no config.json: not a saved transformers model"
         )
     return path
+
+
+def detector_unavailable(
+    model: str, revision: str | None = None, offline: bool | None = None
+) -> str | None:
+    """Why the detector's weights cannot be had, or None when they can (quick: no download).
+
+    A local folder or a Hub-cache hit is available; otherwise the Hub must be online
+    and reachable (a short connection probe, never a retrying request).
+    """
+    from ..hub import hub_unreachable, in_hub_cache, looks_like_repo_id, offline_from_env
+
+    revision = revision if revision is not None else PINNED_REVISIONS.get(model)
+    local = Path(model).expanduser()
+    if local.is_dir():
+        return (
+            None
+            if (local / "config.json").is_file()
+            else f"detector folder {local} has no config.json"
+        )
+    if not (model.startswith("hf://") or looks_like_repo_id(model)):
+        return f"no such detector folder: {model}"
+    at = model + (f"@{revision}" if revision else "")
+    if in_hub_cache(model, revision):
+        return None
+    if offline_from_env() if offline is None else offline:
+        return f"the detector {at} is not in the Hub cache and offline mode is on"
+    problem = hub_unreachable()
+    if problem:
+        return f"the detector {at} is not in the Hub cache and {problem}"
+    return None
 
 
 def _model_type(path: Path) -> str:

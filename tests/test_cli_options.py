@@ -1,0 +1,219 @@
+"""Issue #14, defect 3 and 7: every option is checked at parse time (exit 2, one line).
+
+A bad value must be reported before any work starts: the weights given here do not
+exist, so a check that ran after loading them would report the weights instead.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from bipart_cli.examples import make_shape
+
+MISSING_WEIGHTS = ["--weights", "/no/such/weights/folder"]
+
+
+@pytest.fixture(scope="module")
+def chair_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("options")
+    (folder / "chair.glb").write_bytes(make_shape("chair", 1).export(file_type="glb"))
+    (folder / "a_file").write_text("not a folder")
+    return folder
+
+
+def _assert_usage_error(result, *needles):
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2, result.stderr
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: "), lines[0]
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    "option, value, needle",
+    [
+        ("--lr", "-1", "--lr"),
+        ("--lr", "0", "--lr"),
+        ("--lr", "nan", "--lr"),
+        ("--lr", "inf", "--lr"),
+        ("--lr", "1e30", "--lr"),
+        ("--lr", "abc", "--lr"),
+        ("--steps", "-1", "--steps"),
+        ("--steps", "0", "--steps"),
+        ("--points", "0", "--points"),
+        ("--points", "-5", "--points"),
+        ("--points", "999999999999", "--points"),
+        ("--support-size", "0", "--support-size"),
+        ("--strategy", "bogus", "--strategy"),
+        ("--up", "x", "--up"),
+        ("--labeler", "vlm", "--labeler"),
+        ("--box-reduction", "max", "--box-reduction"),
+        ("--threshold", "1.5", "--threshold"),
+        ("--device", "tpu", "--device"),
+    ],
+)
+def test_segment_rejects_bad_values_before_work(run_bipart, chair_dir, option, value, needle):
+    result = run_bipart(
+        "segment",
+        "chair.glb",
+        "--parts",
+        "back,seat",
+        *MISSING_WEIGHTS,
+        option,
+        value,
+        cwd=chair_dir,
+    )
+    _assert_usage_error(result, needle)
+    assert sorted(p.name for p in chair_dir.iterdir()) == ["a_file", "chair.glb"]
+
+
+def test_out_dir_that_is_a_file(run_bipart, chair_dir):
+    result = run_bipart(
+        "segment",
+        "chair.glb",
+        "--parts",
+        "back,seat",
+        *MISSING_WEIGHTS,
+        "-o",
+        "a_file",
+        cwd=chair_dir,
+    )
+    _assert_usage_error(result, "--out-dir", "a_file", "is a file")
+
+
+def test_out_dir_below_a_file(run_bipart, chair_dir):
+    result = run_bipart(
+        "segment",
+        "chair.glb",
+        "--parts",
+        "back,seat",
+        *MISSING_WEIGHTS,
+        "-o",
+        "a_file/out",
+        cwd=chair_dir,
+    )
+    _assert_usage_error(result, "--out-dir")
+
+
+def test_support_must_be_a_folder(run_bipart, chair_dir):
+    result = run_bipart(
+        "segment",
+        "chair.glb",
+        "--parts",
+        "back,seat",
+        *MISSING_WEIGHTS,
+        "--support",
+        "nope",
+        cwd=chair_dir,
+    )
+    _assert_usage_error(result, "--support", "does not exist")
+
+
+def test_two_inputs_writing_the_same_outputs(run_bipart, tmp_path):
+    for sub in ("a", "b"):
+        (tmp_path / sub).mkdir()
+        (tmp_path / sub / "chair.glb").write_bytes(b"unused")
+    result = run_bipart(
+        "segment",
+        "a/chair.glb",
+        "b/chair.glb",
+        "--parts",
+        "back",
+        *MISSING_WEIGHTS,
+        "-o",
+        "out",
+        cwd=tmp_path,
+    )
+    _assert_usage_error(result, "a/chair.glb", "b/chair.glb", "chair.parts")
+    assert not (tmp_path / "out").exists()
+
+
+def test_input_overwritten_by_its_own_output(run_bipart, tmp_path):
+    (tmp_path / "chair.parts.glb").write_bytes(b"unused")
+    result = run_bipart(
+        "segment", "chair.parts.glb", "--parts", "back", *MISSING_WEIGHTS, cwd=tmp_path
+    )
+    _assert_usage_error(result, "chair.parts.glb", "--out-dir")
+
+
+def test_output_path_that_is_a_folder(run_bipart, chair_dir, tmp_path):
+    (tmp_path / "chair.parts.json").mkdir()
+    result = run_bipart(
+        "segment",
+        str(chair_dir / "chair.glb"),
+        "--parts",
+        "back",
+        *MISSING_WEIGHTS,
+        "-o",
+        str(tmp_path),
+    )
+    _assert_usage_error(result, "chair.parts.json", "is a folder")
+
+
+def test_parts_is_required_and_marked(run_bipart, chair_dir):
+    result = run_bipart("segment", "chair.glb", *MISSING_WEIGHTS, cwd=chair_dir)
+    _assert_usage_error(result, "--parts")
+    help_text = run_bipart("segment", "--help", cwd=chair_dir).stdout
+    assert re.search(r"\*\s+--parts", help_text), help_text  # rich marks required options *
+
+
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["train", "--index", "x", "--out", "y", "--epochs", "0"], "--epochs"),
+        (["train", "--index", "x", "--out", "y", "--lr", "-0.1"], "--lr"),
+        (["train", "--index", "x", "--out", "y", "--inner-lr", "nan"], "--inner-lr"),
+        (["train", "--index", "x", "--out", "y", "--val-fraction", "2"], "--val-fraction"),
+        (["eval", "--index", "x", "--steps", "-3"], "--steps"),
+        (["eval", "--index", "x", "--strategy", "best"], "--strategy"),
+        (["index", "x", "--out", "y", "--points", "0"], "--points"),
+        (["label", "x.glb", "--parts", "a", "--points", "-1"], "--points"),
+        (["label", "x.glb", "--parts", "a", "--n-dense", "-1"], "--n-dense"),
+        (["label", "x.glb", "--parts", "a", "--labeler", "magic"], "--labeler"),
+    ],
+)
+def test_other_commands_check_options(run_bipart, tmp_path, argv, needle):
+    _assert_usage_error(run_bipart(*argv, cwd=tmp_path), needle)
+
+
+def test_python_api_checks_the_same_options(tmp_path):
+    from bipart_cli import segment
+    from bipart_cli.errors import UsageError
+
+    for bad in ({"lr": float("nan")}, {"steps": -1}, {"n_dense": 0}, {"strategy": "bogus"}):
+        with pytest.raises(UsageError):
+            segment(str(tmp_path / "chair.glb"), "back,seat", weights="/no/such", **bad)
+
+
+def test_flags_show_no_bool_metavar(run_bipart):
+    """Flags take no value: no ``<bool>`` beside them (Typer's own --help line aside)."""
+    for command in ("segment", "label", "index", "train", "eval"):
+        lines = run_bipart(command, "--help").stdout.splitlines()
+        shown = [line for line in lines if "<bool>" in line and "--help" not in line]
+        assert shown == [], command
+
+
+def test_one_name_per_meaning_in_the_help(run_bipart):
+    """--points, --steps/--lr, --weights-revision/--detector-revision, --strategy, given."""
+    helps = {c: run_bipart(c, "--help").stdout for c in ("segment", "label", "index", "train")}
+    helps["eval"] = run_bipart("eval", "--help").stdout
+    assert "--points" in helps["label"] and "--n-dense" not in helps["label"]
+    assert "--steps" in helps["train"] and "--inner-steps" not in helps["train"]
+    assert "--lr" in helps["train"] and "--inner-lr" not in helps["train"]
+    assert "--strategy" in helps["train"] and "--support " not in helps["train"]
+    for command in ("segment", "label", "eval"):
+        assert "--revision " not in helps[command], command
+    assert "--weights-revision" in helps["segment"] and "--detector-revision" in helps["label"]
+    assert "given" in helps["segment"]
+    assert "--preview-path" in helps["label"]
+
+
+def test_usage_errors_share_the_error_style(run_bipart):
+    """Typer's own parse errors (unknown option, bad number) are one ``error:`` line too."""
+    for argv in (["info", "--no-such-option"], ["segment", "x.glb", "--parts", "a", "--lr", "x"]):
+        _assert_usage_error(run_bipart(*argv))
