@@ -185,7 +185,7 @@ def geodesic_features(
 
 
 def _connect_components(xyz: np.ndarray, graph):
-    """``graph`` plus, for each component beyond the largest, its shortest Euclidean link to the rest."""
+    """``graph`` plus, for each component beyond the largest, its shortest Euclidean link to the largest."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
     from scipy.spatial import KDTree
@@ -195,11 +195,13 @@ def _connect_components(xyz: np.ndarray, graph):
         return graph
     rows, cols, lengths = [], [], []
     largest = np.bincount(component).argmax()
+    # every piece links to the largest one, so the result is connected (linking each to its
+    # nearest other piece can pair two small pieces off with each other)
+    outside = np.flatnonzero(component == largest)
     for c in range(count):
         if c == largest:
             continue
         inside = np.flatnonzero(component == c)
-        outside = np.flatnonzero(component != c)
         distance, nearest = KDTree(xyz[outside]).query(xyz[inside])
         best = int(np.argmin(distance))
         rows.append(inside[best])

@@ -495,7 +495,6 @@ def validation_miou(
     from .evaluate import shape_miou
     from .segmentation import FeatureCache, SupportShape, adapt_and_predict
 
-    cache = FeatureCache(model, device)
     # the paper's inner loop, the one training meta-learns for (not segment's defaults)
     adapt = AdaptSettings(
         steps=settings.val_inner_steps,
@@ -506,6 +505,7 @@ def validation_miou(
         descriptors="none",
         smooth=0,
     )
+    cache = FeatureCache(model, device, adapt)
     subset = [shapes[i] for i in pool]
     rng = np.random.default_rng(settings.seed)
     scores = []

@@ -7,6 +7,7 @@ exist, so a check that ran after loading them would report the weights instead.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -133,12 +134,16 @@ def test_two_inputs_writing_the_same_outputs(run_bipart, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_input_overwritten_by_its_own_output(run_bipart, tmp_path):
-    (tmp_path / "chair.parts.glb").write_bytes(b"unused")
-    result = run_bipart(
-        "segment", "chair.parts.glb", "--parts", "back", *MISSING_WEIGHTS, cwd=tmp_path
-    )
-    _assert_usage_error(result, "chair.parts.glb", "--out-dir")
+def test_an_output_segmented_again_never_overwrites_itself():
+    """Full stems (issue 15 item 7): ``chair.parts.glb`` writes ``chair.parts.parts.*``."""
+    from bipart_cli.io.write import planned_outputs
+
+    source = Path("chair.parts.glb")
+    planned = planned_outputs(source, None, preview=True)
+    assert [p.name for p in planned] == [
+        f"chair.parts.parts.{kind}" for kind in ("ply", "glb", "json", "png")
+    ]
+    assert source not in planned
 
 
 def test_output_path_that_is_a_folder(run_bipart, chair_dir, tmp_path):

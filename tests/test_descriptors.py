@@ -146,3 +146,19 @@ def test_degenerate_and_bad_clouds():
         point_descriptors(np.full((64, 3), np.nan))
     with pytest.raises(ValueError, match="N >= 16"):
         point_descriptors(np.zeros((5, 3)))
+
+
+def test_two_small_pieces_near_each_other_still_join_the_largest():
+    """Linking each piece to its nearest other piece paired two small ones off (inf geodesics)."""
+    from scipy.spatial import KDTree
+
+    from bipart_cli.descriptors import geodesic_features
+
+    rng = np.random.default_rng(4)
+    big = rng.normal(size=(300, 3)) * 0.2
+    small_a = rng.normal(size=(30, 3)) * 0.02 + [6.0, 0, 0]
+    small_b = rng.normal(size=(30, 3)) * 0.02 + [6.3, 0, 0]
+    xyz = np.concatenate([big, small_a, small_b])
+    distances, neighbours = KDTree(xyz).query(xyz, k=6)
+    features = geodesic_features(xyz, knn_graph(distances, neighbours), 32, (0.5,))
+    assert np.isfinite(features).all()

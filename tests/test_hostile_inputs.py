@@ -315,10 +315,23 @@ def test_dev_zero_in_a_manifest_is_one_line_in_bounded_memory(small_index, tmp_p
     target = tmp_path / "t.ply"
     target.write_text(BOMB_PLY)
     result = run_limited(
-        "segment", str(target), "--parts", "a,b", "--index", str(small_index),
-        "--weights", "random", "--labeler", "none", "--points", "512", "--device", "cpu",
+        "segment",
+        str(target),
+        "--parts",
+        "a,b",
+        "--index",
+        str(small_index),
+        "--weights",
+        "random",
+        "--labeler",
+        "none",
+        "--points",
+        "512",
+        "--device",
+        "cpu",
+        "-q",
         limit=6 << 30,
-    )  # fmt: skip
+    )  # fmt: skip (-q: no stage lines, only the error)
     line = one_error_line(result)
     assert "/dev/zero" in line and "outside the index folder" in line
 

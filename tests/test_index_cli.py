@@ -338,7 +338,7 @@ def test_psb_layout_obj_is_indexed_with_its_labels_and_an_unlabeled_one_fails(tm
     assert result.exit_code == 3, result.output
     summary = json.loads(result.stdout)
     assert [f["path"] for f in summary["failed"]] == ["2.obj"]
-    assert "unassigned" in summary["failed"][0]["error"]
+    assert "none of the parts top, bottom is labeled" in summary["failed"][0]["error"]
     (entry,) = ShapeIndex.open(out).entries
     assert entry.id == "1.obj" and entry.has_ground_truth and entry.num_boxes == 2
 

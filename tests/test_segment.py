@@ -256,19 +256,33 @@ def test_a_missing_input_is_reported_before_any_model_loads(tmp_path, run_bipart
     assert "missing.glb: no such file" in done.stderr and "nope" not in done.stderr
 
 
-def test_a_preview_that_cannot_be_written_leaves_no_output(tmp_path, run_bipart):
-    """Issue 15 item 6: a ``--preview`` failure left the ``.ply``, ``.glb`` and ``.json``."""
+def test_a_preview_that_cannot_be_written_leaves_no_output(tmp_path, monkeypatch):
+    """Issue 15 item 6: a ``--preview`` failure left the ``.ply``, ``.glb`` and ``.json``.
+
+    A disk that fills up while the preview is written is simulated at the preview
+    (the staging and rollback around it are the code under test)."""
+    import errno
+
+    import bipart_cli.segmentation
+    from bipart_cli import segment
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(bipart_cli.segmentation, "write_preview", full_disk)
     write_chair(tmp_path / "chair.glb", 1)
     out = tmp_path / "out"
-    (out / "chair.parts.png").mkdir(parents=True)
-    done = run_bipart(
-        "segment", "chair.glb", "--parts", ",".join(PARTS), "--labeler", "simulated",
-        "--weights", "random", "--points", "1024", "--out-dir", "out", "--preview",
-        cwd=tmp_path,
-    )  # fmt: skip
-    assert done.returncode == 1, done.stderr
-    assert "cannot write outputs" in done.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["chair.parts.png"]
+    (result,) = segment(
+        str(tmp_path / "chair.glb"),
+        PARTS,
+        labeler="simulated",
+        weights="random",
+        n_dense=1024,
+        out_dir=out,
+        preview=True,
+    )
+    assert not result.ok and "cannot write outputs" in result.error, result.error
+    assert not out.exists() or sorted(p.name for p in out.iterdir()) == []
 
 
 def test_given_labels_follow_the_parts_order(tmp_path):
