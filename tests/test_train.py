@@ -407,8 +407,10 @@ def test_two_gloo_processes_match_one_process(tmp_path):
     zero = ranks[0]
     for two in ranks:
         for name, value in one.items():
-            # summation order differs across ranks; Adam's 1/sqrt(v) magnifies it a little
-            torch.testing.assert_close(two[name], value, rtol=1e-4, atol=1e-5, msg=name)
+            # summation order differs across ranks, and Adam's 1/sqrt(v) turns a rounding-level
+            # gradient into up to one full step (lr 1e-3): measured up to 1.2e-4 on an Intel
+            # Xeon, 1e-5 on an AMD EPYC; half a step is the bound that still catches a bug
+            torch.testing.assert_close(two[name], value, rtol=1e-4, atol=5e-4, msg=name)
     start = tiny_model(seed=11).state_dict()
     assert any(not torch.equal(start[n], one[n]) for n in start)
     assert all(torch.equal(zero[n], value) for n, value in ranks[1].items())
