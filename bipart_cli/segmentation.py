@@ -74,6 +74,8 @@ class SegmentOptions:
         check_count("--steps", self.adapt.steps, 1, 10_000)
         check_rate("--lr", self.adapt.lr, 100.0)
         check_count("--support-size", self.adapt.support_size, 1, 1_000)
+        check_count("--batch-points", self.adapt.batch_points, 0, 50_000_000)
+        check_count("--smooth", self.adapt.smooth, 0, 1_000)
         check_choice("--strategy", self.adapt.strategy, STRATEGIES)
         check_out_dir("--out-dir", self.out_dir)
 

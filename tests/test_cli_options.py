@@ -56,6 +56,10 @@ def _assert_usage_error(result, *needles):
         ("--box-reduction", "max", "--box-reduction"),
         ("--threshold", "1.5", "--threshold"),
         ("--device", "tpu", "--device"),
+        ("--optimizer", "rmsprop", "--optimizer"),
+        ("--batch-points", "-1", "--batch-points"),
+        ("--descriptors", "geo-v9", "--descriptors"),
+        ("--smooth", "-2", "--smooth"),
     ],
 )
 def test_segment_rejects_bad_values_before_work(run_bipart, chair_dir, option, value, needle):
@@ -190,7 +194,16 @@ def test_python_api_checks_the_same_options(tmp_path):
     from bipart_cli import segment
     from bipart_cli.errors import UsageError
 
-    for bad in ({"lr": float("nan")}, {"steps": -1}, {"n_dense": 0}, {"strategy": "bogus"}):
+    for bad in (
+        {"lr": float("nan")},
+        {"steps": -1},
+        {"n_dense": 0},
+        {"strategy": "bogus"},
+        {"optimizer": "rmsprop"},
+        {"batch_points": -1},
+        {"descriptors": "geo-v9"},
+        {"smooth": -2},
+    ):
         with pytest.raises(UsageError):
             segment(str(tmp_path / "chair.glb"), "back,seat", weights="/no/such", **bad)
 
