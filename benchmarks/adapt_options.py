@@ -21,10 +21,12 @@ import numpy as np
 from nn_transfer import transfer
 from paper_runs import bench_run, index, print_table
 
+from bipart_cli.adapt import PAPER_INNER_LOOP
+
 # name -> AdaptSettings fields; the paper's inference first
 VARIANTS = {
-    "paper": {"optimizer": "sgd", "steps": 10, "lr": 0.3, "descriptors": "none", "smooth": 0},
-    "paper+desc": {"optimizer": "sgd", "steps": 10, "lr": 0.3, "descriptors": "geo-v1"},
+    "paper": PAPER_INNER_LOOP,
+    "paper+desc": {**PAPER_INNER_LOOP, "descriptors": "geo-v1"},
     "adam": {
         "optimizer": "adam",
         "steps": 200,

@@ -49,7 +49,7 @@ from pathlib import Path
 
 from shared_index import DEFAULT_OUT, build
 
-from bipart_cli.adapt import AdaptSettings
+from bipart_cli.adapt import PAPER_INNER_LOOP, AdaptSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / ".bench"
@@ -68,16 +68,8 @@ J_MODELS = {
     "j-nobilevel-noextractor": {"bilevel": False, "use_extractor": False},
 }
 G_MODELS = {"bi-level": {}, "no-bilevel": {"bilevel": False}}
-# the paper's inner loop (Sec. 4.1): K=10 plain SGD steps at lr 0.3 on all support points,
-# no descriptors, no smoothing; ``segment``'s own defaults are AdaptSettings'
-PAPER_ADAPT = {
-    "optimizer": "sgd",
-    "steps": 10,
-    "lr": 0.3,
-    "batch_points": 0,
-    "descriptors": "none",
-    "smooth": 0,
-}
+# the paper's inner loop; ``segment``'s own defaults are AdaptSettings'
+PAPER_ADAPT = PAPER_INNER_LOOP
 VLM = {"labeler": "index", **PAPER_ADAPT, "support_size": 8, "strategy": "part-perfect"}
 # (test index, support index) of the VLM protocol per dataset
 VLM_SPLITS = {

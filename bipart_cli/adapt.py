@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from .runtime import check_choice
+
 if TYPE_CHECKING:
     import torch
 
@@ -29,8 +31,7 @@ class AdaptSettings:
     and the part probabilities are smoothed over 4 rounds of neighbour averaging.
     Against the paper's inner loop this took the mean of 15 validation categories
     from the nearest-neighbour floor's 54.4 to 69.6 (68.3 without smoothing).
-    The paper's inference (Sec. 4.1) is ``optimizer="sgd", steps=10, lr=0.3,
-    batch_points=0, descriptors="none", smooth=0``.
+    The paper's inference (Sec. 4.1) is :data:`PAPER_INNER_LOOP`.
 
     ``box_reduction="mean"`` averages Eq. 2 over each shape's boxes instead of
     summing (``"sum"``, Eq. 2 as written): detector labels bring ~10x more boxes
@@ -57,15 +58,16 @@ class AdaptSettings:
 
 OPTIMIZERS = ("adam", "sgd")
 DESCRIPTOR_CHOICES = ("geo-v1", "none")
-
-
-def check_choice(option: str, value: str, choices: tuple[str, ...]) -> str:
-    """``value`` must be one of ``choices`` (a usage error otherwise)."""
-    if value not in choices:
-        from .errors import UsageError
-
-        raise UsageError(f"{option} must be one of {', '.join(choices)}, not {value!r}")
-    return value
+# the paper's inference (Sec. 4.1): K=10 plain SGD steps at lr 0.3 on all support points,
+# no descriptors, no smoothing; bi-level training meta-learns for this inner loop
+PAPER_INNER_LOOP = {
+    "optimizer": "sgd",
+    "steps": 10,
+    "lr": 0.3,
+    "batch_points": 0,
+    "descriptors": "none",
+    "smooth": 0,
+}
 
 
 BOX_REDUCTIONS = ("mean", "sum")
@@ -246,17 +248,15 @@ def adapt_head(
     check_choice("--optimizer", optimizer, OPTIMIZERS)
     points, targets, logit_mask = _flat_targets(features, labels, head_params, box_reduction)
     params = {name: value.detach().clone() for name, value in head_params.items()}
-    if optimizer == "sgd" and batch_points <= 0:
-        for _ in range(steps):
-            grads = head_gradients(params, points, targets, logit_mask)
-            params = {name: params[name] - lr * grads[name] for name in params}
-        return params
     generator = torch.Generator(device="cpu").manual_seed(seed)
     batch = len(points) if batch_points <= 0 else min(batch_points, len(points))
     moments = {name: (torch.zeros_like(p), torch.zeros_like(p)) for name, p in params.items()}
     for step in range(1, steps + 1):
-        rows = _draw_rows(len(points), batch, generator).to(points.device)
-        grads = head_gradients(params, points[rows], targets[rows], logit_mask[rows])
+        if batch < len(points):
+            rows = torch.randint(len(points), (batch,), generator=generator).to(points.device)
+            grads = head_gradients(params, points[rows], targets[rows], logit_mask[rows])
+        else:
+            grads = head_gradients(params, points, targets, logit_mask)
         for name, grad in grads.items():
             if optimizer == "sgd":  # the full-support gradient, estimated from the batch
                 params[name] = params[name] - lr * grad * (len(points) / batch)
@@ -268,15 +268,6 @@ def adapt_head(
                 denominator = (second.sqrt() / (1 - 0.999**step) ** 0.5).add_(1e-8)
                 params[name] = params[name] - (lr / (1 - 0.9**step)) * first / denominator
     return params
-
-
-def _draw_rows(total: int, batch: int, generator) -> torch.Tensor:
-    """``batch`` of ``total`` row indices drawn with replacement; all rows, in order, when batch >= total."""
-    import torch
-
-    if batch >= total:
-        return torch.arange(total)
-    return torch.randint(total, (batch,), generator=generator)
 
 
 def head_gradients(

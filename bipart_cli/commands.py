@@ -23,26 +23,20 @@ def labeler_options(labeler: str, options: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in options.items() if v is not None}
 
 
-def check_output_collisions(paths: list[str], out_dir: Path | None, preview: bool) -> None:
-    """Before any work: no input is overwritten by an output, no two inputs write the same
-    file, and no output path is a folder (a :class:`UsageError` naming the clash)."""
+def check_output_folders(paths: list[str], out_dir: Path | None, preview: bool) -> None:
+    """Before any work: no output path is a folder (a :class:`UsageError` naming it).
+
+    Two inputs writing the same outputs are refused by ``segmentation.check_inputs``, and
+    full stems mean an output can never be its own input (``chair.parts.glb`` writes
+    ``chair.parts.parts.*``).
+    """
     from .errors import UsageError
     from .io.write import planned_outputs
 
-    owners: dict[Path, str] = {}
     for path in paths:
-        source = Path(path)
-        for target in planned_outputs(source, out_dir, preview):
-            key = target.resolve()
-            if key == source.resolve():
-                raise UsageError(f"{path} would be overwritten by its own output: pass --out-dir")
-            if key in owners and owners[key] != path:
-                raise UsageError(
-                    f"{owners[key]} and {path} would both write {target}: use separate --out-dir folders"
-                )
+        for target in planned_outputs(Path(path), out_dir, preview):
             if target.is_dir():
                 raise UsageError(f"the output {target} is a folder")
-            owners[key] = path
 
 
 def run_segment(
@@ -64,7 +58,7 @@ def run_segment(
     segment_options = SegmentOptions(adapt=adapt, **options)
     paths = expand_inputs(inputs)
     check_inputs(paths, segment_options.out_dir, collisions=segment_options.write)
-    check_output_collisions(paths, segment_options.out_dir, segment_options.preview)
+    check_output_folders(paths, segment_options.out_dir, segment_options.preview)
     # one live display at a time: a batch shows its progress bar, a single file a spinner
     stages = Stages(quiet=quiet, spinner=len(paths) < 2)
     segmenter = Segmenter(part_names, segment_options, stages=stages)

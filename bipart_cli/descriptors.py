@@ -22,7 +22,7 @@ the same descriptors, bit for bit.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -42,9 +42,6 @@ class DescriptorSettings:
     wks_energies: int = 12
     laplacian_k: int = 30
     name: str = field(default=DESCRIPTOR_SET)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
     @property
     def dim(self) -> int:

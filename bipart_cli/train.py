@@ -491,19 +491,18 @@ def validation_miou(
     """Mean mIoU of the validation shapes after inference-time adaptation on training supports."""
     if not val:
         return None
-    from .adapt import AdaptSettings
+    from .adapt import PAPER_INNER_LOOP, AdaptSettings
     from .evaluate import shape_miou
     from .segmentation import FeatureCache, SupportShape, adapt_and_predict
 
     # the paper's inner loop, the one training meta-learns for (not segment's defaults)
     adapt = AdaptSettings(
-        steps=settings.val_inner_steps,
-        lr=settings.val_inner_lr,
-        support_size=settings.support_size,
-        optimizer="sgd",
-        batch_points=0,
-        descriptors="none",
-        smooth=0,
+        **{
+            **PAPER_INNER_LOOP,
+            "steps": settings.val_inner_steps,
+            "lr": settings.val_inner_lr,
+            "support_size": settings.support_size,
+        }
     )
     cache = FeatureCache(model, device, adapt)
     subset = [shapes[i] for i in pool]
