@@ -34,6 +34,7 @@ VARIANTS = {
         "batch_points": 1024,
         "descriptors": "none",
         "smooth": 0,
+        "normalise": "box",
     },
     "adam+desc": {
         "optimizer": "adam",
@@ -42,6 +43,7 @@ VARIANTS = {
         "batch_points": 1024,
         "descriptors": "geo-v1",
         "smooth": 0,
+        "normalise": "box",
     },
 }
 for rounds in (2, 3, 4, 8):
@@ -51,6 +53,12 @@ FAST = {"steps": 100, "lr": 2e-2, "batch_points": 512}
 for rounds in (0, 2, 4):
     VARIANTS[f"fast+desc+smooth{rounds}"] = {**VARIANTS["adam+desc"], **FAST, "smooth": rounds}
 VARIANTS["fast+smooth4"] = {**VARIANTS["fast+desc+smooth4"], "descriptors": "none"}
+# Eq. 2 weighs every box (part) the same, so a small part's points weigh more; "point"
+# weighs every labeled point the same (PartDistill's released loss)
+for name in ("fast+desc+smooth4", "fast+desc+smooth0"):
+    VARIANTS[f"{name}+box"] = {**VARIANTS[name], "normalise": "box"}
+    VARIANTS[f"{name}+point"] = {**VARIANTS[name], "normalise": "point"}
+VARIANTS["slow+desc+smooth4+point"] = {**VARIANTS["fast+desc+smooth4+point"], "steps": 200}
 
 
 def nn_scores(report, split_index) -> dict[str, list[float]]:

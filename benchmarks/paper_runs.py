@@ -341,7 +341,7 @@ def describe(entry: dict) -> str:
     inner = f"{a['optimizer']} K={a['steps']} lr {a['lr']}" + (
         f" batch {a['batch_points']}" if a["batch_points"] else ""
     )
-    extras = f", descriptors {a['descriptors']}, smooth {a['smooth']}"
+    extras = f", descriptors {a['descriptors']}, smooth {a['smooth']}, normalise {a.get('normalise', 'box')}"
     return (
         f"{mode}: weights {key['weights']} (sha256 {key['weights_sha256'][:12]}, "
         f"trained {weights['trained']}); test {key['test']} (target pseudo labels: {target}); "

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from . import __version__
-from .adapt import DESCRIPTOR_CHOICES, OPTIMIZERS, AdaptSettings
+from .adapt import DESCRIPTOR_CHOICES, NORMALISATIONS, OPTIMIZERS, AdaptSettings
 from .errors import BipartError, NotImplementedYetError, UsageError
 from .orientation import UP_CHOICES
 from .runtime import (
@@ -134,6 +134,14 @@ SmoothOpt = Annotated[
         "--smooth",
         help="Rounds of neighbour averaging of the part probabilities (0: off).",
         callback=_checked(check_count, 0, 1000),
+    ),
+]
+NormaliseOpt = Annotated[
+    str,
+    typer.Option(
+        "--normalise",
+        help="Inner-loop loss weights: point (every labeled point the same) or box (Eq. 2: every box the same).",
+        callback=_checked(check_choice, NORMALISATIONS),
     ),
 ]
 RequiredPartsOpt = Annotated[
@@ -326,6 +334,7 @@ def segment(
     batch_points: BatchPointsOpt = _ADAPT.batch_points,
     descriptors: DescriptorsOpt = _ADAPT.descriptors,
     smooth: SmoothOpt = _ADAPT.smooth,
+    normalise: NormaliseOpt = _ADAPT.normalise,
     support_size: SupportSizeOpt = 8,
     strategy: StrategyOpt = "part-perfect",
     box_reduction: BoxReductionOpt = "mean",
@@ -376,6 +385,7 @@ def segment(
             batch_points=batch_points,
             descriptors=descriptors,
             smooth=smooth,
+            normalise=normalise,
             support_size=support_size,
             strategy=strategy,
             box_reduction=box_reduction,
@@ -720,6 +730,7 @@ def evaluate(
     batch_points: BatchPointsOpt = _ADAPT.batch_points,
     descriptors: DescriptorsOpt = _ADAPT.descriptors,
     smooth: SmoothOpt = _ADAPT.smooth,
+    normalise: NormaliseOpt = _ADAPT.normalise,
     support_size: SupportSizeOpt = 8,
     strategy: StrategyOpt = "part-perfect",
     box_reduction: BoxReductionOpt = "mean",
@@ -765,6 +776,7 @@ def evaluate(
                 batch_points=batch_points,
                 descriptors=descriptors,
                 smooth=smooth,
+                normalise=normalise,
                 support_size=support_size,
                 strategy=strategy,
                 box_reduction=box_reduction,

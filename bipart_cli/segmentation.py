@@ -292,7 +292,7 @@ def adapt_and_predict(
         feature_blocks.append(feature_cache.features(support))  # (M, N, C')
         label_list.extend(s.pseudo_labels for s in support)
     features = torch.cat(feature_blocks)  # (M', N, C')
-    labels = pack_labels(label_list, num_parts, device=device)
+    labels = pack_labels(label_list, num_parts, device=device, normalise=settings.normalise)
     head_0 = model.head_params()
     head_0 = widen_head(head_0, features.shape[-1] - head_0["fc1.weight"].shape[1])
     with torch.no_grad():
@@ -302,7 +302,7 @@ def adapt_and_predict(
             head_0,
             steps=settings.steps,
             lr=settings.lr,
-            box_reduction=settings.box_reduction,
+            box_reduction=settings.shape_reduction,
             optimizer=settings.optimizer,
             batch_points=settings.batch_points,
             seed=seed,

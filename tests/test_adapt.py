@@ -166,20 +166,43 @@ def test_cached_target_encoder_features_give_the_same_prediction(model):
     assert (cached[0] == plain[0]).mean() > 0.99
 
 
-def test_adam_adaptation_equals_torch_adam_on_the_mean_loss(model):
+def test_adam_adaptation_equals_torch_adam_on_the_weighted_mean_loss(model):
     rng = np.random.default_rng(6)
     labels = [random_labels(rng, parts=r, boxes=b) for r, b in ((3, 2), (2, 4))]
     packed = pack_labels(labels, [3, 2])
     features = torch.randn(2, NUM_POINTS, model.config.feature_dim, generator=torch.Generator())
     params = {k: v.detach().clone().requires_grad_() for k, v in model.head_params().items()}
     optimizer = torch.optim.Adam(params.values(), lr=0.01)
-    covered = packed.targets.sum(-1).gt(0).sum()  # points that carry loss: the batch
+    # the weighted mean's denominator: Eq. 2's weights, each shape's over its box count
+    mass = (packed.targets.sum((1, 2)) / packed.box_valid.sum(-1)).sum()
     for _ in range(7):
         optimizer.zero_grad()
-        (support_loss(model, params, features, packed) / covered).backward()
+        (support_loss(model, params, features, packed) / mass).backward()
         optimizer.step()
     with torch.no_grad():
         fast = adapt_head(features, packed, model.head_params(), 7, 0.01, optimizer="adam")
+    for name in params:
+        torch.testing.assert_close(fast[name], params[name].detach(), rtol=1e-4, atol=1e-5)
+
+
+def test_point_normalised_adam_is_cross_entropy_over_the_labeled_points(model):
+    """``normalise="point"`` with exact labels: Adam on the plain per-point cross-entropy."""
+    rng = np.random.default_rng(11)
+    labels = [half_space_labels(unit_cloud(rng))[1] for _ in range(2)]
+    packed = pack_labels(labels, 2, normalise="point")
+    features = torch.randn(2, NUM_POINTS, model.config.feature_dim, generator=torch.Generator())
+    truth = torch.from_numpy(np.stack([lab.masks[1] for lab in labels]).astype(np.int64))
+    params = {k: v.detach().clone().requires_grad_() for k, v in model.head_params().items()}
+    optimizer = torch.optim.Adam(params.values(), lr=0.01)
+    for _ in range(5):
+        optimizer.zero_grad()
+        logits = model.head_logits(features, params)[..., :2]  # (2, N, 2)
+        torch.nn.functional.cross_entropy(logits.reshape(-1, 2), truth.reshape(-1)).backward()
+        optimizer.step()
+    with torch.no_grad():
+        fast = adapt_head(
+            features, packed, model.head_params(), 5, 0.01, box_reduction="sum", optimizer="adam"
+        )
     for name in params:
         torch.testing.assert_close(fast[name], params[name].detach(), rtol=1e-4, atol=1e-5)
 

@@ -60,6 +60,7 @@ def _assert_usage_error(result, *needles):
         ("--batch-points", "-1", "--batch-points"),
         ("--descriptors", "geo-v9", "--descriptors"),
         ("--smooth", "-2", "--smooth"),
+        ("--normalise", "part", "--normalise"),
     ],
 )
 def test_segment_rejects_bad_values_before_work(run_bipart, chair_dir, option, value, needle):
@@ -203,6 +204,7 @@ def test_python_api_checks_the_same_options(tmp_path):
         {"batch_points": -1},
         {"descriptors": "geo-v9"},
         {"smooth": -2},
+        {"normalise": "part"},
     ):
         with pytest.raises(UsageError):
             segment(str(tmp_path / "chair.glb"), "back,seat", weights="/no/such", **bad)

@@ -146,3 +146,40 @@ def test_point_targets_form_equals_eq2_and_its_gradient(seed, reduction):
     (grad_folded,) = torch.autograd.grad(folded.sum(), logits)
     torch.testing.assert_close(grad_folded, grad_boxes, rtol=1e-6, atol=1e-9)
     assert torch.isfinite(grad_folded).all()
+
+
+def literal_point_targets(masks, box_part, box_score, box_valid, columns) -> np.ndarray:
+    """PartDistill's weighting, one point at a time: the point's boxes share its weight 1/N."""
+    batch, boxes, points = masks.shape
+    targets = np.zeros((batch, points, columns))
+    for b in range(batch):
+        for n in range(points):
+            covering = [d for d in range(boxes) if box_valid[b, d] and masks[b, d, n]]
+            for d in covering:
+                targets[b, n, int(box_part[b, d])] += float(box_score[b, d]) / (
+                    len(covering) * points
+                )
+    return targets
+
+
+@pytest.mark.parametrize("seed", [0, 1, 4])
+def test_point_normalised_targets_against_a_loop(seed):
+    _, num_parts, masks, box_part, box_score, box_valid = random_batch(seed)
+    columns = int(num_parts.max())
+    targets = point_targets(masks, box_part, box_score, box_valid, columns, normalise="point")
+    expected = literal_point_targets(masks, box_part, box_score, box_valid, columns)
+    np.testing.assert_allclose(targets.numpy(), expected, rtol=1e-5, atol=1e-7)
+    # exact labels (one box per part, scores 1): every labeled point weighs 1/N, whatever its part
+    exact = torch.zeros(1, 3, 10, dtype=torch.bool)
+    exact[0, 0, :7], exact[0, 1, 7:9] = True, True  # a large part, a small one, 1 point unlabeled
+    weights = point_targets(
+        exact,
+        torch.tensor([[0, 1, 2]]),
+        torch.ones(1, 3),
+        torch.ones(1, 3, dtype=torch.bool),
+        3,
+        normalise="point",
+    )
+    assert weights.sum(-1)[0].tolist() == pytest.approx([0.1] * 9 + [0.0])
+    with pytest.raises(ValueError, match="normalise"):
+        point_targets(masks, box_part, box_score, box_valid, columns, normalise="part")

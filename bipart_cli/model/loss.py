@@ -89,21 +89,31 @@ def point_targets(
     box_score: torch.Tensor,
     box_valid: torch.Tensor,
     num_columns: int,
+    normalise: str = "box",
 ) -> torch.Tensor:
     """Eq. 2 folded over its boxes into one weight per point and part.
 
-    ``A_{n,r} = Σ_{d: part(d) = r} H^d M^d_n / |M^d|``, so that Eq. 2 (sum form) is
-    ``-Σ_n Σ_r A_{n,r} log Ŷ_{n,r}``. The labels never change during adaptation, so A
-    is computed once and each inner step costs O(N R) instead of O(D N).
+    ``normalise="box"`` (Eq. 2): ``A_{n,r} = Σ_{d: part(d) = r} H^d M^d_n / |M^d|``,
+    so that Eq. 2 (sum form) is ``-Σ_n Σ_r A_{n,r} log Ŷ_{n,r}``: every box weighs
+    the same, so a small part's points weigh more than a large part's.
+    ``normalise="point"`` (PartDistill's released code): ``A_{n,r} = Σ_{d: part(d) = r}
+    H^d M^d_n / (N Σ_d M^d_n)``: every covered point weighs the same (its boxes share
+    it), averaged over the shape's N points. The labels never change during
+    adaptation, so A is computed once and each inner step costs O(N R), not O(D N).
 
     masks : (B, D, N) bool; box_part, box_score, box_valid : (B, D)
     -> (B, N, num_columns) float32, ``num_columns`` > every valid box's part.
     """
     inside = (masks & box_valid.unsqueeze(-1)).float()  # (B, D, N)
-    box_size = inside.sum(-1).clamp(min=1)  # (B, D); empty boxes add 0
-    weight = box_score.float() * box_valid.float() / box_size  # (B, D)
     part = torch.nn.functional.one_hot(box_part.clamp(min=0), num_columns).float()  # (B, D, R)
-    return torch.einsum("bdn,bd,bdr->bnr", inside, weight, part)
+    weight = box_score.float() * box_valid.float()  # (B, D)
+    if normalise == "box":
+        box_size = inside.sum(-1).clamp(min=1)  # (B, D); empty boxes add 0
+        return torch.einsum("bdn,bd,bdr->bnr", inside, weight / box_size, part)
+    if normalise != "point":
+        raise ValueError(f"normalise must be 'box' or 'point', not {normalise!r}")
+    covering = inside.sum(1).clamp(min=1) * inside.shape[-1]  # (B, N): boxes over p, times N
+    return torch.einsum("bdn,bd,bdr->bnr", inside / covering[:, None], weight, part)
 
 
 def distillation_loss_from_targets(
