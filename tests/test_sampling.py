@@ -113,6 +113,18 @@ def test_fps_matches_naive_reference(seed):
     assert indices.tolist() == _naive_fps(points.astype(np.float64), 12, int(indices[0]))
 
 
+def test_numpy_fps_picks_what_the_network_fps_picks():
+    import torch
+
+    from bipart_cli.geometry import farthest_point_sample
+    from bipart_cli.io.sample import farthest_point_indices
+
+    points = np.random.default_rng(5).standard_normal((5000, 3)).astype(np.float32)
+    fast = farthest_point_indices(points, 256, start=17)
+    network = farthest_point_sample(torch.from_numpy(points)[None], 256, torch.tensor([17]))[0]
+    np.testing.assert_array_equal(fast, network.numpy())
+
+
 def test_fps_start_is_seeded():
     points = np.random.default_rng(0).random((500, 3))
     starts = {int(sample_network_indices(points, 8, seed=s)[0]) for s in range(6)}

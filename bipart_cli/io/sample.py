@@ -92,10 +92,6 @@ def sample_network_indices(points: np.ndarray, n_samples: int = 2048, seed: int 
     -------
     indices : (n_samples,) int64 into ``points``
     """
-    import torch
-
-    from ..geometry import farthest_point_sample
-
     points = np.asarray(points)
     n = len(points)
     if n == 0:
@@ -107,7 +103,30 @@ def sample_network_indices(points: np.ndarray, n_samples: int = 2048, seed: int 
         )
         repeats = rng.choice(n, n_samples - n, replace=True)
         return np.concatenate([np.arange(n), repeats]).astype(np.int64)
-    start = torch.tensor([int(rng.integers(n))])
-    tensor = torch.as_tensor(np.ascontiguousarray(points, dtype=np.float32))[None]  # (1, n, 3)
-    indices = farthest_point_sample(tensor, n_samples, start=start)[0]  # one CPU thread inside
-    return indices.numpy().astype(np.int64)
+    return farthest_point_indices(points, n_samples, start=int(rng.integers(n)))
+
+
+def farthest_point_indices(points: np.ndarray, n_samples: int, start: int = 0) -> np.ndarray:
+    """Exact farthest point sampling on the CPU: points (n, 3) -> (n_samples,) int64.
+
+    The same picks as :func:`bipart_cli.geometry.farthest_point_sample` (float32
+    squared distances summed x, y, z), in NumPy with preallocated buffers: about
+    ten times faster than the per-step tensor ops on a CPU, where 2048 small
+    sequential steps are all overhead.
+    """
+    xyz = [np.ascontiguousarray(points[:, axis], dtype=np.float32) for axis in range(3)]
+    nearest = np.full(len(points), np.inf, dtype=np.float32)  # squared distance to the picks
+    distance, term = np.empty_like(nearest), np.empty_like(nearest)
+    picks = np.empty(n_samples, dtype=np.int64)
+    current = start
+    for i in range(n_samples):
+        picks[i] = current
+        np.subtract(xyz[0], xyz[0][current], out=distance)
+        np.multiply(distance, distance, out=distance)
+        for axis in (1, 2):
+            np.subtract(xyz[axis], xyz[axis][current], out=term)
+            np.multiply(term, term, out=term)
+            np.add(distance, term, out=distance)
+        np.minimum(nearest, distance, out=nearest)
+        current = int(nearest.argmax())
+    return picks

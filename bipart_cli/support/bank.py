@@ -1,0 +1,167 @@
+"""Support-set retrieval from a shape index (Sec. 3.4), shared by segment, eval and train.
+
+A :class:`SupportBank` wraps an opened index. For a target it keeps the
+entries of the same category (or, without a category, those whose part names
+match the target's), ranks them by centred-cosine BPS similarity, applies the
+part-perfect rule, and returns :class:`~bipart_cli.support.SupportShape` items
+whose labels are re-indexed to the target's part names.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from .shapes import SupportShape
+
+
+def _lower(names) -> set[str]:
+    return {name.lower() for name in names}
+
+
+class SupportBank:
+    """Candidates for support sets, read lazily from a shape index."""
+
+    def __init__(self, index, model=None) -> None:
+        from ..index import encoder_identity
+
+        self.index = index
+        # Cached encoder features are used only when they come from this model's encoder.
+        self.expected_encoder = encoder_identity(model) if model is not None else None
+        self.entries = list(index.entries)
+        self.bps = np.asarray(index.bps_matrix(), dtype=np.float64)  # (E, F)
+        self.bps_mean = self.bps.mean(0) if len(self.bps) else None
+        self.basis = np.asarray(index.basis.points, dtype=np.float32)
+        self._records: dict[int, SupportShape] = {}
+        # lookups built once: a 100k-entry index took ~60 ms a query to filter in a loop
+        self._rows_of_category: dict[str, list[int]] = {}
+        self._rows_of_part: dict[str, list[int]] = {}
+        for row, entry in enumerate(self.entries):
+            self._rows_of_category.setdefault(entry.category.lower(), []).append(row)
+            for name in _lower(entry.part_names):
+                self._rows_of_part.setdefault(name, []).append(row)
+        self._surviving = [_lower(entry.surviving_part_names) for entry in self.entries]
+
+    @classmethod
+    def from_index(cls, path_or_uri: str, revision: str | None = None, model=None) -> SupportBank:
+        from ..index import ShapeIndex
+
+        return cls(ShapeIndex.open(path_or_uri, revision=revision), model)
+
+    @classmethod
+    def from_folder(
+        cls, folder: Path, cache: Path, seed: int = 0, device: str = "cpu", model=None
+    ) -> SupportBank:
+        """Index a folder of labeled assets with the ``given`` labeler (incremental, cached), then open it."""
+        from ..errors import UsageError
+        from ..index import ShapeIndex, build_index
+
+        if not Path(folder).is_dir():
+            raise UsageError(f"--support {folder}: not a folder of labeled assets")
+        from ..runtime import log
+
+        level = log.level
+        log.setLevel(logging.CRITICAL)  # per-file errors are summed up below, in one line
+        try:
+            summary = build_index(
+                folder,
+                cache,
+                labeler="given",
+                no_cache_features=True,
+                seed=seed,
+                device=device,
+                progress=False,
+            )
+        finally:
+            log.setLevel(level)
+        index = ShapeIndex.open(cache)
+        failed = list(getattr(summary, "failed", []) or [])
+        if not index.entries:
+            found = f"{len(failed)} file(s), none labeled" if failed else "no assets"
+            raise UsageError(
+                f"--support {folder}: the folder has no labeled shapes ({found}); label parts by "
+                "node names, a PLY label property or <stem>_labels.npy with parts.json, "
+                "or write ready-made support sets with 'bipart examples DIR'"
+            )
+        if failed:
+            log.warning("--support: %d file(s) skipped, e.g. %s", len(failed), failed[0]["error"])
+        return cls(index, model)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def candidates(
+        self, part_names: list[str], category: str | None = None, exclude_sha256: str | None = None
+    ) -> list[int]:
+        """Entry rows usable as support for a target with ``part_names``.
+
+        With a category: its entries. Without: every entry that shares at least one
+        part name with the target; part-perfect selection then prefers those that
+        show the most of the target's parts, and BPS similarity the closest shapes.
+        """
+        if category is not None:
+            rows = self._rows_of_category.get(category.lower(), [])
+        else:  # entry order, as the similarity ranking breaks ties by it
+            rows = sorted(
+                {row for name in _lower(part_names) for row in self._rows_of_part.get(name, [])}
+            )
+        if exclude_sha256:
+            return [row for row in rows if self.entries[row].sha256 != exclude_sha256]
+        return list(rows)
+
+    def part_counts(self, rows: list[int], part_names: list[str]) -> np.ndarray:
+        """How many of the target's parts survive (Eq. 4) in each candidate."""
+        wanted = _lower(part_names)
+        return np.array([len(self._surviving[i] & wanted) for i in rows], dtype=np.int64)
+
+    def retrieve(
+        self,
+        target_points: np.ndarray,
+        part_names: list[str],
+        m: int = 8,
+        strategy: str = "part-perfect",
+        category: str | None = None,
+        exclude_sha256: str | None = None,
+        rng: np.random.Generator | None = None,
+    ) -> list[SupportShape]:
+        """The M support shapes for a target (N, 3), best first."""
+        from .selection import bps_features, select_support
+
+        rows = self.candidates(part_names, category, exclude_sha256)
+        if not rows:
+            return []
+        target_bps = bps_features(target_points, self.basis)
+        picked = select_support(
+            target_bps,
+            self.bps[rows],
+            self.part_counts(rows, part_names),
+            m=min(m, len(rows)),
+            strategy=strategy,
+            mean=self.bps_mean,
+            rng=rng,
+        )
+        return [self.shape(rows[int(k)], part_names) for k in picked]
+
+    def shape(self, row: int, part_names: list[str]) -> SupportShape:
+        """Entry ``row`` as a support shape labeled in the target's part names."""
+        from .shapes import SupportShape, remap_pseudo_labels
+
+        key = (row, tuple(part_names))
+        if key not in self._records:
+            record = self.index.record(row)
+            features = None
+            if self.expected_encoder is not None:
+                cached = self.index.encoder_features(row, expected=self.expected_encoder)
+                features = None if cached is None else np.asarray(cached, dtype=np.float32)
+            self._records[key] = SupportShape(
+                shape_id=record.id,
+                points=record.points,
+                pseudo_labels=remap_pseudo_labels(record.pseudo_labels, part_names),
+                encoder_features=features,
+                descriptors=record.descriptors,
+            )
+        return self._records[key]

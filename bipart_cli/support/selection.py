@@ -1,0 +1,119 @@
+"""Support-set selection (Sec. 3.4): random, similarity or part-perfect.
+
+Similarity ranks by the centred cosine of BPS features; a shape is part-perfect
+when its number of surviving parts (Eq. 4, :mod:`bipart_cli.signatures`) is the
+category's maximum.
+
+NumPy and SciPy only: no torch import.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..signatures import (  # noqa: F401  (re-exported: the support set's vocabulary)
+    BPS_POINTS,
+    BPS_RADIUS,
+    MIN_PART_RATIO,
+    BPSBasis,
+    bps_features,
+    normalize_to_unit_sphere,
+    part_ratios,
+    surviving_part_count,
+    surviving_parts,
+)
+
+STRATEGIES = ("part-perfect", "similarity", "random")
+
+
+def centered_cosine_similarity(
+    query: np.ndarray, bank: np.ndarray, mean: np.ndarray | None = None
+) -> np.ndarray:
+    """Cosine similarity after subtracting the bank's mean feature: (Q, F), (M, F) -> (Q, M).
+
+    BPS distances are all positive and vary little from shape to shape compared
+    with their size, so raw cosines all sit near 1 and barely rank anything.
+    Subtracting the mean over the index (``mean`` (F,), default the mean of
+    ``bank``) keeps only how each shape differs from the typical one, which
+    spreads the cosines over [-1, 1].
+    """
+    query = np.atleast_2d(np.asarray(query, dtype=np.float64))
+    bank = np.atleast_2d(np.asarray(bank, dtype=np.float64))
+    centre = bank.mean(axis=0) if mean is None else np.asarray(mean, dtype=np.float64)
+    q = query - centre
+    b = bank - centre
+    q /= np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
+    b /= np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
+    return q @ b.T
+
+
+def is_part_perfect(part_counts: np.ndarray) -> np.ndarray:
+    """Shapes with the category's maximum number of surviving parts: (M,) int -> (M,) bool."""
+    counts = np.asarray(part_counts)
+    return counts == counts.max() if counts.size else np.zeros(0, dtype=bool)
+
+
+def select_support(
+    target_feature: np.ndarray,
+    candidate_features: np.ndarray,
+    candidate_part_counts: np.ndarray | None = None,
+    m: int = 8,
+    strategy: str = "part-perfect",
+    mean: np.ndarray | None = None,
+    exclude: np.ndarray | list[int] | None = None,
+    rng: np.random.Generator | int | None = None,
+    target_index: int | None = None,
+) -> np.ndarray:
+    """Pick up to ``m`` support shapes among the candidates.
+
+    Parameters
+    ----------
+    target_feature : (F,) BPS feature of the target
+    candidate_features : (M, F) BPS features of the candidates (one category)
+    candidate_part_counts : (M,) surviving part counts (needed for ``part-perfect``)
+    strategy : ``part-perfect`` (most similar part-perfect shapes, then the most
+        similar others), ``similarity`` (most similar) or ``random`` (seeded)
+    mean : (F,) centring for the cosine, default the candidates' mean
+    exclude : candidate indices never picked
+    rng : Generator or seed for ``random`` (None means seed 0: reproducible)
+    target_index : the target's own row among the candidates; it comes first and
+        counts towards ``m`` (training includes the target, Sec. 3.3.1)
+
+    Returns
+    -------
+    indices : (min(m, eligible),) int64 into the candidates, in pick order.
+    """
+    if strategy not in STRATEGIES:
+        from ..errors import UsageError
+
+        raise UsageError(f"unknown support strategy {strategy!r}: expected {', '.join(STRATEGIES)}")
+    candidate_features = np.atleast_2d(np.asarray(candidate_features))
+    eligible = np.ones(len(candidate_features), dtype=bool)
+    if exclude is not None:
+        eligible[np.asarray(exclude, dtype=np.int64)] = False
+    chosen: list[int] = []
+    if target_index is not None:
+        chosen.append(int(target_index))
+        eligible[target_index] = False
+    slots = max(0, m - len(chosen))
+    pool = np.flatnonzero(eligible)
+    if strategy == "random":
+        generator = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng or 0)
+        picks = generator.choice(pool, size=min(slots, len(pool)), replace=False)
+    else:
+        similarity = centered_cosine_similarity(target_feature, candidate_features, mean)[0]
+        by_similarity = pool[np.argsort(-similarity[pool], kind="stable")]  # most similar first
+        if strategy == "similarity":
+            picks = by_similarity[:slots]
+        else:
+            picks = _part_perfect_order(by_similarity, candidate_part_counts)[:slots]
+    return np.asarray(chosen + [int(i) for i in picks], dtype=np.int64)
+
+
+def _part_perfect_order(by_similarity: np.ndarray, part_counts: np.ndarray | None) -> np.ndarray:
+    """Part-perfect shapes (by similarity), then the others (by similarity)."""
+    if part_counts is None:
+        raise ValueError("part-perfect selection needs candidate_part_counts")
+    counts = np.asarray(part_counts)[by_similarity]
+    perfect = is_part_perfect(counts)  # the maximum among the eligible candidates
+    return np.concatenate([by_similarity[perfect], by_similarity[~perfect]])
