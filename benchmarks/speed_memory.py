@@ -599,7 +599,7 @@ def write_synthetic_index(
 
 def retrieval_latency(path: Path, queries: int, seed: int = 0) -> dict:
     """Open a SupportBank on the index, then time ``retrieve`` per query and mode."""
-    from bipart_cli.retrieval import SupportBank
+    from bipart_cli.support import SupportBank
 
     started = time.perf_counter()
     bank = SupportBank.from_index(str(path))

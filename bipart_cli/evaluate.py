@@ -150,7 +150,8 @@ def evaluate_index(
     from .errors import UsageError
     from .index import ShapeIndex, encoder_identity
     from .runtime import progress
-    from .segmentation import Segmenter, SegmentOptions, remap_pseudo_labels
+    from .segmentation import Segmenter, SegmentOptions
+    from .support import remap_pseudo_labels
 
     if labeler not in ("index", "none"):
         raise UsageError("eval --labeler must be 'index' (the index's pseudo labels) or 'none'")

@@ -24,6 +24,7 @@ import numpy as np
 from .adapt import AdaptSettings
 from .errors import BipartError, InvalidInputError, ModelUnavailableError, UsageError
 from .runtime import log
+from .support import SupportShape
 
 if TYPE_CHECKING:
     import torch
@@ -160,31 +161,6 @@ def support_cache_dir(folder: Path) -> Path:
     root = Path(os.environ.get("BIPART_CACHE", Path.home() / ".cache" / "bipart"))
     key = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:16]
     return root / "support" / key
-
-
-def remap_pseudo_labels(pseudo_labels: PseudoLabels, part_names: list[str]) -> PseudoLabels:
-    """Re-index boxes to ``part_names`` by (case-insensitive) name; boxes of other parts are dropped."""
-    lookup = {name.lower(): i for i, name in enumerate(part_names)}
-    source = [lookup.get(name.lower(), -1) for name in pseudo_labels.part_names]
-    new_part = np.array([source[p] for p in pseudo_labels.part_index], dtype=np.int64)
-    keep = new_part >= 0
-    return pseudo_labels.select_boxes(keep, part_index=new_part[keep], part_names=part_names)
-
-
-@dataclass
-class SupportShape:
-    """One support shape, ready for the inner loop.
-
-    points : (N, 3) float32; pseudo_labels over those N points, re-indexed to the
-    target's part names; encoder_features : (N, F) or None when not cached;
-    descriptors : (N, D) geometric descriptors or None when not cached.
-    """
-
-    shape_id: str
-    points: np.ndarray
-    pseudo_labels: PseudoLabels
-    encoder_features: np.ndarray | None = None
-    descriptors: np.ndarray | None = None
 
 
 def shape_descriptors(points: np.ndarray, cached: np.ndarray | None, settings) -> np.ndarray | None:
@@ -534,7 +510,7 @@ class Segmenter:
         return make_labeler(self.labeler_name, **options)
 
     def _open_support(self):
-        from .retrieval import SupportBank
+        from .support import SupportBank
 
         if self.options.zero_shot:
             return None

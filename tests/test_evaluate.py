@@ -146,7 +146,7 @@ def test_cli_eval_zero_shot_flag(tiny_eval, run_bipart):
 
 
 def test_support_candidates_equal_a_literal_filter_over_entries(tiny_eval):
-    from bipart_cli.retrieval import SupportBank
+    from bipart_cli.support import SupportBank
 
     bank = SupportBank.from_index(str(tiny_eval / "index"))
     entries = bank.entries

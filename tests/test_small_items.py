@@ -61,7 +61,7 @@ def test_info_claims_no_colours_for_stl(run_bipart, tmp_path):
 
 
 def test_unlabeled_support_folder_says_so(tmp_path, monkeypatch):
-    from bipart_cli.retrieval import SupportBank
+    from bipart_cli.support import SupportBank
 
     folder = tmp_path / "support"
     folder.mkdir()

@@ -202,7 +202,7 @@ def make_record(
     from ..io import load_asset
     from ..io.sample import sample_network_indices
     from ..labeling.api import label_asset
-    from ..support import bps_features
+    from ..signatures import bps_features
 
     settings = context.settings
     seed = file_seed(settings["seed"], shape_id)
@@ -278,8 +278,8 @@ def encoder_identity(model: Any) -> dict[str, Any]:
 
 
 def default_basis() -> BasisInfo:
-    """The fixed BPS basis every index is built on (from :mod:`bipart_cli.support`)."""
-    from ..support import BPSBasis
+    """The fixed BPS basis every index is built on (from :mod:`bipart_cli.signatures`)."""
+    from ..signatures import BPSBasis
 
     basis = BPSBasis.generate()
     return BasisInfo(

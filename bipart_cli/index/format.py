@@ -41,7 +41,7 @@ SHARD_DIR = "shards"
 FEATURE_DIR = "features"
 
 # Eq. 4: a part survives when its normalised point share is at least this
-# (the same threshold as bipart_cli.support.MIN_PART_RATIO).
+# (the same threshold as bipart_cli.signatures.MIN_PART_RATIO).
 PART_PERFECT_MIN_RATIO = 0.01
 
 _PSEUDO_KEYS = ("masks_packed", "num_points", "part_index", "scores", "view_index", "boxes")
@@ -208,7 +208,7 @@ def stable_hash(text: str) -> int:
 
 def summarize(record: ShapeRecord) -> IndexEntry:
     """The manifest entry of ``record`` (shard and slot are filled in by the writer)."""
-    from ..support import part_ratios
+    from ..signatures import part_ratios
 
     ratio = part_ratios(record.pseudo_labels)  # Eq. 4, normalised
     return IndexEntry(

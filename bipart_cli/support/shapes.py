@@ -1,0 +1,36 @@
+"""What a support set holds: shapes with labels in the target's part names."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from ..labeling.pseudo_labels import PseudoLabels
+
+
+def remap_pseudo_labels(pseudo_labels: PseudoLabels, part_names: list[str]) -> PseudoLabels:
+    """Re-index boxes to ``part_names`` by (case-insensitive) name; boxes of other parts are dropped."""
+    lookup = {name.lower(): i for i, name in enumerate(part_names)}
+    source = [lookup.get(name.lower(), -1) for name in pseudo_labels.part_names]
+    new_part = np.array([source[p] for p in pseudo_labels.part_index], dtype=np.int64)
+    keep = new_part >= 0
+    return pseudo_labels.select_boxes(keep, part_index=new_part[keep], part_names=part_names)
+
+
+@dataclass
+class SupportShape:
+    """One support shape, ready for the inner loop.
+
+    points : (N, 3) float32; pseudo_labels over those N points, re-indexed to the
+    target's part names; encoder_features : (N, F) or None when not cached;
+    descriptors : (N, D) geometric descriptors or None when not cached.
+    """
+
+    shape_id: str
+    points: np.ndarray
+    pseudo_labels: PseudoLabels
+    encoder_features: np.ndarray | None = None
+    descriptors: np.ndarray | None = None
