@@ -144,3 +144,39 @@ def test_unknown_strategy_is_a_usage_error():
     target, candidates = ranked_features()
     with pytest.raises(UsageError, match="unknown support strategy"):
         select_support(target, candidates, strategy="best")
+
+
+def test_support_folder_caches_the_encoders_features_and_a_new_encoder_replaces_them(tmp_path):
+    """``segment --support DIR``: the index caches this model's encoder features; another
+    encoder gets its own (re-encoded), never the stale ones."""
+    import torch
+    from _tiny import tiny_config
+
+    from bipart_cli.examples import make_shape
+    from bipart_cli.index import ShapeIndex, encoder_identity
+    from bipart_cli.model import BiPartModel
+    from bipart_cli.support import SupportBank
+
+    folder = tmp_path / "support"
+    folder.mkdir()
+    for seed in (1, 2):
+        (folder / f"chair_{seed}.glb").write_bytes(
+            make_shape("chair", seed).export(file_type="glb")
+        )
+    cache = tmp_path / "cache"
+    first_shape = {}
+    for encoder_seed in (1, 2, 1):
+        torch.manual_seed(0)
+        model = BiPartModel(tiny_config(encoder_seed=encoder_seed)).eval()
+        bank = SupportBank.from_folder(folder, cache, model=model)
+        assert ShapeIndex.open(cache).encoder == encoder_identity(model)
+        for row in range(len(bank)):
+            shape = bank.shape(row, ["back", "seat", "leg", "arm"])
+            with torch.no_grad():
+                fresh = model.encode(torch.from_numpy(shape.points)[None])[0].numpy()
+            assert shape.encoder_features is not None
+            np.testing.assert_allclose(shape.encoder_features, fresh, rtol=1e-2, atol=1e-2)
+            if row == 0:
+                first_shape.setdefault(encoder_seed, fresh)
+    # the two encoders really differ, so stale features would have failed above
+    assert np.abs(first_shape[1] - first_shape[2]).max() > 0.1

@@ -402,6 +402,7 @@ def build_index(
     labeler_options: dict[str, Any] | None = None,
     no_cache_features: bool = False,
     weights: str | None = None,
+    encoder_model: Any | None = None,
     shard: str | tuple[int, int] | None = None,
     seed: int = 0,
     device: str = "cpu",
@@ -422,6 +423,8 @@ def build_index(
         ``labeler_options`` go to :func:`bipart_cli.labeling.make_labeler`.
     no_cache_features : do not store frozen-encoder features (2048, 681) float16.
     weights : the model whose encoder fills the feature cache (default config otherwise).
+    encoder_model : an already loaded model to fill it instead (``segment --support DIR``
+        passes its own, so a warm run loads no second model).
     shard : ``"i/n"``: only the files with ``stable_hash(path) % n == i`` (merge the parts
         with :func:`merge_indexes`).
     n_dense : dense points sampled and labeled per shape; ``n_points`` network points;
@@ -462,7 +465,10 @@ def build_index(
         "labeler_config": json.loads(json.dumps(worker.config, sort_keys=True, default=str)),
     }
     basis = default_basis()
-    encoder_model = None if no_cache_features else load_encoder(weights, seed, torch_device)
+    if no_cache_features:
+        encoder_model = None
+    elif encoder_model is None:
+        encoder_model = load_encoder(weights, seed, torch_device)
     encoder = None if encoder_model is None else encoder_identity(encoder_model)
     context = _Context(
         folder=folder,

@@ -71,7 +71,10 @@ class SupportBank:
                 folder,
                 cache,
                 labeler="given",
-                no_cache_features=True,
+                # the model's encoder features are cached with the shapes, so a later
+                # process runs no encoder pass over them (a changed encoder re-encodes)
+                no_cache_features=model is None,
+                encoder_model=model,
                 seed=seed,
                 device=device,
                 progress=False,
