@@ -156,11 +156,15 @@ def check_inputs(
         raise problems[0]
 
 
+def cache_root() -> Path:
+    """bipart's own cache: ``$BIPART_CACHE`` or ``~/.cache/bipart``."""
+    return Path(os.environ.get("BIPART_CACHE", Path.home() / ".cache" / "bipart"))
+
+
 def support_cache_dir(folder: Path) -> Path:
-    """Where ``--support DIR`` is indexed: ``$BIPART_CACHE`` or ``~/.cache/bipart``."""
-    root = Path(os.environ.get("BIPART_CACHE", Path.home() / ".cache" / "bipart"))
+    """Where ``--support DIR`` is indexed: ``<cache_root>/support/<hash of the path>``."""
     key = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:16]
-    return root / "support" / key
+    return cache_root() / "support" / key
 
 
 def shape_descriptors(points: np.ndarray, cached: np.ndarray | None, settings) -> np.ndarray | None:
@@ -186,12 +190,24 @@ def head_inputs(features: torch.Tensor, descriptors: torch.Tensor | None) -> tor
 
 
 class FeatureCache:
-    """Head inputs per support shape, computed once per model and reused by every target."""
+    """Head inputs per support shape, computed once per model and reused by every target.
 
-    def __init__(self, model, device, settings: AdaptSettings | None = None) -> None:
+    With a ``store`` folder the network's features of each support shape are also
+    kept on disk (float16 safetensors, keyed by the model's sha256 and the shape's
+    points and cached encoder features), so a later process runs no network pass
+    over them. With a store, features are rounded to float16 whether they were
+    just computed or read back, so a warm run labels exactly as the cold one did.
+    An unreadable file is recomputed and replaced.
+    """
+
+    def __init__(
+        self, model, device, settings: AdaptSettings | None = None, store: Path | None = None
+    ) -> None:
         self.model = model
         self.device = device
         self.settings = settings or AdaptSettings()
+        self.store = store
+        self._model_sha256: str | None = None
         self._features: dict[str, torch.Tensor] = {}
 
     def features(self, shapes: list[SupportShape]) -> torch.Tensor:
@@ -200,23 +216,75 @@ class FeatureCache:
 
         missing = [s for s in shapes if s.shape_id not in self._features]
         if missing:
-            points = torch.from_numpy(np.stack([s.points for s in missing])).float().to(self.device)
-            cached = [s.encoder_features for s in missing]
-            encoded = None
-            if all(c is not None for c in cached):
-                encoded = torch.from_numpy(np.stack(cached)).float().to(self.device)
+            extracted = self._network_features(missing)  # (m, N, C)
             descriptors = None
             if self.settings.descriptors != "none":
                 described = [
                     shape_descriptors(s.points, s.descriptors, self.settings) for s in missing
                 ]
                 descriptors = torch.from_numpy(np.stack(described)).to(self.device)
-            with torch.no_grad():
-                extracted = self.model.extract(points, encoder_features=encoded)  # (m, N, C)
-                extracted = head_inputs(extracted, descriptors)  # (m, N, C')
+            extracted = head_inputs(extracted, descriptors)  # (m, N, C')
             for shape, feats in zip(missing, extracted, strict=True):
                 self._features[shape.shape_id] = feats
         return torch.stack([self._features[s.shape_id] for s in shapes])
+
+    def _network_features(self, shapes: list[SupportShape]) -> torch.Tensor:
+        """(m, N, C) extractor features, from the store where it has them."""
+        import torch
+
+        paths = [self._stored_path(s) for s in shapes]
+        found = [_read_features(path) for path in paths]
+        todo = [i for i, feats in enumerate(found) if feats is None]
+        if todo:
+            points = np.stack([shapes[i].points for i in todo])
+            points = torch.from_numpy(points).float().to(self.device)
+            cached = [shapes[i].encoder_features for i in todo]
+            encoded = None
+            if all(c is not None for c in cached):
+                encoded = torch.from_numpy(np.stack(cached)).float().to(self.device)
+            with torch.no_grad():
+                computed = self.model.extract(points, encoder_features=encoded)  # (t, N, C)
+            if self.store is not None:  # as the store will give them back
+                computed = computed.to(torch.float16)
+            for i, feats in zip(todo, computed, strict=True):
+                found[i] = feats
+                if paths[i] is not None:
+                    _write_features(paths[i], feats)
+        return torch.stack([f.to(self.device) for f in found]).float()  # (m, N, C)
+
+    def _stored_path(self, shape: SupportShape) -> Path | None:
+        if self.store is None:
+            return None
+        if self._model_sha256 is None:
+            self._model_sha256 = self.model.sha256()
+        digest = hashlib.sha256(np.ascontiguousarray(shape.points, dtype=np.float32).tobytes())
+        if shape.encoder_features is not None:  # cached (float16) encoder features feed it
+            digest.update(np.ascontiguousarray(shape.encoder_features).tobytes())
+        return self.store / self._model_sha256[:16] / f"{digest.hexdigest()[:32]}.safetensors"
+
+
+def _read_features(path: Path | None) -> torch.Tensor | None:
+    if path is None or not path.is_file():
+        return None
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))["features"]
+    except Exception as exc:  # noqa: BLE001 - a damaged cache entry is recomputed, never fatal
+        log.debug("recomputing the cached features in %s: %s", path, exc)
+        return None
+
+
+def _write_features(path: Path, features: torch.Tensor) -> None:
+    from safetensors.torch import save_file
+
+    from .io.atomic import atomic_path
+
+    try:
+        with atomic_path(path) as tmp:
+            save_file({"features": features.cpu().contiguous()}, str(tmp))
+    except OSError as exc:  # a read-only or full cache only costs speed
+        log.debug("cannot cache features in %s: %s", path, exc)
 
 
 def adapt_and_predict(
@@ -443,7 +511,9 @@ class Segmenter:
         if self.labeler_name == "auto-index":
             self.labeler_name = self._fallback_for_index()
         self.labeler = self._make_labeler()
-        self.feature_cache = FeatureCache(self.model, self.device, options.adapt)
+        # a support folder is indexed in bipart's cache; its shapes' features are kept there too
+        store = None if options.support_dir is None else cache_root() / "features"
+        self.feature_cache = FeatureCache(self.model, self.device, options.adapt, store=store)
         self._unprovided: list[str] = []
         self._input_mark: tuple[float, dict[str, float]] | None = None
         if self.labeler is None and self.bank is None and not options.zero_shot:

@@ -283,3 +283,44 @@ def test_descriptors_join_the_head_and_cached_ones_are_used(model):
     assert cache.features(cached_support).shape[-1] == model.config.feature_dim + len(
         point_descriptors(target)[0]
     )
+
+
+def test_feature_store_serves_a_later_process_and_follows_the_model(model, tmp_path):
+    """Support features kept on disk: equal to fresh ones (float16), no network pass when
+    read back, recomputed for another model or a damaged file."""
+    rng = np.random.default_rng(12)
+    support = []
+    for i in range(2):
+        points = unit_cloud(rng)
+        support.append(SupportShape(f"s{i}", points, half_space_labels(points)[1]))
+    settings = AdaptSettings(descriptors="none")
+    store = tmp_path / "features"
+    cold = FeatureCache(model, "cpu", settings, store=store).features(support)
+    with torch.no_grad():
+        fresh = model.extract(torch.from_numpy(np.stack([s.points for s in support])))
+    torch.testing.assert_close(cold, fresh.half().float())  # the store's precision, cold or warm
+    files = sorted(store.rglob("*.safetensors"))
+    assert len(files) == 2
+
+    calls = []
+    original = model.extract
+    model.extract = lambda *a, **k: calls.append(1) or original(*a, **k)
+    try:
+        warm = FeatureCache(model, "cpu", settings, store=store).features(support)
+    finally:
+        model.extract = original
+    assert calls == []  # read back, no network pass
+    torch.testing.assert_close(warm, cold, rtol=0, atol=0)
+
+    files[0].write_bytes(b"not a safetensors file")
+    repaired = FeatureCache(model, "cpu", settings, store=store).features(support)
+    torch.testing.assert_close(repaired, cold, rtol=0, atol=0)
+
+    torch.manual_seed(1)
+    other = BiPartModel(tiny_config()).eval()
+    theirs = FeatureCache(other, "cpu", settings, store=store).features(support)
+    with torch.no_grad():
+        expected = other.extract(torch.from_numpy(np.stack([s.points for s in support])))
+    torch.testing.assert_close(theirs, expected.half().float())
+    assert not torch.allclose(theirs, cold, atol=1e-2)
+    assert len(list(store.rglob("*.safetensors"))) == 4  # a folder per model

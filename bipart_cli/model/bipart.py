@@ -146,6 +146,10 @@ class BiPartModel(nn.Module):
             "r_max": self.config.r_max,
         }
 
+    def sha256(self) -> str:
+        """sha256 over the whole model's state dict: what its features depend on."""
+        return _state_sha256(self)
+
     def encoder_sha256(self) -> str:
         """sha256 over the encoder's state dict (names, shapes, dtypes, bytes): its identity."""
         return _state_sha256(self.encoder)
