@@ -180,3 +180,15 @@ def test_support_folder_caches_the_encoders_features_and_a_new_encoder_replaces_
                 first_shape.setdefault(encoder_seed, fresh)
     # the two encoders really differ, so stale features would have failed above
     assert np.abs(first_shape[1] - first_shape[2]).max() > 0.1
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_most_similar_is_the_stable_sort_prefix(seed):
+    from bipart_cli.support.selection import most_similar
+
+    rng = np.random.default_rng(seed)
+    similarity = rng.integers(0, 6, size=200).astype(np.float32)  # many ties
+    pool = np.sort(rng.choice(200, size=120, replace=False))
+    for k in (0, 1, 5, 37, 119, 120, 500):
+        expected = pool[np.argsort(-similarity[pool], kind="stable")][:k]
+        np.testing.assert_array_equal(most_similar(pool, similarity, k), expected)

@@ -23,6 +23,13 @@ def _lower(names) -> set[str]:
     return {name.lower() for name in names}
 
 
+def _unit_rows(matrix: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit norm (zero rows stay zero): (E, F) -> (E, F) float32."""
+    matrix = np.asarray(matrix, dtype=np.float32)
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return matrix / np.maximum(norms, 1e-12)
+
+
 class SupportBank:
     """Candidates for support sets, read lazily from a shape index."""
 
@@ -33,18 +40,23 @@ class SupportBank:
         # Cached encoder features are used only when they come from this model's encoder.
         self.expected_encoder = encoder_identity(model) if model is not None else None
         self.entries = list(index.entries)
-        self.bps = np.asarray(index.bps_matrix(), dtype=np.float64)  # (E, F)
-        self.bps_mean = self.bps.mean(0) if len(self.bps) else None
+        bps = np.asarray(index.bps_matrix(), dtype=np.float32)  # (E, F)
+        self.bps_mean = bps.mean(0, dtype=np.float64) if len(bps) else None
+        # centred and normalised once: a query is then one matrix-vector product
+        self.unit_bps = _unit_rows(bps - self.bps_mean) if len(bps) else bps  # (E, F) float32
         self.basis = np.asarray(index.basis.points, dtype=np.float32)
         self._records: dict[int, SupportShape] = {}
         # lookups built once: a 100k-entry index took ~60 ms a query to filter in a loop
         self._rows_of_category: dict[str, list[int]] = {}
         self._rows_of_part: dict[str, list[int]] = {}
+        surviving: dict[str, list[int]] = {}
         for row, entry in enumerate(self.entries):
             self._rows_of_category.setdefault(entry.category.lower(), []).append(row)
             for name in _lower(entry.part_names):
                 self._rows_of_part.setdefault(name, []).append(row)
-        self._surviving = [_lower(entry.surviving_part_names) for entry in self.entries]
+            for name in _lower(entry.surviving_part_names):
+                surviving.setdefault(name, []).append(row)
+        self._surviving_rows = {name: np.array(rows) for name, rows in surviving.items()}
 
     @classmethod
     def from_index(cls, path_or_uri: str, revision: str | None = None, model=None) -> SupportBank:
@@ -118,8 +130,10 @@ class SupportBank:
 
     def part_counts(self, rows: list[int], part_names: list[str]) -> np.ndarray:
         """How many of the target's parts survive (Eq. 4) in each candidate."""
-        wanted = _lower(part_names)
-        return np.array([len(self._surviving[i] & wanted) for i in rows], dtype=np.int64)
+        counts = np.zeros(len(self.entries), dtype=np.int64)
+        for name in _lower(part_names):
+            counts[self._surviving_rows.get(name, [])] += 1
+        return counts[np.asarray(rows, dtype=np.int64)]
 
     def retrieve(
         self,
@@ -134,20 +148,24 @@ class SupportBank:
         """The M support shapes for a target (N, 3), best first."""
         from .selection import bps_features, select_support
 
-        rows = self.candidates(part_names, category, exclude_sha256)
-        if not rows:
+        rows = np.asarray(self.candidates(part_names, category, exclude_sha256), dtype=np.int64)
+        if not len(rows):
             return []
-        target_bps = bps_features(target_points, self.basis)
+        query = _unit_rows((bps_features(target_points, self.basis) - self.bps_mean)[None])[0]
+        if 2 * len(rows) < len(self.entries):  # a category: only its rows
+            similarity = self.unit_bps[rows] @ query  # (R,) centred cosines
+        else:  # a product over all entries beats copying most of them out
+            similarity = (self.unit_bps @ query)[rows]
         picked = select_support(
-            target_bps,
-            self.bps[rows],
+            None,
+            None,
             self.part_counts(rows, part_names),
             m=min(m, len(rows)),
             strategy=strategy,
-            mean=self.bps_mean,
             rng=rng,
+            similarity=similarity,
         )
-        return [self.shape(rows[int(k)], part_names) for k in picked]
+        return [self.shape(int(rows[k]), part_names) for k in picked]
 
     def shape(self, row: int, part_names: list[str]) -> SupportShape:
         """Entry ``row`` as a support shape labeled in the target's part names."""

@@ -54,8 +54,8 @@ def is_part_perfect(part_counts: np.ndarray) -> np.ndarray:
 
 
 def select_support(
-    target_feature: np.ndarray,
-    candidate_features: np.ndarray,
+    target_feature: np.ndarray | None,
+    candidate_features: np.ndarray | None,
     candidate_part_counts: np.ndarray | None = None,
     m: int = 8,
     strategy: str = "part-perfect",
@@ -63,6 +63,7 @@ def select_support(
     exclude: np.ndarray | list[int] | None = None,
     rng: np.random.Generator | int | None = None,
     target_index: int | None = None,
+    similarity: np.ndarray | None = None,
 ) -> np.ndarray:
     """Pick up to ``m`` support shapes among the candidates.
 
@@ -78,17 +79,23 @@ def select_support(
     rng : Generator or seed for ``random`` (None means seed 0: reproducible)
     target_index : the target's own row among the candidates; it comes first and
         counts towards ``m`` (training includes the target, Sec. 3.3.1)
+    similarity : (M,) the centred cosines when already known (a bank keeps its
+        features normalised); ``target_feature`` and ``candidate_features`` are then unused
 
     Returns
     -------
-    indices : (min(m, eligible),) int64 into the candidates, in pick order.
+    indices : (min(m, eligible),) int64 into the candidates, in pick order; ties
+    in similarity go to the earlier candidate.
     """
     if strategy not in STRATEGIES:
         from ..errors import UsageError
 
         raise UsageError(f"unknown support strategy {strategy!r}: expected {', '.join(STRATEGIES)}")
-    candidate_features = np.atleast_2d(np.asarray(candidate_features))
-    eligible = np.ones(len(candidate_features), dtype=bool)
+    if similarity is None and strategy != "random":
+        candidate_features = np.atleast_2d(np.asarray(candidate_features))
+        similarity = centered_cosine_similarity(target_feature, candidate_features, mean)[0]
+    count = len(similarity) if similarity is not None else len(np.atleast_2d(candidate_features))
+    eligible = np.ones(count, dtype=bool)
     if exclude is not None:
         eligible[np.asarray(exclude, dtype=np.int64)] = False
     chosen: list[int] = []
@@ -100,20 +107,34 @@ def select_support(
     if strategy == "random":
         generator = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng or 0)
         picks = generator.choice(pool, size=min(slots, len(pool)), replace=False)
+    elif strategy == "similarity":
+        picks = most_similar(pool, similarity, slots)
     else:
-        similarity = centered_cosine_similarity(target_feature, candidate_features, mean)[0]
-        by_similarity = pool[np.argsort(-similarity[pool], kind="stable")]  # most similar first
-        if strategy == "similarity":
-            picks = by_similarity[:slots]
-        else:
-            picks = _part_perfect_order(by_similarity, candidate_part_counts)[:slots]
+        if candidate_part_counts is None:
+            raise ValueError("part-perfect selection needs candidate_part_counts")
+        counts = np.asarray(candidate_part_counts)[pool]
+        perfect = is_part_perfect(counts)  # the maximum among the eligible candidates
+        picks = most_similar(pool[perfect], similarity, slots)
+        if len(picks) < slots:  # then the most similar of the others
+            others = most_similar(pool[~perfect], similarity, slots - len(picks))
+            picks = np.concatenate([picks, others])
     return np.asarray(chosen + [int(i) for i in picks], dtype=np.int64)
 
 
-def _part_perfect_order(by_similarity: np.ndarray, part_counts: np.ndarray | None) -> np.ndarray:
-    """Part-perfect shapes (by similarity), then the others (by similarity)."""
-    if part_counts is None:
-        raise ValueError("part-perfect selection needs candidate_part_counts")
-    counts = np.asarray(part_counts)[by_similarity]
-    perfect = is_part_perfect(counts)  # the maximum among the eligible candidates
-    return np.concatenate([by_similarity[perfect], by_similarity[~perfect]])
+def most_similar(pool: np.ndarray, similarity: np.ndarray, k: int) -> np.ndarray:
+    """The ``k`` entries of ``pool`` (ascending indices) with the highest ``similarity``, best first.
+
+    The same as ``pool[np.argsort(-similarity[pool], kind="stable")][:k]`` (ties to the
+    earlier entry) in O(len(pool)) with ``argpartition`` instead of a full sort.
+    """
+    scores = similarity[pool]
+    if k <= 0 or len(pool) == 0:
+        return pool[:0]
+    if k < len(pool):
+        threshold = scores[np.argpartition(-scores, k - 1)[k - 1]]  # the k-th best score
+        above = np.flatnonzero(scores > threshold)
+        ties = np.flatnonzero(scores == threshold)[: k - len(above)]
+        keep = np.sort(np.concatenate([above, ties]))
+    else:
+        keep = np.arange(len(pool))
+    return pool[keep[np.argsort(-scores[keep], kind="stable")]]
