@@ -146,6 +146,20 @@ class SupportBank:
         rng: np.random.Generator | None = None,
     ) -> list[SupportShape]:
         """The M support shapes for a target (N, 3), best first."""
+        rows = self.select(target_points, part_names, m, strategy, category, exclude_sha256, rng)
+        return [self.shape(row, part_names) for row in rows]
+
+    def select(
+        self,
+        target_points: np.ndarray,
+        part_names: list[str],
+        m: int = 8,
+        strategy: str = "part-perfect",
+        category: str | None = None,
+        exclude_sha256: str | None = None,
+        rng: np.random.Generator | None = None,
+    ) -> list[int]:
+        """The entry rows of :meth:`retrieve`'s shapes, without reading their records."""
         from .selection import bps_features, select_support
 
         rows = np.asarray(self.candidates(part_names, category, exclude_sha256), dtype=np.int64)
@@ -165,7 +179,7 @@ class SupportBank:
             rng=rng,
             similarity=similarity,
         )
-        return [self.shape(int(rows[k]), part_names) for k in picked]
+        return [int(rows[k]) for k in picked]
 
     def shape(self, row: int, part_names: list[str]) -> SupportShape:
         """Entry ``row`` as a support shape labeled in the target's part names."""
