@@ -28,8 +28,9 @@ import torch
 from bipart_cli.adapt import AdaptSettings, pack_labels, predict_probabilities, support_loss
 from bipart_cli.labeling.pseudo_labels import PseudoLabels
 from bipart_cli.model import BiPartConfig, BiPartModel
+from bipart_cli.predict import FeatureCache, adapt_and_predict
 from bipart_cli.runtime import keep_freed_tensor_memory
-from bipart_cli.segmentation import FeatureCache, SupportShape, adapt_and_predict
+from bipart_cli.support import SupportShape
 
 NUM_POINTS = 2048
 NUM_PARTS = 4

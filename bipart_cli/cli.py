@@ -16,8 +16,9 @@ from typing import Annotated, Any
 import typer
 
 from . import __version__
-from .adapt import DESCRIPTOR_CHOICES, NORMALISATIONS, OPTIMIZERS, AdaptSettings
+from .adapt import BOX_REDUCTIONS, DESCRIPTOR_CHOICES, NORMALISATIONS, OPTIMIZERS, AdaptSettings
 from .errors import BipartError, NotImplementedYetError, UsageError
+from .labeling.api import SEGMENT_LABELERS
 from .orientation import UP_CHOICES
 from .runtime import (
     check_choice,
@@ -64,8 +65,6 @@ MAX_POINTS = 50_000_000
 MAX_STEPS = 10_000
 MAX_SUPPORT = 1_000
 MAX_LR = 100.0
-BOX_REDUCTIONS = ("mean", "sum")
-SEGMENT_LABELERS = ("auto", "detector", "none", "given", "simulated")
 FLAG = ""  # metavar of on/off flags: no "<bool>" in the help
 
 # --- options shared by every command --------------------------------------

@@ -493,7 +493,7 @@ def validation_miou(
         return None
     from .adapt import PAPER_INNER_LOOP, AdaptSettings
     from .evaluate import shape_miou
-    from .segmentation import FeatureCache, adapt_and_predict
+    from .predict import FeatureCache, adapt_and_predict
     from .support import SupportShape
 
     # the paper's inner loop, the one training meta-learns for (not segment's defaults)

@@ -17,12 +17,8 @@ from bipart_cli.adapt import (
 )
 from bipart_cli.model import BiPartModel
 from bipart_cli.model.loss import distillation_loss
-from bipart_cli.segmentation import (
-    FeatureCache,
-    SupportShape,
-    adapt_and_predict,
-    smooth_probabilities,
-)
+from bipart_cli.predict import FeatureCache, adapt_and_predict, smooth_probabilities
+from bipart_cli.support import SupportShape
 
 
 @pytest.fixture(scope="module")

@@ -85,7 +85,7 @@ def test_zero_shot_adapts_on_the_target_repeated_m_times(tiny_eval):
     from bipart_cli.adapt import AdaptSettings
     from bipart_cli.index import ShapeIndex
     from bipart_cli.model import BiPartModel
-    from bipart_cli.segmentation import FeatureCache, adapt_and_predict
+    from bipart_cli.predict import FeatureCache, adapt_and_predict
 
     report = run_eval(tiny_eval, labeler="index", zero_shot=True, support_size=4, limit=4)
     assert report.settings["mode"] == "zero-shot" and report.settings["support_index"] is None

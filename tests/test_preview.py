@@ -8,7 +8,7 @@ from PIL import Image
 from bipart_cli.io.asset import PointSample
 from bipart_cli.orientation import Z_UP_TO_Y_UP
 from bipart_cli.parts import part_colors
-from bipart_cli.segmentation import write_preview
+from bipart_cli.preview import write_preview
 
 SIZE, TOP = 384, 24  # tile size and title band of the sheet
 

@@ -263,13 +263,13 @@ def test_a_preview_that_cannot_be_written_leaves_no_output(tmp_path, monkeypatch
     (the staging and rollback around it are the code under test)."""
     import errno
 
-    import bipart_cli.segmentation
+    import bipart_cli.preview
     from bipart_cli import segment
 
     def full_disk(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(bipart_cli.segmentation, "write_preview", full_disk)
+    monkeypatch.setattr(bipart_cli.preview, "write_preview", full_disk)
     write_chair(tmp_path / "chair.glb", 1)
     out = tmp_path / "out"
     (result,) = segment(

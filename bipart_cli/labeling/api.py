@@ -19,6 +19,8 @@ from .pseudo_labels import FORMAT_VERSION, PseudoLabels
 log = logging.getLogger("bipart")
 
 LABELERS = ("detector", "given", "simulated", "none")
+# segment's --labeler: these, or "auto" (segment picks one from what it has)
+SEGMENT_LABELERS = ("auto", "detector", "none", "given", "simulated")
 
 
 @dataclass
