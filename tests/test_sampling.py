@@ -141,23 +141,3 @@ def test_dense_then_fps_on_a_generated_shape(chair_scene):
     assert len(np.unique(indices)) == 512
     # FPS covers every part of the chair
     assert set(dense.labels[indices].tolist()) == set(range(len(asset.part_names)))
-
-
-def test_fps_of_a_large_cloud_covers_it_like_exact_fps():
-    """Above CANDIDATES_PER_PICK points per pick FPS runs on a seeded random subset."""
-    from scipy.spatial import KDTree
-
-    from bipart_cli.io.sample import CANDIDATES_PER_PICK, farthest_point_indices
-
-    rng = np.random.default_rng(3)
-    directions = rng.standard_normal((40 * CANDIDATES_PER_PICK * 32, 3))
-    points = (directions / np.linalg.norm(directions, axis=1, keepdims=True)).astype(np.float32)
-    picks = sample_network_indices(points, 32 * 4, seed=1)
-    assert len(np.unique(picks)) == len(picks) and picks.max() < len(points)
-    np.testing.assert_array_equal(picks, sample_network_indices(points, 32 * 4, seed=1))
-    exact = farthest_point_indices(points, 32 * 4, start=int(picks[0]))
-
-    def covering_radius(chosen):  # the farthest any point is from its nearest pick
-        return KDTree(points[chosen]).query(points)[0].max()
-
-    assert covering_radius(picks) < 1.25 * covering_radius(exact)

@@ -81,20 +81,12 @@ def _surface_colors(asset: Asset, face_index: np.ndarray, barycentric: np.ndarra
     return np.clip(np.round(colors), 0, 255).astype(np.uint8)
 
 
-# FPS runs over at most this many candidates per pick: a seeded random subset of a
-# larger cloud (16 candidates per pick cover a surface ~4x more finely than the picks'
-# own spacing), so 100k dense points cost what 32k do
-CANDIDATES_PER_PICK = 16
-
-
 def sample_network_indices(points: np.ndarray, n_samples: int = 2048, seed: int = 0) -> np.ndarray:
     """Farthest point sampling of ``n_samples`` indices from points (n, 3).
 
-    The first pick is a seeded random point. A cloud of more than
-    ``CANDIDATES_PER_PICK * n_samples`` points is first thinned to a seeded random
-    subset of that many. With fewer than ``n_samples`` points every point is kept
-    and seeded repeats fill the rest (a warning is logged), so the network always
-    gets ``n_samples`` points.
+    The first pick is a seeded random point. With fewer than ``n_samples`` points
+    every point is kept and seeded repeats fill the rest (a warning is logged), so
+    the network always gets ``n_samples`` points.
 
     Returns
     -------
@@ -111,11 +103,7 @@ def sample_network_indices(points: np.ndarray, n_samples: int = 2048, seed: int 
         )
         repeats = rng.choice(n, n_samples - n, replace=True)
         return np.concatenate([np.arange(n), repeats]).astype(np.int64)
-    candidates = np.arange(n)
-    if n > CANDIDATES_PER_PICK * n_samples:
-        candidates = np.sort(rng.choice(n, CANDIDATES_PER_PICK * n_samples, replace=False))
-    start = int(rng.integers(len(candidates)))
-    return candidates[farthest_point_indices(points[candidates], n_samples, start=start)]
+    return farthest_point_indices(points, n_samples, start=int(rng.integers(n)))
 
 
 def farthest_point_indices(points: np.ndarray, n_samples: int, start: int = 0) -> np.ndarray:
