@@ -44,10 +44,10 @@ def main() -> int:
 
     import torch
 
-    from bipart_cli.examples import make_shape
     from bipart_cli.io import load_asset, sample_dense
     from bipart_cli.labeling.backproject import backproject_boxes
     from bipart_cli.labeling.simulated import SimulatedLabeler
+    from bipart_cli.procedural import make_shape
     from bipart_cli.render import RenderSettings, render_views
 
     with tempfile.TemporaryDirectory() as folder:

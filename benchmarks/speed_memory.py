@@ -144,7 +144,7 @@ def write_target_glb(path: Path, faces: int, seed: int = 0) -> int:
     the face count. Each part keeps its node name (ground truth) and its one colour."""
     import trimesh
 
-    from bipart_cli.examples import make_shape
+    from bipart_cli.procedural import make_shape
 
     scene = make_shape("chair", seed)
     base = sum(len(mesh.faces) for mesh in scene.geometry.values())
@@ -293,7 +293,7 @@ def child_cells(device: str, label: str, width: int, run) -> list[tuple[str, int
 
 
 def segment_section(args, devices: list[str]) -> None:
-    from bipart_cli.examples import write_examples
+    from bipart_cli.procedural import write_examples
 
     work = args.workdir / "segment"
     target = work / f"chair-{args.faces}.glb"
@@ -362,7 +362,7 @@ def segment_section(args, devices: list[str]) -> None:
 
 
 def index_section(args, devices: list[str]) -> None:
-    from bipart_cli.examples import CATEGORIES, write_corpus
+    from bipart_cli.procedural import CATEGORIES, write_corpus
 
     work = args.workdir / "index"
     corpus = work / f"corpus-{args.index_per_category}"

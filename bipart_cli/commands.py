@@ -186,7 +186,7 @@ def run_examples(
 ) -> int:
     """``bipart examples``: labeled support folders, one per procedural category."""
     from .errors import UsageError
-    from .examples import CATEGORIES, write_support_sets
+    from .procedural import CATEGORIES, write_support_sets
 
     chosen = (
         [c.strip() for c in categories.split(",") if c.strip()] if categories else list(CATEGORIES)

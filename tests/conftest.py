@@ -1,4 +1,4 @@
-"""Shared fixtures: generated shapes with ground-truth parts (bipart_cli.examples)."""
+"""Shared fixtures: generated shapes with ground-truth parts (bipart_cli.procedural)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bipart_cli.examples import make_pieces, make_shape
+from bipart_cli.procedural import make_pieces, make_shape
 
 ARMCHAIR_SEED = 3  # make_shape("chair", 3) has both optional arms
 

@@ -11,9 +11,9 @@ import pytest
 import trimesh
 
 from bipart_cli.errors import UsageError
-from bipart_cli.examples import make_shape
 from bipart_cli.io import sample_network_indices
 from bipart_cli.parts import parse_part_names
+from bipart_cli.procedural import make_shape
 
 
 def _assert_clean_failure(result, folder, before, *needles):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bipart_cli.examples import make_shape
+from bipart_cli.procedural import make_shape
 
 MISSING_WEIGHTS = ["--weights", "/no/such/weights/folder"]
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import trimesh
 
-from bipart_cli.examples import make_shape, write_examples
 from bipart_cli.io import load_asset
+from bipart_cli.procedural import make_shape, write_examples
 
 PARTS = ["back", "seat", "leg", "arm"]
 N_DENSE = "4096"

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bipart_cli.examples import (
+from bipart_cli.io import asset_from_scene, load_asset
+from bipart_cli.procedural import (
     CATEGORIES,
     make_pieces,
     make_shape,
@@ -17,7 +18,6 @@ from bipart_cli.examples import (
     write_corpus,
     write_examples,
 )
-from bipart_cli.io import asset_from_scene, load_asset
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

@@ -190,7 +190,7 @@ def test_four_concurrent_cold_cache_segment_runs_all_succeed_with_identical_labe
     staging folder was shared and removed under the others)."""
     from plyfile import PlyData
 
-    from bipart_cli.examples import make_shape, write_examples
+    from bipart_cli.procedural import make_shape, write_examples
 
     write_examples(tmp_path, categories=(), n_chairs=3)
     target = tmp_path / "target.glb"

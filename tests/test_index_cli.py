@@ -18,9 +18,9 @@ import pytest
 from typer.testing import CliRunner
 
 from bipart_cli.cli import app
-from bipart_cli.examples import CATEGORIES, make_shape
 from bipart_cli.index import ShapeIndex, build_index
 from bipart_cli.index.build import FAULT_ENV, STAGING_DIR
+from bipart_cli.procedural import CATEGORIES, make_shape
 
 FAST = ["--points", "4096", "--no-cache-features", "--device", "cpu", "-q"]
 SHAPES = [("chair", 0), ("chair", 1), ("chair", 2), ("chair", 3), ("table", 0), ("table", 1)]

@@ -12,9 +12,9 @@ from PIL import Image
 from plyfile import PlyData, PlyElement
 
 from bipart_cli.errors import InvalidInputError
-from bipart_cli.examples import node_names
 from bipart_cli.io import load_asset, sample_dense, sha256_file
 from bipart_cli.io.labels import part_from_name, sanitize_node_name
+from bipart_cli.procedural import node_names
 
 
 @pytest.mark.parametrize(

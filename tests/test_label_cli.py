@@ -12,8 +12,8 @@ pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from bipart_cli.cli import app  # noqa: E402
-from bipart_cli.examples import make_shape  # noqa: E402
 from bipart_cli.labeling.pseudo_labels import PseudoLabels  # noqa: E402
+from bipart_cli.procedural import make_shape  # noqa: E402
 
 runner = CliRunner()
 FAST = ["--n-dense", "3000", "--device", "cpu", "--seed", "0"]

@@ -45,8 +45,8 @@ def test_hidden_inner_part_never_shows(tmp_path):
 
 def test_preview_is_drawn_in_the_up_frame(tmp_path):
     """A Z-up export previewed with up=z looks like the Y-up original with up=y."""
-    from bipart_cli.examples import make_shape
     from bipart_cli.io import load_asset, sample_dense
+    from bipart_cli.procedural import make_shape
 
     path = tmp_path / "chair.glb"
     path.write_bytes(make_shape("chair", 3).export(file_type="glb"))

@@ -49,9 +49,9 @@ def test_teacher_vote_matches_naive_loop():
 
 def test_label_asset_caches_by_key(tmp_path):
     pytest.importorskip("torch")
-    from bipart_cli.examples import make_shape
     from bipart_cli.io import load_asset
     from bipart_cli.labeling import label_asset
+    from bipart_cli.procedural import make_shape
     from bipart_cli.render import RenderSettings
 
     path = tmp_path / "chair.glb"

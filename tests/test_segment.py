@@ -1,6 +1,6 @@
 """``bipart segment``: batches with a bad input, usage errors, the Python API and accuracy.
 
-Generated chairs (bipart_cli.examples), ``--points 4096`` and five support chairs;
+Generated chairs (bipart_cli.procedural), ``--points 4096`` and five support chairs;
 the ``--support`` cache goes to ``BIPART_CACHE`` under the test's tmp folder.
 """
 
@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from bipart_cli.evaluate import shape_miou
-from bipart_cli.examples import make_shape, write_examples
 from bipart_cli.io import load_asset, sample_dense
+from bipart_cli.procedural import make_shape, write_examples
 
 PARTS = ["back", "seat", "leg", "arm"]
 N_DENSE = 4096

@@ -8,10 +8,10 @@ import pytest
 pytest.importorskip("torch")
 
 from bipart_cli.evaluate import shape_miou  # noqa: E402
-from bipart_cli.examples import make_shape  # noqa: E402
 from bipart_cli.io import load_asset, sample_dense  # noqa: E402
 from bipart_cli.labeling import make_labeler  # noqa: E402
 from bipart_cli.labeling.simulated import NoiseModel  # noqa: E402
+from bipart_cli.procedural import make_shape  # noqa: E402
 from bipart_cli.render import RenderSettings  # noqa: E402
 
 SMALL = RenderSettings(image_size=96)

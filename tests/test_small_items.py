@@ -8,8 +8,8 @@ import pytest
 import trimesh
 
 from bipart_cli.errors import UsageError
-from bipart_cli.examples import make_shape
 from bipart_cli.io import describe_asset, load_asset
+from bipart_cli.procedural import make_shape
 
 
 def _cloud(n: int = 50) -> tuple[np.ndarray, np.ndarray]:
@@ -94,7 +94,7 @@ def test_simulated_labels_need_ground_truth_parts(run_bipart, tmp_path):
 def test_api_points_means_the_cli_points(tmp_path):
     """``points`` in the API is the CLI's ``--points``: the dense count (``n_dense``)."""
     from bipart_cli import segment
-    from bipart_cli.examples import write_examples
+    from bipart_cli.procedural import write_examples
 
     write_examples(tmp_path, categories=(), n_chairs=2)
     target = tmp_path / "chairs" / "chair_0.glb"

@@ -87,3 +87,16 @@ def test_no_import_circle_in_the_package():
         "bipart_cli.support.bank" in graph["bipart_cli.segmentation"] | graph["bipart_cli.support"]
     )
     assert circles(graph) == []
+
+
+def test_every_subpackage_ships_in_the_wheel():
+    """pyproject lists the packages by name: a new folder must be listed too."""
+    import tomllib
+
+    pyproject = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text(encoding="utf-8"))
+    listed = set(pyproject["tool"]["setuptools"]["packages"])
+    folders = {
+        ".".join(init.parent.relative_to(PACKAGE.parent).parts)
+        for init in PACKAGE.rglob("__init__.py")
+    }
+    assert folders <= listed, sorted(folders - listed)

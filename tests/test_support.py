@@ -152,9 +152,9 @@ def test_support_folder_caches_the_encoders_features_and_a_new_encoder_replaces_
     import torch
     from _tiny import tiny_config
 
-    from bipart_cli.examples import make_shape
     from bipart_cli.index import ShapeIndex, encoder_identity
     from bipart_cli.model import BiPartModel
+    from bipart_cli.procedural import make_shape
     from bipart_cli.support import SupportBank
 
     folder = tmp_path / "support"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from bipart_cli.examples import make_shape, write_examples
+from bipart_cli.procedural import make_shape, write_examples
 
 REPO = Path(__file__).resolve().parents[1]
 PARTS = "back,seat,leg,arm"
@@ -229,8 +229,8 @@ def test_batch_script_passes_options_through(root):
 
 def test_examples_command_writes_labeled_support_sets(root):
     """``bipart examples``: one labeled support folder per category, usable offline."""
-    from bipart_cli.examples import CATEGORIES
     from bipart_cli.io import load_asset
+    from bipart_cli.procedural import CATEGORIES
 
     done = bipart(root, "examples", "sets", "--categories", "lamp,mug", "--per-category", "2")
     assert done.returncode == 0, done.stderr

@@ -11,9 +11,9 @@ from safetensors import safe_open
 from test_segment import PARTS, few_shot_segment, ground_truth, write_chair
 
 from bipart_cli.evaluate import shape_miou
-from bipart_cli.examples import write_examples
 from bipart_cli.io import sha256_file
 from bipart_cli.model import BiPartModel
+from bipart_cli.procedural import write_examples
 from bipart_cli.weights import REGISTRY_PATH, load_registry, resolve_weights
 
 DEFAULT = REGISTRY_PATH.parent / "bipart-default"

@@ -1,0 +1,50 @@
+"""The categories: each one's part names, and the builder that makes its shapes.
+
+To add a category: write ``build_<name>(rng) -> list[Piece]`` in the module of its
+family (or a new one) and register it here, with its part names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from .furniture import build_bed, build_bookshelf, build_chair, build_lamp, build_sofa, build_table
+from .household import build_bottle, build_guitar, build_knife, build_mug, build_teapot
+from .primitives import Piece
+from .vehicles import build_airplane, build_car, build_truck
+
+CATEGORIES: dict[str, list[str]] = {
+    "chair": ["back", "seat", "leg", "arm"],
+    "table": ["top", "leg"],
+    "mug": ["body", "handle"],
+    "lamp": ["base", "pole", "shade"],
+    "airplane": ["body", "wing", "tail", "engine"],
+    "car": ["body", "cabin", "wheel"],
+    "guitar": ["body", "neck", "head"],
+    "knife": ["blade", "handle"],
+    "bottle": ["body", "neck", "cap"],
+    "bed": ["frame", "mattress", "headboard", "leg", "pillow"],
+    "sofa": ["seat", "back", "arm", "leg"],
+    "bookshelf": ["side", "shelf", "back"],
+    "teapot": ["body", "spout", "handle", "lid"],
+    "truck": ["cabin", "tank", "chassis", "wheel"],
+}
+
+BUILDERS: dict[str, Callable[[np.random.Generator], list[Piece]]] = {
+    "chair": build_chair,
+    "table": build_table,
+    "mug": build_mug,
+    "lamp": build_lamp,
+    "airplane": build_airplane,
+    "car": build_car,
+    "guitar": build_guitar,
+    "knife": build_knife,
+    "bottle": build_bottle,
+    "bed": build_bed,
+    "sofa": build_sofa,
+    "bookshelf": build_bookshelf,
+    "teapot": build_teapot,
+    "truck": build_truck,
+}
