@@ -280,9 +280,10 @@ def adapt_head(
             grads = head_gradients(params, points[rows], batch_targets, logit_mask[rows])
         else:
             grads = head_gradients(params, points, targets, logit_mask)
-        # Adam's eps makes it scale-aware: its loss is the batch's weighted mean, whose
-        # scale does not depend on how Eq. 2 was normalised (1/|M^d| or 1/N are tiny)
-        mass = batch_targets.sum().clamp_min(1e-12)
+        if optimizer == "adam":
+            # Adam's eps makes it scale-aware: its loss is the batch's weighted mean, whose
+            # scale does not depend on how Eq. 2 was normalised (1/|M^d| or 1/N are tiny)
+            mass = batch_targets.sum().clamp_min(1e-12)
         for name, grad in grads.items():
             if optimizer == "sgd":  # the full-support gradient, estimated from the batch
                 params[name] = params[name] - lr * grad * (len(points) / batch)

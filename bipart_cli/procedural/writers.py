@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io.atomic import atomic_path
+from ..io.atomic import atomic_write_bytes, atomic_write_text
 from .registry import CATEGORIES
 from .scenes import ColorMode, make_shape
 
@@ -29,9 +29,7 @@ def write_examples(
     ]
     written = []
     for path, category, shape_seed in jobs:
-        data = make_shape(category, shape_seed, colors).export(file_type="glb")
-        with atomic_path(path) as tmp:
-            tmp.write_bytes(data)
+        atomic_write_bytes(path, make_shape(category, shape_seed, colors).export(file_type="glb"))
         written.append(path)
     return written
 
@@ -62,16 +60,14 @@ def write_corpus(
     for category in chosen:
         folder = out_dir / category
         folder.mkdir(parents=True, exist_ok=True)
-        with atomic_path(folder / "parts.json") as tmp:
-            tmp.write_text(json.dumps({"parts": CATEGORIES[category]}) + "\n")
+        atomic_write_text(folder / "parts.json", json.dumps({"parts": CATEGORIES[category]}) + "\n")
         code = list(CATEGORIES).index(category)
         for k in range(per_category):
             path = folder / f"{category}_{k:04d}.glb"
             if not path.exists():
                 shape_seed = int(np.random.SeedSequence([seed, code, k]).generate_state(1)[0])
-                data = make_shape(category, shape_seed, colors).export(file_type="glb")
-                with atomic_path(path) as tmp:
-                    tmp.write_bytes(data)
+                shape = make_shape(category, shape_seed, colors)
+                atomic_write_bytes(path, shape.export(file_type="glb"))
             written.append(path)
     return written
 

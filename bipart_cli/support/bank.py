@@ -23,18 +23,12 @@ def _lower(names) -> set[str]:
     return {name.lower() for name in names}
 
 
-def _unit_rows(matrix: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit norm (zero rows stay zero): (E, F) -> (E, F) float32."""
-    matrix = np.asarray(matrix, dtype=np.float32)
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    return matrix / np.maximum(norms, 1e-12)
-
-
 class SupportBank:
     """Candidates for support sets, read lazily from a shape index."""
 
     def __init__(self, index, model=None) -> None:
         from ..index import encoder_identity
+        from .selection import unit_rows
 
         self.index = index
         # Cached encoder features are used only when they come from this model's encoder.
@@ -43,7 +37,7 @@ class SupportBank:
         bps = np.asarray(index.bps_matrix(), dtype=np.float32)  # (E, F)
         self.bps_mean = bps.mean(0, dtype=np.float64) if len(bps) else None
         # centred and normalised once: a query is then one matrix-vector product
-        self.unit_bps = _unit_rows(bps - self.bps_mean) if len(bps) else bps  # (E, F) float32
+        self.unit_bps = unit_rows((bps - self.bps_mean).astype(np.float32)) if len(bps) else bps
         self.basis = np.asarray(index.basis.points, dtype=np.float32)
         self._records: dict[int, SupportShape] = {}
         # lookups built once: a 100k-entry index took ~60 ms a query to filter in a loop
@@ -160,12 +154,13 @@ class SupportBank:
         rng: np.random.Generator | None = None,
     ) -> list[int]:
         """The entry rows of :meth:`retrieve`'s shapes, without reading their records."""
-        from .selection import bps_features, select_support
+        from .selection import bps_features, select_support, unit_rows
 
         rows = np.asarray(self.candidates(part_names, category, exclude_sha256), dtype=np.int64)
         if not len(rows):
             return []
-        query = _unit_rows((bps_features(target_points, self.basis) - self.bps_mean)[None])[0]
+        centred = bps_features(target_points, self.basis) - self.bps_mean
+        query = unit_rows(centred.astype(np.float32)[None])[0]  # (F,)
         if 2 * len(rows) < len(self.entries):  # a category: only its rows
             similarity = self.unit_bps[rows] @ query  # (R,) centred cosines
         else:  # a product over all entries beats copying most of them out

@@ -40,11 +40,12 @@ def centered_cosine_similarity(
     query = np.atleast_2d(np.asarray(query, dtype=np.float64))
     bank = np.atleast_2d(np.asarray(bank, dtype=np.float64))
     centre = bank.mean(axis=0) if mean is None else np.asarray(mean, dtype=np.float64)
-    q = query - centre
-    b = bank - centre
-    q /= np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
-    b /= np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
-    return q @ b.T
+    return unit_rows(query - centre) @ unit_rows(bank - centre).T
+
+
+def unit_rows(matrix: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit norm, zero rows left zero: (E, F) -> (E, F), the same dtype."""
+    return matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
 
 
 def is_part_perfect(part_counts: np.ndarray) -> np.ndarray:
