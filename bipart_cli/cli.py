@@ -20,6 +20,7 @@ from .adapt import BOX_REDUCTIONS, DESCRIPTOR_CHOICES, NORMALISATIONS, OPTIMIZER
 from .errors import BipartError, NotImplementedYetError, UsageError
 from .labeling.api import SEGMENT_LABELERS
 from .orientation import UP_CHOICES
+from .pretrain.corpus import ROTATIONS
 from .runtime import (
     check_choice,
     check_count,
@@ -211,6 +212,18 @@ OfflineOpt = Annotated[
         metavar=FLAG,
         help="Never touch the network: only local folders and the Hub cache (as HF_HUB_OFFLINE=1).",
     ),
+]
+
+
+EncoderOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--encoder",
+        help="Pre-trained encoder: a 'bipart pretrain' RUN_DIR/encoder, or official Point-M2AE weights.",
+    ),
+]
+ResumeOpt = Annotated[
+    bool, typer.Option("--resume", metavar=FLAG, help="Continue from RUN_DIR/checkpoint.")
 ]
 
 
@@ -654,9 +667,8 @@ def train(
             help="JSON of BiPartConfig fields for the new model (default: the paper's sizes).",
         ),
     ] = None,
-    resume: Annotated[
-        bool, typer.Option("--resume", metavar=FLAG, help="Continue from RUN_DIR/checkpoint.")
-    ] = False,
+    encoder: EncoderOpt = None,
+    resume: ResumeOpt = False,
     device: DeviceOpt = "auto",
     seed: SeedOpt = 0,
     json_output: JsonOpt = False,
@@ -687,9 +699,117 @@ def train(
                 val_fraction=val_fraction,
                 max_steps=max_steps,
                 model_config=model_config,
+                encoder=encoder,
                 resume=resume,
                 device=device,
                 seed=seed,
+                json_output=json_output,
+                quiet=quiet,
+            )
+        )
+
+
+@app.command()
+def pretrain(
+    data: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--data",
+            help="Unlabeled shapes: a folder of assets (searched recursively) or an index; repeatable.",
+        ),
+    ] = None,
+    procedural: Annotated[
+        int,
+        typer.Option(
+            "--procedural",
+            help="Also generate this many shapes with the procedural generator.",
+            callback=_checked(check_count, 0, 1_000_000),
+        ),
+    ] = 0,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Run folder: log.jsonl, checkpoint/, encoder/."),
+    ] = None,
+    steps: Annotated[
+        int,
+        typer.Option(
+            "--steps",
+            help="Optimizer steps of the whole run.",
+            callback=_checked(check_count, 1, 10_000_000),
+        ),
+    ] = 2000,
+    batch_size: Annotated[
+        int,
+        typer.Option(
+            "--batch-size", help="Shapes per step.", callback=_checked(check_count, 1, 4096)
+        ),
+    ] = 8,
+    lr: Annotated[
+        float,
+        typer.Option(
+            "--lr",
+            help="Peak AdamW learning rate (linear warm-up, then cosine decay).",
+            callback=_checked(check_rate, 1.0),
+        ),
+    ] = 1e-3,
+    mask_ratio: Annotated[
+        float,
+        typer.Option(
+            "--mask-ratio",
+            help="Share of the coarsest tokens hidden (finer scales follow them).",
+            callback=_checked(check_fraction),
+        ),
+    ] = 0.8,
+    rotation: Annotated[
+        str,
+        typer.Option(
+            "--rotation",
+            help="Augmentation: so3 (any rotation), up (about the y axis) or none.",
+            callback=_checked(check_choice, ROTATIONS),
+        ),
+    ] = "so3",
+    save_every: Annotated[
+        int,
+        typer.Option(
+            "--save-every",
+            help="Steps between checkpoints.",
+            callback=_checked(check_count, 1, 10_000_000),
+        ),
+    ] = 100,
+    model_config: Annotated[
+        Path | None,
+        typer.Option(
+            "--model-config",
+            help="JSON of BiPartConfig fields; only the encoder's sizes matter here.",
+        ),
+    ] = None,
+    resume: ResumeOpt = False,
+    device: DeviceOpt = "auto",
+    seed: SeedOpt = 0,
+    json_output: JsonOpt = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Pre-train the encoder by multi-scale masked autoencoding (Point-M2AE) on unlabeled shapes."""
+    with reported_errors(verbose, quiet):
+        validate_device_spec(device)
+        from .commands import run_pretrain
+
+        raise typer.Exit(
+            run_pretrain(
+                out,
+                data=list(data or []),
+                procedural=procedural,
+                steps=steps,
+                batch_size=batch_size,
+                lr=lr,
+                mask_ratio=mask_ratio,
+                rotation=rotation,
+                save_every=save_every,
+                seed=seed,
+                model_config=model_config,
+                resume=resume,
+                device=device,
                 json_output=json_output,
                 quiet=quiet,
             )

@@ -138,6 +138,7 @@ def run_train(
     resume: bool,
     categories: str | None,
     model_config=None,
+    encoder=None,
     **settings: Any,
 ) -> int:
     """``bipart train``: Algorithm 1 on an index, one checkpoint per epoch."""
@@ -155,6 +156,7 @@ def run_train(
         resume=resume,
         quiet=quiet,
         model_config=None if model_config is None else read_model_config(model_config),
+        encoder=encoder,
     )
     for report in reports:
         record = {
@@ -172,6 +174,56 @@ def run_train(
                 f"epoch {record['epoch']}: loss {report.mean_loss:.4f}, val mIoU {val}, {record['seconds']} s",
                 highlight=False,
             )
+    return EXIT_OK
+
+
+def run_pretrain(
+    out,
+    *,
+    json_output: bool,
+    quiet: bool,
+    device: str,
+    resume: bool,
+    model_config=None,
+    **settings: Any,
+) -> int:
+    """``bipart pretrain``: masked-autoencoder pre-training, then RUN_DIR/encoder."""
+    from .errors import UsageError
+    from .pretrain import PretrainSettings, pretrain
+    from .train import read_model_config
+
+    if out is None:
+        raise UsageError("--out is required: the run folder (log, checkpoints, encoder)")
+    report = pretrain(
+        out,
+        PretrainSettings(**settings),
+        device=device,
+        resume=resume,
+        quiet=quiet,
+        model_config=None if model_config is None else read_model_config(model_config),
+    )
+    record = {
+        "steps": report.steps,
+        "first_loss": report.first_loss,
+        "last_loss": report.last_loss,
+        "seconds": round(report.seconds, 2),
+        "steps_per_second": round(report.steps / report.seconds, 4) if report.steps else None,
+        "shapes": report.shapes,
+        "peak_memory_mb": round(report.peak_memory_mb, 1),
+        "encoder": str(report.encoder_dir),
+    }
+    if json_output:
+        print(json.dumps(record))
+    elif report.steps:
+        stdout_console.print(
+            f"pre-trained {report.steps} steps on {report.shapes} shapes in {record['seconds']} s: "
+            f"loss {report.first_loss:.5f} -> {report.last_loss:.5f}; encoder in {report.encoder_dir}",
+            highlight=False,
+        )
+    else:
+        stdout_console.print(
+            f"nothing left to run; encoder in {report.encoder_dir}", highlight=False
+        )
     return EXIT_OK
 
 

@@ -42,6 +42,24 @@ class WeightsInfo:
     sha256: str | None
     trained: bool
     encoder_pretrained: bool
+    encoder_init: str | None = None
+    encoder_name: str | None = None  # e.g. "bipart-pretrain:RUN@STEPS"; None for the seeded one
+    encoder_sha256: str | None = None
+
+    @classmethod
+    def of(cls, model, weights_id: str, revision: str | None, sha256: str | None, trained: bool):
+        """The record for ``model``, with the encoder it stands on."""
+        config = model.config
+        return cls(
+            weights_id,
+            revision,
+            sha256,
+            trained=trained,
+            encoder_pretrained=model.encoder_is_pretrained,
+            encoder_init=config.encoder_init,
+            encoder_name=config.encoder_name,
+            encoder_sha256=config.encoder_sha256,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -79,13 +97,7 @@ def resolve_weights(
 
         torch.manual_seed(seed)
         model = BiPartModel(BiPartConfig())
-        info = WeightsInfo(
-            RANDOM_WEIGHTS,
-            None,
-            None,
-            trained=False,
-            encoder_pretrained=model.encoder_is_pretrained,
-        )
+        info = WeightsInfo.of(model, RANDOM_WEIGHTS, None, None, trained=False)
         return model.to(device).eval(), info
 
     entry = _registry_entry(spec, registry)
@@ -99,9 +111,7 @@ def resolve_weights(
     sha = _verified_sha256(folder, _config_sha256(folder), spec)
     model = BiPartModel.from_pretrained(folder)
     _check_finite(model, spec)
-    return model.to(device).eval(), WeightsInfo(
-        spec, revision, sha, trained=True, encoder_pretrained=model.encoder_is_pretrained
-    )
+    return model.to(device).eval(), WeightsInfo.of(model, spec, revision, sha, trained=True)
 
 
 def _config_sha256(folder: Path) -> str | None:
@@ -160,7 +170,5 @@ def _load_registered(
             raise ModelUnavailableError(
                 f"checkpoint {entry['id']!r}: model.safetensors sha256 {sha[:12]}… does not match the registry"
             )
-    info = WeightsInfo(
-        entry["id"], revision, sha, trained=True, encoder_pretrained=model.encoder_is_pretrained
-    )
+    info = WeightsInfo.of(model, entry["id"], revision, sha, trained=True)
     return model.to(device).eval(), info

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from ..errors import CheckpointError, ModelUnavailableError
-from .config import ENCODER_OFFICIAL, BiPartConfig
+from .config import ENCODER_OFFICIAL, ENCODER_PRETRAINED, BiPartConfig
 from .encoder import PointM2AEEncoder
 from .extractor import FeatureExtractor
 from .head import SegmentationHead, head_forward
@@ -34,15 +34,9 @@ SEEDED_ENCODER_KEY = "seeded_encoder_sha256"
 
 
 def _state_sha256(module: nn.Module) -> str:
-    import hashlib
+    from .checkpoint import state_sha256
 
-    state = module.state_dict()
-    digest = hashlib.sha256()
-    for key in sorted(state):
-        tensor = state[key].detach().cpu().contiguous()
-        digest.update(f"{key}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
-        digest.update(tensor.numpy().tobytes())
-    return digest.hexdigest()
+    return state_sha256(module.state_dict())
 
 
 def _seeded_encoder(config: BiPartConfig) -> PointM2AEEncoder:
@@ -129,17 +123,47 @@ class BiPartModel(nn.Module):
     # --- weights -------------------------------------------------------------
 
     def load_encoder_checkpoint(self, path: str | Path) -> None:
-        """Load the official Point-M2AE weights (``.pth`` or converted ``.safetensors``)."""
-        from .checkpoint import load_point_m2ae_checkpoint
+        """Load pre-trained encoder weights and record which (name and sha256 in the config).
 
-        load_point_m2ae_checkpoint(path, encoder=self.encoder)
+        ``path`` is a ``bipart pretrain`` encoder folder (``config.json`` plus
+        ``model.safetensors``, whose sizes must be this model's) or the official
+        Point-M2AE weights (``.pth`` or converted ``.safetensors``).
+        """
+        from .checkpoint import load_point_m2ae_checkpoint, read_encoder_folder
+
+        path = Path(path)
+        if path.is_dir():
+            record = read_encoder_folder(path)
+            if record["sizes"] != self.config.encoder_sizes():
+                raise CheckpointError(
+                    f"--encoder {path}: its sizes differ from this model's encoder "
+                    f"({_first_difference(record['sizes'], self.config.encoder_sizes())})"
+                )
+            load_point_m2ae_checkpoint(path / WEIGHTS_NAME, encoder=self.encoder)
+            init, name, recorded = (
+                ENCODER_PRETRAINED,
+                record["name"] or path.name,
+                record["encoder_sha256"],
+            )
+        else:
+            load_point_m2ae_checkpoint(path, encoder=self.encoder)
+            init, name, recorded = ENCODER_OFFICIAL, path.name, None
+        digest = self.encoder_sha256()
+        if recorded is not None and recorded != digest:
+            raise CheckpointError(
+                f"--encoder {path}: the weights' sha256 {digest[:12]}… is not the "
+                f"{recorded[:12]}… its config.json records (a damaged or swapped file)"
+            )
         self.encoder.requires_grad_(False)
-        self.config.encoder_init = ENCODER_OFFICIAL
+        self.config.encoder_init, self.config.encoder_name = init, name
+        self.config.encoder_sha256 = digest
 
     def summary(self) -> dict[str, Any]:
         """What outputs record about the model."""
         return {
             "encoder_init": self.config.encoder_init,
+            "encoder_name": self.config.encoder_name,
+            "encoder_sha256": self.config.encoder_sha256,
             "encoder_pretrained": self.encoder_is_pretrained,
             "encoder_seed": None if self.encoder_is_pretrained else self.config.encoder_seed,
             "use_extractor": self.config.use_extractor,
@@ -196,8 +220,17 @@ class BiPartModel(nn.Module):
         return directory
 
     def load_weights(self, path: str | Path) -> BiPartModel:
-        """Load a ``model.safetensors`` written by :meth:`save_pretrained` into this model."""
+        """Load a ``model.safetensors`` written by :meth:`save_pretrained` into this model.
+
+        When the config names its encoder's sha256, the loaded encoder must have it.
+        """
         self.load_state_dict(_read_weights(Path(path), self), strict=True)
+        recorded = self.config.encoder_sha256
+        if recorded is not None and self.encoder_sha256() != recorded:
+            raise CheckpointError(
+                f"{path}: the encoder weights are not the encoder its config names "
+                f"({self.config.encoder_name}, sha256 {recorded[:12]}…)"
+            )
         return self
 
     @classmethod
@@ -221,6 +254,11 @@ def unit_features(features: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     mean = features.mean(dim=1, keepdim=True)
     std = features.std(dim=1, keepdim=True, unbiased=False)
     return (features - mean) / (std + eps) / features.shape[-1] ** 0.5
+
+
+def _first_difference(found: dict[str, Any], expected: dict[str, Any]) -> str:
+    name = next(key for key in expected if found.get(key) != expected[key])
+    return f"{name} is {found.get(name)}, the model has {expected[name]}"
 
 
 def _check_points(points: torch.Tensor, min_points: int) -> None:

@@ -116,3 +116,87 @@ def convert_point_m2ae_checkpoint(
     with atomic_path(out) as tmp:
         save_file(tensors, str(tmp), metadata={"source": "point-m2ae-official", "format": "pt"})
     return out
+
+
+# --- encoder folders (``bipart pretrain``'s RUN_DIR/encoder) -------------------------
+
+ENCODER_FOLDER_TYPE = "point-m2ae-encoder"
+ENCODER_WEIGHTS_NAME = "model.safetensors"
+ENCODER_CONFIG_NAME = "config.json"
+
+
+def state_sha256(state: dict[str, torch.Tensor]) -> str:
+    """sha256 over a state dict: sorted names, shapes, dtypes and bytes (its identity)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for key in sorted(state):
+        tensor = state[key].detach().cpu().contiguous()
+        digest.update(f"{key}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
+        digest.update(tensor.numpy().tobytes())
+    return digest.hexdigest()
+
+
+def save_encoder_folder(
+    encoder: PointM2AEEncoder,
+    config: BiPartConfig,
+    folder: str | Path,
+    name: str,
+    provenance: dict | None = None,
+) -> Path:
+    """Write ``model.safetensors`` (official ``h_encoder.*`` keys) and ``config.json``.
+
+    The config holds the encoder's sizes, its ``name``, the ``encoder_sha256`` of its
+    state dict (what a BiPart model built on it records) and ``provenance`` (how it
+    was made). Either file is staged and renamed, so a kill leaves no half file.
+    """
+    import json
+
+    from safetensors.torch import save_file
+
+    from ..io.atomic import atomic_path, atomic_write_text, sort_safetensors_header
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {key: value.detach().cpu().contiguous() for key, value in encoder.state_dict().items()}
+    tensors = {f"{ENCODER_PREFIX}{key}": value.clone() for key, value in state.items()}
+    with atomic_path(folder / ENCODER_WEIGHTS_NAME) as tmp:
+        save_file(tensors, str(tmp), metadata={"format": "pt", "source": "bipart-pretrain"})
+        sort_safetensors_header(tmp)
+    record = {
+        "model_type": ENCODER_FOLDER_TYPE,
+        "name": name,
+        "encoder_sha256": state_sha256(state),
+        **config.encoder_sizes(),
+        "provenance": provenance or {},
+    }
+    atomic_write_text(folder / ENCODER_CONFIG_NAME, json.dumps(record, indent=2) + "\n")
+    return folder
+
+
+def read_encoder_folder(folder: str | Path) -> dict:
+    """An encoder folder's ``config.json``, checked: its ``model_type``, name, sha256 and sizes.
+
+    Returns the record; ``record["sizes"]`` are the :class:`BiPartConfig` encoder fields.
+    """
+    import json
+
+    from .config import ENCODER_SIZE_FIELDS
+
+    folder = Path(folder)
+    path = folder / ENCODER_CONFIG_NAME
+    if not path.is_file():
+        raise ModelUnavailableError(f"--encoder {folder}: no {ENCODER_CONFIG_NAME} in it")
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(record, dict) or record.get("model_type") != ENCODER_FOLDER_TYPE:
+            raise ValueError(f"model_type is not {ENCODER_FOLDER_TYPE!r}")
+        sizes = {name: record[name] for name in ENCODER_SIZE_FIELDS}
+        BiPartConfig(**sizes)  # the same checks as a model's config
+        name, digest = record.get("name"), record.get("encoder_sha256")
+        BiPartConfig(encoder_name=name, encoder_sha256=digest)
+    except KeyError as exc:
+        raise CheckpointError(f"{path}: missing {exc.args[0]!r}") from exc
+    except (ValueError, TypeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{path}: {exc}") from exc
+    return {"name": name, "encoder_sha256": digest, "sizes": sizes, "path": folder}

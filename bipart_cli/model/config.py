@@ -10,7 +10,18 @@ from typing import Any
 
 ENCODER_RANDOM = "random-seeded"
 ENCODER_OFFICIAL = "point-m2ae-official"
-ENCODER_INITS = (ENCODER_RANDOM, ENCODER_OFFICIAL)
+ENCODER_PRETRAINED = "bipart-pretrain"
+ENCODER_INITS = (ENCODER_RANDOM, ENCODER_OFFICIAL, ENCODER_PRETRAINED)
+# the encoder's sizes: what an encoder folder (bipart pretrain) records and a model must share
+ENCODER_SIZE_FIELDS = (
+    "group_sizes",
+    "group_k",
+    "encoder_dims",
+    "encoder_depths",
+    "encoder_heads",
+    "mlp_ratio",
+    "local_radius",
+)
 
 # (field, kind, low, high): kind "int", "float", "ints", "floats", "bool"; sizes are
 # bounded so a config.json cannot make bipart allocate without end
@@ -60,6 +71,18 @@ def _check_types_and_ranges(config: BiPartConfig) -> None:
                 raise ValueError(f"config.{name} is {item!r}, outside {low}..{high}")
 
 
+def _check_encoder_record(config: BiPartConfig) -> None:
+    import re
+
+    name, digest = config.encoder_name, config.encoder_sha256
+    if name is not None and (not isinstance(name, str) or not 0 < len(name) <= 200):
+        raise ValueError("config.encoder_name must be a string of 1 to 200 characters")
+    if digest is not None and (
+        not isinstance(digest, str) or not re.fullmatch(r"[0-9a-f]{64}", digest)
+    ):
+        raise ValueError("config.encoder_sha256 must be 64 lowercase hex digits")
+
+
 @dataclass
 class BiPartConfig:
     """Sizes of the three modules of Eq. 1 (encoder π, extractor θ, head φ).
@@ -69,8 +92,10 @@ class BiPartConfig:
         ``encoder_depths``, ``encoder_heads``, ``mlp_ratio`` and the local-attention
         ``local_radius`` per stage (``<= 0`` disables the mask).
         ``encoder_init`` says where the encoder weights come from: ``"random-seeded"``
-        (seeded random init, ``encoder_seed``) or ``"point-m2ae-official"`` (converted
-        pre-training checkpoint).
+        (seeded random init, ``encoder_seed``), ``"point-m2ae-official"`` (converted
+        pre-training checkpoint) or ``"bipart-pretrain"`` (``bipart pretrain``).
+        A loaded encoder also records ``encoder_name`` and ``encoder_sha256`` (over its
+        state dict), which loading the model verifies.
     Extractor (2 Point Transformer blocks)
         ``extractor_dim`` width, ``extractor_k`` neighbours, ``extractor_blocks``,
         ``share_planes`` channel groups sharing one attention weight.
@@ -89,6 +114,8 @@ class BiPartConfig:
     local_radius: list[float] = field(default_factory=lambda: [0.32, 0.64, 1.28])
     encoder_init: str = ENCODER_RANDOM
     encoder_seed: int = 0
+    encoder_name: str | None = None
+    encoder_sha256: str | None = None
     extractor_dim: int = 128
     extractor_k: int = 16
     extractor_blocks: int = 2
@@ -106,6 +133,7 @@ class BiPartConfig:
                 raise ValueError(f"config.{name} needs {stages} entries, one per encoder stage")
         if self.encoder_init not in ENCODER_INITS:
             raise ValueError(f"config.encoder_init must be one of {ENCODER_INITS}")
+        _check_encoder_record(self)
         if any(d % self.encoder_heads for d in self.encoder_dims):
             raise ValueError("config.encoder_dims must be divisible by encoder_heads")
         if self.extractor_dim % self.share_planes:
@@ -125,7 +153,10 @@ class BiPartConfig:
 
     @property
     def encoder_is_pretrained(self) -> bool:
-        return self.encoder_init == ENCODER_OFFICIAL
+        return self.encoder_init != ENCODER_RANDOM
+
+    def encoder_sizes(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in ENCODER_SIZE_FIELDS}
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -267,6 +267,15 @@ def load_training_shapes(index_path: str) -> list[TrainShape]:
     return shapes
 
 
+def _drop_stale_features(shapes: list[TrainShape], index_path: str, model) -> None:
+    """Cached features made by another encoder than the model's are dropped (recomputed once)."""
+    from ..index import ShapeIndex, encoder_identity
+
+    if ShapeIndex.open(index_path, verify=False).encoder != encoder_identity(model):
+        for shape in shapes:
+            shape.encoder_features = None
+
+
 def read_model_config(path: str | Path) -> BiPartConfig:
     """``--model-config``: a JSON object of :class:`BiPartConfig` fields (the others keep defaults)."""
     from ..model import BiPartConfig
@@ -291,9 +300,15 @@ def train(
     resume: bool = False,
     quiet: bool = False,
     model_config: BiPartConfig | None = None,
+    encoder: str | Path | None = None,
 ) -> list[EpochReport]:
     """``bipart train``: build the model (``model_config`` or the paper's sizes), then run
-    :func:`train_model`. ``r_max`` is raised to the index's largest part count."""
+    :func:`train_model`. ``r_max`` is raised to the index's largest part count.
+
+    ``encoder`` (``--encoder``) is a pre-trained encoder: a ``bipart pretrain`` folder,
+    whose sizes the model takes, or the official Point-M2AE weights. Features the
+    index cached with another encoder are recomputed.
+    """
     import dataclasses
 
     from ..model import BiPartConfig, BiPartModel
@@ -313,12 +328,20 @@ def train(
             )
     most_parts = max(len(s.part_names) for s in shapes)
     base = model_config if model_config is not None else BiPartConfig()
+    if encoder is not None and Path(encoder).is_dir():
+        from ..model.checkpoint import read_encoder_folder
+
+        base = dataclasses.replace(base, **read_encoder_folder(encoder)["sizes"])
     config = dataclasses.replace(
         base,
         use_extractor=base.use_extractor and settings.use_extractor,
         r_max=max(base.r_max, most_parts),
     )
-    model = BiPartModel(config).to(torch_device)
+    model = BiPartModel(config)
+    if encoder is not None:
+        model.load_encoder_checkpoint(encoder)
+    model = model.to(torch_device)
+    _drop_stale_features(shapes, index_path, model)
     return train_model(
         model, shapes, Path(run_dir), settings, torch_device, resume=resume, quiet=quiet
     )
