@@ -1,0 +1,79 @@
+"""The Typer application, its root option ``--version``, and the one-line error reporting every command runs under."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Annotated
+
+import typer
+
+from .. import __version__
+from ..errors import BipartError
+from ..runtime import (
+    print_error,
+    setup_logging,
+    stderr_console,
+)
+from .options import FLAG
+
+app = typer.Typer(
+    name="bipart",
+    help="Split 3D assets (GLB/OBJ/PLY meshes, point clouds) into named semantic parts.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+# --- parse-time checks: a bad value is a usage error (exit 2) before any work ---
+
+
+@contextlib.contextmanager
+def reported_errors(verbose: bool, quiet: bool = False) -> Iterator[None]:
+    """Map library errors to one line on stderr and the right exit code."""
+    setup_logging(verbose=verbose, quiet=quiet)
+    try:
+        yield
+    except BipartError as exc:
+        if verbose:
+            stderr_console.print_exception()
+        from .runtime import user_message
+
+        print_error(user_message(exc))
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        print_error("interrupted")
+        raise typer.Exit(130) from None
+    except (typer.Exit, typer.Abort):
+        raise
+    except Exception as exc:  # a bug, not a user error: still one line without -v
+        if verbose:
+            stderr_console.print_exception()
+        print_error(
+            f"{type(exc).__name__}: {exc} (rerun with -v for the traceback)",
+            prefix="internal error",
+        )
+        raise typer.Exit(1) from None
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"bipart {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_version_callback,
+            is_eager=True,
+            metavar=FLAG,
+            help="Print the version.",
+        ),
+    ] = False,
+) -> None:
+    """bipart: BiPart 3D part segmentation from the command line."""

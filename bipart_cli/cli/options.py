@@ -1,0 +1,212 @@
+"""Every option declared once: parse-time checks and the ``Annotated`` options the commands share."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ..adapt import BOX_REDUCTIONS, DESCRIPTOR_CHOICES, NORMALISATIONS, OPTIMIZERS, AdaptSettings
+from ..errors import UsageError
+from ..orientation import UP_CHOICES
+from ..runtime import (
+    check_choice,
+    check_count,
+    check_fraction,
+    check_out_dir,
+    check_rate,
+)
+from ..support import STRATEGIES
+
+
+def _checked(check: Callable[..., Any], *args: Any) -> Callable[..., Any]:
+    """A Typer callback running ``check(option_name, value, *args)`` on a given value."""
+
+    def callback(param: typer.CallbackParam, value: Any) -> Any:
+        if value is None:
+            return None
+        try:
+            return check(param.opts[0], value, *args)
+        except UsageError as exc:  # Typer's own usage error: exit 2 however the app is run
+            raise typer.BadParameter(str(exc)) from None
+
+    return callback
+
+
+MAX_POINTS = 50_000_000
+MAX_STEPS = 10_000
+MAX_SUPPORT = 1_000
+MAX_LR = 100.0
+FLAG = ""  # metavar of on/off flags: no "<bool>" in the help
+
+# --- options shared by every command --------------------------------------
+
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed; same seed, same result.")]
+JsonOpt = Annotated[
+    bool, typer.Option("--json", metavar=FLAG, help="Machine-readable output on stdout.")
+]
+QuietOpt = Annotated[
+    bool,
+    typer.Option("--quiet", "-q", metavar=FLAG, help="Only errors on stderr (no progress)."),
+]
+VerboseOpt = Annotated[
+    bool, typer.Option("--verbose", "-v", metavar=FLAG, help="Debug logs and tracebacks.")
+]
+BoxReductionOpt = Annotated[
+    str,
+    typer.Option(
+        "--box-reduction",
+        help="Eq. 2 over a shape's boxes: mean (default, stable across labelers) or sum (as written).",
+        callback=_checked(check_choice, BOX_REDUCTIONS),
+    ),
+]
+UpOpt = Annotated[
+    str,
+    typer.Option(
+        "--up",
+        help="Up axis of the targets: y (glTF), z (many OBJ exports), auto (PCA-align target and support) or none.",
+        callback=_checked(check_choice, UP_CHOICES),
+    ),
+]
+PartsOpt = Annotated[
+    str | None,
+    typer.Option("--parts", "-p", help='Comma-separated part names, e.g. "back,seat,leg,arm".'),
+]
+# adaptation options of segment and eval beyond --steps/--lr; defaults are AdaptSettings'
+_ADAPT = AdaptSettings()
+OptimizerOpt = Annotated[
+    str,
+    typer.Option(
+        "--optimizer",
+        help="Inner-loop optimizer: adam, or sgd (the paper's).",
+        callback=_checked(check_choice, OPTIMIZERS),
+    ),
+]
+BatchPointsOpt = Annotated[
+    int,
+    typer.Option(
+        "--batch-points",
+        help="Support points drawn per inner step (0: all of them).",
+        callback=_checked(check_count, 0, MAX_POINTS),
+    ),
+]
+DescriptorsOpt = Annotated[
+    str,
+    typer.Option(
+        "--descriptors",
+        help="Geometric descriptors the head reads beside the network features: geo-v1 or none.",
+        callback=_checked(check_choice, DESCRIPTOR_CHOICES),
+    ),
+]
+SmoothOpt = Annotated[
+    int,
+    typer.Option(
+        "--smooth",
+        help="Rounds of neighbour averaging of the part probabilities (0: off).",
+        callback=_checked(check_count, 0, 1000),
+    ),
+]
+NormaliseOpt = Annotated[
+    str,
+    typer.Option(
+        "--normalise",
+        help="Inner-loop loss weights: point (every labeled point the same) or box (Eq. 2: every box the same).",
+        callback=_checked(check_choice, NORMALISATIONS),
+    ),
+]
+RequiredPartsOpt = Annotated[
+    str,
+    typer.Option("--parts", "-p", help='Comma-separated part names, e.g. "back,seat,leg,arm".'),
+]
+OutDirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--out-dir",
+        "-o",
+        help="Output folder (default: next to the input).",
+        callback=_checked(check_out_dir),
+    ),
+]
+PointsOpt = Annotated[
+    int,
+    typer.Option(
+        "--points",
+        help="Dense points sampled (and labeled) per shape.",
+        callback=_checked(check_count, 1, MAX_POINTS),
+    ),
+]
+StepsOpt = Annotated[
+    int,
+    typer.Option(
+        "--steps", help="Inner-loop steps K.", callback=_checked(check_count, 1, MAX_STEPS)
+    ),
+]
+LrOpt = Annotated[
+    float,
+    typer.Option("--lr", help="Inner-loop learning rate.", callback=_checked(check_rate, MAX_LR)),
+]
+SupportSizeOpt = Annotated[
+    int,
+    typer.Option(
+        "--support-size",
+        help="Support-set size M.",
+        callback=_checked(check_count, 1, MAX_SUPPORT),
+    ),
+]
+StrategyOpt = Annotated[
+    str,
+    typer.Option(
+        "--strategy",
+        help="Support selection: part-perfect, similarity or random.",
+        callback=_checked(check_choice, STRATEGIES),
+    ),
+]
+ThresholdOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--threshold",
+        help="Detector box score threshold, 0 to 1 (default 0.5).",
+        callback=_checked(check_fraction),
+    ),
+]
+WeightsRevisionOpt = Annotated[
+    str | None, typer.Option("--weights-revision", help="Hub revision of --weights.")
+]
+DetectorRevisionOpt = Annotated[
+    str | None, typer.Option("--detector-revision", help="Hub revision of --detector.")
+]
+OfflineOpt = Annotated[
+    bool,
+    typer.Option(
+        "--offline",
+        metavar=FLAG,
+        help="Never touch the network: only local folders and the Hub cache (as HF_HUB_OFFLINE=1).",
+    ),
+]
+
+
+EncoderOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--encoder",
+        help="Pre-trained encoder: a 'bipart pretrain' RUN_DIR/encoder, or official Point-M2AE weights.",
+    ),
+]
+ResumeOpt = Annotated[
+    bool, typer.Option("--resume", metavar=FLAG, help="Continue from RUN_DIR/checkpoint.")
+]
+
+
+def _hidden(*names: str, callback: Callable[..., Any] | None = None) -> Any:
+    """An old spelling kept for one release: accepted, not shown in the help."""
+    return typer.Option(*names, hidden=True, callback=callback)
+
+
+def _alias(new: Any, old: Any, default: Any) -> Any:
+    """The value of an option given under its new name or its hidden old one."""
+    if old is not None and new != default:
+        raise UsageError("an option was given under both its new and its old name")
+    return new if old is None else old

@@ -1,0 +1,330 @@
+"""``bipart segment``, ``bipart label`` and ``bipart index``: the main job and what feeds it (pseudo labels, shape indexes)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..labeling.api import SEGMENT_LABELERS
+from ..runtime import (
+    check_choice,
+    check_count,
+    check_folder,
+    check_index_spec,
+    validate_device_spec,
+)
+from .app import app, reported_errors
+from .options import (
+    _ADAPT,
+    FLAG,
+    MAX_POINTS,
+    BatchPointsOpt,
+    BoxReductionOpt,
+    DescriptorsOpt,
+    DetectorRevisionOpt,
+    DeviceOpt,
+    JsonOpt,
+    LrOpt,
+    NormaliseOpt,
+    OfflineOpt,
+    OptimizerOpt,
+    OutDirOpt,
+    PartsOpt,
+    PointsOpt,
+    QuietOpt,
+    RequiredPartsOpt,
+    SeedOpt,
+    SmoothOpt,
+    StepsOpt,
+    StrategyOpt,
+    SupportSizeOpt,
+    ThresholdOpt,
+    UpOpt,
+    VerboseOpt,
+    WeightsRevisionOpt,
+    _alias,
+    _checked,
+    _hidden,
+)
+
+
+@app.command()
+def segment(
+    inputs: Annotated[list[str], typer.Argument(help="Assets or globs to segment.")],
+    parts: RequiredPartsOpt,
+    index_path: Annotated[
+        str | None,
+        typer.Option(
+            "--index",
+            help="Support index: a folder or hf://datasets/OWNER/NAME[@REV].",
+            callback=_checked(check_index_spec),
+        ),
+    ] = None,
+    support: Annotated[
+        Path | None,
+        typer.Option(
+            "--support",
+            help="Folder of labeled assets used directly as the support set.",
+            callback=_checked(check_folder),
+        ),
+    ] = None,
+    category: Annotated[
+        str | None, typer.Option("--category", help="Restrict the support to this index category.")
+    ] = None,
+    weights: Annotated[
+        str | None,
+        typer.Option(
+            "--weights", help="Registry id, Hub id or folder; 'random' for an untrained model."
+        ),
+    ] = None,
+    weights_revision: WeightsRevisionOpt = None,
+    old_revision: Annotated[str | None, _hidden("--revision")] = None,
+    labeler: Annotated[
+        str,
+        typer.Option(
+            "--labeler",
+            help="Target pseudo labels: auto (the detector when its weights can be had, else "
+            "few-shot from a labeled support), detector, none (few-shot), given (the target's "
+            "own labels) or simulated (evaluation).",
+            callback=_checked(check_choice, SEGMENT_LABELERS),
+        ),
+    ] = "auto",
+    detector: Annotated[
+        str | None, typer.Option("--detector", help="Detector Hub id or local folder.")
+    ] = None,
+    detector_revision: DetectorRevisionOpt = None,
+    threshold: ThresholdOpt = None,
+    offline: OfflineOpt = False,
+    steps: StepsOpt = _ADAPT.steps,
+    lr: LrOpt = _ADAPT.lr,
+    optimizer: OptimizerOpt = _ADAPT.optimizer,
+    batch_points: BatchPointsOpt = _ADAPT.batch_points,
+    descriptors: DescriptorsOpt = _ADAPT.descriptors,
+    smooth: SmoothOpt = _ADAPT.smooth,
+    normalise: NormaliseOpt = _ADAPT.normalise,
+    support_size: SupportSizeOpt = 8,
+    strategy: StrategyOpt = "part-perfect",
+    box_reduction: BoxReductionOpt = "mean",
+    up: UpOpt = "y",
+    n_dense: PointsOpt = 100_000,
+    out_dir: OutDirOpt = None,
+    preview: Annotated[
+        bool,
+        typer.Option("--preview", metavar=FLAG, help="Also write a PNG render of the result."),
+    ] = False,
+    colorize: Annotated[
+        bool,
+        typer.Option(
+            "--colorize",
+            metavar=FLAG,
+            help="Paint the output GLB in part colours instead of keeping the asset's materials.",
+        ),
+    ] = False,
+    device: DeviceOpt = "auto",
+    seed: SeedOpt = 0,
+    json_output: JsonOpt = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Segment assets into the named parts; writes .parts.ply, .parts.glb and .parts.json."""
+    with reported_errors(verbose, quiet):
+        validate_device_spec(device)
+        from .commands import run_segment
+
+        code = run_segment(
+            inputs,
+            parts,
+            index=index_path,
+            support_dir=support,
+            category=category,
+            weights=weights,
+            weights_revision=_alias(weights_revision, old_revision, None),
+            labeler=labeler,
+            labeler_options={
+                "detector": detector,
+                "revision": detector_revision,
+                "threshold": threshold,
+                "offline": offline or None,
+            },
+            steps=steps,
+            lr=lr,
+            optimizer=optimizer,
+            batch_points=batch_points,
+            descriptors=descriptors,
+            smooth=smooth,
+            normalise=normalise,
+            support_size=support_size,
+            strategy=strategy,
+            box_reduction=box_reduction,
+            up=up,
+            n_dense=n_dense,
+            out_dir=out_dir,
+            preview=preview,
+            colorize=colorize,
+            device=device,
+            seed=seed,
+            json_output=json_output,
+            quiet=quiet,
+        )
+        raise typer.Exit(code)
+
+
+@app.command()
+def label(
+    asset: Annotated[Path, typer.Argument(help="The asset to label.")],
+    parts: PartsOpt = None,
+    labeler: Annotated[
+        str,
+        typer.Option(
+            "--labeler",
+            help="detector (VLM boxes), given (the asset's own labels), simulated "
+            "(noisy ground truth, evaluation only) or none.",
+            callback=_checked(check_choice, ("detector", "given", "simulated", "none")),
+        ),
+    ] = "detector",
+    detector: Annotated[
+        str | None,
+        typer.Option(
+            "--detector", help="Detector Hub id or local folder (default grounding-dino-tiny)."
+        ),
+    ] = None,
+    detector_revision: DetectorRevisionOpt = None,
+    old_revision: Annotated[str | None, _hidden("--revision")] = None,
+    threshold: ThresholdOpt = None,
+    offline: OfflineOpt = False,
+    preview_path: Annotated[
+        Path | None,
+        typer.Option("--preview-path", help="Contact-sheet PNG path (default <stem>.pseudo.png)."),
+    ] = None,
+    old_preview: Annotated[Path | None, _hidden("--preview")] = None,
+    n_dense: PointsOpt = 100_000,
+    old_n_dense: Annotated[
+        int | None, _hidden("--n-dense", callback=_checked(check_count, 1, MAX_POINTS))
+    ] = None,
+    out_dir: OutDirOpt = None,
+    device: DeviceOpt = "auto",
+    seed: SeedOpt = 0,
+    json_output: JsonOpt = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Render the asset, detect part boxes and write pseudo labels, a preview and a summary."""
+    with reported_errors(verbose, quiet):
+        validate_device_spec(device)
+        n_dense = _alias(n_dense, old_n_dense, 100_000)
+        from .labeling.api import label_file
+
+        detector_options = (
+            {
+                "detector": detector,
+                "revision": _alias(detector_revision, old_revision, None),
+                "threshold": threshold,
+                "offline": offline or None,
+            }
+            if labeler == "detector"
+            else {}
+        )
+        summary = label_file(
+            asset,
+            parts,
+            labeler,
+            out_dir=out_dir,
+            preview=_alias(preview_path, old_preview, None),
+            n_dense=n_dense,
+            seed=seed,
+            device=device,
+            **detector_options,
+        )
+        if json_output:
+            import json
+
+            typer.echo(json.dumps(summary, default=str))
+        elif not quiet:
+            per_part = ", ".join(f"{k} {v}" for k, v in summary["boxes_per_part"].items())
+            typer.echo(
+                f"{summary['num_boxes']} boxes ({per_part}); {summary['covered_fraction']:.0%} of points covered"
+            )
+            for key, path in summary["outputs"].items():
+                typer.echo(f"{key:>14}: {path}")
+
+
+@app.command()
+def index(
+    inputs: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="DIR | merge PART...",
+            help="Folder of assets to index, or 'merge' and the partial indexes to merge.",
+        ),
+    ],
+    out: Annotated[Path | None, typer.Option("--out", help="Index folder to write.")] = None,
+    category: Annotated[
+        str | None,
+        typer.Option("--category", help="Category of every shape (default: sub-folder name)."),
+    ] = None,
+    parts: PartsOpt = None,
+    labeler: Annotated[
+        str,
+        typer.Option(
+            "--labeler",
+            help="Pseudo labels: given (the assets' own labels), detector or simulated.",
+        ),
+    ] = "given",
+    detector: Annotated[
+        str | None, typer.Option("--detector", help="Detector Hub id or local folder.")
+    ] = None,
+    detector_revision: DetectorRevisionOpt = None,
+    threshold: ThresholdOpt = None,
+    no_cache_features: Annotated[
+        bool,
+        typer.Option(
+            "--no-cache-features", metavar=FLAG, help="Do not store frozen-encoder features."
+        ),
+    ] = False,
+    weights: Annotated[
+        str | None,
+        typer.Option("--weights", help="Model whose encoder fills the feature cache."),
+    ] = None,
+    shard: Annotated[
+        str | None,
+        typer.Option("--shard", help="Build only part i of n (i/n); join parts with 'merge'."),
+    ] = None,
+    n_dense: PointsOpt = 100_000,
+    device: DeviceOpt = "auto",
+    seed: SeedOpt = 0,
+    json_output: JsonOpt = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Build a shape index (support-set source) from a folder of assets.
+
+    Incremental and resumable: re-run it after adding files or after an
+    interruption. Exit code 3 when some files could not be indexed.
+    """
+    with reported_errors(verbose, quiet):
+        validate_device_spec(device)
+        from .index.command import run_index
+
+        code = run_index(
+            inputs,
+            out=out,
+            category=category,
+            parts=parts,
+            labeler=labeler,
+            detector_options={
+                "detector": detector,
+                "revision": detector_revision,
+                "threshold": threshold,
+            },
+            no_cache_features=no_cache_features,
+            weights=weights,
+            shard=shard,
+            n_dense=n_dense,
+            device=device,
+            seed=seed,
+            json_output=json_output,
+            quiet=quiet,
+        )
+        raise typer.Exit(code)

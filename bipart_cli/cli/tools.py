@@ -1,0 +1,95 @@
+"""``bipart examples`` and ``bipart info``: example support folders, and facts about the install or an asset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..runtime import (
+    check_count,
+    check_out_dir,
+)
+from .app import app, reported_errors
+from .options import (
+    DeviceOpt,
+    JsonOpt,
+    QuietOpt,
+    SeedOpt,
+    VerboseOpt,
+    _checked,
+)
+
+
+@app.command()
+def examples(
+    out: Annotated[Path, typer.Argument(help="Folder to write the support sets into.")],
+    categories: Annotated[
+        str | None,
+        typer.Option(
+            "--categories",
+            help="Comma-separated categories (default: all: chair, table, mug, lamp, airplane, "
+            "car, guitar, knife, bottle, bed, sofa, bookshelf).",
+        ),
+    ] = None,
+    per_category: Annotated[
+        int,
+        typer.Option(
+            "--per-category",
+            help="Labeled shapes per category.",
+            callback=_checked(check_count, 1, 1000),
+        ),
+    ] = 6,
+    seed: SeedOpt = 0,
+    json_output: JsonOpt = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Write labeled support folders OUT/<category>/ of procedural shapes, for offline few-shot
+    use: bipart segment lamp.glb --parts base,pole,shade --support OUT/lamp."""
+    with reported_errors(verbose, quiet):
+        check_out_dir("OUT", out)
+        from .commands import run_examples
+
+        raise typer.Exit(
+            run_examples(
+                out,
+                categories,
+                per_category=per_category,
+                seed=seed,
+                json_output=json_output,
+                quiet=quiet,
+            )
+        )
+
+
+@app.command()
+def info(
+    asset: Annotated[
+        Path | None,
+        typer.Argument(help="An asset to summarise (format, size, labeled parts, bbox)."),
+    ] = None,
+    device: DeviceOpt = "auto",
+    json_output: JsonOpt = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Show versions, device and caches; with ASSET, summarise that asset instead."""
+    with reported_errors(verbose, quiet):
+        if asset is not None:
+            from .io import describe_asset, format_asset_summary, load_asset
+
+            facts = describe_asset(load_asset(asset))
+            lines = format_asset_summary(facts)
+        else:
+            from .info import collect_info
+
+            facts = collect_info(device)
+            lines = [f"{key:>18}: {value}" for key, value in facts.items()]
+        if json_output:
+            import json
+
+            typer.echo(json.dumps(facts, sort_keys=True))
+        else:
+            typer.echo("\n".join(lines))
