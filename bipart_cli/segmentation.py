@@ -130,7 +130,7 @@ def check_inputs(
     set had loaded). The Python API keeps returning a failed result for it.
     """
     from .errors import InvalidInputError
-    from .io.load import _check_path
+    from .io.checks import check_path
 
     owners: dict[Path, str] = {}
     for path in paths if collisions else []:
@@ -146,7 +146,7 @@ def check_inputs(
     problems = []
     for path in paths if fail_fast else []:
         try:
-            _check_path(Path(path))
+            check_path(Path(path))
         except InvalidInputError as exc:
             problems.append(exc)
     if problems and len(problems) == len(paths) == 1:
@@ -359,8 +359,9 @@ class Segmenter:
         from .orientation import apply_rotation, up_rotation
 
         up = self.options.up
-        with self.stages("support", f"{self.options.adapt.support_size} shapes"):
+        with self.stages("support", f"up to {self.options.adapt.support_size} shapes") as line:
             support = self.retrieve(network_points, part_names, exclude_sha256, category)
+            line.detail = f"{len(support)} shapes"
         self._unprovided = unprovided_parts(part_names, support, target_labels)
         if not support and target_labels is None:
             raise UsageError(

@@ -114,7 +114,7 @@ def find_assets(folder: Path, exclude: Iterable[Path] = ()) -> list[tuple[str, P
     Hidden files and folders, label sidecars (``*_labels.npy``) and the folders
     in ``exclude`` (e.g. the index being written inside ``folder``) are skipped.
     """
-    from ..io.load import SUPPORTED_FORMATS
+    from ..io.checks import SUPPORTED_FORMATS
 
     excluded = {Path(p).resolve() for p in exclude}
     found = []

@@ -42,7 +42,7 @@ class Corpus:
 
 
 def _asset_files(folder: Path) -> list[Path]:
-    from ..io.load import SUPPORTED_FORMATS
+    from ..io.checks import SUPPORTED_FORMATS
 
     return sorted(
         path
@@ -82,8 +82,8 @@ def _add_index(corpus: Corpus, spec: str, tick: Callable[[], None]) -> None:
 
 def procedural_pool(number: int, seed: int) -> np.ndarray:
     """The ``number``-th generated shape (categories in turn), sampled to a pool."""
-    from ..io.load import asset_from_scene
     from ..io.sample import sample_dense
+    from ..io.scenes import asset_from_scene
     from ..procedural import CATEGORIES, make_shape
 
     names = sorted(CATEGORIES)

@@ -1,0 +1,80 @@
+"""What bipart reads from an asset, as JSON facts and as lines for ``bipart info ASSET``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .asset import Asset
+from .checks import DEFAULT_GREY, used_vertices
+
+
+def describe_asset(asset: Asset) -> dict[str, Any]:
+    """A JSON-ready summary: format, sizes, colours, labeled parts, bbox, normalisation."""
+    counts = None if asset.labels is None else np.bincount(asset.labels + 1, minlength=1)
+    unit = "faces" if asset.is_mesh else "points"
+    parts = []
+    for i, name in enumerate(asset.part_names if asset.has_labels else []):
+        parts.append(
+            {"id": i + 1, "name": name, unit: int(counts[i + 1]) if i + 1 < len(counts) else 0}
+        )
+    used = used_vertices(asset)
+    if asset.textures:
+        colors = "texture"
+    elif asset.face_colors is not None:
+        colors = "face"
+    elif asset.vertex_colors is not None and not _only_default_grey(asset.vertex_colors):
+        colors = "vertex"
+    else:  # STL and other colourless files get bipart's default grey: no colours of their own
+        colors = "none"
+    return {
+        "path": str(asset.source) if asset.source else None,
+        "format": asset.format,
+        "kind": "mesh" if asset.is_mesh else "point_cloud",
+        "sha256": asset.sha256,
+        "vertices": len(asset.vertices),
+        "faces": 0 if asset.faces is None else len(asset.faces),
+        "geometries": len(asset.geometry_nodes) if asset.geometry_nodes else 1,
+        "colors": colors,
+        "labeled": asset.has_labels,
+        "parts": parts,
+        "unassigned_" + unit: int(counts[0]) if counts is not None and asset.has_labels else None,
+        "bbox": {"min": used.min(0).tolist(), "max": used.max(0).tolist()},
+        "normalization": {"center": np.asarray(asset.center).tolist(), "scale": asset.scale},
+    }
+
+
+def _only_default_grey(colors: np.ndarray) -> bool:
+    """Whether every vertex colour (v, 3) is bipart's fill-in grey (the file had none)."""
+    return bool(len(colors) == 0 or (np.asarray(colors)[:, :3] == DEFAULT_GREY).all())
+
+
+def format_asset_summary(facts: dict[str, Any]) -> list[str]:
+    """Human-readable lines for a :func:`describe_asset` dict."""
+
+    from ..runtime import printable
+
+    def vec(values: list[float]) -> str:
+        return "(" + ", ".join(f"{v:.4g}" for v in values) + ")"
+
+    lines = [
+        f"{'path':>14}: {printable(facts['path'])}",
+        f"{'format':>14}: {facts['format']} ({facts['kind'].replace('_', ' ')})",
+        f"{'vertices':>14}: {facts['vertices']}",
+        f"{'faces':>14}: {facts['faces']}",
+        f"{'geometries':>14}: {facts['geometries']}",
+        f"{'colors':>14}: {facts['colors']}",
+        f"{'bbox':>14}: {vec(facts['bbox']['min'])} .. {vec(facts['bbox']['max'])}",
+        f"{'normalization':>14}: center {vec(facts['normalization']['center'])}, "
+        f"scale {facts['normalization']['scale']:.4g}",
+        f"{'sha256':>14}: {facts['sha256']}",
+    ]
+    if not facts["parts"]:
+        return [*lines, f"{'parts':>14}: none (unlabeled)"]
+    unit = "faces" if facts["kind"] == "mesh" else "points"
+    lines.append(f"{'parts':>14}: {len(facts['parts'])} labeled")
+    for part in facts["parts"]:
+        lines.append(f"{part['id']:>16}  {printable(part['name']):<20} {part[unit]:>8} {unit}")
+    lines.append(f"{'':>16}  {'(unassigned)':<20} {facts['unassigned_' + unit]:>8} {unit}")
+    return lines
