@@ -13,6 +13,7 @@ import os
 import random
 import re
 import time
+import types
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -267,16 +268,19 @@ class Stages:
         self.seconds: dict[str, float] = {}
 
     @contextlib.contextmanager
-    def __call__(self, name: str, detail: str = "") -> Iterator[None]:
+    def __call__(self, name: str, detail: str = "") -> Iterator[types.SimpleNamespace]:
+        """Yields the stage's line: set ``.detail`` to print what the stage found."""
         started = time.perf_counter()
         label = f"{name} {detail}".strip()
+        line = types.SimpleNamespace(detail=detail)
         status = None
         if not self.quiet and self.spinner and stderr_console.is_terminal:
             status = stderr_console.status(f"{_escape(label)}...", spinner="dots")
             status.start()
         try:
-            yield
+            yield line
         finally:
+            detail = line.detail
             if status is not None:
                 status.stop()
             elapsed = time.perf_counter() - started

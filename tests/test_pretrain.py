@@ -307,3 +307,74 @@ def test_an_encoder_folder_of_other_sizes_is_one_clear_error(tmp_path):
     (tmp_path / "encoder" / "config.json").write_text(json.dumps(record))
     with pytest.raises(CheckpointError, match="model_type"):
         small.load_encoder_checkpoint(tmp_path / "encoder")
+
+
+# --- torchrun -----------------------------------------------------------------------------
+
+DIST_SCRIPT = """
+import os, sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+
+sys.path.insert(0, {tests!r})
+from _tiny import tiny_config
+from bipart_cli.pretrain import PretrainSettings
+from bipart_cli.pretrain.corpus import Corpus
+from bipart_cli.pretrain.loop import run_steps
+from bipart_cli.pretrain.masked_autoencoder import MaskedAutoencoder
+
+torch.set_num_threads(1)
+rank = int(os.environ.get("RANK", "0"))
+torch.manual_seed(rank)  # different per rank: the run must broadcast rank 0's weights
+model = MaskedAutoencoder(tiny_config())
+corpus = Corpus()
+rng = np.random.default_rng(0)
+for _ in range(4):
+    corpus.add("test", rng.normal(size=(400, 3)) * 0.5)
+out = Path(sys.argv[1])
+settings = PretrainSettings(steps=6, batch_size=3, save_every=3)  # rank 1 takes 1 of 3 shapes
+run_steps(model, corpus, out / "run", settings, torch.device("cpu"), quiet=True)
+save_file({{k: v.contiguous() for k, v in model.state_dict().items()}}, str(out / f"rank{{rank}}.safetensors"))
+"""
+
+
+def test_two_gloo_processes_end_with_the_same_model(tmp_path):
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_gloo_available()):
+        pytest.skip("torch.distributed with gloo is not built in")
+    script = tmp_path / "dist_pretrain.py"
+    script.write_text(DIST_SCRIPT.format(tests=str(REPO / "tests")))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2"]
+    subprocess.run([*launcher, "--standalone", str(script), str(tmp_path)], check=True, env=env)
+    zero, one = (load_file(str(tmp_path / f"rank{rank}.safetensors")) for rank in (0, 1))
+    assert all(torch.equal(zero[name], one[name]) for name in zero)  # weights and BN statistics
+    curve = losses(tmp_path / "run")
+    assert [step for step, _ in curve] == list(range(1, 7))
+    assert all(np.isfinite(loss) for _, loss in curve)
+    assert (tmp_path / "run" / "encoder" / "model.safetensors").is_file()
+
+
+def test_corpus_reads_folders_and_indexes_and_skips_broken_files(tmp_path):
+    from bipart_cli.pretrain.corpus import POOL_POINTS, build_corpus
+    from bipart_cli.procedural import make_shape
+
+    folder = tmp_path / "assets" / "nested"
+    folder.mkdir(parents=True)
+    (folder / "chair.glb").write_bytes(make_shape("chair", 1).export(file_type="glb"))
+    (folder / "mug.obj").write_text(make_shape("mug", 2).to_mesh().export(file_type="obj"))
+    (folder / "broken.ply").write_bytes(b"ply\nthis is not a ply file\n")
+    (folder / "notes.txt.bak").write_text("not an asset")
+    index = tmp_path / "index"
+    write_tiny_index(index, default_basis().points, count=3)
+    corpus = build_corpus([str(tmp_path / "assets"), str(index)], procedural=2, seed=0)
+    assert corpus.sources == {"files": 2, "index": 3, "procedural": 2}
+    assert len(corpus.skipped) == 1 and "broken.ply" in corpus.skipped[0]
+    assert [len(pool) for pool in corpus.pools[:2]] == [POOL_POINTS, POOL_POINTS]
+    assert all(
+        np.isfinite(pool).all() and np.abs(pool).max() <= 1.0 + 1e-5 for pool in corpus.pools
+    )

@@ -22,6 +22,7 @@ from ..io.atomic import atomic_write_text
 from ..train.checkpoints import recover_checkpoint, restore_checkpoint, save_checkpoint
 from ..train.distributed import (
     DistInfo,
+    broadcast_buffers,
     broadcast_weights,
     global_sum,
     init_distributed,
@@ -132,6 +133,7 @@ def run_steps(
         while step < settings.steps:
             for group in optimizer.param_groups:
                 group["lr"] = settings.learning_rate(step)
+            broadcast_buffers(model, dist_info)
             loss = _step_loss(model, corpus, settings, step, device, dist_info)
             if not math.isfinite(loss):
                 raise TrainingDivergedError(_diverged_message(loss, step, run_dir))
@@ -149,6 +151,7 @@ def run_steps(
             if dist_info.is_main and (step % settings.save_every == 0 or step == settings.steps):
                 state = {"epoch": 0, "step": step, "settings": settings.to_dict()}
                 save_checkpoint(run_dir, model, optimizer, state)
+    broadcast_buffers(model, dist_info)  # every rank ends with the exported statistics
     encoder_dir = run_dir / ENCODER_FOLDER
     if dist_info.is_main:
         _export_encoder(model, run_dir, settings, corpus, step, last_loss)

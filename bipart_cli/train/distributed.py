@@ -72,3 +72,14 @@ def global_sum(loss, dist_info: DistInfo, device) -> float:
 
         dist.all_reduce(value, op=dist.ReduceOp.SUM)
     return float(value)
+
+
+def broadcast_buffers(model, dist_info: DistInfo) -> None:
+    """Copy rank 0's buffers (BatchNorm running statistics) to every rank, as DDP does before
+    each forward: each rank's statistics follow its own slice of the batch otherwise."""
+    if dist_info.world_size <= 1:
+        return
+    import torch.distributed as dist
+
+    for tensor in model.buffers():
+        dist.broadcast(tensor, src=0)
