@@ -71,10 +71,8 @@ UpOpt = Annotated[
         callback=_checked(check_choice, UP_CHOICES),
     ),
 ]
-PartsOpt = Annotated[
-    str | None,
-    typer.Option("--parts", "-p", help='Comma-separated part names, e.g. "back,seat,leg,arm".'),
-]
+_PARTS = typer.Option("--parts", "-p", help='Comma-separated part names, e.g. "back,seat,leg,arm".')
+PartsOpt = Annotated[str | None, _PARTS]
 # adaptation options of segment and eval beyond --steps/--lr; defaults are AdaptSettings'
 _ADAPT = AdaptSettings()
 OptimizerOpt = Annotated[
@@ -117,9 +115,32 @@ NormaliseOpt = Annotated[
         callback=_checked(check_choice, NORMALISATIONS),
     ),
 ]
-RequiredPartsOpt = Annotated[
-    str,
-    typer.Option("--parts", "-p", help='Comma-separated part names, e.g. "back,seat,leg,arm".'),
+RequiredPartsOpt = Annotated[str, _PARTS]
+WeightsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--weights", help="Registry id, Hub id or folder; 'random' for an untrained model."
+    ),
+]
+DetectorOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--detector", help="Detector Hub id or local folder (default grounding-dino-tiny)."
+    ),
+]
+ModelConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--model-config",
+        help="JSON of BiPartConfig fields for a new model (others: the paper's sizes); "
+        "pretrain reads only the encoder's.",
+    ),
+]
+RunDirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--out", help="Run folder: log.jsonl, checkpoint/ and the result (model/ or encoder/)."
+    ),
 ]
 OutDirOpt = Annotated[
     Path | None,

@@ -23,6 +23,7 @@ from .options import (
     BatchPointsOpt,
     BoxReductionOpt,
     DescriptorsOpt,
+    DetectorOpt,
     DetectorRevisionOpt,
     DeviceOpt,
     JsonOpt,
@@ -43,6 +44,7 @@ from .options import (
     ThresholdOpt,
     UpOpt,
     VerboseOpt,
+    WeightsOpt,
     WeightsRevisionOpt,
     _alias,
     _checked,
@@ -73,12 +75,7 @@ def segment(
     category: Annotated[
         str | None, typer.Option("--category", help="Restrict the support to this index category.")
     ] = None,
-    weights: Annotated[
-        str | None,
-        typer.Option(
-            "--weights", help="Registry id, Hub id or folder; 'random' for an untrained model."
-        ),
-    ] = None,
+    weights: WeightsOpt = None,
     weights_revision: WeightsRevisionOpt = None,
     old_revision: Annotated[str | None, _hidden("--revision")] = None,
     labeler: Annotated[
@@ -91,9 +88,7 @@ def segment(
             callback=_checked(check_choice, SEGMENT_LABELERS),
         ),
     ] = "auto",
-    detector: Annotated[
-        str | None, typer.Option("--detector", help="Detector Hub id or local folder.")
-    ] = None,
+    detector: DetectorOpt = None,
     detector_revision: DetectorRevisionOpt = None,
     threshold: ThresholdOpt = None,
     offline: OfflineOpt = False,
@@ -184,12 +179,7 @@ def label(
             callback=_checked(check_choice, ("detector", "given", "simulated", "none")),
         ),
     ] = "detector",
-    detector: Annotated[
-        str | None,
-        typer.Option(
-            "--detector", help="Detector Hub id or local folder (default grounding-dino-tiny)."
-        ),
-    ] = None,
+    detector: DetectorOpt = None,
     detector_revision: DetectorRevisionOpt = None,
     old_revision: Annotated[str | None, _hidden("--revision")] = None,
     threshold: ThresholdOpt = None,
@@ -272,9 +262,7 @@ def index(
             help="Pseudo labels: given (the assets' own labels), detector or simulated.",
         ),
     ] = "given",
-    detector: Annotated[
-        str | None, typer.Option("--detector", help="Detector Hub id or local folder.")
-    ] = None,
+    detector: DetectorOpt = None,
     detector_revision: DetectorRevisionOpt = None,
     threshold: ThresholdOpt = None,
     no_cache_features: Annotated[

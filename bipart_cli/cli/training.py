@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -30,10 +29,12 @@ from .options import (
     EncoderOpt,
     JsonOpt,
     LrOpt,
+    ModelConfigOpt,
     NormaliseOpt,
     OptimizerOpt,
     QuietOpt,
     ResumeOpt,
+    RunDirOpt,
     SeedOpt,
     SmoothOpt,
     StepsOpt,
@@ -41,6 +42,7 @@ from .options import (
     SupportSizeOpt,
     UpOpt,
     VerboseOpt,
+    WeightsOpt,
     WeightsRevisionOpt,
     _alias,
     _checked,
@@ -53,9 +55,7 @@ def train(
     index_path: Annotated[
         str | None, typer.Option("--index", help="Training index (folder or hf://datasets/...).")
     ] = None,
-    out: Annotated[
-        Path | None, typer.Option("--out", help="Run folder: checkpoints, logs, final model.")
-    ] = None,
+    out: RunDirOpt = None,
     epochs: Annotated[
         int,
         typer.Option("--epochs", help="Outer-loop epochs.", callback=_checked(check_count, 1)),
@@ -135,13 +135,7 @@ def train(
             callback=_checked(check_count, 1),
         ),
     ] = None,
-    model_config: Annotated[
-        Path | None,
-        typer.Option(
-            "--model-config",
-            help="JSON of BiPartConfig fields for the new model (default: the paper's sizes).",
-        ),
-    ] = None,
+    model_config: ModelConfigOpt = None,
     encoder: EncoderOpt = None,
     resume: ResumeOpt = False,
     device: DeviceOpt = "auto",
@@ -201,10 +195,7 @@ def pretrain(
             callback=_checked(check_count, 0, 1_000_000),
         ),
     ] = 0,
-    out: Annotated[
-        Path | None,
-        typer.Option("--out", help="Run folder: log.jsonl, checkpoint/, encoder/."),
-    ] = None,
+    out: RunDirOpt = None,
     steps: Annotated[
         int,
         typer.Option(
@@ -251,13 +242,7 @@ def pretrain(
             callback=_checked(check_count, 1, 10_000_000),
         ),
     ] = 100,
-    model_config: Annotated[
-        Path | None,
-        typer.Option(
-            "--model-config",
-            help="JSON of BiPartConfig fields; only the encoder's sizes matter here.",
-        ),
-    ] = None,
+    model_config: ModelConfigOpt = None,
     resume: ResumeOpt = False,
     device: DeviceOpt = "auto",
     seed: SeedOpt = 0,
@@ -302,12 +287,7 @@ def evaluate(
             "--support-index", help="Index the support sets come from (default: the test index)."
         ),
     ] = None,
-    weights: Annotated[
-        str | None,
-        typer.Option(
-            "--weights", help="Registry id, Hub id or folder; 'random' for an untrained model."
-        ),
-    ] = None,
+    weights: WeightsOpt = None,
     weights_revision: WeightsRevisionOpt = None,
     old_revision: Annotated[str | None, _hidden("--revision")] = None,
     labeler: Annotated[
