@@ -38,7 +38,7 @@ def reported_errors(verbose: bool, quiet: bool = False) -> Iterator[None]:
     except BipartError as exc:
         if verbose:
             stderr_console.print_exception()
-        from .runtime import user_message
+        from ..runtime import user_message
 
         print_error(user_message(exc))
         raise typer.Exit(exc.exit_code) from None

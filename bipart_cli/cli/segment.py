@@ -126,7 +126,7 @@ def segment(
     """Segment assets into the named parts; writes .parts.ply, .parts.glb and .parts.json."""
     with reported_errors(verbose, quiet):
         validate_device_spec(device)
-        from .commands import run_segment
+        from ..commands import run_segment
 
         code = run_segment(
             inputs,
@@ -204,7 +204,7 @@ def label(
     with reported_errors(verbose, quiet):
         validate_device_spec(device)
         n_dense = _alias(n_dense, old_n_dense, 100_000)
-        from .labeling.api import label_file
+        from ..labeling.api import label_file
 
         detector_options = (
             {
@@ -293,7 +293,7 @@ def index(
     """
     with reported_errors(verbose, quiet):
         validate_device_spec(device)
-        from .index.command import run_index
+        from ..index.command import run_index
 
         code = run_index(
             inputs,

@@ -50,7 +50,7 @@ def examples(
     use: bipart segment lamp.glb --parts base,pole,shade --support OUT/lamp."""
     with reported_errors(verbose, quiet):
         check_out_dir("OUT", out)
-        from .commands import run_examples
+        from ..commands import run_examples
 
         raise typer.Exit(
             run_examples(
@@ -78,12 +78,12 @@ def info(
     """Show versions, device and caches; with ASSET, summarise that asset instead."""
     with reported_errors(verbose, quiet):
         if asset is not None:
-            from .io import describe_asset, format_asset_summary, load_asset
+            from ..io import describe_asset, format_asset_summary, load_asset
 
             facts = describe_asset(load_asset(asset))
             lines = format_asset_summary(facts)
         else:
-            from .info import collect_info
+            from ..info import collect_info
 
             facts = collect_info(device)
             lines = [f"{key:>18}: {value}" for key, value in facts.items()]

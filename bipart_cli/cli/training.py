@@ -147,7 +147,7 @@ def train(
     """Bi-level (MAML-style) training of the extractor and head (Algorithm 1)."""
     with reported_errors(verbose, quiet):
         validate_device_spec(device)
-        from .commands import run_train
+        from ..commands import run_train
 
         raise typer.Exit(
             run_train(
@@ -253,7 +253,7 @@ def pretrain(
     """Pre-train the encoder by multi-scale masked autoencoding (Point-M2AE) on unlabeled shapes."""
     with reported_errors(verbose, quiet):
         validate_device_spec(device)
-        from .commands import run_pretrain
+        from ..commands import run_pretrain
 
         raise typer.Exit(
             run_pretrain(
@@ -335,7 +335,7 @@ def evaluate(
     """Segment every labeled shape of an index and print mIoU (per category, category mean, instance mean)."""
     with reported_errors(verbose, quiet):
         validate_device_spec(device)
-        from .commands import run_eval
+        from ..commands import run_eval
 
         raise typer.Exit(
             run_eval(
