@@ -17,6 +17,8 @@ from .adapt import AdaptSettings
 from .runtime import log
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import torch
 
     from .labeling.pseudo_labels import PseudoLabels
@@ -65,6 +67,7 @@ class FeatureCache:
         self.store = store
         self._model_sha256: str | None = None
         self._features: dict[str, torch.Tensor] = {}
+        self._heads: dict[tuple, dict[str, torch.Tensor]] = {}  # see adapted_head
 
     def features(self, shapes: list[SupportShape]) -> torch.Tensor:
         """(M, N, C') head inputs of ``shapes``, computing only the missing ones."""
@@ -83,6 +86,19 @@ class FeatureCache:
             for shape, feats in zip(missing, extracted, strict=True):
                 self._features[shape.shape_id] = feats
         return torch.stack([self._features[s.shape_id] for s in shapes])
+
+    def adapted_head(self, key: tuple | None, adapt: Callable[[], dict]) -> dict:
+        """``adapt()``, or the head it gave for the same ``key`` earlier in this process.
+
+        A head adapted on support shapes alone does not depend on the target, so a
+        batch of targets sharing one support set adapts once. ``key`` (None: never
+        reused) must name everything the head depends on.
+        """
+        if key is None:
+            return adapt()
+        if key not in self._heads:
+            self._heads[key] = adapt()
+        return self._heads[key]
 
     def _network_features(self, shapes: list[SupportShape]) -> torch.Tensor:
         """(m, N, C) extractor features, from the store where it has them."""
@@ -195,18 +211,25 @@ def adapt_and_predict(
     labels = pack_labels(label_list, num_parts, device=device, normalise=settings.normalise)
     head_0 = model.head_params()
     head_0 = widen_head(head_0, features.shape[-1] - head_0["fc1.weight"].shape[1])
+
+    def adapt() -> dict[str, torch.Tensor]:
+        with torch.no_grad():
+            return adapt_head(
+                features,
+                labels,
+                head_0,
+                steps=settings.steps,
+                lr=settings.lr,
+                box_reduction=settings.shape_reduction,
+                optimizer=settings.optimizer,
+                batch_points=settings.batch_points,
+                seed=seed,
+            )
+
+    support_only = target_labels is None
+    key = support_head_key(support, labels, settings, seed) if support_only else None
+    head = feature_cache.adapted_head(key, adapt)
     with torch.no_grad():
-        head = adapt_head(
-            features,
-            labels,
-            head_0,
-            steps=settings.steps,
-            lr=settings.lr,
-            box_reduction=settings.shape_reduction,
-            optimizer=settings.optimizer,
-            batch_points=settings.batch_points,
-            seed=seed,
-        )
         probs = predict_probabilities(model, target_features, head, num_parts)[0]  # (N, R)
         probs = smooth_probabilities(target_points, probs, settings.smooth)
         dense = torch.from_numpy(np.ascontiguousarray(dense_points, dtype=np.float32)).to(device)
@@ -220,6 +243,22 @@ def adapt_and_predict(
     return torch.cat(out_labels).numpy().astype(np.int64), torch.cat(out_scores).numpy().astype(
         np.float32
     )
+
+
+def support_head_key(
+    support: list[SupportShape], labels, settings: AdaptSettings, seed: int
+) -> tuple:
+    """What a head adapted on ``support`` alone depends on: the shapes (their features are
+    cached by id), the exact packed targets, the adaptation settings and the seed."""
+    import dataclasses
+
+    digest = hashlib.sha256()
+    for field in dataclasses.fields(labels):
+        tensor = getattr(labels, field.name).detach().cpu().contiguous()
+        digest.update(f"{field.name}{tuple(tensor.shape)}{tensor.dtype}".encode())
+        digest.update(tensor.numpy().tobytes())
+    ids = tuple(s.shape_id for s in support)
+    return (ids, digest.hexdigest(), dataclasses.astuple(settings), seed)
 
 
 def smooth_probabilities(

@@ -118,6 +118,31 @@ def test_adaptation_learns_a_half_space_split_on_unseen_points(model):
     assert (predicted == truth).mean() > 0.7  # chance is 0.5; an untrained model at the paper K, lr
 
 
+def test_a_support_only_head_is_adapted_once_per_support_set(model):
+    """Few-shot targets sharing a support set share its adapted head; the labels are the
+    ones a fresh process gives, and another support set, seed or target labels adapt anew."""
+    rng = np.random.default_rng(7)
+    support = []
+    for i in range(3):
+        points = unit_cloud(rng)
+        support.append(SupportShape(f"s{i}", points, half_space_labels(points)[1]))
+    targets = [unit_cloud(rng) for _ in range(2)]
+    settings = AdaptSettings(steps=5, descriptors="none", smooth=0)
+    shared = FeatureCache(model, torch.device("cpu"), settings)
+    for target in targets:
+        fresh = FeatureCache(model, torch.device("cpu"), settings)
+        alone = adapt_and_predict(model, target, target, None, support, 2, settings, fresh)
+        reused = adapt_and_predict(model, target, target, None, support, 2, settings, shared)
+        np.testing.assert_array_equal(reused[0], alone[0])
+        np.testing.assert_array_equal(reused[1], alone[1])
+    assert len(shared._heads) == 1
+    adapt_and_predict(model, targets[0], targets[0], None, support[:2], 2, settings, shared)
+    adapt_and_predict(model, targets[0], targets[0], None, support, 2, settings, shared, seed=1)
+    own = half_space_labels(targets[0])[1]
+    adapt_and_predict(model, targets[0], targets[0], own, support, 2, settings, shared)
+    assert len(shared._heads) == 3  # the target's own labels are never keyed
+
+
 def test_support_features_are_computed_once(model):
     rng = np.random.default_rng(4)
     shapes = [SupportShape(f"s{i}", unit_cloud(rng), random_labels(rng)) for i in range(3)]
