@@ -24,7 +24,7 @@ from shared_data import Category, load_categories
 
 from bipart_cli.descriptors import point_descriptors
 from bipart_cli.index import IndexWriter, ShapeRecord
-from bipart_cli.index.build import default_basis
+from bipart_cli.index.shape import default_basis
 from bipart_cli.io.asset import PointSample
 from bipart_cli.labeling import make_labeler
 from bipart_cli.support import bps_features

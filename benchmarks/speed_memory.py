@@ -503,7 +503,7 @@ def _failed(run: ChildRun) -> str:
 
 def synthetic_templates(categories: int, seed: int = 0):
     """Per category: part names, 2048 points (one Gaussian blob per part), labels, BPS."""
-    from bipart_cli.index.build import default_basis
+    from bipart_cli.index.shape import default_basis
     from bipart_cli.support import bps_features
 
     rng = np.random.default_rng(seed)

@@ -49,7 +49,7 @@ def tiny_eval(tmp_path_factory):
     from _tiny import tiny_config
     from test_train import write_tiny_index
 
-    from bipart_cli.index.build import default_basis
+    from bipart_cli.index.shape import default_basis
     from bipart_cli.model import BiPartModel
     from bipart_cli.runtime import seed_everything
 

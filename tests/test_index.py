@@ -23,7 +23,8 @@ from bipart_cli.index import (
     parse_shard_spec,
     resolve_index_path,
 )
-from bipart_cli.index.build import build_index, in_shard
+from bipart_cli.index.build import build_index
+from bipart_cli.index.walk import in_shard
 from bipart_cli.labeling.pseudo_labels import PseudoLabels
 
 N_POINTS = 2048

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from bipart_cli.cli import app
 from bipart_cli.index import ShapeIndex, build_index
-from bipart_cli.index.build import FAULT_ENV, STAGING_DIR
+from bipart_cli.index.staging import FAULT_ENV, STAGING_DIR
 from bipart_cli.procedural import CATEGORIES, make_shape
 
 FAST = ["--points", "4096", "--no-cache-features", "--device", "cpu", "-q"]

@@ -374,7 +374,7 @@ def test_bad_parts_json_is_reported_as_parts_json(tmp_path, content, message):
 
 
 def test_duplicate_names_in_an_index_parts_json_name_the_file(tmp_path):
-    from bipart_cli.index.build import folder_part_names
+    from bipart_cli.index.walk import folder_part_names
 
     _two_box_mesh(tmp_path / "pair.obj")
     (tmp_path / "parts.json").write_text(json.dumps(["leg", "Leg"]))

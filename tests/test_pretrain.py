@@ -21,7 +21,7 @@ from safetensors.torch import load_file
 from test_train import write_tiny_index
 
 from bipart_cli.errors import CheckpointError, TrainingDivergedError
-from bipart_cli.index.build import default_basis
+from bipart_cli.index.shape import default_basis
 from bipart_cli.model import BiPartModel
 from bipart_cli.model.checkpoint import load_point_m2ae_checkpoint
 from bipart_cli.model.encoder import build_hierarchy

@@ -100,3 +100,38 @@ def test_every_subpackage_ships_in_the_wheel():
         for init in PACKAGE.rglob("__init__.py")
     }
     assert folders <= listed, sorted(folders - listed)
+
+
+def test_every_import_names_something_that_exists():
+    """Lazy imports run only when their function does: check them all here. Each
+    ``from X import Y`` in the package, tests and benchmarks must find ``Y`` in ``X``
+    (an attribute or a submodule), so moving a function cannot leave a caller behind."""
+    import importlib
+
+    repo = PACKAGE.parent
+    files = [
+        *PACKAGE.rglob("*.py"),
+        *(repo / "tests").glob("*.py"),
+        *(repo / "benchmarks").glob("*.py"),
+    ]
+    missing = []
+    for path in files:
+        inside = path.is_relative_to(PACKAGE)
+        parts = path.relative_to(repo).with_suffix("").parts
+        package = list(parts[:-1]) if inside else []
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.ImportFrom) or (node.level and not inside):
+                continue
+            base = package[: len(package) - node.level + 1] if node.level else []
+            target = ".".join(base + ([node.module] if node.module else []))
+            if not target.startswith("bipart_cli"):
+                continue
+            module = importlib.import_module(target)
+            for alias in node.names:
+                if hasattr(module, alias.name):
+                    continue
+                try:
+                    importlib.import_module(f"{target}.{alias.name}")
+                except ModuleNotFoundError:
+                    missing.append(f"{path.relative_to(repo)}: from {target} import {alias.name}")
+    assert missing == []

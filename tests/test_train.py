@@ -22,7 +22,7 @@ from safetensors.torch import load_file
 
 from bipart_cli.errors import TrainingDivergedError
 from bipart_cli.index import IndexWriter, ShapeRecord
-from bipart_cli.index.build import default_basis
+from bipart_cli.index.shape import default_basis
 from bipart_cli.model import BiPartModel
 from bipart_cli.model.loss import distillation_loss
 from bipart_cli.runtime import seed_everything
@@ -351,7 +351,7 @@ from safetensors.torch import save_file
 
 sys.path.insert(0, {tests!r})
 from test_train import make_shapes, small_settings, tiny_model
-from bipart_cli.index.build import default_basis
+from bipart_cli.index.shape import default_basis
 from bipart_cli.train import train_model
 
 torch.set_num_threads(1)

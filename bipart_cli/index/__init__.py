@@ -10,14 +10,7 @@ No torch at import time: the heavy imports live inside the build functions.
 
 from __future__ import annotations
 
-from .build import (
-    BuildSummary,
-    build_index,
-    encoder_identity,
-    find_assets,
-    merge_indexes,
-    parse_shard_spec,
-)
+from .build import BuildSummary, build_index
 from .format import (
     FORMAT_NAME,
     FORMAT_VERSION,
@@ -26,7 +19,10 @@ from .format import (
     IndexEntry,
     ShapeRecord,
 )
+from .merge import merge_indexes
 from .reader import ShapeIndex, resolve_index_path
+from .shape import encoder_identity
+from .walk import find_assets, parse_shard_spec
 from .writer import IndexWriter
 
 __all__ = [

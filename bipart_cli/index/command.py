@@ -30,7 +30,8 @@ def run_index(
 
     Returns the exit code: 0, or 3 when some files could not be indexed.
     """
-    from .build import build_index, merge_indexes
+    from .build import build_index
+    from .merge import merge_indexes
 
     if out is None:
         raise UsageError("--out is required: the index folder to write")

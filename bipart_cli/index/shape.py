@@ -1,0 +1,148 @@
+"""One shape -> one :class:`ShapeRecord`: sampling, pseudo labels, descriptors, BPS and the
+cached frozen-encoder features (with the identity of the encoder that made them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import InvalidInputError
+from .format import (
+    BasisInfo,
+    ShapeRecord,
+)
+from .walk import file_seed
+
+N_NETWORK_POINTS = 2048
+
+
+N_DENSE_KEPT = 8192
+
+
+@dataclass
+class ShapeContext:
+    """What every shape of a build shares (labeler and encoder are loaded once)."""
+
+    folder: Path
+    settings: dict[str, Any]
+    basis: BasisInfo
+    labeler: Any
+    encoder_model: Any
+    encoder: dict[str, Any] | None
+    device: Any
+
+
+def make_record(
+    path: Path,
+    shape_id: str,
+    sha256: str,
+    category: str,
+    part_names: list[str] | None,
+    context: ShapeContext,
+) -> ShapeRecord:
+    """Load, label, sample and describe one asset."""
+    from ..descriptors import point_descriptors
+    from ..io import load_asset
+    from ..io.sample import sample_network_indices
+    from ..labeling.api import label_asset
+    from ..signatures import bps_features
+
+    settings = context.settings
+    seed = file_seed(settings["seed"], shape_id)
+    asset = load_asset(path)
+    if part_names is None:
+        if not asset.has_labels:
+            raise InvalidInputError(
+                f"{shape_id}: no part names: pass --parts, add a parts.json, or use labeled assets"
+            )
+        part_names = list(asset.part_names)
+    # the build's one labeler: a detector loads once, not per shape
+    labeled = label_asset(
+        asset,
+        part_names,
+        context.labeler,
+        n_dense=settings["n_dense"],
+        seed=seed,
+        device=str(context.device),
+    )
+    dense, pseudo = labeled.dense, labeled.pseudo_labels
+    gt_dense = dense.labels  # (n,) or None
+    network = sample_network_indices(dense.points, settings["n_points"], seed=seed)  # (2048,)
+    kept = _dense_subset(len(dense.points), settings["n_dense_kept"], seed)
+    points = dense.points[network].astype(np.float32)
+    record = ShapeRecord(
+        id=shape_id,
+        category=category,
+        part_names=part_names,
+        source=shape_id,
+        sha256=sha256,
+        points=points,
+        dense_points=dense.points[kept],
+        dense_colors=dense.colors[kept],
+        bps=bps_features(points, context.basis.points),
+        pseudo_labels=pseudo.subset(network),
+        gt_labels=None if gt_dense is None else gt_dense[network],
+        dense_gt_labels=None if gt_dense is None else gt_dense[kept],
+    )
+    record.descriptors = point_descriptors(points)
+    if context.encoder is not None:
+        record.features = encode_points(context.encoder_model, points, context.device)
+    return record
+
+
+def _dense_subset(n: int, keep: int, seed: int) -> np.ndarray:
+    """Sorted seeded choice of ``min(n, keep)`` of ``n`` indices."""
+    if n <= keep:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, keep, replace=False))
+
+
+def encode_points(model: Any, points: np.ndarray, device: Any) -> np.ndarray:
+    """Frozen-encoder features of one shape: points (N, 3) -> (N, F) float16 (batch of 1)."""
+    import torch
+
+    with torch.no_grad():
+        batch = torch.from_numpy(np.ascontiguousarray(points, dtype=np.float32))[None]
+        features = model.encode(batch.to(device))[0]  # (N, F)
+    return features.to(torch.float16).cpu().numpy()
+
+
+def encoder_identity(model: Any) -> dict[str, Any]:
+    """What the cached features depend on: the encoder's init and a sha256 of its weights.
+
+    Two models whose encoders have equal weights get equal identities; compare it
+    with ``ShapeIndex.encoder`` to know whether the cache is stale.
+    """
+    config = model.config
+    identity = {"init": config.encoder_init, "weights_sha256": model.encoder_sha256()}
+    if not config.encoder_is_pretrained:
+        identity["seed"] = config.encoder_seed
+    return identity
+
+
+def default_basis() -> BasisInfo:
+    """The fixed BPS basis every index is built on (from :mod:`bipart_cli.signatures`)."""
+    from ..signatures import BPSBasis
+
+    basis = BPSBasis.generate()
+    return BasisInfo(
+        points=np.asarray(basis.points, dtype=np.float32),
+        seed=int(basis.seed),
+        radius=float(basis.radius),
+    )
+
+
+def load_encoder(weights: str | None, seed: int, device: Any) -> Any:
+    """The model whose ``encode`` fills the feature cache: ``weights`` or the default config."""
+    if weights is not None:
+        from ..weights import resolve_weights
+
+        model, _ = resolve_weights(weights, seed=seed, device=device)
+        return model.eval()
+    from ..model import BiPartConfig, BiPartModel
+
+    return BiPartModel(BiPartConfig()).to(device).eval()
