@@ -1,180 +1,39 @@
-"""The main job: segment assets into named parts (paper Sec. 3.3.2 and 3.4).
-
-For each target: sample a dense cloud and its 2048 network points, label it
-(detector, simulated or none), retrieve a support set (index, folder of labeled
-assets, or the target repeated), adapt the head for K steps on the cached
-support features, then predict every dense point by interpolating the
-extractor features from the 2048 points. Outputs are written by
-:func:`bipart_cli.io.write_outputs`.
+""":class:`Segmenter`: holds the model, the labeler and the support source, and segments one
+input at a time (load, label, retrieve, adapt and predict, write).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import glob
-import hashlib
-import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .adapt import AdaptSettings
-from .errors import BipartError, InvalidInputError, ModelUnavailableError, UsageError
-from .predict import FeatureCache, adapt_and_predict
-from .runtime import log
-from .support import SupportShape
+from ..errors import BipartError, InvalidInputError, ModelUnavailableError, UsageError
+from ..predict import FeatureCache, adapt_and_predict
+from ..runtime import log
+from ..support import SupportShape
 
 if TYPE_CHECKING:
-    from .io import Asset, PointSample
-    from .labeling.pseudo_labels import PseudoLabels
+    from ..io import Asset, PointSample
+    from ..labeling.pseudo_labels import PseudoLabels
 
-
-@dataclass
-class SegmentOptions:
-    """Everything ``bipart segment`` can be told; the Python API takes the same.
-
-    ``n_dense`` is the CLI's ``--points`` (dense points sampled and labeled per asset);
-    ``n_points`` is the network's point count (2048 by the paper), not a CLI option.
-    """
-
-    index: str | None = None
-    support_dir: Path | None = None
-    category: str | None = None
-    weights: str | None = None
-    weights_revision: str | None = None
-    labeler: str = "auto"
-    labeler_options: dict[str, Any] = field(default_factory=dict)
-    out_dir: Path | None = None
-    preview: bool = False
-    colorize: bool = False
-    n_dense: int = 100_000
-    n_points: int = 2048
-    adapt: AdaptSettings = field(default_factory=AdaptSettings)
-    up: str = "y"
-    device: str = "auto"
-    seed: int = 0
-    write: bool = True
-    # no support source even if ``index`` is set: the target's labels repeated (Sec. 5.1);
-    # eval uses it with the index's pseudo labels as the target's
-    zero_shot: bool = False
-
-    def __post_init__(self) -> None:
-        """The same checks as the CLI's, for the Python API (a :class:`UsageError` each)."""
-        from .labeling.api import SEGMENT_LABELERS
-        from .orientation import UP_CHOICES
-        from .runtime import check_choice, check_count, check_out_dir, check_rate
-        from .support import STRATEGIES
-
-        check_choice("--up", self.up, UP_CHOICES)
-        check_choice("--labeler", self.labeler, SEGMENT_LABELERS)
-        check_count("--points (n_dense)", self.n_dense, 1, 50_000_000)
-        check_count("n_points", self.n_points, 1, 1_000_000)
-        check_count("--steps", self.adapt.steps, 1, 10_000)
-        check_rate("--lr", self.adapt.lr, 100.0)
-        check_count("--support-size", self.adapt.support_size, 1, 1_000)
-        check_count("--batch-points", self.adapt.batch_points, 0, 50_000_000)
-        check_count("--smooth", self.adapt.smooth, 0, 1_000)
-        check_choice("--strategy", self.adapt.strategy, STRATEGIES)
-        check_out_dir("--out-dir", self.out_dir)
-
-
-@dataclass
-class SegmentResult:
-    """What happened to one input. ``dense_labels`` is (n,) int64, -1 unassigned."""
-
-    input: str
-    ok: bool
-    part_names: list[str] = field(default_factory=list)
-    mode: str = ""
-    support: list[str] = field(default_factory=list)
-    parts: list[dict[str, Any]] = field(default_factory=list)
-    outputs: dict[str, str] = field(default_factory=dict)
-    timings: dict[str, float] = field(default_factory=dict)
-    weights: dict[str, Any] = field(default_factory=dict)
-    labeler: str = ""
-    warnings: list[str] = field(default_factory=list)
-    settings: dict[str, Any] = field(default_factory=dict)
-    error: str | None = None
-    dense_labels: np.ndarray | None = None
-    dense_scores: np.ndarray | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        skip = {"dense_labels", "dense_scores"}
-        return {k: v for k, v in self.__dict__.items() if k not in skip}
-
-
-def expand_inputs(patterns: list[str]) -> list[str]:
-    """Globs and plain paths, in order, without duplicates; unmatched patterns stay (and fail later)."""
-    seen: dict[str, None] = {}
-    for pattern in patterns:
-        matches = (
-            sorted(glob.glob(pattern, recursive=True)) if glob.has_magic(pattern) else [pattern]
-        )
-        for path in matches or [pattern]:
-            seen.setdefault(path, None)
-    return list(seen)
-
-
-def check_inputs(
-    paths: list[str], out_dir: Path | None, collisions: bool = True, fail_fast: bool = True
-) -> None:
-    """Cheap checks of a batch before any model loads.
-
-    Raises :class:`UsageError` when two inputs would write the same outputs
-    (``chair.glb`` and ``chair.obj`` both make ``chair.parts.*``), and, with
-    ``fail_fast`` (the CLI), the input's own one-line error when the batch is a single
-    input that cannot be read (a missing file failed only after the model and support
-    set had loaded). The Python API keeps returning a failed result for it.
-    """
-    from .errors import InvalidInputError
-    from .io.checks import check_path
-
-    owners: dict[Path, str] = {}
-    for path in paths if collisions else []:
-        target = Path(path)
-        folder = out_dir if out_dir is not None else target.parent
-        key = (Path(folder) / f"{target.stem}.parts").resolve()
-        if key in owners:
-            raise UsageError(
-                f"{owners[key]} and {path} would both write {key.name}.*: "
-                "rename one or segment them into different --out-dir folders"
-            )
-        owners[key] = path
-    problems = []
-    for path in paths if fail_fast else []:
-        try:
-            check_path(Path(path))
-        except InvalidInputError as exc:
-            problems.append(exc)
-    if problems and len(problems) == len(paths) == 1:
-        raise problems[0]
-
-
-def cache_root() -> Path:
-    """bipart's own cache: ``$BIPART_CACHE`` or ``~/.cache/bipart``."""
-    return Path(os.environ.get("BIPART_CACHE", Path.home() / ".cache" / "bipart"))
-
-
-def support_cache_dir(folder: Path) -> Path:
-    """Where ``--support DIR`` is indexed: ``<cache_root>/support/<hash of the path>``."""
-    key = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:16]
-    return cache_root() / "support" / key
+from .inputs import cache_root, support_cache_dir
+from .request import SegmentOptions, SegmentResult
 
 
 class Segmenter:
     """Holds the model, labeler and support source; segments one input at a time."""
 
     def __init__(self, part_names: list[str] | None, options: SegmentOptions, stages=None) -> None:
-        from .runtime import (
+        from ..runtime import (
             Stages,
             keep_freed_tensor_memory,
             resolve_device,
             seed_everything,
         )
-        from .weights import resolve_weights
+        from ..weights import resolve_weights
 
         self.part_names = list(part_names or [])
         self.options = options
@@ -217,7 +76,7 @@ class Segmenter:
     def _choose_labeler(self) -> str:
         """The labeler to use: ``auto`` becomes the detector when its weights can be had, else
         ``none`` (few-shot) with a labeled support; a detector that cannot be had fails at once."""
-        from .labeling.detectors import DEFAULT_DETECTOR, WAYS_FORWARD, detector_unavailable
+        from ..labeling.detectors import DEFAULT_DETECTOR, WAYS_FORWARD, detector_unavailable
 
         name = self.options.labeler
         if name not in ("auto", "detector"):
@@ -243,7 +102,7 @@ class Segmenter:
 
     def _fallback_for_index(self) -> str:
         """``auto`` without detector weights and with an ``--index``: few-shot when it is labeled."""
-        from .labeling.detectors import WAYS_FORWARD
+        from ..labeling.detectors import WAYS_FORWARD
 
         settings = self.bank.index.settings if self.bank is not None else {}
         if settings.get("labeler") != "given":
@@ -261,13 +120,13 @@ class Segmenter:
     def _make_labeler(self):
         if self.labeler_name == "none":
             return None
-        from .labeling import make_labeler
+        from ..labeling import make_labeler
 
         options = self.options.labeler_options if self.labeler_name == "detector" else {}
         return make_labeler(self.labeler_name, **options)
 
     def _open_support(self):
-        from .support import SupportBank
+        from ..support import SupportBank
 
         if self.options.zero_shot:
             return None
@@ -293,13 +152,13 @@ class Segmenter:
         try:
             return self.segment_file(Path(path))
         except BipartError as exc:
-            from .runtime import user_message
+            from ..runtime import user_message
 
             return SegmentResult(
                 input=str(path), ok=False, part_names=self.part_names, error=user_message(exc)
             )
         except Exception as exc:  # noqa: BLE001 - one input's bug must not abort the batch
-            from .runtime import log
+            from ..runtime import log
 
             log.debug("internal error on %s", path, exc_info=True)
             return SegmentResult(
@@ -311,7 +170,7 @@ class Segmenter:
             )
 
     def segment_file(self, path: Path) -> SegmentResult:
-        from .io import load_asset
+        from ..io import load_asset
 
         # the input's timings start before its load
         self._input_mark = (time.perf_counter(), dict(self.stages.seconds))
@@ -356,7 +215,7 @@ class Segmenter:
         target and support shapes are each PCA-aligned. Labels are per point, so they
         need no rotating back.
         """
-        from .orientation import apply_rotation, up_rotation
+        from ..orientation import apply_rotation, up_rotation
 
         up = self.options.up
         with self.stages("support", f"up to {self.options.adapt.support_size} shapes") as line:
@@ -396,7 +255,7 @@ class Segmenter:
         return labels, scores, [s.shape_id for s in support]
 
     def segment_asset(self, asset: Asset) -> SegmentResult:
-        from .io import sample_dense, sample_network_indices
+        from ..io import sample_dense, sample_network_indices
 
         mark, self._input_mark = self._input_mark, None
         started, before = mark or (time.perf_counter(), dict(self.stages.seconds))
@@ -408,7 +267,7 @@ class Segmenter:
 
         target_labels = None
         if self.labeler_name in ("given", "simulated"):  # ground truth in --parts order
-            from .labeling.api import labels_for_parts
+            from ..labeling.api import labels_for_parts
 
             dense.labels = labels_for_parts(asset, dense, self.part_names)
             if dense.labels is None or not (dense.labels >= 0).any():
@@ -516,8 +375,8 @@ class Segmenter:
         started: float,
         before: dict[str, float],
     ) -> None:
-        from .io import write_outputs
-        from .io.atomic import staged_outputs
+        from ..io import write_outputs
+        from ..io.atomic import staged_outputs
 
         out_dir = self.options.out_dir or (asset.source.parent if asset.source else Path.cwd())
         self._summarize(result)
@@ -551,7 +410,7 @@ class Segmenter:
                 extra_files={k: Path(v) for k, v in outputs.items()},
             )
             if self.options.preview:
-                from .preview import write_preview
+                from ..preview import write_preview
 
                 write_preview(
                     dense,
@@ -584,7 +443,7 @@ def unprovided_parts(
 
 def _aligned(shape: SupportShape) -> SupportShape:
     """The support shape PCA-aligned; its cached encoder features no longer apply."""
-    from .orientation import apply_rotation, pca_rotation
+    from ..orientation import apply_rotation, pca_rotation
 
     points = apply_rotation(shape.points, pca_rotation(shape.points.astype(np.float64)))
     # descriptors are rotation-invariant: they stay
@@ -596,34 +455,3 @@ def _aligned(shape: SupportShape) -> SupportShape:
 def _repeat_labels(labels: PseudoLabels, times: int) -> PseudoLabels:
     """The same boxes ``times`` times: the zero-shot support of Sec. 5.1 (the loss scales by M)."""
     return labels.select_boxes(np.repeat(np.arange(labels.num_boxes), max(times, 1)))
-
-
-def segment(inputs: str | list[str], parts: str | list[str], **options: Any) -> list[SegmentResult]:
-    """Python API: ``segment("chair.glb", "back,seat,leg,arm", support_dir="chairs/")``.
-
-    Options are the fields of :class:`SegmentOptions`; adaptation settings
-    (``steps``, ``lr``, ``support_size``, ``strategy``) may be given flat. As on the CLI,
-    ``points`` (``--points``) is ``n_dense``: the dense points sampled and labeled per
-    asset; ``n_points`` is the network's point count (2048), not a CLI option.
-    ``write=False`` writes nothing (results only); ``out_dir`` sets where outputs go
-    (default: beside each input).
-    """
-    from .parts import parse_part_names
-
-    if "points" in options:
-        if "n_dense" in options and options["n_dense"] != options["points"]:
-            raise UsageError("give points (the CLI's --points) or n_dense, not both")
-        options["n_dense"] = options.pop("points")
-
-    adapt_keys = {f.name for f in dataclasses.fields(AdaptSettings)}
-    adapt = AdaptSettings(**{k: options.pop(k) for k in list(options) if k in adapt_keys})
-    if "support_dir" in options and options["support_dir"] is not None:
-        options["support_dir"] = Path(options["support_dir"])
-    if "out_dir" in options and options["out_dir"] is not None:
-        options["out_dir"] = Path(options["out_dir"])
-    segment_options = SegmentOptions(adapt=adapt, **options)
-    part_names = parse_part_names(parts if isinstance(parts, str) else ",".join(parts))
-    paths = expand_inputs([inputs] if isinstance(inputs, str) else list(inputs))
-    check_inputs(paths, segment_options.out_dir, collisions=segment_options.write, fail_fast=False)
-    segmenter = Segmenter(part_names, segment_options)
-    return [segmenter.run(path) for path in paths]
