@@ -11,7 +11,6 @@ as in ``bipart pretrain``.
 
 from __future__ import annotations
 
-import resource
 import time
 
 import torch
@@ -19,19 +18,15 @@ from paper_runs import bench_parser, bench_run, print_table
 
 from bipart_cli.model import BiPartConfig
 from bipart_cli.pretrain import PretrainSettings
-from bipart_cli.pretrain.corpus import build_corpus, draw_batch
+from bipart_cli.pretrain.corpus import build_corpus
+from bipart_cli.pretrain.loop import peak_memory_mb, step_loss
 from bipart_cli.pretrain.masked_autoencoder import MaskedAutoencoder
 from bipart_cli.runtime import resolve_device
-
-
-def peak_mb(device: torch.device) -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+from bipart_cli.train.distributed import DistInfo
 
 
 def run(model, corpus, settings: PretrainSettings, device, steps: int) -> float:
-    """Seconds per step over ``steps`` steps after one warm-up step."""
+    """Seconds per step over ``steps`` steps of ``bipart pretrain``'s own step, after a warm-up step."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr)
     model.train()
     started = 0.0
@@ -40,12 +35,7 @@ def run(model, corpus, settings: PretrainSettings, device, steps: int) -> float:
             if device.type == "cuda":
                 torch.cuda.synchronize()
             started = time.perf_counter()
-        batch = draw_batch(corpus, 0, step, settings.batch_size, model.config.num_points)
-        points = torch.from_numpy(batch).to(device)
-        optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            loss = model(points, settings.mask_ratio, torch.Generator().manual_seed(step)).mean()
-        loss.backward()
+        step_loss(model, corpus, settings, step, device, DistInfo())
         optimizer.step()
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -74,7 +64,7 @@ def main() -> None:
                     str(batch_size),
                     f"{1 / seconds:.3f}",
                     f"{batch_size / seconds:.2f}",
-                    f"{peak_mb(device):.0f}",
+                    f"{peak_memory_mb(device):.0f}",
                 ]
             )
         print_table(

@@ -229,7 +229,11 @@ def test_an_existing_run_needs_resume_and_the_same_options(tmp_path, run_bipart)
     again = run_bipart(*args, "--steps", "2", "-q")
     assert again.returncode == 2 and "pass --resume" in again.stderr
     other = run_bipart(*args, "--steps", "4", "--seed", "3", "--resume", "-q")
-    assert other.returncode == 2 and "--seed" in other.stderr
+    assert other.returncode == 2 and "--seed 3 differs from the run's seed 0" in other.stderr
+    (run / "checkpoint" / "trainer_state.json").write_text("{not json")
+    damaged = run_bipart(*args, "--steps", "4", "--resume", "-q")
+    assert damaged.returncode == 1 and "cannot resume from" in damaged.stderr, damaged.stderr
+    assert len(damaged.stderr.strip().splitlines()) == 1
 
 
 # --- pretrain -> train --encoder -> segment ----------------------------------------------

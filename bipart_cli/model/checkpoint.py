@@ -192,9 +192,8 @@ def read_encoder_folder(folder: str | Path) -> dict:
         if not isinstance(record, dict) or record.get("model_type") != ENCODER_FOLDER_TYPE:
             raise ValueError(f"model_type is not {ENCODER_FOLDER_TYPE!r}")
         sizes = {name: record[name] for name in ENCODER_SIZE_FIELDS}
-        BiPartConfig(**sizes)  # the same checks as a model's config
         name, digest = record.get("name"), record.get("encoder_sha256")
-        BiPartConfig(encoder_name=name, encoder_sha256=digest)
+        BiPartConfig(**sizes, encoder_name=name, encoder_sha256=digest)  # a model config's checks
     except KeyError as exc:
         raise CheckpointError(f"{path}: missing {exc.args[0]!r}") from exc
     except (ValueError, TypeError, UnicodeDecodeError) as exc:

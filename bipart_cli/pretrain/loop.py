@@ -19,7 +19,12 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import TrainingDivergedError, UsageError
 from ..io.atomic import atomic_write_text
-from ..train.checkpoints import recover_checkpoint, restore_checkpoint, save_checkpoint
+from ..train.checkpoints import (
+    append_log,
+    recover_checkpoint,
+    restore_checkpoint,
+    save_checkpoint,
+)
 from ..train.distributed import (
     DistInfo,
     broadcast_buffers,
@@ -35,6 +40,8 @@ if TYPE_CHECKING:
     from ..model import BiPartConfig
 
 ENCODER_FOLDER = "encoder"
+# a resumed run must draw the batches the interrupted one would have drawn
+SAME_RUN = ("data", "procedural", "seed", "batch_size", "mask_ratio", "rotation")
 
 
 @dataclass
@@ -134,7 +141,7 @@ def run_steps(
             for group in optimizer.param_groups:
                 group["lr"] = settings.learning_rate(step)
             broadcast_buffers(model, dist_info)
-            loss = _step_loss(model, corpus, settings, step, device, dist_info)
+            loss = step_loss(model, corpus, settings, step, device, dist_info)
             if not math.isfinite(loss):
                 raise TrainingDivergedError(_diverged_message(loss, step, run_dir))
             sum_gradients(trainable, dist_info)
@@ -162,7 +169,7 @@ def run_steps(
         seconds=time.perf_counter() - started,
         shapes=len(corpus),
         encoder_dir=encoder_dir,
-        peak_memory_mb=_peak_memory_mb(device),
+        peak_memory_mb=peak_memory_mb(device),
     )
 
 
@@ -172,9 +179,7 @@ def _start(model, optimizer, run_dir, settings, device, resume, dist_info: DistI
     if resume and dist_info.is_main:
         recover_checkpoint(run_dir)
     if resume and (checkpoint / "trainer_state.json").exists():
-        saved = json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
-        _check_same_run(saved.get("settings") or {}, settings)
-        return restore_checkpoint(model, optimizer, checkpoint, device, settings)[1]
+        return restore_checkpoint(model, optimizer, checkpoint, device, settings, SAME_RUN)[1]
     if dist_info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "log.jsonl").unlink(missing_ok=True)
@@ -184,18 +189,7 @@ def _start(model, optimizer, run_dir, settings, device, resume, dist_info: DistI
     return 0
 
 
-def _check_same_run(saved: dict[str, Any], settings: PretrainSettings) -> None:
-    """A resumed run must draw the same batches: same data, seed, batch size and masking."""
-    for name in ("data", "procedural", "seed", "batch_size", "mask_ratio", "rotation"):
-        if name in saved and saved[name] != getattr(settings, name):
-            option = "--" + name.replace("_", "-")
-            raise UsageError(
-                f"--resume: {option} {getattr(settings, name)!r} differs from the run's "
-                f"{saved[name]!r}; resume with the run's options or start a new --out"
-            )
-
-
-def _step_loss(model, corpus, settings, step, device, dist_info: DistInfo) -> float:
+def step_loss(model, corpus, settings, step, device, dist_info: DistInfo) -> float:
     """Forward and backward of this rank's slice of the step's global batch; the global mean loss."""
     import torch
 
@@ -251,11 +245,10 @@ def _diverged_message(loss: float, step: int, run_dir: Path) -> str:
 
 def _log(run_dir: Path, dist_info: DistInfo, record: dict[str, Any]) -> None:
     if dist_info.is_main:
-        with open(run_dir / "log.jsonl", "a") as handle:
-            handle.write(json.dumps(record) + "\n")
+        append_log(run_dir, record)
 
 
-def _peak_memory_mb(device) -> float:
+def peak_memory_mb(device) -> float:
     import resource
 
     import torch

@@ -138,7 +138,12 @@ def load_optimizer_state(optimizer, checkpoint: Path, groups: list[dict[str, Any
 
 
 def restore_checkpoint(
-    model, optimizer, checkpoint: Path, device, settings: TrainSettings | None = None
+    model,
+    optimizer,
+    checkpoint: Path,
+    device,
+    settings: TrainSettings | None = None,
+    same_run: tuple[str, ...] = ("seed",),
 ) -> tuple[int, int]:
     """Load weights, optimizer, RNG and counters from ``checkpoint`` (checksums verified).
 
@@ -157,12 +162,8 @@ def restore_checkpoint(
                 raise ValueError(f"unexpected file {name!r} in trainer_state.json")
             if sha256_file(checkpoint / name) != digest:
                 raise ValueError(f"{name} is corrupt (sha256 mismatch)")
-        saved_seed = (state.get("settings") or {}).get("seed")
-        if settings is not None and saved_seed is not None and saved_seed != settings.seed:
-            raise UsageError(
-                f"--resume: --seed {settings.seed} differs from the run's seed {saved_seed}; "
-                f"resume with --seed {saved_seed} or start a new --out"
-            )
+        if settings is not None:
+            _check_same_run(state.get("settings") or {}, settings, same_run)
         epoch, step = int(state["epoch"]), int(state["step"])
         if epoch < 0 or step < 0:
             raise ValueError("negative epoch or step")
@@ -179,6 +180,25 @@ def restore_checkpoint(
         ) from exc
     _truncate_log(checkpoint.parent / "log.jsonl", step)
     return epoch, step
+
+
+def _check_same_run(saved: dict[str, Any], settings, names: tuple[str, ...]) -> None:
+    """A resumed run must be the run it resumes: each setting in ``names`` (whatever decides
+    the batches it draws) equals the saved one, else a :class:`UsageError` naming the option."""
+    for name in names:
+        value, before = getattr(settings, name), saved.get(name)
+        if before is not None and before != value:
+            option = "--" + name.replace("_", "-")
+            raise UsageError(
+                f"--resume: {option} {value} differs from the run's {name.replace('_', ' ')} "
+                f"{before}; resume with {option} {before} or start a new --out"
+            )
+
+
+def append_log(run_dir: Path, record: dict[str, Any]) -> None:
+    """One JSON object per line in ``RUN_DIR/log.jsonl`` (see :func:`_truncate_log` on resume)."""
+    with open(run_dir / "log.jsonl", "a") as handle:
+        handle.write(json.dumps(record) + "\n")
 
 
 def _truncate_log(path: Path, step: int) -> None:

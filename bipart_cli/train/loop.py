@@ -14,7 +14,13 @@ import numpy as np
 
 from ..errors import TrainingDivergedError, UsageError
 from ..io.atomic import atomic_write_text
-from .checkpoints import checkpoint_epoch, recover_checkpoint, restore_checkpoint, save_checkpoint
+from .checkpoints import (
+    append_log,
+    checkpoint_epoch,
+    recover_checkpoint,
+    restore_checkpoint,
+    save_checkpoint,
+)
 from .distributed import DistInfo, broadcast_weights, global_sum, init_distributed, sum_gradients
 from .settings import EpochReport, TrainSettings, TrainShape
 from .steps import fill_encoder_features, outer_loss, training_supports
@@ -234,10 +240,8 @@ def _diverged_message(loss: float, epoch: int, step: int, run_dir: Path) -> str:
 
 
 def _log(run_dir: Path, dist_info: DistInfo, record: dict[str, Any]) -> None:
-    if not dist_info.is_main:
-        return
-    with open(run_dir / "log.jsonl", "a") as handle:
-        handle.write(json.dumps(record) + "\n")
+    if dist_info.is_main:
+        append_log(run_dir, record)
 
 
 def load_training_shapes(index_path: str) -> list[TrainShape]:
