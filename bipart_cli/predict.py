@@ -200,8 +200,6 @@ def adapt_and_predict(
     with torch.no_grad():
         target_features = model.extract(points, encoder_features=encoded)  # (1, N, C)
         target_features = head_inputs(target_features, descriptors)  # (1, N, C')
-    if target_labels is None:  # the head then depends on the support set, not on its order
-        support = sorted(support, key=lambda shape: shape.shape_id)
     feature_blocks, label_list = [], []
     if target_labels is not None:
         feature_blocks.append(target_features)

@@ -129,20 +129,13 @@ def test_a_support_only_head_is_adapted_once_per_support_set(model):
     targets = [unit_cloud(rng) for _ in range(2)]
     settings = AdaptSettings(steps=5, descriptors="none", smooth=0)
     shared = FeatureCache(model, torch.device("cpu"), settings)
-    alone_first = None
     for target in targets:
         fresh = FeatureCache(model, torch.device("cpu"), settings)
         alone = adapt_and_predict(model, target, target, None, support, 2, settings, fresh)
         reused = adapt_and_predict(model, target, target, None, support, 2, settings, shared)
         np.testing.assert_array_equal(reused[0], alone[0])
         np.testing.assert_array_equal(reused[1], alone[1])
-        alone_first = alone if target is targets[0] else alone_first
     assert len(shared._heads) == 1
-    reordered = adapt_and_predict(
-        model, targets[0], targets[0], None, support[::-1], 2, settings, shared
-    )
-    np.testing.assert_array_equal(reordered[0], alone_first[0])
-    assert len(shared._heads) == 1  # the same set in another order is the same head
     adapt_and_predict(model, targets[0], targets[0], None, support[:2], 2, settings, shared)
     adapt_and_predict(model, targets[0], targets[0], None, support, 2, settings, shared, seed=1)
     own = half_space_labels(targets[0])[1]
