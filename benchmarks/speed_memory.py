@@ -307,7 +307,7 @@ def segment_section(args, devices: list[str]) -> None:
     print(
         f"\nbipart segment: generated chair, {faces} faces, --points {args.points}, "
         f"--parts {CHAIR_PARTS}, --weights {args.weights}, "
-        f"--support {args.support_shapes} generated labeled chairs (M=8, K=10, lr 0.3)"
+        f"--support {args.support_shapes} generated labeled chairs (the default adaptation)"
     )
     print(
         f"detector: Grounding DINO, grounding-dino-tiny sizes ({millions:.0f}M parameters), "
