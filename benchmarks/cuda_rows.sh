@@ -29,3 +29,4 @@ step segment 300 python3 benchmarks/speed_memory.py --sections segment --device 
 step train 120 python3 benchmarks/train_speed.py --device cuda --batches 2 --shapes 16 --orders second,first
 step adapt 60 python3 benchmarks/adapt_speed.py --device cuda --sizes 8 --steps 10 --repeats 3
 step pretrain 60 python3 benchmarks/pretrain_speed.py --device cuda --steps 5
+step model 120 python3 benchmarks/model_speed.py

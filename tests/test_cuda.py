@@ -38,7 +38,30 @@ def test_outer_loss_and_gradients_on_cuda_match_cpu():
 
     torch.testing.assert_close(gpu_loss.detach().cpu(), cpu_loss, rtol=1e-3, atol=1e-5)
     for name, grad in zip(params, gpu_grads, strict=True):
-        torch.testing.assert_close(grad.cpu(), cpu_grads[name], rtol=2e-2, atol=1e-4, msg=name)
+        # second-order terms through two inner steps: summation order differs by device, so
+        # single entries near zero differ in relative terms; the whole gradient must not
+        expected = cpu_grads[name]
+        error = float((grad.cpu() - expected).norm() / expected.norm().clamp_min(1e-12))
+        assert error < 1e-2, (name, error)
+
+
+def test_pretrain_loss_under_cuda_bf16_autocast_matches_cpu_float32():
+    """``bipart pretrain`` runs its masked autoencoder under bf16 autocast on CUDA."""
+    from _tiny import tiny_config
+
+    from bipart_cli.pretrain.masked_autoencoder import MaskedAutoencoder
+
+    torch.manual_seed(0)
+    model = MaskedAutoencoder(tiny_config())
+    points = torch.randn(4, model.config.num_points, 3)
+    points /= points.norm(dim=-1).amax(dim=1)[:, None, None]
+    cpu_loss = model(points, 0.6, torch.Generator().manual_seed(1)).sum()
+    gpu_model = copy.deepcopy(model).to(CUDA)
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        gpu_loss = gpu_model(points.to(CUDA), 0.6, torch.Generator().manual_seed(1)).sum()
+    gpu_loss.backward()
+    assert abs(float(gpu_loss) - float(cpu_loss)) < 0.05 * float(cpu_loss), (gpu_loss, cpu_loss)
+    assert all(p.grad is None or torch.isfinite(p.grad).all() for p in gpu_model.parameters())
 
 
 def test_adapted_head_on_cuda_matches_cpu():

@@ -30,6 +30,7 @@ from bipart_cli.pretrain.corpus import Corpus, draw_batch, random_rotation
 from bipart_cli.pretrain.loop import run_steps
 from bipart_cli.pretrain.masked_autoencoder import (
     MaskedAutoencoder,
+    _scatter,
     chamfer_l2,
     visible_tokens,
 )
@@ -93,6 +94,16 @@ def test_padding_to_the_batch_leaves_each_shape_alone():
             for stage, single in enumerate(alone):
                 torch.testing.assert_close(together[stage][one], single, rtol=1e-4, atol=1e-5)
                 assert (single[0][~visible[stage][b]] == 0).all()  # hidden tokens stay empty
+
+
+def test_scatter_keeps_the_rows_dtype_under_mixed_precision():
+    """CUDA's bf16 autocast hands the scatter float32 LayerNorm rows and bf16 tokens
+    (a dtype error there, seen on an H200, before the fix)."""
+    tokens = torch.zeros(1, 4, 2, dtype=torch.bfloat16)  # (B, G, C)
+    rows = torch.tensor([[[1.0, 2.0], [3.0, 4.0]]])  # (B, L, C) float32
+    placed = _scatter(rows, torch.tensor([[2, 0]]), tokens)
+    assert placed.dtype == torch.float32 and placed.shape == tokens.shape
+    torch.testing.assert_close(placed[0], torch.tensor([[3.0, 4.0], [0, 0], [1.0, 2.0], [0, 0]]))
 
 
 def test_chamfer_l2_against_a_loop():

@@ -193,6 +193,10 @@ class MaskedAutoencoder(nn.Module):
 
 
 def _scatter(rows: torch.Tensor, order: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """Put ``rows`` (B, L, C) back at positions ``order`` (B, L) of a zero tensor shaped ``like``."""
+    """Put ``rows`` (B, L, C) back at positions ``order`` (B, L) of a zero tensor shaped ``like``.
+
+    The result has ``rows``' dtype: under CUDA's bf16 autocast a LayerNorm's float32 output
+    is scattered into the shape of bf16 tokens.
+    """
     index = order.unsqueeze(-1).expand(-1, -1, rows.shape[-1])
-    return torch.zeros_like(like).scatter(1, index, rows)
+    return rows.new_zeros(like.shape).scatter(1, index, rows)
