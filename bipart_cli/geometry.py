@@ -91,11 +91,21 @@ def _knn_dense(
     dists, idxs = [], []
     for start in range(0, query.shape[1], chunk):
         block = query[:, start : start + chunk]  # (B, q, 3)
-        d2 = torch.cdist(block, reference).pow(2)  # (B, q, M)
+        d2 = exact_cdist(block, reference).pow(2)  # (B, q, M)
         d, i = d2.topk(k, dim=-1, largest=False)
         dists.append(d)
         idxs.append(i)
     return torch.cat(dists, 1), torch.cat(idxs, 1)
+
+
+def exact_cdist(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``torch.cdist`` from coordinate differences: (B, P, 3), (B, R, 3) -> (B, P, R).
+
+    Its default for clouds over 25 points, |a|^2 + |b|^2 - 2ab, loses small distances
+    to cancellation: on CUDA that flipped enough neighbours to move training gradients
+    by up to 7% (tests/test_cuda.py, test_extractor.py).
+    """
+    return torch.cdist(a, b, compute_mode="donot_use_mm_for_euclid_dist")
 
 
 def _knn_kdtree(

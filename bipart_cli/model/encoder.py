@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..geometry import farthest_point_sample, gather, knn, three_nn_interpolate
+from ..geometry import exact_cdist, farthest_point_sample, gather, knn, three_nn_interpolate
 from .config import BiPartConfig
 
 MASK_VALUE = -1e5  # added to attention logits of centre pairs beyond the local radius
@@ -146,7 +146,7 @@ def local_attention_bias(centres: torch.Tensor, radius: float) -> torch.Tensor |
     """
     if radius <= 0:
         return None
-    far = torch.cdist(centres, centres) >= radius  # (B, G, G)
+    far = exact_cdist(centres, centres) >= radius  # (B, G, G)
     return far.to(centres.dtype) * MASK_VALUE
 
 
