@@ -52,12 +52,20 @@ class AdaptSettings:
     descriptors: str = "geo-v1"
     smooth: int = 4
     normalise: str = "point"
+    knn_weight: float = 0.0
+    knn_k: int = 16
 
     def __post_init__(self) -> None:
         check_box_reduction(self.box_reduction)
         check_choice("--optimizer", self.optimizer, OPTIMIZERS)
         check_choice("--descriptors", self.descriptors, DESCRIPTOR_CHOICES)
         check_choice("--normalise", self.normalise, NORMALISATIONS)
+        from .errors import UsageError
+
+        if not 0.0 <= self.knn_weight <= 1.0:
+            raise UsageError(f"--knn-weight must be in [0, 1], got {self.knn_weight}")
+        if self.knn_k < 1:
+            raise UsageError(f"--knn-k must be at least 1, got {self.knn_k}")
 
     @property
     def shape_reduction(self) -> str:

@@ -231,6 +231,11 @@ def adapt_and_predict(
     head = feature_cache.adapted_head(key, adapt)
     with torch.no_grad():
         probs = predict_probabilities(model, target_features, head, num_parts)[0]  # (N, R)
+        if settings.knn_weight > 0:
+            transferred = knn_probabilities(
+                target_features[0], features, labels, num_parts, settings.knn_k
+            )
+            probs = (1 - settings.knn_weight) * probs + settings.knn_weight * transferred
         probs = smooth_probabilities(target_points, probs, settings.smooth)
         dense = torch.from_numpy(np.ascontiguousarray(dense_points, dtype=np.float32)).to(device)
         out_labels, out_scores = [], []
@@ -259,6 +264,39 @@ def support_head_key(
         digest.update(tensor.numpy().tobytes())
     ids = tuple(s.shape_id for s in support)
     return (ids, digest.hexdigest(), dataclasses.astuple(settings), seed)
+
+
+def knn_probabilities(
+    target_features: torch.Tensor,
+    features: torch.Tensor,
+    labels,
+    num_parts: int,
+    k: int,
+    chunk: int = 1024,
+) -> torch.Tensor:
+    """Label transfer in the head's input space: each target point takes the mean label
+    distribution of its ``k`` nearest labeled support points.
+
+    target_features : (N, C); features : (M, N_s, C) support head inputs; labels : their
+    PackedLabels  ->  (N, num_parts), rows summing to 1. A point's distribution is its
+    Eq. 2 targets normalised; points no box covers are left out.
+    """
+    import torch
+
+    targets = labels.targets[..., :num_parts].to(features.dtype)  # (M, N_s, R)
+    mass = targets.sum(-1)  # (M, N_s)
+    covered = mass > 0
+    reference = features[covered]  # (P, C)
+    distributions = targets[covered] / mass[covered][:, None]  # (P, R)
+    k = min(k, len(reference))
+    out = []
+    for start in range(0, len(target_features), chunk):
+        block = target_features[start : start + chunk]  # (c, C)
+        # the matrix-product distance is fine here: neighbours in a learned feature space
+        # have no exact ties worth keeping, and it is what makes (c, P) cheap
+        nearest = torch.cdist(block, reference).topk(k, largest=False).indices  # (c, k)
+        out.append(distributions[nearest].mean(1))  # (c, R)
+    return torch.cat(out)
 
 
 def smooth_probabilities(

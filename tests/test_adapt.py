@@ -17,7 +17,12 @@ from bipart_cli.adapt import (
 )
 from bipart_cli.model import BiPartModel
 from bipart_cli.model.loss import distillation_loss
-from bipart_cli.predict import FeatureCache, adapt_and_predict, smooth_probabilities
+from bipart_cli.predict import (
+    FeatureCache,
+    adapt_and_predict,
+    knn_probabilities,
+    smooth_probabilities,
+)
 from bipart_cli.support import SupportShape
 
 
@@ -269,6 +274,31 @@ def test_smoothing_against_a_loop():
             expected[i] = 0.5 * previous[i] + 0.5 * previous[nearest].mean(0)
     np.testing.assert_allclose(fast.numpy(), expected, rtol=1e-12)
     np.testing.assert_allclose(fast.sum(1).numpy(), 1.0, rtol=1e-12)
+
+
+def test_knn_transfer_against_a_loop():
+    rng = np.random.default_rng(10)
+    labels = pack_labels([random_labels(rng, parts=3, boxes=4) for _ in range(2)], 3)
+    features = torch.randn(2, NUM_POINTS, 5, dtype=torch.float64)
+    target = torch.randn(30, 5, dtype=torch.float64)
+    fast = knn_probabilities(target, features, labels, 3, k=6, chunk=7)
+
+    covered = labels.targets.sum(-1) > 0  # (M, N)
+    reference = features[covered].numpy()
+    weights = labels.targets[covered].double().numpy()
+    distributions = weights / weights.sum(1, keepdims=True)
+    for i, point in enumerate(target.numpy()):
+        nearest = np.argsort(((reference - point) ** 2).sum(1))[:6]
+        np.testing.assert_allclose(fast[i].numpy(), distributions[nearest].mean(0), rtol=1e-9)
+    np.testing.assert_allclose(fast.sum(1).numpy(), 1.0, rtol=1e-9)
+
+
+@pytest.mark.parametrize("field, value", [("knn_weight", 1.5), ("knn_weight", -0.1), ("knn_k", 0)])
+def test_knn_settings_out_of_range_are_usage_errors(field, value):
+    from bipart_cli.errors import UsageError
+
+    with pytest.raises(UsageError, match=field.replace("_", "-")):
+        AdaptSettings(**{field: value})
 
 
 def test_descriptors_join_the_head_and_cached_ones_are_used(model):
