@@ -60,8 +60,8 @@ for name in ("fast+desc+smooth4", "fast+desc+smooth0"):
     VARIANTS[f"{name}+point"] = {**VARIANTS[name], "normalise": "point"}
 VARIANTS["slow+desc+smooth4+point"] = {**VARIANTS["fast+desc+smooth4+point"], "steps": 200}
 # the adapted head's probabilities fused with kNN label transfer in the head's input space
-for weight in (0.25, 0.5, 0.75):
-    for k in (8, 32):
+for weight in (0.25, 0.4, 0.5, 0.6, 0.75):
+    for k in (4, 8, 32):
         VARIANTS[f"default+knn{weight}k{k}"] = {
             **VARIANTS["fast+desc+smooth4+point"],
             "knn_weight": weight,

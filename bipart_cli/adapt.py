@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .runtime import check_choice
+from .runtime import check_choice, check_count, check_fraction
 
 if TYPE_CHECKING:
     import torch
@@ -60,12 +60,8 @@ class AdaptSettings:
         check_choice("--optimizer", self.optimizer, OPTIMIZERS)
         check_choice("--descriptors", self.descriptors, DESCRIPTOR_CHOICES)
         check_choice("--normalise", self.normalise, NORMALISATIONS)
-        from .errors import UsageError
-
-        if not 0.0 <= self.knn_weight <= 1.0:
-            raise UsageError(f"--knn-weight must be in [0, 1], got {self.knn_weight}")
-        if self.knn_k < 1:
-            raise UsageError(f"--knn-k must be at least 1, got {self.knn_k}")
+        check_fraction("--knn-weight", self.knn_weight)
+        check_count("--knn-k", self.knn_k, 1, MAX_KNN_K)
 
     @property
     def shape_reduction(self) -> str:
@@ -75,6 +71,7 @@ class AdaptSettings:
 
 
 OPTIMIZERS = ("adam", "sgd")
+MAX_KNN_K = 1024
 NORMALISATIONS = ("point", "box")
 DESCRIPTOR_CHOICES = ("geo-v1", "none")
 # the paper's inference (Sec. 4.1): K=10 plain SGD steps at lr 0.3 on all support points,

@@ -8,7 +8,14 @@ from typing import Annotated, Any
 
 import typer
 
-from ..adapt import BOX_REDUCTIONS, DESCRIPTOR_CHOICES, NORMALISATIONS, OPTIMIZERS, AdaptSettings
+from ..adapt import (
+    BOX_REDUCTIONS,
+    DESCRIPTOR_CHOICES,
+    MAX_KNN_K,
+    NORMALISATIONS,
+    OPTIMIZERS,
+    AdaptSettings,
+)
 from ..errors import UsageError
 from ..orientation import UP_CHOICES
 from ..runtime import (
@@ -113,6 +120,23 @@ NormaliseOpt = Annotated[
         "--normalise",
         help="Inner-loop loss weights: point (every labeled point the same) or box (Eq. 2: every box the same).",
         callback=_checked(check_choice, NORMALISATIONS),
+    ),
+]
+KnnWeightOpt = Annotated[
+    float,
+    typer.Option(
+        "--knn-weight",
+        help="Share of kNN label transfer from the support points (in the head's input space) "
+        "mixed into the adapted head's probabilities (0: the head alone).",
+        callback=_checked(check_fraction),
+    ),
+]
+KnnKOpt = Annotated[
+    int,
+    typer.Option(
+        "--knn-k",
+        help="Support points each point's kNN label transfer averages.",
+        callback=_checked(check_count, 1, MAX_KNN_K),
     ),
 ]
 RequiredPartsOpt = Annotated[str, _PARTS]
