@@ -23,8 +23,10 @@ from paper_runs import bench_run, index, print_table
 
 from bipart_cli.adapt import PAPER_INNER_LOOP
 
-# name -> AdaptSettings fields; the paper's inference first
+# name -> AdaptSettings fields; the paper's inference first. Every variant but "default"
+# names its kNN mix, so a variant keeps its meaning when the defaults change.
 VARIANTS = {
+    "default": {},
     "paper": PAPER_INNER_LOOP,
     "paper+desc": {**PAPER_INNER_LOOP, "descriptors": "geo-v1"},
     "adam": {
@@ -35,6 +37,7 @@ VARIANTS = {
         "descriptors": "none",
         "smooth": 0,
         "normalise": "box",
+        "knn_weight": 0.0,
     },
     "adam+desc": {
         "optimizer": "adam",
@@ -44,6 +47,7 @@ VARIANTS = {
         "descriptors": "geo-v1",
         "smooth": 0,
         "normalise": "box",
+        "knn_weight": 0.0,
     },
 }
 for rounds in (2, 3, 4, 8):

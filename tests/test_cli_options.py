@@ -61,6 +61,9 @@ def _assert_usage_error(result, *needles):
         ("--descriptors", "geo-v9", "--descriptors"),
         ("--smooth", "-2", "--smooth"),
         ("--normalise", "part", "--normalise"),
+        ("--knn-weight", "1.5", "--knn-weight"),
+        ("--knn-weight", "nan", "--knn-weight"),
+        ("--knn-k", "0", "--knn-k"),
     ],
 )
 def test_segment_rejects_bad_values_before_work(run_bipart, chair_dir, option, value, needle):
@@ -205,6 +208,8 @@ def test_python_api_checks_the_same_options(tmp_path):
         {"descriptors": "geo-v9"},
         {"smooth": -2},
         {"normalise": "part"},
+        {"knn_weight": -0.1},
+        {"knn_k": 0},
     ):
         with pytest.raises(UsageError):
             segment(str(tmp_path / "chair.glb"), "back,seat", weights="/no/such", **bad)
