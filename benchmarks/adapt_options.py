@@ -63,6 +63,8 @@ for name in ("fast+desc+smooth4", "fast+desc+smooth0"):
     VARIANTS[f"{name}+box"] = {**VARIANTS[name], "normalise": "box"}
     VARIANTS[f"{name}+point"] = {**VARIANTS[name], "normalise": "point"}
 VARIANTS["slow+desc+smooth4+point"] = {**VARIANTS["fast+desc+smooth4+point"], "steps": 200}
+# the tool's defaults on PCA-aligned targets and support (evaluate_index's ``up``)
+VARIANTS["default+up-auto"] = {"up": "auto"}
 # the adapted head's probabilities fused with kNN label transfer in the head's input space
 for weight in (0.25, 0.4, 0.5, 0.6, 0.75):
     for k in (4, 8, 32):
