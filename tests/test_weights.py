@@ -51,24 +51,40 @@ def test_default_weights_load_offline_and_say_what_they_are(monkeypatch, tmp_pat
 
 @pytest.fixture(scope="module")
 def chair_scores(tmp_path_factory):
-    """Few-shot mIoU of 8 unseen generated chairs (seeds 11-18), 5 support chairs, per weights."""
+    """Few-shot mIoU of 8 unseen generated chairs (seeds 11-18), 5 support chairs, per weights,
+    with the paper's inner loop (the network's features alone) and with the tool's defaults."""
+    from bipart_cli.adapt import PAPER_INNER_LOOP
+
     root = tmp_path_factory.mktemp("weights")
     write_examples(root, categories=(), n_chairs=5)
     targets = [write_chair(root / f"target_{seed}.glb", seed) for seed in range(11, 19)]
     scores = {}
-    for weights in ("random", None):
-        results = few_shot_segment(root, targets, weights=weights)
-        scores[weights or "default"] = np.array(
-            [shape_miou(r.dense_labels, ground_truth(Path(r.input)), len(PARTS)) for r in results]
-        )
+    for settings, options in (("paper", PAPER_INNER_LOOP), ("defaults", {})):
+        for weights in ("random", None):
+            results = few_shot_segment(root, targets, weights=weights, **options)
+            scores[settings, weights or "default"] = np.array(
+                [
+                    shape_miou(r.dense_labels, ground_truth(Path(r.input)), len(PARTS))
+                    for r in results
+                ]
+            )
     return scores
 
 
 def test_default_weights_beat_the_untrained_model_on_unseen_chairs(chair_scores):
-    """Measured: default 0.648 mean mIoU against 0.599 untrained, better on all 8 chairs."""
-    trained, untrained = chair_scores["default"], chair_scores["random"]
+    """With the network's features alone (the paper's inner loop), where the weights are all
+    the head reads. Measured: 0.648 mean mIoU against 0.599 untrained, better on all 8."""
+    trained, untrained = chair_scores["paper", "default"], chair_scores["paper", "random"]
     assert trained.mean() >= untrained.mean() + 0.02, (trained, untrained)
     assert (trained > untrained).sum() >= 6, (trained, untrained)
+
+
+def test_the_tool_defaults_segment_unseen_chairs_well_with_either_weights(chair_scores):
+    """The descriptors and the kNN mix carry most of the tool's defaults on these easy
+    chairs, so the weights matter less there. Measured: 0.904 trained, 0.907 untrained."""
+    trained, untrained = chair_scores["defaults", "default"], chair_scores["defaults", "random"]
+    assert trained.mean() > 0.85 and untrained.mean() > 0.85, (trained, untrained)
+    assert trained.mean() >= untrained.mean() - 0.02, (trained, untrained)
 
 
 @pytest.mark.parametrize("spec", ["runs/mine", "./mine", "~/no-such-bipart-folder/x"])
