@@ -143,6 +143,42 @@ def test_face_vote_majority_and_unassigned():
     assert face_labels_from_points(asset, dense, np.array([-1, -1, -1, -1, 0])).tolist() == [-1]
 
 
+def test_face_smoothing_against_a_loop():
+    from bipart_cli.io.write import smooth_over_faces
+
+    # a strip of 4 triangles (0-1, 1-2, 2-3 share edges) and one lone triangle (4)
+    faces = np.array([[0, 1, 2], [1, 2, 3], [2, 3, 4], [3, 4, 5], [6, 7, 8]])
+    neighbours = {0: [1], 1: [0, 2], 2: [1, 3], 3: [2], 4: []}
+    rng = np.random.default_rng(11)
+    vertices = rng.normal(size=(9, 3))
+    shares = rng.dirichlet(np.ones(3), size=5)
+    fast = smooth_over_faces(vertices, faces, shares, rounds=3)
+    expected = shares.copy()
+    for _ in range(3):
+        previous = expected.copy()
+        for face, around in neighbours.items():
+            mean = previous[around].mean(0) if around else previous[face]
+            expected[face] = 0.5 * previous[face] + 0.5 * mean
+    np.testing.assert_allclose(fast, expected, rtol=1e-12)
+    np.testing.assert_array_equal(smooth_over_faces(vertices, faces, shares, rounds=0), shares)
+    # the same strip with every face on its own copies of its vertices (a flat-shaded export)
+    split = vertices[faces].reshape(-1, 3)
+    alone = np.arange(15).reshape(5, 3)
+    np.testing.assert_allclose(smooth_over_faces(split, alone, shares, rounds=3), expected)
+
+
+def test_face_smoothing_flips_a_stray_face_and_keeps_ground_truth(chair_asset):
+    dense = sample_dense(chair_asset, 20_000, seed=1)
+    labels = dense.labels.copy()
+    stray = int(np.bincount(dense.face_index[labels == 1]).argmax())  # a seat face
+    labels[dense.face_index == stray] = 0  # every sample on it says "back"
+    assert face_labels_from_points(chair_asset, dense, labels)[stray] == 0
+    smoothed = face_labels_from_points(chair_asset, dense, labels, smooth=4)
+    assert smoothed[stray] == 1
+    clean = face_labels_from_points(chair_asset, dense, dense.labels, smooth=4)
+    np.testing.assert_array_equal(clean, chair_asset.labels)
+
+
 def test_unassigned_points_and_sanitised_names_round_trip(chair_asset, tmp_path):
     dense = sample_dense(chair_asset, 5000, seed=2)
     labels = dense.labels.copy()
