@@ -5,7 +5,7 @@ Validation only (train splits): each ``--every``-th train mesh of PSB's 14 categ
 by the tool's code path (``Segmenter.segment_asset``, the tool's defaults, ``labeler
 none``), with M=8 ground-truth support shapes from the train-split index of its
 category, the target itself left out. The dense labels of that one run are then
-turned into face labels (``io.write.face_labels_from_points``) with 0, 2, 4 and 8
+turned into face labels (``io.faces.face_labels_from_points``) with 0, 2, 4 and 8
 rounds of smoothing over face adjacency, and scored against the mesh's own per-face
 labels (mIoU over faces, %; a part absent from both counts as 1).
 
@@ -24,7 +24,7 @@ from shared_data import DATA_ROOT, load_categories
 
 from bipart_cli.evaluate import shape_miou
 from bipart_cli.io import load_asset, sample_dense
-from bipart_cli.io.write import face_labels_from_points
+from bipart_cli.io.faces import face_labels_from_points
 from bipart_cli.segmentation import Segmenter, SegmentOptions
 
 

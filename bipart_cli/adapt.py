@@ -31,7 +31,8 @@ class AdaptSettings:
     on a loss that weighs every labeled point the same (``normalise="point"``),
     its probabilities are mixed half and half with kNN label transfer from the
     support points' 4 nearest in the head's input space (``knn_weight``,
-    ``knn_k``), and the result is smoothed over 4 rounds of neighbour averaging.
+    ``knn_k``), and the result is smoothed over 4 rounds of neighbour averaging
+    (also the rounds over face adjacency for a mesh's face labels, RESULTS 15).
     Against the paper's inner loop this took the mean of 15 validation categories
     from the nearest-neighbour floor's 54.4 to 71.4 (69.4 with Eq. 2's per-box
     weights, 68.3 without smoothing either); the kNN mix took it from 72.1 to

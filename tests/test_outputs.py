@@ -144,7 +144,7 @@ def test_face_vote_majority_and_unassigned():
 
 
 def test_face_smoothing_against_a_loop():
-    from bipart_cli.io.write import smooth_over_faces
+    from bipart_cli.io.faces import smooth_over_faces
 
     # a strip of 4 triangles (0-1, 1-2, 2-3 share edges) and one lone triangle (4)
     faces = np.array([[0, 1, 2], [1, 2, 3], [2, 3, 4], [3, 4, 5], [6, 7, 8]])
@@ -167,7 +167,7 @@ def test_face_smoothing_against_a_loop():
     np.testing.assert_allclose(smooth_over_faces(split, alone, shares, rounds=3), expected)
 
 
-def test_face_smoothing_flips_a_stray_face_and_keeps_ground_truth(chair_asset):
+def test_face_smoothing_flips_a_stray_face_and_keeps_ground_truth(chair_asset, tmp_path):
     dense = sample_dense(chair_asset, 20_000, seed=1)
     labels = dense.labels.copy()
     stray = int(np.bincount(dense.face_index[labels == 1]).argmax())  # a seat face
@@ -177,6 +177,21 @@ def test_face_smoothing_flips_a_stray_face_and_keeps_ground_truth(chair_asset):
     assert smoothed[stray] == 1
     clean = face_labels_from_points(chair_asset, dense, dense.labels, smooth=4)
     np.testing.assert_array_equal(clean, chair_asset.labels)
+
+    # write_outputs passes its face_smooth on (segment gives it --smooth)
+    for rounds, stray_part in ((0, "back"), (4, "seat")):
+        paths = write_outputs(
+            chair_asset,
+            dense,
+            labels,
+            np.ones(len(labels)),
+            chair_asset.part_names,
+            tmp_path / str(rounds),
+            face_smooth=rounds,
+        )
+        parts = {p["name"]: p["faces"] for p in json.loads(paths.json.read_text())["parts"]}
+        truth = int((chair_asset.labels == chair_asset.part_names.index(stray_part)).sum())
+        assert parts[stray_part] == truth + (1 if stray_part == "back" else 0)
 
 
 def test_unassigned_points_and_sanitised_names_round_trip(chair_asset, tmp_path):

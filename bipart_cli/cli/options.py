@@ -110,7 +110,8 @@ SmoothOpt = Annotated[
     int,
     typer.Option(
         "--smooth",
-        help="Rounds of neighbour averaging of the part probabilities (0: off).",
+        help="Rounds of neighbour averaging of the part probabilities, and of a mesh's face "
+        "labels over face adjacency (0: off).",
         callback=_checked(check_count, 0, 1000),
     ),
 ]

@@ -22,6 +22,7 @@ from ..errors import BipartError
 from ..parts import part_colors
 from .asset import Asset, PointSample
 from .atomic import StagedOutputs, staged_outputs
+from .faces import face_labels_from_points
 from .labels import UNASSIGNED_NODE, sanitize_node_name
 
 SCHEMA_VERSION = 1
@@ -59,6 +60,7 @@ def write_outputs(
     outputs: StagedOutputs | None = None,
     colorize: bool = False,
     extra_files: dict[str, Path] | None = None,
+    face_smooth: int = 0,
 ) -> OutputPaths:
     """Write the labeled PLY, GLB and JSON of one asset.
 
@@ -75,6 +77,8 @@ def write_outputs(
     colorize : paint the GLB's parts in the part colours (default: keep the asset's
         materials, UVs and textures per part)
     extra_files : other outputs of the run (the preview) to list under ``files``
+    face_smooth : rounds of smoothing of a mesh's face labels over face adjacency
+        (:func:`smooth_over_faces`; ``segment`` passes ``--smooth``)
     """
     point_labels = np.asarray(point_labels, dtype=np.int64).reshape(-1)
     point_scores = np.asarray(point_scores, dtype=np.float64).reshape(-1)
@@ -93,7 +97,9 @@ def write_outputs(
 
     colors = part_colors(len(part_names))
     xyz = asset.denormalize(dense.points)  # (n, 3) original coordinates
-    face_labels = face_labels_from_points(asset, dense, point_labels) if asset.is_mesh else None
+    face_labels = None
+    if asset.is_mesh:
+        face_labels = face_labels_from_points(asset, dense, point_labels, smooth=face_smooth)
     part_scores = _mean_per_part(point_labels, point_scores, len(part_names))
     ply_bytes = _ply_bytes(xyz, dense.colors, point_labels, part_names, colors)
     glb_bytes = _glb_bytes(
@@ -115,94 +121,6 @@ def write_outputs(
         ):
             outputs.stage(target).write_bytes(data)
     return paths
-
-
-def face_labels_from_points(
-    asset: Asset, dense: PointSample, point_labels: np.ndarray, k: int = 8, smooth: int = 0
-) -> np.ndarray:
-    """Transfer per-point labels to the asset's faces by a majority vote.
-
-    A face votes among the samples drawn on it (``dense.face_index``); a face with
-    no sample on it (too small, or ``dense`` has no face index) votes among the
-    ``k`` samples nearest its centroid (scipy KDTree), leaving out samples whose
-    normal faces the other way (the far side of a thin plate, or a surface the face
-    is pressed against) unless none is left. With ``smooth`` > 0 each face's vote
-    shares are then averaged with its edge neighbours' that many rounds
-    (:func:`smooth_over_faces`). Ties go to the assigned part with the lowest index.
-
-    point_labels : (n,) int64, ``-1`` unassigned  ->  (f,) int64, ``-1`` unassigned
-    """
-    from scipy.spatial import KDTree
-
-    point_labels = np.asarray(point_labels, dtype=np.int64)
-    n_faces = len(asset.faces)
-    n_parts = int(point_labels.max()) + 1 if len(point_labels) else 0
-    column = np.where(point_labels < 0, n_parts, point_labels)  # unassigned votes last
-    votes = np.zeros((n_faces, n_parts + 1), dtype=np.int64)
-    if dense.face_index is not None:
-        np.add.at(votes, (dense.face_index, column), 1)
-    unsampled = np.nonzero(votes.sum(axis=1) == 0)[0]
-    if len(unsampled) and len(dense.points):
-        centroids = asset.normalize(asset.vertices[asset.faces[unsampled]].mean(axis=1))
-        k = min(k, len(dense.points))
-        _, nearest = KDTree(dense.points).query(centroids, k=k)
-        nearest = np.asarray(nearest).reshape(len(unsampled), k)
-        weight = np.ones(nearest.shape, dtype=np.int64)
-        if dense.normals is not None:
-            tri = asset.vertices[asset.faces[unsampled]]
-            normal = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-            normal /= np.maximum(np.linalg.norm(normal, axis=1, keepdims=True), 1e-300)
-            facing = np.einsum("fkc,fc->fk", dense.normals[nearest], normal) > -0.5
-            weight = np.where(facing.any(axis=1, keepdims=True), facing, True).astype(np.int64)
-        rows = np.repeat(unsampled, k)
-        np.add.at(votes, (rows, column[nearest.reshape(-1)]), weight.reshape(-1))
-    shares = votes / np.maximum(votes.sum(axis=1, keepdims=True), 1)  # (f, R + 1)
-    shares = smooth_over_faces(asset.vertices, asset.faces, shares, smooth)
-    winner = shares.argmax(axis=1)
-    return np.where(winner == n_parts, -1, winner).astype(np.int64)
-
-
-def smooth_over_faces(
-    vertices: np.ndarray, faces: np.ndarray, shares: np.ndarray, rounds: int
-) -> np.ndarray:
-    """``rounds`` of ``p <- (p + mean of the edge-adjacent faces' p) / 2``.
-
-    vertices : (v, 3); faces : (f, 3) vertex indices; shares : (f, C) per-face label
-    shares  ->  (f, C). Faces meet when they share an edge (trimesh's ``face_adjacency``)
-    between vertices at the same place: exporters split vertices along UV seams and
-    flat-shaded edges, so vertices are merged by position first. A face with no
-    neighbour keeps its shares. The mesh-side twin of the point smoothing
-    (``predict.smooth_probabilities``): a face then agrees with the faces around it.
-    """
-    if rounds <= 0 or len(faces) < 2:
-        return shares
-    import scipy.sparse
-    from trimesh.graph import face_adjacency
-
-    pairs = face_adjacency(faces=_faces_on_merged_vertices(vertices, faces))  # (m, 2)
-    if len(pairs) == 0:
-        return shares
-    rows = np.concatenate([pairs[:, 0], pairs[:, 1]])
-    cols = np.concatenate([pairs[:, 1], pairs[:, 0]])
-    adjacency = scipy.sparse.csr_matrix(
-        (np.ones(len(rows)), (rows, cols)), shape=(len(faces), len(faces))
-    )
-    degree = np.asarray(adjacency.sum(axis=1)).reshape(-1, 1)  # (f, 1)
-    lonely = degree[:, 0] == 0
-    for _ in range(rounds):
-        mean = (adjacency @ shares) / np.maximum(degree, 1)
-        mean[lonely] = shares[lonely]
-        shares = 0.5 * shares + 0.5 * mean
-    return shares
-
-
-def _faces_on_merged_vertices(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """(f, 3) faces re-indexed so that vertices within 1e-7 of the extent are one."""
-    vertices = np.asarray(vertices, dtype=np.float64)
-    extent = float(np.ptp(vertices, axis=0).max()) if len(vertices) else 0.0
-    keys = np.round(vertices / max(extent, 1e-300) * 1e7).astype(np.int64)
-    _, merged = np.unique(keys, axis=0, return_inverse=True)
-    return merged.reshape(-1)[np.asarray(faces, dtype=np.int64)]
 
 
 def _jsonable(value: Any) -> Any:

@@ -408,6 +408,7 @@ class Segmenter:
                 outputs=staged,
                 colorize=self.options.colorize,
                 extra_files={k: Path(v) for k, v in outputs.items()},
+                face_smooth=self.options.adapt.smooth,
             )
             if self.options.preview:
                 from ..preview import write_preview
