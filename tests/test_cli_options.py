@@ -236,6 +236,12 @@ def test_one_name_per_meaning_in_the_help(run_bipart):
     assert "--weights-revision" in helps["segment"] and "--detector-revision" in helps["label"]
     assert "given" in helps["segment"]
     assert "--preview-path" in helps["label"]
+    # the network's optimizer: the same three names in train and pretrain; --steps and --lr
+    # are the inner loop's alone
+    helps["pretrain"] = run_bipart("pretrain", "--help").stdout
+    for option in ("--max-steps", "--outer-lr", "--batch-size"):
+        assert option in helps["train"] and option in helps["pretrain"], option
+    assert "--steps" not in helps["pretrain"] and "--lr " not in helps["pretrain"]
 
 
 def test_usage_errors_share_the_error_style(run_bipart):

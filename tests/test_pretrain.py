@@ -177,7 +177,7 @@ def test_a_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
 def pretrain_command(run: Path, config: Path, *extra: str) -> list[str]:
     return [
         sys.executable, "-m", "bipart_cli", "pretrain", "--procedural", "6", "--out", str(run),
-        "--model-config", str(config), "--steps", "60", "--batch-size", "2",
+        "--model-config", str(config), "--max-steps", "60", "--batch-size", "2",
         "--save-every", "10", "--device", "cpu", "--seed", "5", "--quiet", *extra,
     ]  # fmt: skip
 
@@ -223,10 +223,11 @@ def losses_so_far(run: Path) -> list[str]:
         (["--data", "/nonexistent/folder"], "not a folder of assets or an index"),
         (["--procedural", "2", "--rotation", "sideways"], "--rotation"),
         (["--procedural", "2", "--mask-ratio", "1.5"], "--mask-ratio"),
+        (["--procedural", "2", "--outer-lr", "0"], "--outer-lr"),
     ],
 )
 def test_usage_errors_are_one_line(extra, message, run_bipart, tmp_path):
-    result = run_bipart("pretrain", "--out", str(tmp_path / "run"), "--steps", "1", *extra)
+    result = run_bipart("pretrain", "--out", str(tmp_path / "run"), "--max-steps", "1", *extra)
     assert result.returncode == 2, result.stderr
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
@@ -236,13 +237,13 @@ def test_an_existing_run_needs_resume_and_the_same_options(tmp_path, run_bipart)
     config.write_text(json.dumps(dataclasses.asdict(tiny_config())))
     run = tmp_path / "run"
     args = ["pretrain", "--procedural", "2", "--out", str(run), "--model-config", str(config)]
-    assert run_bipart(*args, "--steps", "2", "-q").returncode == 0
-    again = run_bipart(*args, "--steps", "2", "-q")
+    assert run_bipart(*args, "--max-steps", "2", "-q").returncode == 0
+    again = run_bipart(*args, "--max-steps", "2", "-q")
     assert again.returncode == 2 and "pass --resume" in again.stderr
-    other = run_bipart(*args, "--steps", "4", "--seed", "3", "--resume", "-q")
+    other = run_bipart(*args, "--max-steps", "4", "--seed", "3", "--resume", "-q")
     assert other.returncode == 2 and "--seed 3 differs from the run's seed 0" in other.stderr
     (run / "checkpoint" / "trainer_state.json").write_text("{not json")
-    damaged = run_bipart(*args, "--steps", "4", "--resume", "-q")
+    damaged = run_bipart(*args, "--max-steps", "4", "--resume", "-q")
     assert damaged.returncode == 1 and "cannot resume from" in damaged.stderr, damaged.stderr
     assert len(damaged.stderr.strip().splitlines()) == 1
 
@@ -258,7 +259,7 @@ def test_pretrain_train_segment_chain_records_the_encoder(tmp_path, run_bipart, 
     run, trained, index = tmp_path / "pre", tmp_path / "trained", tmp_path / "index"
     result = run_bipart(
         "pretrain", "--procedural", "4", "--out", str(run), "--model-config", str(config),
-        "--steps", "3", "--batch-size", "2", "--json", "-q",
+        "--max-steps", "3", "--batch-size", "2", "--json", "-q",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)

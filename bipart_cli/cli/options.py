@@ -241,6 +241,32 @@ EncoderOpt = Annotated[
         help="Pre-trained encoder: a 'bipart pretrain' RUN_DIR/encoder, or official Point-M2AE weights.",
     ),
 ]
+# the network's optimizer in train and pretrain: one name, one meaning in both
+BatchSizeOpt = Annotated[
+    int,
+    typer.Option(
+        "--batch-size",
+        help="Shapes per optimizer step (train: target shapes, each with its support set).",
+        callback=_checked(check_count, 1, 4096),
+    ),
+]
+OuterLrOpt = Annotated[
+    float,
+    typer.Option(
+        "--outer-lr",
+        help="Learning rate of the network's optimizer (train: the outer loop's Adam; "
+        "pretrain: AdamW's peak, after a linear warm-up, then cosine decay).",
+        callback=_checked(check_rate, MAX_LR),
+    ),
+]
+MaxStepsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--max-steps",
+        help="Stop after this many optimizer steps (train: default all epochs; pretrain: 2000).",
+        callback=_checked(check_count, 1, 10_000_000),
+    ),
+]
 ResumeOpt = Annotated[
     bool, typer.Option("--resume", metavar=FLAG, help="Continue from RUN_DIR/checkpoint.")
 ]
@@ -256,3 +282,7 @@ def _alias(new: Any, old: Any, default: Any) -> Any:
     if old is not None and new != default:
         raise UsageError("an option was given under both its new and its old name")
     return new if old is None else old
+
+
+# --revision was --weights-revision on segment and eval and --detector-revision on label
+OldRevisionOpt = Annotated[str | None, _hidden("--revision")]

@@ -32,6 +32,7 @@ from .options import (
     LrOpt,
     NormaliseOpt,
     OfflineOpt,
+    OldRevisionOpt,
     OptimizerOpt,
     OutDirOpt,
     PartsOpt,
@@ -79,7 +80,7 @@ def segment(
     ] = None,
     weights: WeightsOpt = None,
     weights_revision: WeightsRevisionOpt = None,
-    old_revision: Annotated[str | None, _hidden("--revision")] = None,
+    old_revision: OldRevisionOpt = None,
     labeler: Annotated[
         str,
         typer.Option(
@@ -187,7 +188,7 @@ def label(
     ] = "detector",
     detector: DetectorOpt = None,
     detector_revision: DetectorRevisionOpt = None,
-    old_revision: Annotated[str | None, _hidden("--revision")] = None,
+    old_revision: OldRevisionOpt = None,
     threshold: ThresholdOpt = None,
     offline: OfflineOpt = False,
     preview_path: Annotated[

@@ -23,6 +23,7 @@ from .options import (
     MAX_STEPS,
     MAX_SUPPORT,
     BatchPointsOpt,
+    BatchSizeOpt,
     BoxReductionOpt,
     DescriptorsOpt,
     DeviceOpt,
@@ -31,9 +32,12 @@ from .options import (
     KnnKOpt,
     KnnWeightOpt,
     LrOpt,
+    MaxStepsOpt,
     ModelConfigOpt,
     NormaliseOpt,
+    OldRevisionOpt,
     OptimizerOpt,
+    OuterLrOpt,
     QuietOpt,
     ResumeOpt,
     RunDirOpt,
@@ -62,12 +66,7 @@ def train(
         int,
         typer.Option("--epochs", help="Outer-loop epochs.", callback=_checked(check_count, 1)),
     ] = 10,
-    batch_size: Annotated[
-        int,
-        typer.Option(
-            "--batch-size", help="Targets per outer step.", callback=_checked(check_count, 1)
-        ),
-    ] = 8,
+    batch_size: BatchSizeOpt = 8,
     support_size: Annotated[
         int,
         typer.Option(
@@ -84,14 +83,7 @@ def train(
     old_inner_lr: Annotated[
         float | None, _hidden("--inner-lr", callback=_checked(check_rate, MAX_LR))
     ] = None,
-    outer_lr: Annotated[
-        float,
-        typer.Option(
-            "--outer-lr",
-            help="Outer-loop Adam learning rate.",
-            callback=_checked(check_rate, MAX_LR),
-        ),
-    ] = 1e-4,
+    outer_lr: OuterLrOpt = 1e-4,
     first_order: Annotated[
         bool,
         typer.Option(
@@ -129,14 +121,7 @@ def train(
             callback=_checked(check_fraction),
         ),
     ] = 0.1,
-    max_steps: Annotated[
-        int | None,
-        typer.Option(
-            "--max-steps",
-            help="Stop after this many outer steps.",
-            callback=_checked(check_count, 1),
-        ),
-    ] = None,
+    max_steps: MaxStepsOpt = None,
     model_config: ModelConfigOpt = None,
     encoder: EncoderOpt = None,
     resume: ResumeOpt = False,
@@ -198,28 +183,9 @@ def pretrain(
         ),
     ] = 0,
     out: RunDirOpt = None,
-    steps: Annotated[
-        int,
-        typer.Option(
-            "--steps",
-            help="Optimizer steps of the whole run.",
-            callback=_checked(check_count, 1, 10_000_000),
-        ),
-    ] = 2000,
-    batch_size: Annotated[
-        int,
-        typer.Option(
-            "--batch-size", help="Shapes per step.", callback=_checked(check_count, 1, 4096)
-        ),
-    ] = 8,
-    lr: Annotated[
-        float,
-        typer.Option(
-            "--lr",
-            help="Peak AdamW learning rate (linear warm-up, then cosine decay).",
-            callback=_checked(check_rate, 1.0),
-        ),
-    ] = 1e-3,
+    max_steps: MaxStepsOpt = 2000,
+    batch_size: BatchSizeOpt = 8,
+    outer_lr: OuterLrOpt = 1e-3,
     mask_ratio: Annotated[
         float,
         typer.Option(
@@ -262,9 +228,9 @@ def pretrain(
                 out,
                 data=list(data or []),
                 procedural=procedural,
-                steps=steps,
+                steps=max_steps,
                 batch_size=batch_size,
-                lr=lr,
+                lr=outer_lr,
                 mask_ratio=mask_ratio,
                 rotation=rotation,
                 save_every=save_every,
@@ -291,7 +257,7 @@ def evaluate(
     ] = None,
     weights: WeightsOpt = None,
     weights_revision: WeightsRevisionOpt = None,
-    old_revision: Annotated[str | None, _hidden("--revision")] = None,
+    old_revision: OldRevisionOpt = None,
     labeler: Annotated[
         str,
         typer.Option(

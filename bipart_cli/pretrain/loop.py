@@ -239,7 +239,7 @@ def _diverged_message(loss: float, step: int, run_dir: Path) -> str:
         kept = "no checkpoint was written yet"
     return (
         f"pre-training diverged: the loss became {loss} at step {step + 1}; {kept} "
-        f"(lower --lr, or check the data for broken shapes)"
+        f"(lower --outer-lr, or check the data for broken shapes)"
     )
 
 
