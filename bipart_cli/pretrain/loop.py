@@ -15,7 +15,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..errors import TrainingDivergedError, UsageError
 from ..io.atomic import atomic_write_text
@@ -149,10 +149,10 @@ def run_steps(
             step += 1
             first_loss = loss if first_loss is None else first_loss
             last_loss = loss
-            _log(
+            append_log(
                 run_dir,
-                dist_info,
                 {"step": step, "loss": loss, "lr": settings.learning_rate(step - 1)},
+                dist_info.is_main,
             )
             bar.update(task, advance=1, description=f"pre-training loss {loss:.5f}")
             if dist_info.is_main and (step % settings.save_every == 0 or step == settings.steps):
@@ -241,11 +241,6 @@ def _diverged_message(loss: float, step: int, run_dir: Path) -> str:
         f"pre-training diverged: the loss became {loss} at step {step + 1}; {kept} "
         f"(lower --outer-lr, or check the data for broken shapes)"
     )
-
-
-def _log(run_dir: Path, dist_info: DistInfo, record: dict[str, Any]) -> None:
-    if dist_info.is_main:
-        append_log(run_dir, record)
 
 
 def peak_memory_mb(device) -> float:

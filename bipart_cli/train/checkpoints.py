@@ -195,8 +195,11 @@ def _check_same_run(saved: dict[str, Any], settings, names: tuple[str, ...]) -> 
             )
 
 
-def append_log(run_dir: Path, record: dict[str, Any]) -> None:
-    """One JSON object per line in ``RUN_DIR/log.jsonl`` (see :func:`_truncate_log` on resume)."""
+def append_log(run_dir: Path, record: dict[str, Any], is_main: bool = True) -> None:
+    """One JSON object per line in ``RUN_DIR/log.jsonl`` (see :func:`_truncate_log` on resume);
+    in a distributed run only the main rank (``is_main``) writes."""
+    if not is_main:
+        return
     with open(run_dir / "log.jsonl", "a") as handle:
         handle.write(json.dumps(record) + "\n")
 

@@ -8,7 +8,7 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -21,7 +21,7 @@ from .checkpoints import (
     restore_checkpoint,
     save_checkpoint,
 )
-from .distributed import DistInfo, broadcast_weights, global_sum, init_distributed, sum_gradients
+from .distributed import broadcast_weights, global_sum, init_distributed, sum_gradients
 from .settings import EpochReport, TrainSettings, TrainShape
 from .steps import fill_encoder_features, outer_loss, training_supports
 
@@ -180,7 +180,9 @@ def train_model(
                 optimizer.step()
                 step += 1
                 losses.append(global_loss / len(batch))
-                _log(run_dir, dist_info, {"epoch": epoch, "step": step, "loss": losses[-1]})
+                append_log(
+                    run_dir, {"epoch": epoch, "step": step, "loss": losses[-1]}, dist_info.is_main
+                )
                 bar.update(
                     task,
                     advance=1,
@@ -201,9 +203,8 @@ def train_model(
             losses,
         )
         reports.append(report)
-        _log(
+        append_log(
             run_dir,
-            dist_info,
             {
                 "epoch": epoch,
                 "step": step,
@@ -211,6 +212,7 @@ def train_model(
                 "val_miou": val,
                 "seconds": report.seconds,
             },
+            dist_info.is_main,
         )
         if dist_info.is_main:
             save_checkpoint(
@@ -237,11 +239,6 @@ def _diverged_message(loss: float, epoch: int, step: int, run_dir: Path) -> str:
         f"training diverged: the outer loss became {loss} at epoch {epoch + 1}, step {step + 1}; "
         f"{kept} (lower --outer-lr or --inner-lr, or check the index for NaN points)"
     )
-
-
-def _log(run_dir: Path, dist_info: DistInfo, record: dict[str, Any]) -> None:
-    if dist_info.is_main:
-        append_log(run_dir, record)
 
 
 def load_training_shapes(index_path: str) -> list[TrainShape]:
