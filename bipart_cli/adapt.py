@@ -277,7 +277,7 @@ def adapt_head(
     import torch
 
     check_choice("--optimizer", optimizer, OPTIMIZERS)
-    points, targets, logit_mask = _flat_targets(features, labels, head_params, box_reduction)
+    points, targets, logit_mask = labeled_points(features, labels, head_params, box_reduction)
     params = {name: value.detach().clone() for name, value in head_params.items()}
     generator = torch.Generator(device="cpu").manual_seed(seed)
     batch = len(points) if batch_points <= 0 else min(batch_points, len(points))
@@ -350,7 +350,7 @@ def widen_head(head_params: dict[str, torch.Tensor], extra_inputs: int) -> dict[
     return {**head_params, "fc1.weight": torch.cat([w1, zeros], dim=1)}
 
 
-def _flat_targets(
+def labeled_points(
     features: torch.Tensor,
     labels: PackedLabels,
     head_params: dict[str, torch.Tensor],

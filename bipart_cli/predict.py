@@ -184,7 +184,13 @@ def adapt_and_predict(
     """
     import torch
 
-    from .adapt import adapt_head, pack_labels, predict_probabilities, widen_head
+    from .adapt import (
+        adapt_head,
+        labeled_points,
+        pack_labels,
+        predict_probabilities,
+        widen_head,
+    )
     from .geometry import three_nn_interpolate
 
     device = feature_cache.device
@@ -232,8 +238,9 @@ def adapt_and_predict(
     with torch.no_grad():
         probs = predict_probabilities(model, target_features, head, num_parts)[0]  # (N, R)
         if settings.knn_weight > 0:
+            reference, weights, _ = labeled_points(features, labels, head, box_reduction="sum")
             transferred = knn_probabilities(
-                target_features[0], features, labels, num_parts, settings.knn_k
+                target_features[0], reference, weights[:, :num_parts], settings.knn_k
             )
             probs = (1 - settings.knn_weight) * probs + settings.knn_weight * transferred
         probs = smooth_probabilities(target_points, probs, settings.smooth)
@@ -268,26 +275,21 @@ def support_head_key(
 
 def knn_probabilities(
     target_features: torch.Tensor,
-    features: torch.Tensor,
-    labels,
-    num_parts: int,
+    reference: torch.Tensor,
+    weights: torch.Tensor,
     k: int,
     chunk: int = 1024,
 ) -> torch.Tensor:
     """Label transfer in the head's input space: each target point takes the mean label
     distribution of its ``k`` nearest labeled support points.
 
-    target_features : (N, C); features : (M, N_s, C) support head inputs; labels : their
-    PackedLabels  ->  (N, num_parts), rows summing to 1. A point's distribution is its
-    Eq. 2 targets normalised; points no box covers are left out.
+    target_features : (N, C); reference : (P, C) the labeled support points' head inputs
+    and weights : (P, R) their Eq. 2 targets (:func:`adapt.labeled_points`)  ->  (N, R),
+    rows summing to 1. A point's distribution is its targets normalised.
     """
     import torch
 
-    targets = labels.targets[..., :num_parts].to(features.dtype)  # (M, N_s, R)
-    mass = targets.sum(-1)  # (M, N_s)
-    covered = mass > 0
-    reference = features[covered]  # (P, C)
-    distributions = targets[covered] / mass[covered][:, None]  # (P, R)
+    distributions = weights / weights.sum(-1, keepdim=True)  # (P, R)
     k = min(k, len(reference))
     out = []
     for start in range(0, len(target_features), chunk):

@@ -11,6 +11,7 @@ from bipart_cli.adapt import (
     AdaptSettings,
     adapt_head,
     inner_loop,
+    labeled_points,
     pack_labels,
     support_loss,
     widen_head,
@@ -276,12 +277,14 @@ def test_smoothing_against_a_loop():
     np.testing.assert_allclose(fast.sum(1).numpy(), 1.0, rtol=1e-12)
 
 
-def test_knn_transfer_against_a_loop():
+def test_knn_transfer_against_a_loop(model):
     rng = np.random.default_rng(10)
     labels = pack_labels([random_labels(rng, parts=3, boxes=4) for _ in range(2)], 3)
     features = torch.randn(2, NUM_POINTS, 5, dtype=torch.float64)
     target = torch.randn(30, 5, dtype=torch.float64)
-    fast = knn_probabilities(target, features, labels, 3, k=6, chunk=7)
+    # as adapt_and_predict calls it: the labeled support points, flattened
+    reference, weights, _ = labeled_points(features, labels, model.head_params(), "sum")
+    fast = knn_probabilities(target, reference, weights[:, :3], k=6, chunk=7)
 
     covered = labels.targets.sum(-1) > 0  # (M, N)
     reference = features[covered].numpy()
