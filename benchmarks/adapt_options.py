@@ -38,6 +38,7 @@ VARIANTS = {
         "smooth": 0,
         "normalise": "box",
         "knn_weight": 0.0,
+        "match_pose": False,
     },
     "adam+desc": {
         "optimizer": "adam",
@@ -48,6 +49,7 @@ VARIANTS = {
         "smooth": 0,
         "normalise": "box",
         "knn_weight": 0.0,
+        "match_pose": False,
     },
 }
 for rounds in (2, 3, 4, 8):
@@ -65,6 +67,9 @@ for name in ("fast+desc+smooth4", "fast+desc+smooth0"):
 VARIANTS["slow+desc+smooth4+point"] = {**VARIANTS["fast+desc+smooth4+point"], "steps": 200}
 # the tool's defaults on PCA-aligned targets and support (evaluate_index's ``up``)
 VARIANTS["default+up-auto"] = {"up": "auto"}
+# each support shape turned to the target's pose (AdaptSettings.match_pose), or left as given
+VARIANTS["default+match-pose"] = {"match_pose": True}
+VARIANTS["default+as-given"] = {"match_pose": False}
 # the adapted head's probabilities fused with kNN label transfer in the head's input space
 for weight in (0.25, 0.4, 0.5, 0.6, 0.75):
     for k in (4, 8, 32):

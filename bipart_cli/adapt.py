@@ -58,6 +58,7 @@ class AdaptSettings:
     normalise: str = "point"
     knn_weight: float = 0.5
     knn_k: int = 4
+    match_pose: bool = True
 
     def __post_init__(self) -> None:
         check_box_reduction(self.box_reduction)
@@ -89,6 +90,7 @@ PAPER_INNER_LOOP = {
     "smooth": 0,
     "normalise": "box",
     "knn_weight": 0.0,
+    "match_pose": False,
 }
 
 

@@ -53,3 +53,75 @@ def up_rotation(points: np.ndarray, up: str) -> np.ndarray:
 def apply_rotation(points: np.ndarray, rotation: np.ndarray) -> np.ndarray:
     """points (n, 3) -> rotated points (n, 3), keeping the dtype."""
     return (points @ rotation.T).astype(points.dtype, copy=False)
+
+
+def _axis_rotations() -> np.ndarray:
+    """(24, 3, 3): the proper rotations that map the coordinate axes onto themselves."""
+    from itertools import permutations, product
+
+    rotations = []
+    for order in permutations(range(3)):
+        for signs in product((1.0, -1.0), repeat=3):
+            rotation = np.zeros((3, 3))
+            rotation[np.arange(3), order] = signs
+            if np.linalg.det(rotation) > 0:
+                rotations.append(rotation)
+    return np.stack(rotations)
+
+
+AXIS_ROTATIONS = _axis_rotations()
+# points compared per cloud when matching poses; enough to tell a lying shape from a standing one
+MATCH_POINTS = 512
+
+
+def candidate_rotations(target: np.ndarray, source: np.ndarray) -> np.ndarray:
+    """(48, 3, 3) rotations that may carry ``source`` (m, 3) onto ``target`` (n, 3).
+
+    The 24 axis rotations (shapes exported with another up or forward axis) and the
+    24 that map ``source``'s principal axes onto ``target``'s in every order and sign
+    (shapes turned by any angle). The identity comes first.
+    """
+    target_frame = pca_rotation(target)
+    source_frame = pca_rotation(source)
+    principal = target_frame.T @ AXIS_ROTATIONS @ source_frame  # (24, 3, 3)
+    return np.concatenate([AXIS_ROTATIONS, principal])
+
+
+def matching_rotation(target: np.ndarray, source: np.ndarray, margin: float = 0.1) -> np.ndarray:
+    """The rotation (3, 3) that best lays ``source`` (m, 3) over ``target`` (n, 3).
+
+    Both clouds are centred and scaled to unit RMS radius, and every candidate of
+    :func:`candidate_rotations` is scored by the symmetric Chamfer distance on
+    :data:`MATCH_POINTS` points of each (a seeded draw, so the answer is
+    deterministic). The identity is kept unless a rotation beats it by ``margin``
+    (a fraction of its distance): consistently oriented shapes stay as given.
+    Apply as ``(source - source.mean(0)) @ R.T + source.mean(0)``.
+    """
+    from scipy.spatial import cKDTree
+
+    target = _unit_cloud(target)
+    source = _unit_cloud(source)
+    rotations = candidate_rotations(target, source)
+    # |R s - t| = |s - R^T t|: two trees and two batched queries score every candidate
+    turned_source = np.einsum("rij,nj->rni", rotations, source)  # (R, m, 3)
+    turned_target = np.einsum("rji,nj->rni", rotations, target)  # (R, n, 3)
+    to_target, _ = cKDTree(target).query(turned_source.reshape(-1, 3))
+    to_source, _ = cKDTree(source).query(turned_target.reshape(-1, 3))
+    costs = to_target.reshape(len(rotations), -1).mean(1) + to_source.reshape(
+        len(rotations), -1
+    ).mean(1)
+    best = int(np.argmin(costs))
+    if costs[best] < (1.0 - margin) * costs[0]:
+        return rotations[best]
+    return np.eye(3)
+
+
+def _unit_cloud(points: np.ndarray) -> np.ndarray:
+    """MATCH_POINTS of ``points`` (n, 3), centred, at unit RMS radius, float64."""
+    points = np.asarray(points, dtype=np.float64)
+    if len(points) > MATCH_POINTS:
+        draw = np.random.default_rng(0).choice(len(points), MATCH_POINTS, replace=False)
+        points = points[np.sort(draw)]
+    centred = points - points.mean(0)
+    radius = np.sqrt((centred**2).sum(1).mean())
+    return centred / max(radius, 1e-12)

@@ -229,8 +229,12 @@ class Segmenter:
         rotation = up_rotation(network_points, up)
         network_points = apply_rotation(network_points, rotation)
         dense_points = apply_rotation(dense_points, rotation)
+        support_ids = [s.shape_id for s in support]
         if up == "auto":
             support = [_aligned(shape) for shape in support]
+        if support and self.options.adapt.match_pose:
+            with self.stages("pose", f"{len(support)} support shapes"):
+                support = [shape.posed_like(network_points) for shape in support]
         if not np.array_equal(rotation, np.eye(3)):
             target_encoder_features = None  # cached in the stored frame
         if self.bank is None:
@@ -252,7 +256,7 @@ class Segmenter:
             target_descriptors=target_descriptors,
             seed=self.options.seed,
         )
-        return labels, scores, [s.shape_id for s in support]
+        return labels, scores, support_ids
 
     def segment_asset(self, asset: Asset) -> SegmentResult:
         from ..io import sample_dense, sample_network_indices

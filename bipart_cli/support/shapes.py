@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -34,3 +35,24 @@ class SupportShape:
     pseudo_labels: PseudoLabels
     encoder_features: np.ndarray | None = None
     descriptors: np.ndarray | None = None
+
+    def posed_like(self, target_points: np.ndarray) -> SupportShape:
+        """This shape turned to lie as ``target_points`` (n, 3) do, or itself if it already does.
+
+        PSB and users' folders mix up axes and shapes lying on their side; the head
+        reads positions, so a support shape in another pose teaches the wrong places.
+        The descriptors do not change with rotation and stay; the cached encoder
+        features do, and are dropped.
+        """
+        from ..orientation import matching_rotation
+
+        rotation = matching_rotation(target_points, self.points)
+        if np.array_equal(rotation, np.eye(3)):
+            return self
+        centre = self.points.mean(0)
+        points = ((self.points - centre) @ rotation.T + centre).astype(np.float32)
+        # the id keys the in-process feature cache, so it names the rotation
+        digest = hashlib.sha256(np.round(rotation, 6).tobytes()).hexdigest()[:12]
+        return SupportShape(
+            f"{self.shape_id}#turned-{digest}", points, self.pseudo_labels, None, self.descriptors
+        )
