@@ -1,9 +1,10 @@
-"""Orientation handling: up-axis conversion and PCA canonical alignment.
+"""Orientation handling: up-axis conversion, PCA canonical alignment and pose matching.
 
 Real assets arrive Y-up (glTF), Z-up (many OBJ exports) or arbitrarily rotated,
 and PSB shapes are not consistent within a category. bipart works in a Y-up
 frame; ``--up z`` rotates Z-up assets into it and ``--up auto`` aligns every
-cloud (target and support alike) to its principal axes.
+cloud (target and support alike) to its principal axes. :func:`matching_rotation`
+turns one cloud to lie as another does (``--match-pose``).
 """
 
 from __future__ import annotations
@@ -90,12 +91,23 @@ def candidate_rotations(target: np.ndarray, source: np.ndarray) -> np.ndarray:
 def matching_rotation(target: np.ndarray, source: np.ndarray, margin: float = 0.1) -> np.ndarray:
     """The rotation (3, 3) that best lays ``source`` (m, 3) over ``target`` (n, 3).
 
-    Both clouds are centred and scaled to unit RMS radius, and every candidate of
-    :func:`candidate_rotations` is scored by the symmetric Chamfer distance on
-    :data:`MATCH_POINTS` points of each (a seeded draw, so the answer is
-    deterministic). The identity is kept unless a rotation beats it by ``margin``
-    (a fraction of its distance): consistently oriented shapes stay as given.
-    Apply as ``(source - source.mean(0)) @ R.T + source.mean(0)``.
+    Every candidate of :func:`candidate_rotations` is scored by :func:`pose_costs`.
+    The identity is kept unless a rotation beats it by ``margin`` (a fraction of its
+    distance): consistently oriented shapes stay as given. Apply about the source's
+    centroid: ``(source - c) @ R.T + c``.
+    """
+    rotations, costs = pose_costs(target, source)
+    best = int(np.argmin(costs))
+    if costs[best] < (1.0 - margin) * costs[0]:
+        return rotations[best]
+    return np.eye(3)
+
+
+def pose_costs(target: np.ndarray, source: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Candidate rotations (R, 3, 3) and their symmetric Chamfer distances (R,).
+
+    Both clouds are centred and scaled to unit RMS radius first, and each keeps
+    :data:`MATCH_POINTS` points (a seeded draw, so the answer is deterministic).
     """
     from scipy.spatial import cKDTree
 
@@ -107,13 +119,8 @@ def matching_rotation(target: np.ndarray, source: np.ndarray, margin: float = 0.
     turned_target = np.einsum("rji,nj->rni", rotations, target)  # (R, n, 3)
     to_target, _ = cKDTree(target).query(turned_source.reshape(-1, 3))
     to_source, _ = cKDTree(source).query(turned_target.reshape(-1, 3))
-    costs = to_target.reshape(len(rotations), -1).mean(1) + to_source.reshape(
-        len(rotations), -1
-    ).mean(1)
-    best = int(np.argmin(costs))
-    if costs[best] < (1.0 - margin) * costs[0]:
-        return rotations[best]
-    return np.eye(3)
+    count = len(rotations)
+    return rotations, to_target.reshape(count, -1).mean(1) + to_source.reshape(count, -1).mean(1)
 
 
 def _unit_cloud(points: np.ndarray) -> np.ndarray:

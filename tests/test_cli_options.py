@@ -178,12 +178,12 @@ def test_parts_is_required_and_marked(run_bipart, chair_dir):
 @pytest.mark.parametrize(
     "argv, needle",
     [
-        (["train", "--index", "x", "--out", "y", "--epochs", "0"], "--epochs"),
-        (["train", "--index", "x", "--out", "y", "--lr", "-0.1"], "--lr"),
-        (["train", "--index", "x", "--out", "y", "--inner-lr", "nan"], "--inner-lr"),
-        (["train", "--index", "x", "--out", "y", "--val-fraction", "2"], "--val-fraction"),
-        (["eval", "--index", "x", "--steps", "-3"], "--steps"),
-        (["eval", "--index", "x", "--strategy", "best"], "--strategy"),
+        (["train", "--index", ".", "--out", "y", "--epochs", "0"], "--epochs"),
+        (["train", "--index", ".", "--out", "y", "--lr", "-0.1"], "--lr"),
+        (["train", "--index", ".", "--out", "y", "--inner-lr", "nan"], "--inner-lr"),
+        (["train", "--index", ".", "--out", "y", "--val-fraction", "2"], "--val-fraction"),
+        (["eval", "--index", ".", "--steps", "-3"], "--steps"),
+        (["eval", "--index", ".", "--strategy", "best"], "--strategy"),
         (["index", "x", "--out", "y", "--points", "0"], "--points"),
         (["label", "x.glb", "--parts", "a", "--points", "-1"], "--points"),
         (["label", "x.glb", "--parts", "a", "--n-dense", "-1"], "--n-dense"),
@@ -248,3 +248,25 @@ def test_usage_errors_share_the_error_style(run_bipart):
     """Typer's own parse errors (unknown option, bad number) are one ``error:`` line too."""
     for argv in (["info", "--no-such-option"], ["segment", "x.glb", "--parts", "a", "--lr", "x"]):
         _assert_usage_error(run_bipart(*argv))
+
+
+def test_every_option_name_is_declared_once():
+    """One declaration per option name in ``bipart_cli/cli`` (issue 17): a name means one
+    thing, so commands share its ``Annotated`` type from ``cli/options.py``."""
+    import re
+    from collections import Counter
+    from pathlib import Path
+
+    import bipart_cli.cli
+
+    sources = "".join(p.read_text() for p in Path(bipart_cli.cli.__file__).parent.glob("*.py"))
+    declared = Counter(re.findall(r'typer\.Option\(\s*"(--[a-z-]+)', sources))
+    assert declared["--labeler"] == 1 and declared["--index"] == 1  # the pattern finds them
+    assert [name for name, count in declared.items() if count > 1] == []
+
+
+def test_labeler_choices_follow_the_command(run_bipart):
+    result = run_bipart("eval", "--index", ".", "--labeler", "given")
+    assert result.returncode == 2 and "index, none" in result.stderr
+    result = run_bipart("index", "missing", "--labeler", "none")
+    assert result.returncode == 2 and "given, detector, simulated" in result.stderr

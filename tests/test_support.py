@@ -192,3 +192,29 @@ def test_most_similar_is_the_stable_sort_prefix(seed):
     for k in (0, 1, 5, 37, 119, 120, 500):
         expected = pool[np.argsort(-similarity[pool], kind="stable")][:k]
         np.testing.assert_array_equal(most_similar(pool, similarity, k), expected)
+
+
+def test_posed_like_turns_a_lying_support_shape_and_keeps_a_standing_one():
+    from bipart_cli.orientation import Z_UP_TO_Y_UP
+    from bipart_cli.support import SupportShape
+
+    rng = np.random.default_rng(0)
+    standing = np.concatenate(  # a post with a foot to one side: no symmetry to confuse
+        [
+            rng.uniform([-0.1, -1, -0.1], [0.1, 1, 0.1], (600, 3)),
+            rng.uniform([0.1, -1, -0.1], [0.6, -0.8, 0.3], (200, 3)),
+        ]
+    ).astype(np.float32)
+    labels = PseudoLabels(np.ones((1, 800), bool), [0], [1.0], ["post"])
+    descriptors = rng.normal(size=(800, 4)).astype(np.float32)
+    lying = SupportShape("s", standing @ Z_UP_TO_Y_UP.T, labels, np.ones((800, 2)), descriptors)
+    turned = lying.posed_like(standing)
+    assert turned.shape_id.startswith("s#turned-") and turned.shape_id != lying.shape_id
+    # turned about its own centroid, which stays where it was
+    assert np.allclose(turned.points.mean(0), lying.points.mean(0), atol=1e-5)
+    centred = turned.points - turned.points.mean(0)
+    assert np.abs(centred - (standing - standing.mean(0))).max() < 1e-5
+    assert turned.encoder_features is None  # computed in the stored frame
+    assert turned.descriptors is descriptors and turned.pseudo_labels is labels
+    upright = SupportShape("u", standing, labels, np.ones((800, 2)), descriptors)
+    assert upright.posed_like(standing + 0.01) is upright

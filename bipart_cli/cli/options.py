@@ -22,6 +22,7 @@ from ..runtime import (
     check_choice,
     check_count,
     check_fraction,
+    check_index_spec,
     check_out_dir,
     check_rate,
 )
@@ -140,11 +141,70 @@ KnnKOpt = Annotated[
         callback=_checked(check_count, 1, MAX_KNN_K),
     ),
 ]
+MatchPoseOpt = Annotated[
+    bool,
+    typer.Option(
+        "--match-pose/--no-match-pose",
+        metavar=FLAG,
+        help="Turn each support shape to lie as the target does (another up axis, a shape on its "
+        "side) before adapting, or use the support as given.",
+    ),
+]
+# --labeler names where pseudo labels come from, in every command; each accepts these
+LABELER_CHOICES = {
+    "segment": ("auto", "detector", "none", "given", "simulated"),
+    "label": ("detector", "given", "simulated", "none"),
+    "index": ("given", "detector", "simulated"),
+    "eval": ("index", "none"),
+}
+
+
+def _check_labeler(ctx: typer.Context, param: typer.CallbackParam, value: str) -> str:
+    return _checked(check_choice, LABELER_CHOICES[ctx.info_name])(param, value)
+
+
+LabelerOpt = Annotated[
+    str,
+    typer.Option(
+        "--labeler",
+        help="Where pseudo labels come from: detector (VLM boxes), given (the assets' own "
+        "labels), simulated (noisy ground truth, for evaluation), none (few-shot from the "
+        "support alone); segment's auto takes the detector when its weights can be had, else "
+        "none; eval's index takes the labels stored in the index.",
+        callback=_check_labeler,
+    ),
+]
+IndexOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--index",
+        help="An index: a folder or hf://datasets/OWNER/NAME[@REV] (segment: the support; "
+        "train: the training shapes; eval: the test shapes).",
+        callback=_checked(check_index_spec),
+    ),
+]
+CategoryOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--category",
+        help="The shapes' category: index gives it to every shape (default: its sub-folder's "
+        "name); segment takes its support from that index category alone.",
+    ),
+]
+CategoriesOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--categories",
+        help="Only these categories, comma-separated (default: all).",
+    ),
+]
 RequiredPartsOpt = Annotated[str, _PARTS]
 WeightsOpt = Annotated[
     str | None,
     typer.Option(
-        "--weights", help="Registry id, Hub id or folder; 'random' for an untrained model."
+        "--weights",
+        help="Registry id, Hub id or folder; 'random' for an untrained model (index: the model "
+        "whose encoder fills the feature cache).",
     ),
 ]
 DetectorOpt = Annotated[
@@ -161,10 +221,12 @@ ModelConfigOpt = Annotated[
         "pretrain reads only the encoder's.",
     ),
 ]
-RunDirOpt = Annotated[
+OutOpt = Annotated[
     Path | None,
     typer.Option(
-        "--out", help="Run folder: log.jsonl, checkpoint/ and the result (model/ or encoder/)."
+        "--out",
+        help="Folder to write: index, the index; train and pretrain, the run (log.jsonl, "
+        "checkpoint/ and the result, model/ or encoder/).",
     ),
 ]
 OutDirOpt = Annotated[
@@ -198,7 +260,7 @@ SupportSizeOpt = Annotated[
     int,
     typer.Option(
         "--support-size",
-        help="Support-set size M.",
+        help="Support-set size M (in training, the target is one of them).",
         callback=_checked(check_count, 1, MAX_SUPPORT),
     ),
 ]

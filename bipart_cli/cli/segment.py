@@ -7,12 +7,9 @@ from typing import Annotated
 
 import typer
 
-from ..labeling.api import SEGMENT_LABELERS
 from ..runtime import (
-    check_choice,
     check_count,
     check_folder,
-    check_index_spec,
     validate_device_spec,
 )
 from .app import app, reported_errors
@@ -22,19 +19,24 @@ from .options import (
     MAX_POINTS,
     BatchPointsOpt,
     BoxReductionOpt,
+    CategoryOpt,
     DescriptorsOpt,
     DetectorOpt,
     DetectorRevisionOpt,
     DeviceOpt,
+    IndexOpt,
     JsonOpt,
     KnnKOpt,
     KnnWeightOpt,
+    LabelerOpt,
     LrOpt,
+    MatchPoseOpt,
     NormaliseOpt,
     OfflineOpt,
     OldRevisionOpt,
     OptimizerOpt,
     OutDirOpt,
+    OutOpt,
     PartsOpt,
     PointsOpt,
     QuietOpt,
@@ -59,14 +61,7 @@ from .options import (
 def segment(
     inputs: Annotated[list[str], typer.Argument(help="Assets or globs to segment.")],
     parts: RequiredPartsOpt,
-    index_path: Annotated[
-        str | None,
-        typer.Option(
-            "--index",
-            help="Support index: a folder or hf://datasets/OWNER/NAME[@REV].",
-            callback=_checked(check_index_spec),
-        ),
-    ] = None,
+    index_path: IndexOpt = None,
     support: Annotated[
         Path | None,
         typer.Option(
@@ -75,22 +70,11 @@ def segment(
             callback=_checked(check_folder),
         ),
     ] = None,
-    category: Annotated[
-        str | None, typer.Option("--category", help="Restrict the support to this index category.")
-    ] = None,
+    category: CategoryOpt = None,
     weights: WeightsOpt = None,
     weights_revision: WeightsRevisionOpt = None,
     old_revision: OldRevisionOpt = None,
-    labeler: Annotated[
-        str,
-        typer.Option(
-            "--labeler",
-            help="Target pseudo labels: auto (the detector when its weights can be had, else "
-            "few-shot from a labeled support), detector, none (few-shot), given (the target's "
-            "own labels) or simulated (evaluation).",
-            callback=_checked(check_choice, SEGMENT_LABELERS),
-        ),
-    ] = "auto",
+    labeler: LabelerOpt = "auto",
     detector: DetectorOpt = None,
     detector_revision: DetectorRevisionOpt = None,
     threshold: ThresholdOpt = None,
@@ -103,6 +87,7 @@ def segment(
     smooth: SmoothOpt = _ADAPT.smooth,
     normalise: NormaliseOpt = _ADAPT.normalise,
     knn_weight: KnnWeightOpt = _ADAPT.knn_weight,
+    match_pose: MatchPoseOpt = _ADAPT.match_pose,
     knn_k: KnnKOpt = _ADAPT.knn_k,
     support_size: SupportSizeOpt = 8,
     strategy: StrategyOpt = "part-perfect",
@@ -156,6 +141,7 @@ def segment(
             smooth=smooth,
             normalise=normalise,
             knn_weight=knn_weight,
+            match_pose=match_pose,
             knn_k=knn_k,
             support_size=support_size,
             strategy=strategy,
@@ -177,15 +163,7 @@ def segment(
 def label(
     asset: Annotated[Path, typer.Argument(help="The asset to label.")],
     parts: PartsOpt = None,
-    labeler: Annotated[
-        str,
-        typer.Option(
-            "--labeler",
-            help="detector (VLM boxes), given (the asset's own labels), simulated "
-            "(noisy ground truth, evaluation only) or none.",
-            callback=_checked(check_choice, ("detector", "given", "simulated", "none")),
-        ),
-    ] = "detector",
+    labeler: LabelerOpt = "detector",
     detector: DetectorOpt = None,
     detector_revision: DetectorRevisionOpt = None,
     old_revision: OldRevisionOpt = None,
@@ -256,19 +234,10 @@ def index(
             help="Folder of assets to index, or 'merge' and the partial indexes to merge.",
         ),
     ],
-    out: Annotated[Path | None, typer.Option("--out", help="Index folder to write.")] = None,
-    category: Annotated[
-        str | None,
-        typer.Option("--category", help="Category of every shape (default: sub-folder name)."),
-    ] = None,
+    out: OutOpt = None,
+    category: CategoryOpt = None,
     parts: PartsOpt = None,
-    labeler: Annotated[
-        str,
-        typer.Option(
-            "--labeler",
-            help="Pseudo labels: given (the assets' own labels), detector or simulated.",
-        ),
-    ] = "given",
+    labeler: LabelerOpt = "given",
     detector: DetectorOpt = None,
     detector_revision: DetectorRevisionOpt = None,
     threshold: ThresholdOpt = None,
@@ -278,10 +247,7 @@ def index(
             "--no-cache-features", metavar=FLAG, help="Do not store frozen-encoder features."
         ),
     ] = False,
-    weights: Annotated[
-        str | None,
-        typer.Option("--weights", help="Model whose encoder fills the feature cache."),
-    ] = None,
+    weights: WeightsOpt = None,
     shard: Annotated[
         str | None,
         typer.Option("--shard", help="Build only part i of n (i/n); join parts with 'merge'."),

@@ -13,6 +13,7 @@ from ..runtime import (
 )
 from .app import app, reported_errors
 from .options import (
+    CategoriesOpt,
     DeviceOpt,
     JsonOpt,
     QuietOpt,
@@ -25,14 +26,7 @@ from .options import (
 @app.command()
 def examples(
     out: Annotated[Path, typer.Argument(help="Folder to write the support sets into.")],
-    categories: Annotated[
-        str | None,
-        typer.Option(
-            "--categories",
-            help="Comma-separated categories (default: all: chair, table, mug, lamp, airplane, "
-            "car, guitar, knife, bottle, bed, sofa, bookshelf).",
-        ),
-    ] = None,
+    categories: CategoriesOpt = None,
     per_category: Annotated[
         int,
         typer.Option(

@@ -21,26 +21,29 @@ from .options import (
     FLAG,
     MAX_LR,
     MAX_STEPS,
-    MAX_SUPPORT,
     BatchPointsOpt,
     BatchSizeOpt,
     BoxReductionOpt,
+    CategoriesOpt,
     DescriptorsOpt,
     DeviceOpt,
     EncoderOpt,
+    IndexOpt,
     JsonOpt,
     KnnKOpt,
     KnnWeightOpt,
+    LabelerOpt,
     LrOpt,
+    MatchPoseOpt,
     MaxStepsOpt,
     ModelConfigOpt,
     NormaliseOpt,
     OldRevisionOpt,
     OptimizerOpt,
     OuterLrOpt,
+    OutOpt,
     QuietOpt,
     ResumeOpt,
-    RunDirOpt,
     SeedOpt,
     SmoothOpt,
     StepsOpt,
@@ -58,23 +61,14 @@ from .options import (
 
 @app.command()
 def train(
-    index_path: Annotated[
-        str | None, typer.Option("--index", help="Training index (folder or hf://datasets/...).")
-    ] = None,
-    out: RunDirOpt = None,
+    index_path: IndexOpt = None,
+    out: OutOpt = None,
     epochs: Annotated[
         int,
         typer.Option("--epochs", help="Outer-loop epochs.", callback=_checked(check_count, 1)),
     ] = 10,
     batch_size: BatchSizeOpt = 8,
-    support_size: Annotated[
-        int,
-        typer.Option(
-            "--support-size",
-            help="Support-set size M (target included).",
-            callback=_checked(check_count, 1, MAX_SUPPORT),
-        ),
-    ] = 8,
+    support_size: SupportSizeOpt = 8,
     steps: StepsOpt = 5,
     old_inner_steps: Annotated[
         int | None, _hidden("--inner-steps", callback=_checked(check_count, 1, MAX_STEPS))
@@ -109,10 +103,7 @@ def train(
         str | None, _hidden("--support", callback=_checked(check_choice, STRATEGIES))
     ] = None,
     box_reduction: BoxReductionOpt = "mean",
-    categories: Annotated[
-        str | None,
-        typer.Option("--categories", help="Train only on these categories (the G setting)."),
-    ] = None,
+    categories: CategoriesOpt = None,
     val_fraction: Annotated[
         float,
         typer.Option(
@@ -182,7 +173,7 @@ def pretrain(
             callback=_checked(check_count, 0, 1_000_000),
         ),
     ] = 0,
-    out: RunDirOpt = None,
+    out: OutOpt = None,
     max_steps: MaxStepsOpt = 2000,
     batch_size: BatchSizeOpt = 8,
     outer_lr: OuterLrOpt = 1e-3,
@@ -246,9 +237,7 @@ def pretrain(
 
 @app.command("eval")
 def evaluate(
-    index_path: Annotated[
-        str | None, typer.Option("--index", help="Test index with ground truth.")
-    ] = None,
+    index_path: IndexOpt = None,
     support_index: Annotated[
         str | None,
         typer.Option(
@@ -258,14 +247,7 @@ def evaluate(
     weights: WeightsOpt = None,
     weights_revision: WeightsRevisionOpt = None,
     old_revision: OldRevisionOpt = None,
-    labeler: Annotated[
-        str,
-        typer.Option(
-            "--labeler",
-            help="'index': the targets' indexed pseudo labels join the support; 'none': few-shot.",
-            callback=_checked(check_choice, ("index", "none")),
-        ),
-    ] = "index",
+    labeler: LabelerOpt = "index",
     steps: StepsOpt = _ADAPT.steps,
     lr: LrOpt = _ADAPT.lr,
     optimizer: OptimizerOpt = _ADAPT.optimizer,
@@ -274,6 +256,7 @@ def evaluate(
     smooth: SmoothOpt = _ADAPT.smooth,
     normalise: NormaliseOpt = _ADAPT.normalise,
     knn_weight: KnnWeightOpt = _ADAPT.knn_weight,
+    match_pose: MatchPoseOpt = _ADAPT.match_pose,
     knn_k: KnnKOpt = _ADAPT.knn_k,
     support_size: SupportSizeOpt = 8,
     strategy: StrategyOpt = "part-perfect",
@@ -322,6 +305,7 @@ def evaluate(
                 smooth=smooth,
                 normalise=normalise,
                 knn_weight=knn_weight,
+                match_pose=match_pose,
                 knn_k=knn_k,
                 support_size=support_size,
                 strategy=strategy,
