@@ -70,6 +70,8 @@ VARIANTS["default+up-auto"] = {"up": "auto"}
 # each support shape turned to the target's pose (AdaptSettings.match_pose), or left as given
 VARIANTS["default+match-pose"] = {"match_pose": True}
 VARIANTS["default+as-given"] = {"match_pose": False}
+for margin in (0.1, 0.25, 0.4):  # the Chamfer gain a turn must bring
+    VARIANTS[f"default+pose-margin{margin}"] = {"match_pose": True, "pose_margin": margin}
 # the adapted head's probabilities fused with kNN label transfer in the head's input space
 for weight in (0.25, 0.4, 0.5, 0.6, 0.75):
     for k in (4, 8, 32):

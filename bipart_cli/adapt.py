@@ -60,6 +60,7 @@ class AdaptSettings:
     knn_weight: float = 0.5
     knn_k: int = 4
     match_pose: bool = True
+    pose_margin: float = 0.25
 
     def __post_init__(self) -> None:
         check_box_reduction(self.box_reduction)
@@ -68,6 +69,7 @@ class AdaptSettings:
         check_choice("--normalise", self.normalise, NORMALISATIONS)
         check_fraction("--knn-weight", self.knn_weight)
         check_count("--knn-k", self.knn_k, 1, MAX_KNN_K)
+        check_fraction("pose_margin", self.pose_margin)
 
     @property
     def shape_reduction(self) -> str:

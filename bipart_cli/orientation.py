@@ -88,7 +88,7 @@ def candidate_rotations(target: np.ndarray, source: np.ndarray) -> np.ndarray:
     return np.concatenate([AXIS_ROTATIONS, principal])
 
 
-def matching_rotation(target: np.ndarray, source: np.ndarray, margin: float = 0.1) -> np.ndarray:
+def matching_rotation(target: np.ndarray, source: np.ndarray, margin: float = 0.25) -> np.ndarray:
     """The rotation (3, 3) that best lays ``source`` (m, 3) over ``target`` (n, 3).
 
     Every candidate of :func:`candidate_rotations` is scored by :func:`pose_costs`.

@@ -81,3 +81,14 @@ def test_matching_is_deterministic():
     target, source = _lopsided_cloud(0, 4000), _lopsided_cloud(1, 4000) @ AXIS_ROTATIONS[9].T
     first = pose_costs(target, source)[1]
     assert np.array_equal(first, pose_costs(target, source)[1])
+
+
+def test_the_margin_is_what_a_turn_must_gain():
+    target = _lopsided_cloud(0)
+    source = _lopsided_cloud(1) @ AXIS_ROTATIONS[3].T
+    rotations, costs = pose_costs(target, source)
+    gain = 1 - costs.min() / costs[0]
+    assert np.allclose(
+        matching_rotation(target, source, margin=gain * 0.99) @ AXIS_ROTATIONS[3], np.eye(3)
+    )
+    assert np.array_equal(matching_rotation(target, source, margin=gain * 1.01), np.eye(3))

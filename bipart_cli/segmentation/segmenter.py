@@ -234,7 +234,8 @@ class Segmenter:
             support = [_aligned(shape) for shape in support]
         if support and self.options.adapt.match_pose:
             with self.stages("pose", f"{len(support)} support shapes"):
-                support = [shape.posed_like(network_points) for shape in support]
+                margin = self.options.adapt.pose_margin
+                support = [shape.posed_like(network_points, margin) for shape in support]
         if not np.array_equal(rotation, np.eye(3)):
             target_encoder_features = None  # cached in the stored frame
         if self.bank is None:

@@ -36,8 +36,11 @@ class SupportShape:
     encoder_features: np.ndarray | None = None
     descriptors: np.ndarray | None = None
 
-    def posed_like(self, target_points: np.ndarray) -> SupportShape:
+    def posed_like(self, target_points: np.ndarray, margin: float = 0.25) -> SupportShape:
         """This shape turned to lie as ``target_points`` (n, 3) do, or itself if it already does.
+
+        A rotation must beat the shape as given by ``margin`` of its Chamfer distance
+        (:func:`~bipart_cli.orientation.matching_rotation`).
 
         PSB and users' folders mix up axes and shapes lying on their side; the head
         reads positions, so a support shape in another pose teaches the wrong places.
@@ -46,7 +49,7 @@ class SupportShape:
         """
         from ..orientation import matching_rotation
 
-        rotation = matching_rotation(target_points, self.points)
+        rotation = matching_rotation(target_points, self.points, margin)
         if np.array_equal(rotation, np.eye(3)):
             return self
         centre = self.points.mean(0)
