@@ -20,9 +20,10 @@ from typing import Any
 
 from ..adapt import AdaptSettings
 from ..errors import UsageError
+from ..support import unprovided_parts
 from .inputs import cache_root, check_inputs, expand_inputs, support_cache_dir
 from .request import SegmentOptions, SegmentResult
-from .segmenter import Segmenter, unprovided_parts
+from .segmenter import Segmenter
 
 __all__ = [
     "SegmentOptions",

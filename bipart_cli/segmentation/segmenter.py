@@ -13,7 +13,7 @@ import numpy as np
 from ..errors import BipartError, InvalidInputError, ModelUnavailableError, UsageError
 from ..predict import FeatureCache, adapt_and_predict
 from ..runtime import log
-from ..support import SupportShape
+from ..support import SupportShape, unprovided_parts
 
 if TYPE_CHECKING:
     from ..io import Asset, PointSample
@@ -231,11 +231,14 @@ class Segmenter:
         dense_points = apply_rotation(dense_points, rotation)
         support_ids = [s.shape_id for s in support]
         if up == "auto":
-            support = [_aligned(shape) for shape in support]
+            support = [shape.principal_aligned() for shape in support]
         if support and self.options.adapt.match_pose:
-            with self.stages("pose", f"{len(support)} support shapes"):
+            with self.stages("pose", "matching the support to the target") as line:
                 margin = self.options.adapt.pose_margin
-                support = [shape.posed_like(network_points, margin) for shape in support]
+                posed = [shape.posed_like(network_points, margin) for shape in support]
+                turned = sum(a is not b for a, b in zip(posed, support, strict=True))
+                line.detail = f"{turned} of {len(support)} turned"
+                support = posed
         if not np.array_equal(rotation, np.eye(3)):
             target_encoder_features = None  # cached in the stored frame
         if self.bank is None:
@@ -432,30 +435,6 @@ class Segmenter:
             **{k: str(v) for k, v in paths.__dict__.items() if v is not None},
             **outputs,
         }
-
-
-def unprovided_parts(
-    part_names: list[str], support: list[SupportShape], target_labels: PseudoLabels | None
-) -> list[str]:
-    """The requested parts that no support shape and no target box labels (in ``part_names`` order)."""
-    provided: set[int] = set()
-    for labels in [s.pseudo_labels for s in support] + (
-        [] if target_labels is None else [target_labels]
-    ):
-        has_points = labels.masks.any(axis=1) if labels.num_boxes else np.zeros(0, bool)
-        provided.update(int(p) for p in labels.part_index[has_points])
-    return [name for i, name in enumerate(part_names) if i not in provided]
-
-
-def _aligned(shape: SupportShape) -> SupportShape:
-    """The support shape PCA-aligned; its cached encoder features no longer apply."""
-    from ..orientation import apply_rotation, pca_rotation
-
-    points = apply_rotation(shape.points, pca_rotation(shape.points.astype(np.float64)))
-    # descriptors are rotation-invariant: they stay
-    return SupportShape(
-        f"{shape.shape_id}#pca", points, shape.pseudo_labels, None, shape.descriptors
-    )
 
 
 def _repeat_labels(labels: PseudoLabels, times: int) -> PseudoLabels:

@@ -24,7 +24,7 @@ from .selection import (
     surviving_part_count,
     surviving_parts,
 )
-from .shapes import SupportShape, remap_pseudo_labels
+from .shapes import SupportShape, remap_pseudo_labels, unprovided_parts
 
 __all__ = [
     "BPS_POINTS",
@@ -43,4 +43,5 @@ __all__ = [
     "select_support",
     "surviving_part_count",
     "surviving_parts",
+    "unprovided_parts",
 ]

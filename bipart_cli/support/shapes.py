@@ -36,6 +36,16 @@ class SupportShape:
     encoder_features: np.ndarray | None = None
     descriptors: np.ndarray | None = None
 
+    def principal_aligned(self) -> SupportShape:
+        """This shape turned onto its principal axes (``--up auto``)."""
+        from ..orientation import apply_rotation, pca_rotation
+
+        points = apply_rotation(self.points, pca_rotation(self.points.astype(np.float64)))
+        # descriptors are rotation-invariant: they stay; the encoder features do not
+        return SupportShape(
+            f"{self.shape_id}#pca", points, self.pseudo_labels, None, self.descriptors
+        )
+
     def posed_like(self, target_points: np.ndarray, margin: float = 0.25) -> SupportShape:
         """This shape turned to lie as ``target_points`` (n, 3) do, or itself if it already does.
 
@@ -59,3 +69,16 @@ class SupportShape:
         return SupportShape(
             f"{self.shape_id}#turned-{digest}", points, self.pseudo_labels, None, self.descriptors
         )
+
+
+def unprovided_parts(
+    part_names: list[str], support: list[SupportShape], target_labels: PseudoLabels | None
+) -> list[str]:
+    """The requested parts that no support shape and no target box labels (in ``part_names`` order)."""
+    provided: set[int] = set()
+    for labels in [s.pseudo_labels for s in support] + (
+        [] if target_labels is None else [target_labels]
+    ):
+        has_points = labels.masks.any(axis=1) if labels.num_boxes else np.zeros(0, bool)
+        provided.update(int(p) for p in labels.part_index[has_points])
+    return [name for i, name in enumerate(part_names) if i not in provided]
