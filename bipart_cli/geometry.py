@@ -103,7 +103,7 @@ def exact_cdist(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
     Its default for clouds over 25 points, |a|^2 + |b|^2 - 2ab, loses small distances
     to cancellation: on CUDA that flipped enough neighbours to move training gradients
-    by up to 7% (tests/test_cuda.py, test_extractor.py).
+    by up to 7% (tests/test_cuda.py, tests/model/test_extractor.py).
     """
     return torch.cdist(a, b, compute_mode="donot_use_mm_for_euclid_dist")
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from bipart_cli.labeling.pseudo_labels import PseudoLabels
 from bipart_cli.model import BiPartConfig
 
 NUM_POINTS = 256
+# the tests' root folder, for subprocesses that import these helpers
+TESTS = Path(__file__).resolve().parent
 
 
 def tiny_config(**overrides) -> BiPartConfig:

@@ -10,8 +10,8 @@ import copy
 import numpy as np
 import pytest
 import torch
-from test_segment import N_DENSE, PARTS, few_shot_segment, ground_truth, write_chair
-from test_train import loss_and_grads, make_shapes, small_settings, tiny_model
+from _chairs import N_DENSE, PARTS, few_shot_segment, ground_truth, write_chair
+from _training import loss_and_grads, make_shapes, small_settings, tiny_model
 
 from bipart_cli.adapt import AdaptSettings, adapt_head, pack_labels
 from bipart_cli.evaluate import shape_miou

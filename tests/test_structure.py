@@ -135,3 +135,13 @@ def test_every_import_names_something_that_exists():
                 except ModuleNotFoundError:
                     missing.append(f"{path.relative_to(repo)}: from {target} import {alias.name}")
     assert missing == []
+
+
+def test_tests_mirror_the_package():
+    """Issue 17 item 6: each test folder is named after the package folder it tests, so a
+    change to ``bipart_cli/<room>/`` has its tests in ``tests/<room>/``."""
+    tests = Path(__file__).resolve().parent
+    folders = [p.name for p in tests.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))]
+    assert folders, "no test folders found"
+    assert [name for name in folders if not (PACKAGE / name).is_dir()] == []
+    assert all(list((tests / name).glob("test_*.py")) for name in folders)

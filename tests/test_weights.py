@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _chairs import PARTS, few_shot_segment, ground_truth, write_chair
 from safetensors import safe_open
-from test_segment import PARTS, few_shot_segment, ground_truth, write_chair
 
 from bipart_cli.evaluate import shape_miou
 from bipart_cli.io import sha256_file
@@ -146,7 +146,9 @@ def test_equal_weights_give_equal_files_in_every_process(tmp_path):
         "seed_everything(0)\n"
         "BiPartModel(tiny_config()).save_pretrained(Path(sys.argv[1]))\n"
     )
-    tests = str(Path(__file__).parent)
+    from _tiny import TESTS
+
+    tests = str(TESTS)
     for k in range(4):
         subprocess.run([sys.executable, "-c", code, str(tmp_path / f"m{k}"), tests], check=True)
     digests = {sha256_file(tmp_path / f"m{k}" / "model.safetensors") for k in range(4)}

@@ -17,7 +17,7 @@ import pytest
 
 from bipart_cli.procedural import make_shape, write_examples
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PARTS = "back,seat,leg,arm"
 FAST = ["--weights", "random", "--points", "2048", "--device", "cpu"]
 WAYS_FORWARD = ("--labeler none", "--support", "--detector DIR", "online")

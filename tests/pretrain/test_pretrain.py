@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 import torch
 from _tiny import NUM_POINTS, tiny_config
+from _training import write_tiny_index
 from safetensors.torch import load_file
-from test_train import write_tiny_index
 
 from bipart_cli.errors import CheckpointError, TrainingDivergedError
 from bipart_cli.index.shape import default_basis
@@ -35,7 +35,7 @@ from bipart_cli.pretrain.masked_autoencoder import (
     visible_tokens,
 )
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CPU = torch.device("cpu")
 
 

@@ -19,7 +19,7 @@ from bipart_cli.procedural import (
     write_examples,
 )
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def _vertices(scene) -> np.ndarray:
