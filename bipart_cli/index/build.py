@@ -10,6 +10,14 @@ The build is incremental and resumable:
 * at the end the records are packed in id order by :class:`IndexWriter`, the
   manifest written last, and the staging folder removed.
 
+The line :func:`build_index` follows, under the index lock: read the previous
+manifest once (:func:`_previous_index`), decide per shape what to reuse
+(:func:`_index_one`), stage what is new, then write and commit in one place,
+where the staging folder also goes on success or a write error. Reused records
+are read from the previous shards while the new ones are written beside them:
+shard files are named by their content and the unreferenced ones are removed
+only after the new manifest is in place, so the old index stays whole until then.
+
 Per-shape randomness is seeded from ``seed`` and the shape's id, never from the
 processing order, so an interrupted, incremental, ``--shard i/n`` + merge or
 single build of the same folder gives the same bytes.
