@@ -105,6 +105,24 @@ def bps_features(points: np.ndarray, basis: BPSBasis | np.ndarray) -> np.ndarray
     return distances.astype(np.float32)
 
 
+def turned_bps_features(
+    points: np.ndarray, basis: BPSBasis | np.ndarray, turns: np.ndarray
+) -> np.ndarray:
+    """BPS features (T, P) float32 of ``points`` (N, 3) turned by each of ``turns`` (T, 3, 3).
+
+    A turn about the centroid commutes with the normalisation, and the distance from a
+    basis point b to the turned cloud is the distance from R^T b to the cloud itself,
+    so one tree serves every turn.
+    """
+    from scipy.spatial import KDTree
+
+    basis_points = basis.points if isinstance(basis, BPSBasis) else np.asarray(basis)
+    tree = KDTree(normalize_to_unit_sphere(np.asarray(points)))
+    queries = np.einsum("tji,pj->tpi", np.asarray(turns, dtype=np.float64), basis_points)
+    distances, _ = tree.query(queries.reshape(-1, 3), k=1)
+    return distances.reshape(len(turns), len(basis_points)).astype(np.float32)
+
+
 def part_ratios(labels: PseudoLabels | np.ndarray) -> np.ndarray:
     """Eq. 4, normalised: per-part share of the points it wins. (R,) float64, sums to 1 (or 0).
 

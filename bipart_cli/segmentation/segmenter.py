@@ -196,6 +196,7 @@ class Segmenter:
             category=category or self.options.category,
             exclude_sha256=exclude_sha256,
             rng=np.random.default_rng(self.options.seed),
+            any_turn=self.options.adapt.match_pose,
         )
 
     def segment_points(

@@ -138,9 +138,12 @@ class SupportBank:
         category: str | None = None,
         exclude_sha256: str | None = None,
         rng: np.random.Generator | None = None,
+        any_turn: bool = False,
     ) -> list[SupportShape]:
         """The M support shapes for a target (N, 3), best first."""
-        rows = self.select(target_points, part_names, m, strategy, category, exclude_sha256, rng)
+        rows = self.select(
+            target_points, part_names, m, strategy, category, exclude_sha256, rng, any_turn
+        )
         return [self.shape(row, part_names) for row in rows]
 
     def select(
@@ -152,19 +155,32 @@ class SupportBank:
         category: str | None = None,
         exclude_sha256: str | None = None,
         rng: np.random.Generator | None = None,
+        any_turn: bool = False,
     ) -> list[int]:
-        """The entry rows of :meth:`retrieve`'s shapes, without reading their records."""
+        """The entry rows of :meth:`retrieve`'s shapes, without reading their records.
+
+        With ``any_turn`` a shape's similarity is its best over the 24 quarter turns of
+        the target, so a shape exported with another up axis or lying on its side is
+        found as readily as one in the target's pose (``--match-pose`` then turns it).
+        """
         from .selection import bps_features, select_support, unit_rows
 
         rows = np.asarray(self.candidates(part_names, category, exclude_sha256), dtype=np.int64)
         if not len(rows):
             return []
-        centred = bps_features(target_points, self.basis) - self.bps_mean
-        query = unit_rows(centred.astype(np.float32)[None])[0]  # (F,)
+        if any_turn:  # (T, F): the target in each of the 24 quarter turns
+            from ..orientation import AXIS_ROTATIONS
+            from ..signatures import turned_bps_features
+
+            features = turned_bps_features(target_points, self.basis, AXIS_ROTATIONS)
+        else:
+            features = bps_features(target_points, self.basis)[None]  # (1, F)
+        queries = unit_rows((features - self.bps_mean).astype(np.float32))  # (T, F)
         if 2 * len(rows) < len(self.entries):  # a category: only its rows
-            similarity = self.unit_bps[rows] @ query  # (R,) centred cosines
+            similarity = self.unit_bps[rows] @ queries.T  # (R, T) centred cosines
         else:  # a product over all entries beats copying most of them out
-            similarity = (self.unit_bps @ query)[rows]
+            similarity = (self.unit_bps @ queries.T)[rows]
+        similarity = similarity.max(axis=1)  # (R,): each shape at the target's best turn
         picked = select_support(
             None,
             None,

@@ -218,3 +218,38 @@ def test_posed_like_turns_a_lying_support_shape_and_keeps_a_standing_one():
     assert turned.descriptors is descriptors and turned.pseudo_labels is labels
     upright = SupportShape("u", standing, labels, np.ones((800, 2)), descriptors)
     assert upright.posed_like(standing + 0.01) is upright
+
+
+def test_turned_bps_features_against_turning_the_cloud():
+    from bipart_cli.orientation import AXIS_ROTATIONS
+    from bipart_cli.signatures import turned_bps_features
+
+    rng = np.random.default_rng(3)
+    points = rng.normal(size=(500, 3)) * [1.0, 2.0, 0.5] + [0.3, -0.2, 0.1]
+    basis = rng.uniform(-1, 1, (64, 3))
+    turns = AXIS_ROTATIONS[[0, 5, 17]]
+    fast = turned_bps_features(points, basis, turns)
+    centre = points.mean(0)
+    for turn, row in zip(turns, fast, strict=True):
+        slow = bps_features((points - centre) @ turn.T + centre, basis)
+        assert np.allclose(row, slow, atol=1e-5)
+
+
+def test_any_turn_retrieval_finds_a_shape_lying_in_another_pose(tmp_path):
+    from _training import write_tiny_index
+
+    from bipart_cli.index.shape import default_basis
+    from bipart_cli.orientation import AXIS_ROTATIONS
+    from bipart_cli.support import SupportBank
+
+    write_tiny_index(tmp_path / "index", default_basis().points, count=12)
+    bank = SupportBank.from_index(str(tmp_path / "index"))
+    record = bank.index.record(4)
+    names = list(record.part_names)
+    turned = record.points @ AXIS_ROTATIONS[7].T  # the same shape, on its side
+    found = bank.select(turned, names, m=1, strategy="similarity", any_turn=True)
+    assert found == [4]
+    assert bank.select(turned, names, m=1, strategy="similarity") != [4]  # missed as given
+    # as given, the upright copy is found too, and any_turn keeps it first
+    assert bank.select(record.points, names, m=1, strategy="similarity") == [4]
+    assert bank.select(record.points, names, m=1, strategy="similarity", any_turn=True) == [4]
