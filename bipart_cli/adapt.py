@@ -36,8 +36,10 @@ class AdaptSettings:
     Against the paper's inner loop this took the mean of 15 validation categories
     from the nearest-neighbour floor's 54.4 to 71.4 (69.4 with Eq. 2's per-box
     weights, 68.3 without smoothing either); the kNN mix took it from 72.1 to
-    73.2 (RESULTS section 14). Each support shape is first turned to lie as the target
-    does (``match_pose``, :meth:`SupportShape.posed_like`): 73.2 -> 75.1 (section 17).
+    73.2 (RESULTS section 14). With ``match_pose`` the support is retrieved at the
+    target's best quarter turn and each shape turned to lie as the target does
+    (:meth:`SupportShape.posed_like`, a turn must gain ``pose_margin`` of the Chamfer
+    distance): 73.2 -> 75.3 -> 75.9 (sections 17 and 19).
     The paper's inference (Sec. 4.1) is :data:`PAPER_INNER_LOOP`.
 
     ``box_reduction="mean"`` averages Eq. 2 over each shape's boxes instead of

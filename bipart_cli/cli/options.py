@@ -146,8 +146,8 @@ MatchPoseOpt = Annotated[
     typer.Option(
         "--match-pose/--no-match-pose",
         metavar=FLAG,
-        help="Turn each support shape to lie as the target does (another up axis, a shape on its "
-        "side) before adapting, or use the support as given.",
+        help="Choose the support at the target's best quarter turn and turn each shape to lie "
+        "as the target does (another up axis, a shape on its side), or use it as given.",
     ),
 ]
 # --labeler names where pseudo labels come from, in every command; each accepts these
