@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from .orientation import POSE_MARGIN
 from .runtime import check_choice, check_count, check_fraction
 
 if TYPE_CHECKING:
@@ -62,7 +63,7 @@ class AdaptSettings:
     knn_weight: float = 0.5
     knn_k: int = 4
     match_pose: bool = True
-    pose_margin: float = 0.25
+    pose_margin: float = POSE_MARGIN
 
     def __post_init__(self) -> None:
         check_box_reduction(self.box_reduction)

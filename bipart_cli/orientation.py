@@ -71,6 +71,8 @@ def _axis_rotations() -> np.ndarray:
 
 
 AXIS_ROTATIONS = _axis_rotations()
+# the share of the Chamfer distance a turn must gain to be taken (chosen on the train splits)
+POSE_MARGIN = 0.25
 # points compared per cloud when matching poses; enough to tell a lying shape from a standing one
 MATCH_POINTS = 512
 
@@ -88,7 +90,9 @@ def candidate_rotations(target: np.ndarray, source: np.ndarray) -> np.ndarray:
     return np.concatenate([AXIS_ROTATIONS, principal])
 
 
-def matching_rotation(target: np.ndarray, source: np.ndarray, margin: float = 0.25) -> np.ndarray:
+def matching_rotation(
+    target: np.ndarray, source: np.ndarray, margin: float = POSE_MARGIN
+) -> np.ndarray:
     """The rotation (3, 3) that best lays ``source`` (m, 3) over ``target`` (n, 3).
 
     Every candidate of :func:`candidate_rotations` is scored by :func:`pose_costs`.

@@ -17,6 +17,8 @@ from ..adapt import (
     AdaptSettings,
 )
 from ..errors import UsageError
+from ..index.command import CLI_LABELERS
+from ..labeling.api import LABELERS, SEGMENT_LABELERS
 from ..orientation import UP_CHOICES
 from ..runtime import (
     check_choice,
@@ -152,9 +154,9 @@ MatchPoseOpt = Annotated[
 ]
 # --labeler names where pseudo labels come from, in every command; each accepts these
 LABELER_CHOICES = {
-    "segment": ("auto", "detector", "none", "given", "simulated"),
-    "label": ("detector", "given", "simulated", "none"),
-    "index": ("given", "detector", "simulated"),
+    "segment": SEGMENT_LABELERS,
+    "label": LABELERS,
+    "index": CLI_LABELERS,
     "eval": ("index", "none"),
 }
 

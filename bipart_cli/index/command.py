@@ -13,6 +13,7 @@ from ..errors import UsageError
 from ..runtime import stdout_console
 
 EXIT_OK, EXIT_PARTIAL = 0, 3
+# the CLI's --labeler checks these at parse time (cli/options.py)
 CLI_LABELERS = ("given", "detector", "simulated")
 
 
@@ -44,8 +45,6 @@ def run_index(
             raise UsageError(
                 "give one folder to index (or: bipart index merge PART... --out INDEX)"
             )
-        if labeler not in CLI_LABELERS:
-            raise UsageError(f"--labeler {labeler!r}: expected one of {', '.join(CLI_LABELERS)}")
         labeler_options = (
             {k: v for k, v in detector_options.items() if v is not None}
             if labeler == "detector"

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..orientation import POSE_MARGIN
+
 if TYPE_CHECKING:
     from ..labeling.pseudo_labels import PseudoLabels
 
@@ -46,7 +48,7 @@ class SupportShape:
             f"{self.shape_id}#pca", points, self.pseudo_labels, None, self.descriptors
         )
 
-    def posed_like(self, target_points: np.ndarray, margin: float = 0.25) -> SupportShape:
+    def posed_like(self, target_points: np.ndarray, margin: float = POSE_MARGIN) -> SupportShape:
         """This shape turned to lie as ``target_points`` (n, 3) do, or itself if it already does.
 
         A rotation must beat the shape as given by ``margin`` of its Chamfer distance
