@@ -52,9 +52,12 @@ def main() -> None:
         cache = args.workdir / "cache"
         segment_batch(args.repo.resolve(), inputs, args.workdir / "out", cache, device)  # warm
         records = segment_batch(args.repo.resolve(), inputs, args.workdir / "out", cache, device)
-        stages = ["load", "support", "adapt", "write", "total"]
+        stages = ["load", "sample", "support", "pose", "adapt", "write", "total"]
         rows = [
-            [f"{i + 1}: {Path(r['input']).name}", *(f"{r['timings'][s]:.3f}" for s in stages)]
+            [
+                f"{i + 1}: {Path(r['input']).name}",
+                *(f"{r['timings'].get(s, float('nan')):.3f}" for s in stages),
+            ]
             for i, r in enumerate(records)
         ]
         print_table(

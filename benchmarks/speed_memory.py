@@ -313,7 +313,7 @@ def segment_section(args, devices: list[str]) -> None:
         f"detector: Grounding DINO, grounding-dino-tiny sizes ({millions:.0f}M parameters), "
         "RANDOM weights (real-size architecture; no detector quality implied), local vocab"
     )
-    timing_columns = [(name, 7, ">") for name in ("load", "label", "adapt", "other")]
+    timing_columns = [(name, 7, ">") for name in ("load", "sample", "label", "adapt", "other")]
     print(child_header("row", 44, *timing_columns))
     for device in devices:
         cache = Path(tempfile.mkdtemp(prefix="bipart-cache-", dir=work))
@@ -350,13 +350,13 @@ def segment_section(args, devices: list[str]) -> None:
                 print(fmt_row(cells), f"FAILED: {failure}")
                 continue
             other = run.wall_s - timings.get("total", 0.0)
-            for key in ("load", "label", "adapt"):
+            for key in ("load", "sample", "label", "adapt"):
                 cells.append((f"{timings.get(key, float('nan')):.1f}", 7, ">"))
             cells.append((f"{other:.1f}", 7, ">"))
             print(fmt_row(cells))
         shutil.rmtree(cache, ignore_errors=True)
     print(
-        "load (asset and sampling)/label/adapt: the command's own --json timings; other = wall - their total "
+        "load (reading the asset; with sampling before the sample stage existed)/sample/label/adapt: the command's own --json timings; other = wall - their total "
         "(Python start-up, imports, weights, opening or indexing the support, writing outputs)"
     )
 

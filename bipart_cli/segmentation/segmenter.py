@@ -268,7 +268,7 @@ class Segmenter:
 
         mark, self._input_mark = self._input_mark, None
         started, before = mark or (time.perf_counter(), dict(self.stages.seconds))
-        with self.stages("load", f"sample {self.options.n_dense} points"):
+        with self.stages("sample", f"{self.options.n_dense} points"):
             dense = sample_dense(asset, n_points=self.options.n_dense, seed=self.options.seed)
             network_idx = sample_network_indices(
                 dense.points, self.options.n_points, seed=self.options.seed

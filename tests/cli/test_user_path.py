@@ -89,10 +89,10 @@ def test_stages_are_shown_on_stderr_with_times(offline_run):
     stage_lines = {}
     for line in offline_run.stderr.splitlines():
         words = line.split()
-        if words and words[0] in ("load", "label", "support", "adapt", "write"):
+        if words and words[0] in ("load", "sample", "label", "support", "adapt", "write"):
             assert words[-1] == "s" and float(words[-2]) >= 0, line
             stage_lines.setdefault(words[0], line)
-    assert {"load", "support", "adapt", "write"} <= set(stage_lines), offline_run.stderr
+    assert {"load", "sample", "support", "adapt", "write"} <= set(stage_lines), offline_run.stderr
     assert "label" not in stage_lines  # few-shot: no labeler ran
     used = len(json.loads(offline_run.stdout)["support"])  # the shapes found, not --support-size
     retrieved = [line.split()[1:3] for line in offline_run.stderr.splitlines() if "shapes" in line]
@@ -120,7 +120,7 @@ def test_sidecar_records_settings_timings_and_parts(offline_run, root):
     assert settings["adapt"] == AdaptSettings().__dict__ and settings["weights"] == "random"
     assert settings["support_dir"] == "chairs"
     assert sidecar["timings"]["total"] > 0
-    for stage in ("load", "support", "adapt"):
+    for stage in ("load", "sample", "support", "adapt"):
         assert sidecar["timings"][stage] >= 0
     by_name = {part["name"]: part for part in sidecar["parts"]}
     assert by_name["cushion"]["points"] == 0

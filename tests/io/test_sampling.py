@@ -141,3 +141,37 @@ def test_dense_then_fps_on_a_generated_shape(chair_scene):
     assert len(np.unique(indices)) == 512
     # FPS covers every part of the chair
     assert set(dense.labels[indices].tolist()) == set(range(len(asset.part_names)))
+
+
+def _plain_fps(points: np.ndarray, n_samples: int, start: int) -> list[int]:
+    """Every distance updated at every pick, in float32 as the network FPS sums them."""
+    points = points.astype(np.float32)
+    nearest = np.full(len(points), np.inf, dtype=np.float32)
+    picks, current = [], start
+    for _ in range(n_samples):
+        picks.append(current)
+        delta = points - points[current]
+        squared = delta * delta
+        nearest = np.minimum(nearest, (squared[:, 0] + squared[:, 1]) + squared[:, 2])
+        current = int(nearest.argmax())  # the first of tied maxima
+    return picks
+
+
+@pytest.mark.parametrize(
+    "cloud",
+    [
+        lambda rng: rng.standard_normal((12000, 3)) * 100,  # far from unit scale
+        lambda rng: np.stack(np.meshgrid(*[np.arange(24)] * 3), -1).reshape(-1, 3) * 0.1,  # ties
+        lambda rng: np.c_[rng.random((9000, 2)), np.zeros(9000)],  # flat
+        lambda rng: np.repeat(rng.random((3000, 3)), 3, axis=0),  # duplicates
+        lambda rng: rng.random((4097, 3)) * 1e-3,  # a partial last block, tiny scale
+    ],
+    ids=["normal", "grid", "plane", "duplicates", "partial-block"],
+)
+def test_blocked_fps_picks_what_plain_fps_picks(cloud):
+    from bipart_cli.io.sample import PRUNED_MIN_POINTS, farthest_point_indices
+
+    points = cloud(np.random.default_rng(3)).astype(np.float32)
+    assert len(points) >= PRUNED_MIN_POINTS  # the blocked path runs
+    picks = farthest_point_indices(points, 1500, start=11)
+    assert picks.tolist() == _plain_fps(points, 1500, 11)
