@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bipart_cli.examples import CATEGORIES, write_corpus
+from bipart_cli.procedural import CATEGORIES, write_corpus
 
 
 def main() -> None:
