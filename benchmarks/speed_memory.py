@@ -362,7 +362,7 @@ def segment_section(args, devices: list[str]) -> None:
 
 
 def index_section(args, devices: list[str]) -> None:
-    from bipart_cli.procedural import CATEGORIES, write_corpus
+    from bipart_cli.procedural import CATEGORIES, DEFAULT_CATEGORIES, write_corpus
 
     work = args.workdir / "index"
     corpus = work / f"corpus-{args.index_per_category}"
@@ -370,13 +370,13 @@ def index_section(args, devices: list[str]) -> None:
     labelers = [name.strip() for name in args.index_labelers.split(",")]
     detector = None
     if "detector" in labelers:
-        words = sorted({w for parts in CATEGORIES.values() for w in parts})
+        words = sorted({w for c in DEFAULT_CATEGORIES for w in CATEGORIES[c]})
         detector, _ = build_random_grounding_dino_tiny(
             args.workdir / "grounding-dino-tiny-random", words
         )
     print(
         f"\nbipart index: generated corpus, {shapes} shapes ({args.index_per_category} of each "
-        f"of {len(CATEGORIES)} categories), --points {args.points}, --weights {args.weights} "
+        f"of {len(DEFAULT_CATEGORIES)} categories), --points {args.points}, --weights {args.weights} "
         "for the feature cache"
     )
     print(child_header("labeler", 34, ("shapes/min", 10, ">")))

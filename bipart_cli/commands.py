@@ -236,12 +236,15 @@ def run_examples(
     json_output: bool,
     quiet: bool,
 ) -> int:
-    """``bipart examples``: labeled support folders, one per procedural category."""
+    """``bipart examples``: labeled support folders, one per procedural category (by default
+    the default categories; the creatures only when named)."""
     from .errors import UsageError
-    from .procedural import CATEGORIES, write_support_sets
+    from .procedural import CATEGORIES, DEFAULT_CATEGORIES, write_support_sets
 
     chosen = (
-        [c.strip() for c in categories.split(",") if c.strip()] if categories else list(CATEGORIES)
+        [c.strip() for c in categories.split(",") if c.strip()]
+        if categories
+        else list(DEFAULT_CATEGORIES)
     )
     unknown = [c for c in chosen if c not in CATEGORIES]
     if unknown or not chosen:
@@ -261,7 +264,7 @@ def run_examples(
             print(json.dumps(record), flush=True)
         elif not quiet:
             stdout_console.print(
-                f"{folder}: {record['shapes']} labeled {category}s, parts {','.join(record['parts'])}",
+                f"{folder}: {record['shapes']} labeled {category} shapes, parts {','.join(record['parts'])}",
                 highlight=False,
             )
     return EXIT_OK

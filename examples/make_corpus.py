@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bipart_cli.examples import CATEGORIES, write_corpus
+from bipart_cli.procedural import DEFAULT_CATEGORIES, write_corpus
 
 
 def main() -> None:
@@ -21,7 +21,12 @@ def main() -> None:
     parser.add_argument("out_dir", type=Path)
     parser.add_argument("--per-category", type=int, default=25)
     parser.add_argument("--seed", type=int, default=1000)
-    parser.add_argument("--categories", default=",".join(CATEGORIES), help="comma-separated")
+    parser.add_argument(
+        "--categories",
+        default=",".join(DEFAULT_CATEGORIES),
+        help="comma-separated (default: the 14 furniture, household and vehicle categories; "
+        "add humanoid,quadruped,bird,fish,hand,octopus for the creatures)",
+    )
     args = parser.parse_args()
     categories = [c.strip() for c in args.categories.split(",") if c.strip()]
     paths = write_corpus(args.out_dir, args.per_category, categories, seed=args.seed)

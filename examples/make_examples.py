@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bipart_cli.examples import CATEGORIES, write_examples
+from bipart_cli.procedural import CATEGORIES, write_examples
 
 
 def main() -> None:

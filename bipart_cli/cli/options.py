@@ -197,7 +197,8 @@ CategoriesOpt = Annotated[
     str | None,
     typer.Option(
         "--categories",
-        help="Only these categories, comma-separated (default: all).",
+        help="Only these categories, comma-separated (default: all; examples: all but the "
+        "posed creatures, which it writes only when named).",
     ),
 ]
 RequiredPartsOpt = Annotated[str, _PARTS]

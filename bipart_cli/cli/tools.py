@@ -41,7 +41,8 @@ def examples(
     verbose: VerboseOpt = False,
 ) -> None:
     """Write labeled support folders OUT/<category>/ of procedural shapes, for offline few-shot
-    use: bipart segment lamp.glb --parts base,pole,shade --support OUT/lamp."""
+    use: bipart segment lamp.glb --parts base,pole,shade --support OUT/lamp. The posed
+    creatures (humanoid, quadruped, bird, fish, hand, octopus) only when named in --categories."""
     with reported_errors(verbose, quiet):
         check_out_dir("OUT", out)
         from ..commands import run_examples

@@ -81,12 +81,12 @@ def _add_index(corpus: Corpus, spec: str, tick: Callable[[], None]) -> None:
 
 
 def procedural_pool(number: int, seed: int) -> np.ndarray:
-    """The ``number``-th generated shape (categories in turn), sampled to a pool."""
+    """The ``number``-th generated shape (the default categories in turn), sampled to a pool."""
     from ..io.sample import sample_dense
     from ..io.scenes import asset_from_scene
-    from ..procedural import CATEGORIES, make_shape
+    from ..procedural import DEFAULT_CATEGORIES, make_shape
 
-    names = sorted(CATEGORIES)
+    names = sorted(DEFAULT_CATEGORIES)
     shape_seed = seed * 1_000_003 + number
     scene = make_shape(names[number % len(names)], seed=shape_seed)
     return sample_dense(asset_from_scene(scene), POOL_POINTS, seed=shape_seed).points

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..io.atomic import atomic_write_bytes, atomic_write_text
-from .registry import CATEGORIES
+from .registry import CATEGORIES, DEFAULT_CATEGORIES
 from .scenes import ColorMode, make_shape
 
 
@@ -48,11 +48,12 @@ def write_corpus(
     shape of a category is indexed with the same part order (``bipart index`` reads it).
     Shape ``k`` of category ``c`` has seed ``[seed, i_c, k]``, so the corpus never repeats
     the bundled examples (plain small seeds). Existing files are kept (re-runs resume).
+    ``categories`` None: ``DEFAULT_CATEGORIES``.
     """
     import json
 
     out_dir = Path(out_dir)
-    chosen = list(CATEGORIES) if categories is None else list(categories)
+    chosen = list(DEFAULT_CATEGORIES) if categories is None else list(categories)
     unknown = [c for c in chosen if c not in CATEGORIES]
     if unknown:
         raise ValueError(f"unknown categories {', '.join(unknown)}; known: {', '.join(CATEGORIES)}")
@@ -84,8 +85,8 @@ def write_support_sets(
 
     Each holds ``per_category`` shapes whose nodes name their parts, and a ``parts.json``;
     pass one as ``--support``. Seeds differ from the training corpus's (``seed + 2000``).
-    Returns the folder of each category.
+    ``categories`` None: ``DEFAULT_CATEGORIES``. Returns the folder of each category.
     """
-    chosen = list(CATEGORIES) if categories is None else list(categories)
+    chosen = list(DEFAULT_CATEGORIES) if categories is None else list(categories)
     write_corpus(out_dir, per_category, chosen, seed=seed + 2000, colors=colors)
     return {category: Path(out_dir) / category for category in chosen}
