@@ -108,12 +108,12 @@ class ChildRun:
         return f"exit {self.returncode}: " + " | ".join(tail)
 
 
-def run_child(command: list[str], env: dict[str, str] | None = None) -> ChildRun:
-    """Run ``command`` to completion; its own peak RSS comes from ``os.wait4``."""
+def run_child(command: list[str], env: dict[str, str] | None = None, cwd: Path = ROOT) -> ChildRun:
+    """Run ``command`` in ``cwd`` to completion; its own peak RSS comes from ``os.wait4``."""
     environment = {**os.environ, **(env or {})}
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
-        process = subprocess.Popen(command, stdout=out, stderr=err, env=environment, cwd=ROOT)
+        process = subprocess.Popen(command, stdout=out, stderr=err, env=environment, cwd=cwd)
         _, status, usage = os.wait4(process.pid, 0)
         wall = time.perf_counter() - started
         process.returncode = os.waitstatus_to_exitcode(status)

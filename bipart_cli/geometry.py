@@ -116,7 +116,9 @@ def _knn_kdtree(
 
     dists, idxs = [], []
     for query_cloud, reference_cloud in zip(query.double(), reference.double(), strict=True):
-        distance, index = KDTree(reference_cloud.numpy()).query(query_cloud.numpy(), k=k)
+        distance, index = KDTree(reference_cloud.numpy()).query(
+            query_cloud.numpy(), k=k, workers=-1
+        )
         dists.append(torch.from_numpy(distance.reshape(len(query_cloud), k)))
         idxs.append(torch.from_numpy(index.reshape(len(query_cloud), k)))
     d2 = torch.stack(dists).pow(2).to(query.dtype)  # (B, Q, k)

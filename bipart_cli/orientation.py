@@ -121,8 +121,8 @@ def pose_costs(target: np.ndarray, source: np.ndarray) -> tuple[np.ndarray, np.n
     # |R s - t| = |s - R^T t|: two trees and two batched queries score every candidate
     turned_source = np.einsum("rij,nj->rni", rotations, source)  # (R, m, 3)
     turned_target = np.einsum("rji,nj->rni", rotations, target)  # (R, n, 3)
-    to_target, _ = cKDTree(target).query(turned_source.reshape(-1, 3))
-    to_source, _ = cKDTree(source).query(turned_target.reshape(-1, 3))
+    to_target, _ = cKDTree(target).query(turned_source.reshape(-1, 3), workers=-1)
+    to_source, _ = cKDTree(source).query(turned_target.reshape(-1, 3), workers=-1)
     count = len(rotations)
     return rotations, to_target.reshape(count, -1).mean(1) + to_source.reshape(count, -1).mean(1)
 

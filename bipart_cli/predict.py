@@ -315,7 +315,7 @@ def smooth_probabilities(
     from scipy.spatial import KDTree
 
     k = min(k, len(points))
-    _, neighbours = KDTree(np.asarray(points, dtype=np.float64)).query(points, k=k)
+    _, neighbours = KDTree(np.asarray(points, dtype=np.float64)).query(points, k=k, workers=-1)
     neighbours = torch.from_numpy(neighbours.reshape(len(points), k)).to(probs.device)
     for _ in range(rounds):
         probs = 0.5 * probs + 0.5 * probs[neighbours].mean(1)  # (N, R)

@@ -119,7 +119,7 @@ def turned_bps_features(
     basis_points = basis.points if isinstance(basis, BPSBasis) else np.asarray(basis)
     tree = KDTree(normalize_to_unit_sphere(np.asarray(points)))
     queries = np.einsum("tji,pj->tpi", np.asarray(turns, dtype=np.float64), basis_points)
-    distances, _ = tree.query(queries.reshape(-1, 3), k=1)
+    distances, _ = tree.query(queries.reshape(-1, 3), k=1, workers=-1)
     return distances.reshape(len(turns), len(basis_points)).astype(np.float32)
 
 

@@ -36,7 +36,7 @@ def face_labels_from_points(
     if len(unsampled) and len(dense.points):
         centroids = asset.normalize(asset.vertices[asset.faces[unsampled]].mean(axis=1))
         k = min(k, len(dense.points))
-        _, nearest = KDTree(dense.points).query(centroids, k=k)
+        _, nearest = KDTree(dense.points).query(centroids, k=k, workers=-1)
         nearest = np.asarray(nearest).reshape(len(unsampled), k)
         weight = np.ones(nearest.shape, dtype=np.int64)
         if dense.normals is not None:
