@@ -7,6 +7,7 @@ for large clouds.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 
@@ -25,6 +26,8 @@ def farthest_point_sample(
     -------
     indices : (B, n_samples) long
     """
+    if points.device.type == "cpu" and points.dtype == torch.float32:
+        return _farthest_point_sample_numpy(points, n_samples, start)
     if points.device.type == "cpu":
         # 2048 tiny sequential steps: thread start-up dominates, so one thread is much faster.
         previous = torch.get_num_threads()
@@ -34,6 +37,24 @@ def farthest_point_sample(
         finally:
             torch.set_num_threads(previous)
     return _farthest_point_sample(points, n_samples, start)
+
+
+def _farthest_point_sample_numpy(
+    points: torch.Tensor, n_samples: int, start: torch.Tensor | None
+) -> torch.Tensor:
+    """The same picks by :func:`bipart_cli.fps.farthest_point_indices`, shape by shape."""
+    from .fps import farthest_point_indices
+
+    batch, num_points, _ = points.shape
+    if n_samples > num_points:
+        raise ValueError(f"cannot pick {n_samples} of {num_points} points")
+    clouds = points.detach().numpy()
+    starts = [0] * batch if start is None else start.tolist()
+    picks = [
+        farthest_point_indices(cloud, n_samples, int(s))
+        for cloud, s in zip(clouds, starts, strict=True)
+    ]
+    return torch.from_numpy(np.stack(picks))  # (B, n_samples)
 
 
 def _farthest_point_sample(

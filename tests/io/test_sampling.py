@@ -113,16 +113,21 @@ def test_fps_matches_naive_reference(seed):
     assert indices.tolist() == _naive_fps(points.astype(np.float64), 12, int(indices[0]))
 
 
-def test_numpy_fps_picks_what_the_network_fps_picks():
+def test_numpy_fps_picks_what_the_tensor_fps_picks():
     import torch
 
-    from bipart_cli.geometry import farthest_point_sample
-    from bipart_cli.io.sample import farthest_point_indices
+    from bipart_cli.fps import farthest_point_indices
+    from bipart_cli.geometry import _farthest_point_sample, farthest_point_sample
 
-    points = np.random.default_rng(5).standard_normal((5000, 3)).astype(np.float32)
-    fast = farthest_point_indices(points, 256, start=17)
-    network = farthest_point_sample(torch.from_numpy(points)[None], 256, torch.tensor([17]))[0]
-    np.testing.assert_array_equal(fast, network.numpy())
+    points = np.random.default_rng(5).standard_normal((3, 5000, 3)).astype(np.float32)
+    starts = torch.tensor([17, 0, 4999])
+    per_step = _farthest_point_sample(torch.from_numpy(points), 256, starts)  # tensor ops
+    for cloud, start, expected in zip(points, starts.tolist(), per_step, strict=True):
+        np.testing.assert_array_equal(farthest_point_indices(cloud, 256, start), expected.numpy())
+    # the network's FPS on a CPU is the NumPy one, batched
+    network = farthest_point_sample(torch.from_numpy(points), 256, starts)
+    torch.testing.assert_close(network, per_step)
+    assert network.dtype == torch.long and network.shape == (3, 256)
 
 
 def test_fps_start_is_seeded():
@@ -169,7 +174,7 @@ def _plain_fps(points: np.ndarray, n_samples: int, start: int) -> list[int]:
     ids=["normal", "grid", "plane", "duplicates", "partial-block"],
 )
 def test_blocked_fps_picks_what_plain_fps_picks(cloud):
-    from bipart_cli.io.sample import PRUNED_MIN_POINTS, farthest_point_indices
+    from bipart_cli.fps import PRUNED_MIN_POINTS, farthest_point_indices
 
     points = cloud(np.random.default_rng(3)).astype(np.float32)
     assert len(points) >= PRUNED_MIN_POINTS  # the blocked path runs
