@@ -29,7 +29,7 @@ def farthest_point_indices(points: np.ndarray, n_samples: int, start: int = 0) -
 
 
 PRUNED_MIN_POINTS = 4096
-BLOCK = 32  # points per block
+BLOCK = 64  # points per block
 
 
 def _squared_distances(xyz: np.ndarray, center: np.ndarray) -> np.ndarray:
