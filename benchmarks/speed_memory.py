@@ -301,18 +301,21 @@ def segment_section(args, devices: list[str]) -> None:
     support = work / f"support-{args.support_shapes}"
     write_examples(support, categories=(), n_chairs=args.support_shapes)
     support_dir = support / "chairs"
-    detector, millions = build_random_grounding_dino_tiny(
-        args.workdir / "grounding-dino-tiny-random", CHAIR_PARTS.split(",")
-    )
+    detector = millions = None
+    if not args.no_vlm:
+        detector, millions = build_random_grounding_dino_tiny(
+            args.workdir / "grounding-dino-tiny-random", CHAIR_PARTS.split(",")
+        )
     print(
         f"\nbipart segment: generated chair, {faces} faces, --points {args.points}, "
         f"--parts {CHAIR_PARTS}, --weights {args.weights}, "
         f"--support {args.support_shapes} generated labeled chairs (the default adaptation)"
     )
-    print(
-        f"detector: Grounding DINO, grounding-dino-tiny sizes ({millions:.0f}M parameters), "
-        "RANDOM weights (real-size architecture; no detector quality implied), local vocab"
-    )
+    if detector is not None:
+        print(
+            f"detector: Grounding DINO, grounding-dino-tiny sizes ({millions:.0f}M parameters), "
+            "RANDOM weights (real-size architecture; no detector quality implied), local vocab"
+        )
     timing_columns = [(name, 7, ">") for name in ("load", "sample", "label", "adapt", "other")]
     print(child_header("row", 44, *timing_columns))
     for device in devices:
@@ -330,11 +333,14 @@ def segment_section(args, devices: list[str]) -> None:
         rows = [
             ("few-shot, labeler none (indexes --support)", ["--labeler", "none"]),
             ("few-shot, labeler none (support cached)", ["--labeler", "none"]),
-            (
-                "VLM, detector GDINO-tiny random weights",
-                ["--labeler", "detector", "--detector", str(detector), "--offline"],
-            ),
         ]
+        if detector is not None:
+            rows.append(
+                (
+                    "VLM, detector GDINO-tiny random weights",
+                    ["--labeler", "detector", "--detector", str(detector), "--offline"],
+                )
+            )
         for label, extra in rows:
             run = run_child(
                 bipart("segment", *common, *extra),
@@ -663,6 +669,9 @@ def main() -> int:
         "--device", default="all", help="cpu, cuda or all (cpu, plus cuda when available)"
     )
     parser.add_argument("--weights", default="bipart-default")
+    parser.add_argument(
+        "--no-vlm", action="store_true", help="segment: the few-shot rows only (no detector)"
+    )
     parser.add_argument("--faces", type=int, default=100_000)
     parser.add_argument("--points", type=int, default=100_000, help="dense points per shape")
     parser.add_argument("--support-shapes", type=int, default=8)
