@@ -616,9 +616,11 @@ def retrieval_latency(path: Path, queries: int, seed: int = 0) -> dict:
     categories = sorted(parts_of)
     rng = np.random.default_rng(seed)
     modes = []
-    for name, with_category in (
-        ("category given (eval, --category)", True),
-        ("no category, by part names", False),
+    for name, with_category, any_turn in (
+        ("category given (eval, --category)", True, False),
+        ("no category, by part names", False, False),
+        ("category given, any quarter turn (--match-pose)", True, True),
+        ("no category, any quarter turn (segment's default)", False, True),
     ):
         times, choosing, candidates = [], [], []
         for _ in range(queries):
@@ -627,10 +629,12 @@ def retrieval_latency(path: Path, queries: int, seed: int = 0) -> dict:
             chosen = category if with_category else None
             candidates.append(len(bank.candidates(parts_of[category], chosen)))
             clock = time.perf_counter()
-            bank.select(target, parts_of[category], m=8, category=chosen)
+            bank.select(target, parts_of[category], m=8, category=chosen, any_turn=any_turn)
             choosing.append(1000 * (time.perf_counter() - clock))
             clock = time.perf_counter()
-            support = bank.retrieve(target, parts_of[category], m=8, category=chosen)
+            support = bank.retrieve(
+                target, parts_of[category], m=8, category=chosen, any_turn=any_turn
+            )
             times.append(1000 * (time.perf_counter() - clock))
             assert len(support) == min(8, candidates[-1])
         for label, values in (("", times), (", choosing only", choosing)):
