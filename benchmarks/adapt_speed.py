@@ -67,7 +67,7 @@ def cached_time(
     device,
     encoder_cached: bool,
 ) -> float:
-    cache = FeatureCache(model, device)
+    cache = FeatureCache(model, device, settings)  # the support's head inputs for these settings
     cache.features(support)  # the support features exist before the target arrives (index cache)
     encoded = descriptors = None
     if encoder_cached:  # an index caches both
