@@ -378,3 +378,27 @@ def test_feature_store_serves_a_later_process_and_follows_the_model(model, tmp_p
     torch.testing.assert_close(theirs, expected.half().float())
     assert not torch.allclose(theirs, cold, atol=1e-2)
     assert len(list(store.rglob("*.safetensors"))) == 4  # a folder per model
+
+
+def test_support_features_from_encoder_features_go_shape_by_shape_with_the_same_bits(model):
+    """With the encoder's features cached (a --support folder, an index) the extractor runs
+    one shape at a time, which bounds its activations; the features are those of one batch."""
+    rng = np.random.default_rng(21)
+    clouds = np.stack([unit_cloud(rng) for _ in range(3)])  # (3, N, 3)
+    with torch.no_grad():
+        encoded = model.encode(torch.from_numpy(clouds)).half()  # as an index stores them
+    support = [
+        SupportShape(f"e{i}", clouds[i], half_space_labels(clouds[i])[1], encoded[i].numpy())
+        for i in range(3)
+    ]
+    batch_sizes = []
+    original = model.extract
+    model.extract = lambda points, **k: batch_sizes.append(len(points)) or original(points, **k)
+    try:
+        features = FeatureCache(model, "cpu", AdaptSettings(descriptors="none")).features(support)
+    finally:
+        model.extract = original
+    assert batch_sizes == [1, 1, 1]
+    with torch.no_grad():
+        batched = model.extract(torch.from_numpy(clouds), encoder_features=encoded.float())
+    assert torch.equal(features, batched)
