@@ -14,22 +14,14 @@ scratch folder first, so no checkout gets outputs written into it.
 from __future__ import annotations
 
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from paper_runs import ROOT, bench_parser, bench_run, print_table
+from paper_runs import ROOT, bench_parser, bench_run, git_revision, print_table
 from speed_memory import run_child
 
 STAGES = ("load", "sample", "support", "pose", "adapt", "write", "total")
-
-
-def revision(repo: Path) -> str:
-    done = subprocess.run(
-        ["git", "-C", str(repo), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-    )
-    return done.stdout.strip() or "unknown"
 
 
 def runs(repo: Path, warm: int, device: str) -> list[list[str]]:
@@ -52,7 +44,12 @@ def runs(repo: Path, warm: int, device: str) -> list[list[str]]:
             cells = [f"{timings[s]:.2f}" if s in timings else "-" for s in STAGES]
             label = "cold" if i == 0 else f"warm {i}"
             rows.append(
-                [f"{revision(repo)} {label}", f"{run.wall_s:.2f}", f"{run.peak_mib:.0f}", *cells]
+                [
+                    f"{git_revision(repo)} {label}",
+                    f"{run.wall_s:.2f}",
+                    f"{run.peak_mib:.0f}",
+                    *cells,
+                ]
             )
         return rows
     finally:

@@ -400,9 +400,11 @@ def load_average() -> str:
     return ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def git_revision() -> str:
+def git_revision(root: Path = ROOT) -> str:
+    """The checkout's short revision, and whether its tree has uncommitted changes."""
+
     def git(*args: str) -> str:
-        done = subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True)
+        done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True)
         return done.stdout.strip()
 
     revision = git("rev-parse", "--short", "HEAD") or "unknown"

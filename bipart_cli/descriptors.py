@@ -87,9 +87,8 @@ def point_descriptors(points: np.ndarray, settings: DescriptorSettings | None = 
     xyz = xyz / max(radius, 1e-12)
     k_max = min(max(s.scales), len(xyz) - 1)
     tree = KDTree(xyz)
-    distances, neighbours = tree.query(
-        xyz, k=k_max + 1, workers=-1
-    )  # (N, k+1), the point itself first
+    # (N, k+1), the point itself first
+    distances, neighbours = tree.query(xyz, k=k_max + 1, workers=-1)
     blocks = [
         local_covariance_features(
             xyz, neighbours[:, : min(k, k_max) + 1], distances[:, min(k, k_max)]

@@ -26,6 +26,8 @@ def farthest_point_sample(
     -------
     indices : (B, n_samples) long
     """
+    if n_samples > points.shape[1]:
+        raise ValueError(f"cannot pick {n_samples} of {points.shape[1]} points")
     if points.device.type == "cpu" and points.dtype == torch.float32:
         return _farthest_point_sample_numpy(points, n_samples, start)
     if points.device.type == "cpu":
@@ -45,11 +47,8 @@ def _farthest_point_sample_numpy(
     """The same picks by :func:`bipart_cli.fps.farthest_point_indices`, shape by shape."""
     from .fps import farthest_point_indices
 
-    batch, num_points, _ = points.shape
-    if n_samples > num_points:
-        raise ValueError(f"cannot pick {n_samples} of {num_points} points")
     clouds = points.detach().numpy()
-    starts = [0] * batch if start is None else start.tolist()
+    starts = [0] * len(clouds) if start is None else start.tolist()
     picks = [
         farthest_point_indices(cloud, n_samples, int(s))
         for cloud, s in zip(clouds, starts, strict=True)
@@ -61,8 +60,6 @@ def _farthest_point_sample(
     points: torch.Tensor, n_samples: int, start: torch.Tensor | None
 ) -> torch.Tensor:
     batch, num_points, _ = points.shape
-    if n_samples > num_points:
-        raise ValueError(f"cannot pick {n_samples} of {num_points} points")
     device = points.device
     indices = torch.zeros(batch, n_samples, dtype=torch.long, device=device)
     min_dist = torch.full((batch, num_points), float("inf"), device=device, dtype=points.dtype)

@@ -23,7 +23,12 @@ from .household import build_bottle, build_guitar, build_knife, build_mug, build
 from .primitives import Piece
 from .vehicles import build_airplane, build_car, build_truck
 
-CATEGORIES: dict[str, list[str]] = {
+# Furniture, household objects and vehicles: the categories the shipped weights and the
+# RESULTS were made with, in their order. They are what the defaults write (``bipart
+# examples``, ``write_corpus``, ``write_support_sets``, ``examples/make_corpus.py``) and what
+# ``bipart pretrain --procedural`` draws from, so adding a category leaves those outputs as
+# they were.
+OBJECT_CATEGORIES: dict[str, list[str]] = {
     "chair": ["back", "seat", "leg", "arm"],
     "table": ["top", "leg"],
     "mug": ["body", "handle"],
@@ -38,6 +43,10 @@ CATEGORIES: dict[str, list[str]] = {
     "bookshelf": ["side", "shelf", "back"],
     "teapot": ["body", "spout", "handle", "lid"],
     "truck": ["cabin", "tank", "chassis", "wheel"],
+}
+# Posed creatures (issue #12, item 6): written when named. A retrain with them did not beat
+# the shipped weights (RESULTS section 22), so they stay out of the defaults.
+CREATURE_CATEGORIES: dict[str, list[str]] = {
     "humanoid": ["head", "torso", "arm", "leg"],
     "quadruped": ["head", "torso", "leg", "tail"],
     "bird": ["head", "body", "wing", "tail", "leg"],
@@ -45,28 +54,8 @@ CATEGORIES: dict[str, list[str]] = {
     "hand": ["palm", "finger", "thumb"],
     "octopus": ["head", "tentacle"],
 }
-
-# What the defaults write (``bipart examples``, ``write_corpus``, ``write_support_sets``,
-# ``examples/make_corpus.py``) and ``bipart pretrain --procedural`` draws from: the
-# categories the shipped weights and the RESULTS were made with, in their order, so
-# adding a category leaves those outputs as they were. The creatures join them when the
-# corpus is rebuilt and the weights retrained (issue #12, item 6); until then name them.
-DEFAULT_CATEGORIES: tuple[str, ...] = (
-    "chair",
-    "table",
-    "mug",
-    "lamp",
-    "airplane",
-    "car",
-    "guitar",
-    "knife",
-    "bottle",
-    "bed",
-    "sofa",
-    "bookshelf",
-    "teapot",
-    "truck",
-)
+CATEGORIES: dict[str, list[str]] = {**OBJECT_CATEGORIES, **CREATURE_CATEGORIES}
+DEFAULT_CATEGORIES: tuple[str, ...] = tuple(OBJECT_CATEGORIES)
 
 BUILDERS: dict[str, Callable[[np.random.Generator], list[Piece]]] = {
     "chair": build_chair,

@@ -36,7 +36,6 @@ _MATERIALS: dict[str, list[tuple[int, int, int]]] = {
     "mollusc": [(180, 80, 70), (150, 70, 110), (210, 120, 80), (120, 90, 80)],
 }
 _GREY = (160, 160, 160)
-_GREY = (160, 160, 160)
 
 
 def make_pieces(category: str, seed: int = 0) -> list[Piece]:

@@ -47,8 +47,9 @@ class Segmenter:
             self.model, self.weights_info = resolve_weights(
                 options.weights, options.weights_revision, seed=options.seed, device=self.device
             )
-            # the asset readers' and the geometry's libraries, once per process: an input's
-            # timings are then its own work, the first input's as the hundredth's
+        with self.stages("load", "libraries"):
+            # the asset readers' and the geometry's, once per process: an input's timings
+            # are then its own work, the first input's as the hundredth's
             import scipy.spatial  # noqa: F401
             import trimesh  # noqa: F401
         r_max = self.model.config.r_max
