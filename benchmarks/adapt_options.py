@@ -58,6 +58,9 @@ for rounds in (2, 3, 4, 8):
 FAST = {"steps": 100, "lr": 2e-2, "batch_points": 512}
 for rounds in (0, 2, 4):
     VARIANTS[f"fast+desc+smooth{rounds}"] = {**VARIANTS["adam+desc"], **FAST, "smooth": rounds}
+# the paper's loop on a draw of support points per step (issue #16 item 4: its speed)
+for points in (512, 1024):
+    VARIANTS[f"paper@{points}"] = {**PAPER_INNER_LOOP, "batch_points": points}
 VARIANTS["fast+smooth4"] = {**VARIANTS["fast+desc+smooth4"], "descriptors": "none"}
 # Eq. 2 weighs every box (part) the same, so a small part's points weigh more; "point"
 # weighs every labeled point the same (PartDistill's released loss)

@@ -13,7 +13,8 @@ adaptation plus prediction of its 2048 points:
 
 The grid runs the paper's inner loop (``PAPER_INNER_LOOP``: K plain SGD steps on
 every support point); a last line times the tool's defaults (Adam on 512 points
-a step, descriptors, the kNN mix, smoothing) at their M. Synthetic clouds and
+a step, descriptors, the kNN mix, smoothing) at their M, and lines before it the
+paper's loop on a draw of support points per step (``--paper-points``). Synthetic clouds and
 labels; the random-initialised model has the real sizes.
 
     python benchmarks/adapt_speed.py [--device cpu] [--repeats 3]
@@ -123,6 +124,11 @@ def main() -> None:
     parser.add_argument("--sizes", default="1,2,4,8,12")
     parser.add_argument("--steps", default="5,10,15,20")
     parser.add_argument(
+        "--paper-points",
+        default="512,1024",
+        help="also time the paper's loop at M=8, K=10 on this many support points a step",
+    )
+    parser.add_argument(
         "--naive-at",
         default="8:10",
         help="M:K pairs for the naive path (it is slow), comma-separated; 'all' for every cell",
@@ -172,6 +178,19 @@ def main() -> None:
             naive_text = f"{naive:9.3f}" if naive is not None else f"{'-':>9}"
             ratio_text = f"{ratio:7.1f}" if ratio is not None else f"{'-':>7}"
             print(f"{m:>3} {k:>3} {cached:9.3f} {indexed:10.3f} {naive_text} {ratio_text}")
+    for points in [int(p) for p in args.paper_points.split(",") if p]:
+        settings = AdaptSettings(**{**PAPER_INNER_LOOP, "batch_points": points})
+        times = [
+            min(
+                cached_time(model, target, support_pool[:8], settings, device, c)
+                for _ in range(args.repeats)
+            )
+            for c in (False, True)
+        ]
+        print(
+            f"the paper's loop, M=8 K=10, {points} support points drawn a step: "
+            f"cached {times[0]:.3f} s, indexed {times[1]:.3f} s"
+        )
     defaults = AdaptSettings()
     support = support_pool[: defaults.support_size]
     times = [

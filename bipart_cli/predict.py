@@ -51,21 +51,26 @@ class FeatureCache:
     """Head inputs per support shape, computed once per model and reused by every target.
 
     With a ``store`` folder the network's features of each support shape are also
-    kept on disk (float16 safetensors, keyed by the model's sha256 and the shape's
-    points and cached encoder features), so a later process runs no network pass
-    over them. With a store, features are rounded to float16 whether they were
+    kept on disk (float16 safetensors, keyed by the model's sha256, or the caller's
+    ``model_key`` for it, and the shape's points and cached encoder features), so a
+    later process runs no network pass over them. With a store, features are rounded to float16 whether they were
     just computed or read back, so a warm run labels exactly as the cold one did.
     An unreadable file is recomputed and replaced.
     """
 
     def __init__(
-        self, model, device, settings: AdaptSettings | None = None, store: Path | None = None
+        self,
+        model,
+        device,
+        settings: AdaptSettings | None = None,
+        store: Path | None = None,
+        model_key: str | None = None,
     ) -> None:
         self.model = model
         self.device = device
         self.settings = settings or AdaptSettings()
         self.store = store
-        self._model_sha256: str | None = None
+        self._model_sha256 = model_key
         self._features: dict[str, torch.Tensor] = {}
         self._heads: dict[tuple, dict[str, torch.Tensor]] = {}  # see adapted_head
 

@@ -9,6 +9,7 @@ from scipy.spatial.transform import Rotation
 
 from bipart_cli.orientation import (
     AXIS_ROTATIONS,
+    POSE_MARGIN,
     candidate_rotations,
     matching_rotation,
     pose_costs,
@@ -92,3 +93,21 @@ def test_the_margin_is_what_a_turn_must_gain():
         matching_rotation(target, source, margin=gain * 0.99) @ AXIS_ROTATIONS[3], np.eye(3)
     )
     assert np.array_equal(matching_rotation(target, source, margin=gain * 1.01), np.eye(3))
+
+
+def _full_search_rotation(target, source, margin=POSE_MARGIN):
+    """The slow reference: every candidate scored on every matched point."""
+    rotations, costs = pose_costs(target, source)
+    best = int(np.argmin(costs))
+    return rotations[best] if costs[best] < (1.0 - margin) * costs[0] else np.eye(3)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_the_shortlist_picks_what_a_full_search_picks(seed):
+    """Coarse-to-fine scoring chooses the rotation that scoring all 48 candidates on
+    all matched points chooses: axis turns, arbitrary turns and no turn at all."""
+    rng = np.random.default_rng(seed)
+    target = _lopsided_cloud(seed, 3000)
+    turn = [np.eye(3), AXIS_ROTATIONS[seed % 24], Rotation.random(random_state=seed).as_matrix()]
+    source = _lopsided_cloud(seed + 100, 2500) @ turn[seed % 3].T + rng.normal(size=3)
+    assert np.array_equal(matching_rotation(target, source), _full_search_rotation(target, source))

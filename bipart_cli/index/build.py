@@ -125,6 +125,7 @@ def build_index(
     no_cache_features: bool = False,
     weights: str | None = None,
     encoder_model: Any | None = None,
+    encoder: dict[str, Any] | None = None,
     shard: str | tuple[int, int] | None = None,
     seed: int = 0,
     device: str = "cpu",
@@ -146,7 +147,8 @@ def build_index(
     no_cache_features : do not store frozen-encoder features (2048, 681) float16.
     weights : the model whose encoder fills the feature cache (default config otherwise).
     encoder_model : an already loaded model to fill it instead (``segment --support DIR``
-        passes its own, so a warm run loads no second model).
+        passes its own, so a warm run loads no second model); ``encoder`` its
+        :func:`encoder_identity` when the caller has it (no second hash of its weights).
     shard : ``"i/n"``: only the files with ``stable_hash(path) % n == i`` (merge the parts
         with :func:`merge_indexes`).
     n_dense : dense points sampled and labeled per shape; ``n_points`` network points;
@@ -191,7 +193,10 @@ def build_index(
         encoder_model = None
     elif encoder_model is None:
         encoder_model = load_encoder(weights, seed, torch_device)
-    encoder = None if encoder_model is None else encoder_identity(encoder_model)
+    if encoder_model is None:
+        encoder = None
+    elif encoder is None:
+        encoder = encoder_identity(encoder_model)
     context = ShapeContext(
         folder=folder,
         settings=settings,

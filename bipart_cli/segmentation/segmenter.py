@@ -57,6 +57,8 @@ class Segmenter:
             raise UsageError(
                 f"--parts lists {len(self.part_names)} parts but the model has at most {r_max} (R_max)"
             )
+        # what cached encoder features must match: hashed once, the model is never changed here
+        self.encoder = None
         with self.stages("support", str(options.support_dir or options.index or "none")):
             self.bank = self._open_support()
         if self.labeler_name == "auto-index":
@@ -64,7 +66,9 @@ class Segmenter:
         self.labeler = self._make_labeler()
         # a support folder is indexed in bipart's cache; its shapes' features are kept there too
         store = None if options.support_dir is None else cache_root() / "features"
-        self.feature_cache = FeatureCache(self.model, self.device, options.adapt, store=store)
+        self.feature_cache = FeatureCache(
+            self.model, self.device, options.adapt, store=store, model_key=self._model_key()
+        )
         self._unprovided: list[str] = []
         self._input_mark: tuple[float, dict[str, float]] | None = None
         if self.labeler is None and self.bank is None and not options.zero_shot:
@@ -122,6 +126,15 @@ class Segmenter:
         )
         return "none"
 
+    def _model_key(self) -> str | None:
+        """The stored support features' key for weights read from a file: the file's
+        sha256 (checked on load) fixes every weight, so the state dict is not hashed."""
+        import hashlib
+
+        if self.weights_info.sha256 is None:
+            return None
+        return hashlib.sha256(f"model.safetensors {self.weights_info.sha256}".encode()).hexdigest()
+
     def _make_labeler(self):
         if self.labeler_name == "none":
             return None
@@ -131,10 +144,13 @@ class Segmenter:
         return make_labeler(self.labeler_name, **options)
 
     def _open_support(self):
+        from ..index import encoder_identity
         from ..support import SupportBank
 
         if self.options.zero_shot:
             return None
+        if self.options.support_dir is not None or self.options.index is not None:
+            self.encoder = encoder_identity(self.model)
         if self.options.support_dir is not None:
             return SupportBank.from_folder(
                 self.options.support_dir,
@@ -142,9 +158,12 @@ class Segmenter:
                 seed=self.options.seed,
                 device=str(self.device),
                 model=self.model,
+                encoder=self.encoder,
             )
         if self.options.index is not None:
-            return SupportBank.from_index(self.options.index, model=self.model)
+            return SupportBank.from_index(
+                self.options.index, model=self.model, encoder=self.encoder
+            )
         return None
 
     def run(self, path: str) -> SegmentResult:

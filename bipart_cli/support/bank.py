@@ -23,16 +23,32 @@ def _lower(names) -> set[str]:
     return {name.lower() for name in names}
 
 
+# From this many candidates a query is bounded on a projection first (SupportBank._pruned_similarity)
+PROJECTED_MIN_ROWS = 16384
+PROJECTED_RANK = 64
+
+
+def _residual_norms(squared_norms, projected: np.ndarray) -> np.ndarray:
+    """(n,) norms of rows minus their projection on orthonormal axes, from their squared
+    norms (n,) or a scalar and their projections (n, r); a little high, never low."""
+    left = squared_norms - (projected * projected).sum(1, dtype=np.float64)
+    return np.sqrt(np.maximum(left + 1e-5, 0.0)).astype(np.float32)
+
+
 class SupportBank:
     """Candidates for support sets, read lazily from a shape index."""
 
-    def __init__(self, index, model=None) -> None:
+    def __init__(self, index, model=None, encoder: dict | None = None) -> None:
         from ..index import encoder_identity
         from .selection import unit_rows
 
         self.index = index
-        # Cached encoder features are used only when they come from this model's encoder.
-        self.expected_encoder = encoder_identity(model) if model is not None else None
+        # Cached encoder features are used only when they come from this model's encoder
+        # (``encoder``: its identity, when the caller has it).
+        if model is None:
+            self.expected_encoder = None
+        else:
+            self.expected_encoder = encoder if encoder is not None else encoder_identity(model)
         self.entries = list(index.entries)
         bps = np.asarray(index.bps_matrix(), dtype=np.float32)  # (E, F)
         self.bps_mean = bps.mean(0, dtype=np.float64) if len(bps) else None
@@ -40,6 +56,7 @@ class SupportBank:
         self.unit_bps = unit_rows((bps - self.bps_mean).astype(np.float32)) if len(bps) else bps
         self.basis = np.asarray(index.basis.points, dtype=np.float32)
         self._records: dict[int, SupportShape] = {}
+        self._projected: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         # lookups built once: a 100k-entry index took ~60 ms a query to filter in a loop
         self._rows_of_category: dict[str, list[int]] = {}
         self._rows_of_part: dict[str, list[int]] = {}
@@ -53,14 +70,22 @@ class SupportBank:
         self._surviving_rows = {name: np.array(rows) for name, rows in surviving.items()}
 
     @classmethod
-    def from_index(cls, path_or_uri: str, revision: str | None = None, model=None) -> SupportBank:
+    def from_index(
+        cls, path_or_uri: str, revision: str | None = None, model=None, encoder: dict | None = None
+    ) -> SupportBank:
         from ..index import ShapeIndex
 
-        return cls(ShapeIndex.open(path_or_uri, revision=revision), model)
+        return cls(ShapeIndex.open(path_or_uri, revision=revision), model, encoder)
 
     @classmethod
     def from_folder(
-        cls, folder: Path, cache: Path, seed: int = 0, device: str = "cpu", model=None
+        cls,
+        folder: Path,
+        cache: Path,
+        seed: int = 0,
+        device: str = "cpu",
+        model=None,
+        encoder: dict | None = None,
     ) -> SupportBank:
         """Index a folder of labeled assets with the ``given`` labeler (incremental, cached), then open it."""
         from ..errors import UsageError
@@ -81,6 +106,7 @@ class SupportBank:
                 # process runs no encoder pass over them (a changed encoder re-encodes)
                 no_cache_features=model is None,
                 encoder_model=model,
+                encoder=encoder,
                 seed=seed,
                 device=device,
                 progress=False,
@@ -98,7 +124,7 @@ class SupportBank:
             )
         if failed:
             log.warning("--support: %d file(s) skipped, e.g. %s", len(failed), failed[0]["error"])
-        return cls(index, model)
+        return cls(index, model, encoder)
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -176,21 +202,60 @@ class SupportBank:
         else:
             features = bps_features(target_points, self.basis)[None]  # (1, F)
         queries = unit_rows((features - self.bps_mean).astype(np.float32))  # (T, F)
-        if 2 * len(rows) < len(self.entries):  # a category: only its rows
-            similarity = self.unit_bps[rows] @ queries.T  # (R, T) centred cosines
-        else:  # a product over all entries beats copying most of them out
-            similarity = (self.unit_bps @ queries.T)[rows]
-        similarity = similarity.max(axis=1)  # (R,): each shape at the target's best turn
+        part_counts = self.part_counts(rows, part_names)
+        m = min(m, len(rows))
+        if len(rows) >= PROJECTED_MIN_ROWS and strategy != "random":
+            similarity = self._pruned_similarity(rows, queries, part_counts, m, strategy)
+        else:
+            similarity = self._products(self.unit_bps, rows, queries).max(axis=1)
         picked = select_support(
-            None,
-            None,
-            self.part_counts(rows, part_names),
-            m=min(m, len(rows)),
-            strategy=strategy,
-            rng=rng,
-            similarity=similarity,
+            None, None, part_counts, m=m, strategy=strategy, rng=rng, similarity=similarity
         )
         return [int(rows[k]) for k in picked]
+
+    def _products(self, matrix: np.ndarray, rows: np.ndarray, queries: np.ndarray) -> np.ndarray:
+        """(R, T) ``matrix[rows] @ queries.T``, the cheaper way round."""
+        if 2 * len(rows) < len(self.entries):  # a category: only its rows
+            return matrix[rows] @ queries.T
+        return (matrix @ queries.T)[rows]  # one product beats copying most rows out
+
+    def _pruned_similarity(
+        self, rows: np.ndarray, queries: np.ndarray, part_counts: np.ndarray, m: int, strategy: str
+    ) -> np.ndarray:
+        """(R,) best-turn similarities exact where :func:`select_support` may pick, -inf elsewhere.
+
+        Each similarity is bounded first from the BPS projected on its leading principal
+        axes (a product ~16x smaller than the full one): projected cosine +- the product
+        of the two residual norms (Cauchy-Schwarz). Only the rows whose bounds leave them
+        in the running are scored on the full BPS, so the picks are those of scoring all.
+        """
+        from .selection import rows_that_may_be_picked
+
+        axes, projected, residual = self._projection()
+        query_projected = queries @ axes  # (T, r)
+        query_residual = _residual_norms((queries * queries).sum(1), query_projected)  # (T,)
+        approx = self._products(projected, rows, query_projected)  # (R, T)
+        # float32 rounding of both products, far above what it can reach
+        slack = residual[rows, None] * query_residual[None, :] + 1e-4  # (R, T)
+        lower, upper = (approx - slack).max(axis=1), (approx + slack).max(axis=1)
+        may = rows_that_may_be_picked(lower, upper, part_counts, m, strategy)
+        similarity = np.full(len(rows), -np.inf, dtype=np.float32)
+        similarity[may] = (self.unit_bps[rows[may]] @ queries.T).max(axis=1)
+        return similarity
+
+    def _projection(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The leading principal axes (F, r) of the unit BPS rows, every row's coordinates
+        on them (E, r) and the norm of what they leave out (E,). Computed once, on first use."""
+        if self._projected is None:
+            rng = np.random.default_rng(0)
+            count = len(self.unit_bps)
+            sample = self.unit_bps[np.sort(rng.choice(count, min(count, 4096), replace=False))]
+            sample = sample.astype(np.float64)
+            _, vectors = np.linalg.eigh(sample.T @ sample)  # ascending
+            axes = np.ascontiguousarray(vectors[:, ::-1][:, :PROJECTED_RANK], dtype=np.float32)
+            projected = self.unit_bps @ axes  # (E, r)
+            self._projected = (axes, projected, _residual_norms(1.0, projected))
+        return self._projected
 
     def shape(self, row: int, part_names: list[str]) -> SupportShape:
         """Entry ``row`` as a support shape labeled in the target's part names."""

@@ -122,6 +122,36 @@ def select_support(
     return np.asarray(chosen + [int(i) for i in picks], dtype=np.int64)
 
 
+def rows_that_may_be_picked(
+    lower: np.ndarray, upper: np.ndarray, part_counts: np.ndarray, m: int, strategy: str
+) -> np.ndarray:
+    """(M,) bool: the candidates :func:`select_support` may pick, given only bounds
+    ``lower <= similarity <= upper`` (M,) on their similarities.
+
+    A pool that gives k picks keeps every candidate whose upper bound reaches the pool's
+    k-th largest lower bound; the others are below k candidates that are surely better,
+    so their similarity need not be known. ``random`` reads no similarity at all.
+    """
+    may = np.zeros(len(lower), dtype=bool)
+    if strategy == "random" or m <= 0:
+        return may
+    if strategy == "similarity":
+        pools = [(np.ones(len(lower), dtype=bool), m)]
+    else:
+        perfect = is_part_perfect(part_counts)
+        pools = [(perfect, m), (~perfect, m - int(perfect.sum()))]
+    for pool, k in pools:
+        members = np.flatnonzero(pool)
+        if k <= 0 or not len(members):
+            continue
+        if k >= len(members):
+            may[members] = True
+            continue
+        kth_lower = np.partition(lower[members], len(members) - k)[len(members) - k]
+        may[members[upper[members] >= kth_lower]] = True
+    return may
+
+
 def most_similar(pool: np.ndarray, similarity: np.ndarray, k: int) -> np.ndarray:
     """The ``k`` entries of ``pool`` (ascending indices) with the highest ``similarity``, best first.
 

@@ -294,3 +294,43 @@ def test_given_labels_follow_the_parts_order(tmp_path):
     truth = ground_truth(target)  # indexes PARTS
     expected = np.array([order.index(PARTS[t]) if t >= 0 else -1 for t in truth])
     assert float((result.dense_labels == expected).mean()) > 0.6
+
+
+def test_stored_support_features_follow_the_weights_file(tmp_path):
+    """``--support DIR`` keeps its shapes' features keyed by the weights file's sha256:
+    other weights written over the same folder get their own features, equal to those
+    of a run with an empty cache, never the stale ones."""
+    import torch
+    from _tiny import tiny_config
+
+    from bipart_cli import segment
+    from bipart_cli.model import BiPartModel
+
+    write_examples(tmp_path, categories=(), n_chairs=3)
+    target = write_chair(tmp_path / "target.glb", TARGET_SEEDS[0])
+    weights = tmp_path / "weights"
+
+    def run_with(encoder_seed: int, cache: Path):
+        torch.manual_seed(encoder_seed)
+        BiPartModel(tiny_config(encoder_seed=encoder_seed)).save_pretrained(weights)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("BIPART_CACHE", str(cache))
+            (result,) = segment(
+                str(target),
+                ",".join(PARTS),
+                support_dir=tmp_path / "chairs",
+                labeler="none",
+                weights=str(weights),
+                n_dense=N_DENSE,
+                write=False,
+            )
+        assert result.ok, result.error
+        return result.dense_labels, {p.name for p in (cache / "features").iterdir()}
+
+    shared = tmp_path / "cache"
+    first, keys_first = run_with(1, shared)
+    second, keys_second = run_with(2, shared)  # other weights, same folder, same cache
+    fresh, _ = run_with(2, tmp_path / "empty-cache")
+    assert len(keys_first) == 1 and len(keys_second) == 2
+    np.testing.assert_array_equal(second, fresh)
+    assert not np.array_equal(first, second)  # the two models really label differently

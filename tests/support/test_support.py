@@ -253,3 +253,86 @@ def test_any_turn_retrieval_finds_a_shape_lying_in_another_pose(tmp_path):
     # as given, the upright copy is found too, and any_turn keeps it first
     assert bank.select(record.points, names, m=1, strategy="similarity") == [4]
     assert bank.select(record.points, names, m=1, strategy="similarity", any_turn=True) == [4]
+
+
+class _BpsOnlyIndex:
+    """What SupportBank reads of an index to choose (entries, BPS matrix, basis), in memory:
+    thousands of shapes without writing their records."""
+
+    def __init__(self, bps: np.ndarray, basis: np.ndarray, part_sets: list[list[str]]) -> None:
+        from types import SimpleNamespace
+
+        from bipart_cli.index.format import IndexEntry
+
+        self.entries = [
+            IndexEntry(
+                id=f"s{i}",
+                category=f"c{i % 7}",
+                part_names=names,
+                source=f"s{i}.ply",
+                sha256=f"{i:064x}",
+                has_ground_truth=True,
+                num_boxes=len(names),
+                part_ratio=[1.0 / len(names)] * len(names),
+                surviving_parts=len(names),
+            )
+            for i, names in enumerate(part_sets)
+        ]
+        self._bps = bps
+        self.basis = SimpleNamespace(points=basis)
+
+    def bps_matrix(self) -> np.ndarray:
+        return self._bps
+
+
+@pytest.mark.parametrize("strategy", ["part-perfect", "similarity"])
+@pytest.mark.parametrize("any_turn", [False, True])
+def test_pruned_retrieval_picks_what_scoring_every_shape_picks(monkeypatch, strategy, any_turn):
+    """Over many candidates the bank bounds similarities on a projection of the BPS and
+    scores only the rows still in the running: the picks (and their order) are those of
+    the float64 cosines of every candidate at the target's best turn."""
+    import bipart_cli.support.bank as bank_module
+    import bipart_cli.support.selection as selection
+    from bipart_cli.orientation import AXIS_ROTATIONS
+    from bipart_cli.signatures import turned_bps_features
+    from bipart_cli.support import SupportBank
+
+    rng = np.random.default_rng(7)
+    basis = rng.uniform(-1, 1, (96, 3))
+    # shapes near a few templates, as real categories are: a low-rank matrix plus noise
+    templates = rng.normal(size=(6, 2048, 3)) * [1.0, 0.6, 0.3]
+    stretches = np.exp(0.3 * rng.normal(size=(900, 3)))  # each shape its own proportions
+    shapes = [
+        templates[i % 6][:256] * stretches[i] + 0.05 * rng.normal(size=(256, 3)) for i in range(900)
+    ]
+    bps = np.stack([bps_features(s, basis) for s in shapes]).astype(np.float32)
+    part_sets = [["a", "b", "c"] if i % 3 else ["a", "b"] for i in range(900)]
+    bank = SupportBank(_BpsOnlyIndex(bps, basis, part_sets))
+    monkeypatch.setattr(bank_module, "PROJECTED_MIN_ROWS", 100)
+    monkeypatch.setattr(bank_module, "PROJECTED_RANK", 12)
+    scored = []  # how many rows each query scores on the full BPS (a spy, not a stand-in)
+    bounded = selection.rows_that_may_be_picked
+
+    def spy(*args):
+        may = bounded(*args)
+        scored.append(int(may.sum()))
+        return may
+
+    monkeypatch.setattr(selection, "rows_that_may_be_picked", spy)
+    for trial in range(6):
+        target = templates[trial % 6][:512] + 0.05 * rng.normal(size=(512, 3))
+        parts = ["a", "b", "c"]
+        rows = np.asarray(bank.candidates(parts))
+        if any_turn:
+            features = turned_bps_features(target, basis, AXIS_ROTATIONS)
+        else:
+            features = bps_features(target, basis)[None]
+        cosines = centered_cosine_similarity(features, bps[rows], bank.bps_mean).max(0)
+        expected = select_support(
+            None, None, bank.part_counts(list(rows), parts), m=8, strategy=strategy,
+            similarity=cosines,
+        )  # fmt: skip
+        found = bank.select(target, parts, m=8, strategy=strategy, any_turn=any_turn)
+        assert found == [int(rows[k]) for k in expected]
+    assert bank._projected[1].shape == (900, 12)
+    assert max(scored) < 0.5 * len(rows)  # it did prune: most rows never scored in full
