@@ -117,8 +117,11 @@ def turned_bps_features(
     from scipy.spatial import KDTree
 
     basis_points = basis.points if isinstance(basis, BPSBasis) else np.asarray(basis)
-    tree = KDTree(normalize_to_unit_sphere(np.asarray(points)))
-    queries = np.einsum("tji,pj->tpi", np.asarray(turns, dtype=np.float64), basis_points)
+    # larger leaves: the basis points lie off the surface, where deep trees visit many nodes
+    # (24 x 1024 queries on 2048 points: 28 ms against 35 with the default 16)
+    tree = KDTree(normalize_to_unit_sphere(np.asarray(points)), leafsize=32)
+    # row b @ R is (R^T b)^T: every turn of the basis in one batched product, (T, P, 3)
+    queries = np.matmul(np.asarray(basis_points, dtype=np.float64), np.asarray(turns, np.float64))
     distances, _ = tree.query(queries.reshape(-1, 3), k=1, workers=-1)
     return distances.reshape(len(turns), len(basis_points)).astype(np.float32)
 

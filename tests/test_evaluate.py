@@ -47,7 +47,7 @@ def test_summarize_category_and_instance_means():
 def tiny_eval(tmp_path_factory):
     """A 12-shape index over two categories (mug: 3 parts, lamp: 4) and a tiny model folder."""
     from _tiny import tiny_config
-    from test_train import write_tiny_index
+    from _training import write_tiny_index
 
     from bipart_cli.index.shape import default_basis
     from bipart_cli.model import BiPartModel

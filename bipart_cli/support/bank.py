@@ -28,6 +28,10 @@ PROJECTED_MIN_ROWS = 16384
 PROJECTED_RANK = 64
 
 
+def _as_arrays(rows_of: dict[str, list[int]]) -> dict[str, np.ndarray]:
+    return {key: np.asarray(rows, dtype=np.int64) for key, rows in rows_of.items()}
+
+
 def _residual_norms(squared_norms, projected: np.ndarray) -> np.ndarray:
     """(n,) norms of rows minus their projection on orthonormal axes, from their squared
     norms (n,) or a scalar and their projections (n, r); a little high, never low."""
@@ -58,16 +62,21 @@ class SupportBank:
         self._records: dict[int, SupportShape] = {}
         self._projected: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         # lookups built once: a 100k-entry index took ~60 ms a query to filter in a loop
-        self._rows_of_category: dict[str, list[int]] = {}
-        self._rows_of_part: dict[str, list[int]] = {}
+        of_category: dict[str, list[int]] = {}
+        of_part: dict[str, list[int]] = {}
+        of_sha256: dict[str, list[int]] = {}
         surviving: dict[str, list[int]] = {}
         for row, entry in enumerate(self.entries):
-            self._rows_of_category.setdefault(entry.category.lower(), []).append(row)
+            of_category.setdefault(entry.category.lower(), []).append(row)
+            of_sha256.setdefault(entry.sha256, []).append(row)
             for name in _lower(entry.part_names):
-                self._rows_of_part.setdefault(name, []).append(row)
+                of_part.setdefault(name, []).append(row)
             for name in _lower(entry.surviving_part_names):
                 surviving.setdefault(name, []).append(row)
-        self._surviving_rows = {name: np.array(rows) for name, rows in surviving.items()}
+        self._rows_of_category = _as_arrays(of_category)  # ascending rows
+        self._rows_of_part = _as_arrays(of_part)
+        self._rows_of_sha256 = _as_arrays(of_sha256)
+        self._surviving_rows = _as_arrays(surviving)
 
     @classmethod
     def from_index(
@@ -138,15 +147,23 @@ class SupportBank:
         part name with the target; part-perfect selection then prefers those that
         show the most of the target's parts, and BPS similarity the closest shapes.
         """
+        return self._candidate_rows(part_names, category, exclude_sha256).tolist()
+
+    def _candidate_rows(
+        self, part_names: list[str], category: str | None, exclude_sha256: str | None
+    ) -> np.ndarray:
+        """:meth:`candidates` as an ascending (R,) int64 array."""
+        none = np.zeros(0, dtype=np.int64)
         if category is not None:
-            rows = self._rows_of_category.get(category.lower(), [])
+            rows = self._rows_of_category.get(category.lower(), none)
         else:  # entry order, as the similarity ranking breaks ties by it
-            rows = sorted(
-                {row for name in _lower(part_names) for row in self._rows_of_part.get(name, [])}
-            )
-        if exclude_sha256:
-            return [row for row in rows if self.entries[row].sha256 != exclude_sha256]
-        return list(rows)
+            listed = np.zeros(len(self.entries), dtype=bool)
+            for name in _lower(part_names):
+                listed[self._rows_of_part.get(name, none)] = True
+            rows = np.flatnonzero(listed)
+        if exclude_sha256 and exclude_sha256 in self._rows_of_sha256:
+            rows = rows[~np.isin(rows, self._rows_of_sha256[exclude_sha256])]
+        return rows
 
     def part_counts(self, rows: list[int], part_names: list[str]) -> np.ndarray:
         """How many of the target's parts survive (Eq. 4) in each candidate."""
@@ -191,7 +208,7 @@ class SupportBank:
         """
         from .selection import bps_features, select_support, unit_rows
 
-        rows = np.asarray(self.candidates(part_names, category, exclude_sha256), dtype=np.int64)
+        rows = self._candidate_rows(part_names, category, exclude_sha256)
         if not len(rows):
             return []
         if any_turn:  # (T, F): the target in each of the 24 quarter turns
@@ -234,10 +251,12 @@ class SupportBank:
         axes, projected, residual = self._projection()
         query_projected = queries @ axes  # (T, r)
         query_residual = _residual_norms((queries * queries).sum(1), query_projected)  # (T,)
-        approx = self._products(projected, rows, query_projected)  # (R, T)
-        # float32 rounding of both products, far above what it can reach
-        slack = residual[rows, None] * query_residual[None, :] + 1e-4  # (R, T)
-        lower, upper = (approx - slack).max(axis=1), (approx + slack).max(axis=1)
+        best = self._products(projected, rows, query_projected).max(axis=1)  # (R,)
+        # |exact - projected| <= |row residual| |query residual| at every turn, so the best
+        # turn's exact cosine is within that (at the largest query residual) of the best
+        # projected one; 1e-4 covers both products' float32 rounding, far above what it reaches
+        slack = residual[rows] * query_residual.max() + 1e-4  # (R,)
+        lower, upper = best - slack, best + slack
         may = rows_that_may_be_picked(lower, upper, part_counts, m, strategy)
         similarity = np.full(len(rows), -np.inf, dtype=np.float32)
         similarity[may] = (self.unit_bps[rows[may]] @ queries.T).max(axis=1)
