@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -285,31 +286,109 @@ def features_to_bytes(records: list[ShapeRecord]) -> bytes:
     return save(tensors, metadata={"features": ids})
 
 
-def _deserialize(data: bytes) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    from safetensors.numpy import load
+def _deserialize(data: bytes) -> tuple[_LazyArrays, dict[str, str]]:
+    """A safetensors file's arrays (each made when first read) and its metadata."""
+    from safetensors import deserialize
 
-    tensors = load(data)
+    tensors = _LazyArrays(dict(deserialize(data)))
     header_len = int.from_bytes(data[:8], "little")
     header = json.loads(data[8 : 8 + header_len])
     return tensors, header.get("__metadata__") or {}
+
+
+# safetensors' dtype names that NumPy has
+_DTYPES = {
+    "BOOL": np.bool_,
+    "U8": np.uint8,
+    "I8": np.int8,
+    "U16": np.uint16,
+    "I16": np.int16,
+    "U32": np.uint32,
+    "I32": np.int32,
+    "U64": np.uint64,
+    "I64": np.int64,
+    "F16": np.float16,
+    "F32": np.float32,
+    "F64": np.float64,
+}
+
+
+class _LazyArrays(Mapping):
+    """Name -> array over ``safetensors.deserialize``'s raw tensors, viewed when read: a
+    shard holds 64 records of ~12 arrays, and a retrieval reads one record."""
+
+    def __init__(self, raw: dict[str, dict[str, Any]]) -> None:
+        self._raw = raw
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        tensor = self._raw[name]
+        if tensor["dtype"] not in _DTYPES:
+            raise ShardDecodeError(f"{name}: unexpected dtype {tensor['dtype']}")
+        return np.frombuffer(tensor["data"], dtype=_DTYPES[tensor["dtype"]]).reshape(
+            tensor["shape"]
+        )
+
+    def __iter__(self):
+        return iter(self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
 
 
 class ShardDecodeError(ValueError):
     """A shard's bytes are not a valid shard (the caller names the file)."""
 
 
-def records_from_bytes(data: bytes) -> list[ShapeRecord]:
-    """Parse a shard written by :func:`records_to_bytes`."""
+class ShardRecords(Sequence):
+    """The records of a shard written by :func:`records_to_bytes`, each decoded when first
+    read (and kept): a retrieval reads one record of a shard's 64, the BPS matrix one array
+    of each (:meth:`array`). A corrupt record raises :class:`ShardDecodeError` when read."""
+
+    def __init__(self, data: bytes) -> None:
+        try:
+            self._tensors, metadata = _deserialize(data)
+            header = json.loads(metadata["records"])
+            if header.get("format") != SHARD_FORMAT:
+                raise ShardDecodeError(f"not a {SHARD_FORMAT} file")
+            self._metas = list(header["records"])
+        except ShardDecodeError:
+            raise
+        except Exception as exc:  # safetensors / json raise several types on corrupt bytes
+            raise ShardDecodeError(f"{type(exc).__name__}: {exc}") from exc
+        self._decoded: dict[int, ShapeRecord] = {}
+
+    def __len__(self) -> int:
+        return len(self._metas)
+
+    def __getitem__(self, slot: int) -> ShapeRecord:  # type: ignore[override]
+        if not 0 <= slot < len(self._metas):
+            raise IndexError(slot)
+        if slot not in self._decoded:
+            self._decoded[slot] = _decoded(
+                lambda: _record_from(self._tensors, self._metas[slot], slot)
+            )
+        return self._decoded[slot]
+
+    def __iter__(self):
+        return (self[slot] for slot in range(len(self)))
+
+    def array(self, slot: int, name: str) -> np.ndarray:
+        """One array of record ``slot`` (e.g. ``"bps"``), without decoding the rest."""
+        return _decoded(lambda: self._tensors[f"{slot:05d}.{name}"])
+
+
+def _decoded(decode):
     try:
-        tensors, metadata = _deserialize(data)
-        header = json.loads(metadata["records"])
-        if header.get("format") != SHARD_FORMAT:
-            raise ShardDecodeError(f"not a {SHARD_FORMAT} file")
-        return [_record_from(tensors, meta, slot) for slot, meta in enumerate(header["records"])]
+        return decode()
     except ShardDecodeError:
         raise
-    except Exception as exc:  # safetensors / json raise several types on corrupt bytes
+    except Exception as exc:  # a missing key, a bad shape or dtype: the file is corrupt
         raise ShardDecodeError(f"{type(exc).__name__}: {exc}") from exc
+
+
+def records_from_bytes(data: bytes) -> list[ShapeRecord]:
+    """Parse a shard written by :func:`records_to_bytes`, every record."""
+    return list(ShardRecords(data))
 
 
 def _record_from(tensors: dict[str, np.ndarray], meta: dict[str, Any], slot: int) -> ShapeRecord:

@@ -26,8 +26,8 @@ from .format import (
     IndexEntry,
     ShapeRecord,
     ShardDecodeError,
+    ShardRecords,
     features_from_bytes,
-    records_from_bytes,
     sha256_bytes,
 )
 
@@ -161,7 +161,9 @@ class ShapeIndex:
     def record(self, i: int) -> ShapeRecord:
         """The full record of entry i, with its cached encoder features when present."""
         entry = self.entries[i]
-        record = copy.deepcopy(self._shard_records(entry.shard)[entry.slot])  # callers may edit it
+        records = self._shard_records(entry.shard)
+        record = self._corrupt_as_index_error(entry.shard, lambda: records[entry.slot])
+        record = copy.deepcopy(record)  # callers may edit it
         if record.id != entry.id:
             raise IndexCorruptError(
                 f"index shard {self.manifest['shards'][entry.shard]['name']} does not match the "
@@ -195,12 +197,12 @@ class ShapeIndex:
                 raise IndexCorruptError(f"index shard {item['name']} is corrupt: {exc}") from exc
         return self._feature_cache[1][entry.slot].copy()
 
-    def _shard_records(self, number: int) -> list[ShapeRecord]:
+    def _shard_records(self, number: int) -> ShardRecords:
         if self._shard_cache is None or self._shard_cache[0] != number:
             item = self.manifest["shards"][number]
             data = self._read_checked(item)
             try:
-                records = records_from_bytes(data)
+                records = ShardRecords(data)
             except ShardDecodeError as exc:
                 raise IndexCorruptError(f"index shard {item['name']} is corrupt: {exc}") from exc
             if len(records) != item["count"]:
@@ -210,6 +212,14 @@ class ShapeIndex:
                 )
             self._shard_cache = (number, records)
         return self._shard_cache[1]
+
+    def _corrupt_as_index_error(self, number: int, decode):
+        """``decode()`` of part of shard ``number``; a corrupt record names the shard."""
+        try:
+            return decode()
+        except ShardDecodeError as exc:
+            name = self.manifest["shards"][number]["name"]
+            raise IndexCorruptError(f"index shard {name} is corrupt: {exc}") from exc
 
     def _read_checked(self, item: dict[str, Any], check: bool | None = None) -> bytes:
         """The bytes of a shard file; its sha256 is checked when ``check`` (default: ``verify``)."""
@@ -258,10 +268,21 @@ class ShapeIndex:
         if self._bps is None:
             rows = []
             for number in range(len(self.manifest["shards"])):
-                rows.extend(record.bps for record in self._shard_records(number))
+                rows.extend(self._shard_bps(number))
             dim = self.basis.params()["n_points"]
             self._bps = np.stack(rows) if rows else np.zeros((0, dim), np.float32)
         return self._bps if indices is None else self._bps[np.asarray(indices, dtype=np.int64)]
+
+    def _shard_bps(self, number: int) -> list[np.ndarray]:
+        """The (P,) float32 BPS of each record of shard ``number``; nothing else is decoded."""
+        records = self._shard_records(number)
+        return self._corrupt_as_index_error(
+            number,
+            lambda: [
+                np.asarray(records.array(slot, "bps"), np.float32).ravel()
+                for slot in range(len(records))
+            ],
+        )
 
     def bps_mean(self) -> np.ndarray:
         """The mean BPS feature over the index, (P,) float32 (centre before cosines)."""

@@ -435,3 +435,42 @@ def test_bad_manifests_are_one_typed_error_naming_the_field(tmp_path, records, e
     path.write_text(json.dumps(manifest))
     with pytest.raises(IndexCorruptError, match=field):
         ShapeIndex.open(tmp_path / "idx")
+
+
+def test_records_are_decoded_one_slot_at_a_time(tmp_path, records):
+    """A shard's records decode when read: a record missing an array fails alone (naming
+    the shard), its neighbours in the shard still read, and the BPS matrix reads only BPS."""
+    from safetensors import deserialize
+    from safetensors.numpy import save
+
+    from bipart_cli.index.format import _DTYPES
+
+    write_index(tmp_path / "idx", records)
+    index = ShapeIndex.open(tmp_path / "idx")
+    bad_row = 4
+    entry = index.entries[bad_row]
+    mates = [i for i, e in enumerate(index.entries) if e.shard == entry.shard and i != bad_row]
+    assert mates  # the shard holds other records
+    name = _shard_of(index, bad_row)
+    path = tmp_path / "idx" / name
+    data = path.read_bytes()
+    header = json.loads(data[8 : 8 + int.from_bytes(data[:8], "little")])
+    tensors = {
+        key: np.frombuffer(t["data"], dtype=_DTYPES[t["dtype"]]).reshape(t["shape"])
+        for key, t in deserialize(data)
+        if key != f"{entry.slot:05d}.points"
+    }
+    path.write_bytes(save(tensors, metadata=header["__metadata__"]))
+    manifest_path = tmp_path / "idx" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["shards"][entry.shard]["bytes"] = path.stat().st_size  # the sha256 is not checked
+    manifest_path.write_text(json.dumps(manifest))
+
+    index = ShapeIndex.open(tmp_path / "idx", verify=False)
+    by_id = {r.id: r for r in records}
+    with pytest.raises(IndexCorruptError, match=name.replace(".", r"\.")):
+        index.record(bad_row)
+    for row in mates:
+        np.testing.assert_array_equal(index.record(row).points, by_id[index.ids[row]].points)
+    expected = np.stack([by_id[shape_id].bps for shape_id in index.ids])
+    np.testing.assert_array_equal(index.bps_matrix(), expected)
