@@ -140,8 +140,10 @@ def global_distance_features(xyz: np.ndarray, quantiles: tuple[float, ...]) -> n
 
     xyz : (N, 3) centred, RMS-scaled  ->  (N, 1 + len(quantiles)).
     """
+    from scipy.spatial.distance import cdist
+
     anchors = xyz[_spread_indices(len(xyz), 512)]
-    distances = np.sqrt(((xyz[:, None, :] - anchors[None]) ** 2).sum(-1))  # (N, A)
+    distances = cdist(xyz, anchors)  # (N, A), no (N, A, 3) temporary
     centroid = np.linalg.norm(xyz, axis=1, keepdims=True)
     return np.concatenate([centroid, np.quantile(distances, quantiles, axis=1).T], axis=1)
 
