@@ -156,3 +156,31 @@ def test_equal_weights_give_equal_files_in_every_process(tmp_path):
     BiPartModel.from_pretrained(tmp_path / "m0")  # the rewritten header still loads
     with safe_open(str(tmp_path / "m0" / "model.safetensors"), framework="pt") as handle:
         assert len(handle.metadata()) > 3
+
+
+@pytest.mark.parametrize(
+    ("values", "refused"),
+    [
+        ([1.0, float("nan")], True),
+        ([float("inf"), 1.0], True),
+        ([float("inf"), float("-inf")], True),
+        ([3e38, 3e38], False),  # finite values whose sum overflows are still finite weights
+        ([-3e38, -3e38, 1.0], False),
+    ],
+)
+def test_non_finite_weights_are_refused_and_large_ones_kept(values, refused):
+    import torch
+    from _tiny import tiny_config
+
+    from bipart_cli.errors import ModelUnavailableError
+    from bipart_cli.weights import _check_finite
+
+    model = BiPartModel(tiny_config())
+    with torch.no_grad():
+        weight = next(p for p in model.parameters() if p.numel() >= len(values))
+        weight.view(-1)[: len(values)] = torch.tensor(values)
+    if refused:
+        with pytest.raises(ModelUnavailableError, match="NaN or inf"):
+            _check_finite(model, "test")
+    else:
+        _check_finite(model, "test")
