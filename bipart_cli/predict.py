@@ -51,11 +51,11 @@ class FeatureCache:
     """Head inputs per support shape, computed once per model and reused by every target.
 
     With a ``store`` folder the network's features of each support shape are also
-    kept on disk (float16 safetensors, keyed by the model's sha256, or the caller's
-    ``model_key`` for it, and the shape's points and cached encoder features), so a
-    later process runs no network pass over them. With a store, features are rounded to float16 whether they were
-    just computed or read back, so a warm run labels exactly as the cold one did.
-    An unreadable file is recomputed and replaced.
+    kept on disk (float16 safetensors, keyed by ``model_key``, by default the sha256 of
+    the model's state, and by the shape's points and cached encoder features), so a
+    later process runs no network pass over them. With a store, features are rounded
+    to float16 whether they were just computed or read back, so a warm run labels
+    exactly as the cold one did. An unreadable file is recomputed and replaced.
     """
 
     def __init__(
@@ -70,7 +70,7 @@ class FeatureCache:
         self.device = device
         self.settings = settings or AdaptSettings()
         self.store = store
-        self._model_sha256 = model_key
+        self._model_key = model_key
         self._features: dict[str, torch.Tensor] = {}
         self._heads: dict[tuple, dict[str, torch.Tensor]] = {}  # see adapted_head
 
@@ -151,12 +151,12 @@ class FeatureCache:
     def _stored_path(self, shape: SupportShape) -> Path | None:
         if self.store is None:
             return None
-        if self._model_sha256 is None:
-            self._model_sha256 = self.model.sha256()
+        if self._model_key is None:
+            self._model_key = self.model.sha256()
         digest = hashlib.sha256(np.ascontiguousarray(shape.points, dtype=np.float32).tobytes())
         if shape.encoder_features is not None:  # cached (float16) encoder features feed it
             digest.update(np.ascontiguousarray(shape.encoder_features).tobytes())
-        return self.store / self._model_sha256[:16] / f"{digest.hexdigest()[:32]}.safetensors"
+        return self.store / self._model_key[:16] / f"{digest.hexdigest()[:32]}.safetensors"
 
 
 def _read_features(path: Path | None) -> torch.Tensor | None:

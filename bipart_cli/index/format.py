@@ -345,16 +345,7 @@ class ShardRecords(Sequence):
     of each (:meth:`array`). A corrupt record raises :class:`ShardDecodeError` when read."""
 
     def __init__(self, data: bytes) -> None:
-        try:
-            self._tensors, metadata = _deserialize(data)
-            header = json.loads(metadata["records"])
-            if header.get("format") != SHARD_FORMAT:
-                raise ShardDecodeError(f"not a {SHARD_FORMAT} file")
-            self._metas = list(header["records"])
-        except ShardDecodeError:
-            raise
-        except Exception as exc:  # safetensors / json raise several types on corrupt bytes
-            raise ShardDecodeError(f"{type(exc).__name__}: {exc}") from exc
+        self._tensors, self._metas = _decoded(lambda: _shard_contents(data))
         self._decoded: dict[int, ShapeRecord] = {}
 
     def __len__(self) -> int:
@@ -377,12 +368,22 @@ class ShardRecords(Sequence):
         return _decoded(lambda: self._tensors[f"{slot:05d}.{name}"])
 
 
+def _shard_contents(data: bytes) -> tuple[_LazyArrays, list[dict[str, Any]]]:
+    """A shard's arrays and its records' metadata, one dict per slot."""
+    tensors, metadata = _deserialize(data)
+    header = json.loads(metadata["records"])
+    if header.get("format") != SHARD_FORMAT:
+        raise ShardDecodeError(f"not a {SHARD_FORMAT} file")
+    return tensors, list(header["records"])
+
+
 def _decoded(decode):
+    """``decode()``, whatever it raises on corrupt bytes turned into :class:`ShardDecodeError`."""
     try:
         return decode()
     except ShardDecodeError:
         raise
-    except Exception as exc:  # a missing key, a bad shape or dtype: the file is corrupt
+    except Exception as exc:  # safetensors / json / a missing key, a bad shape or dtype
         raise ShardDecodeError(f"{type(exc).__name__}: {exc}") from exc
 
 
@@ -421,9 +422,10 @@ def _record_from(tensors: dict[str, np.ndarray], meta: dict[str, Any], slot: int
 
 def features_from_bytes(data: bytes) -> list[np.ndarray]:
     """Parse a features file: one (2048, F) float16 array per slot."""
-    try:
+
+    def decode() -> list[np.ndarray]:
         tensors, metadata = _deserialize(data)
         ids = json.loads(metadata["features"])["ids"]
         return [tensors[f"{slot:05d}.features"] for slot in range(len(ids))]
-    except Exception as exc:
-        raise ShardDecodeError(f"{type(exc).__name__}: {exc}") from exc
+
+    return _decoded(decode)

@@ -201,10 +201,7 @@ class ShapeIndex:
         if self._shard_cache is None or self._shard_cache[0] != number:
             item = self.manifest["shards"][number]
             data = self._read_checked(item)
-            try:
-                records = ShardRecords(data)
-            except ShardDecodeError as exc:
-                raise IndexCorruptError(f"index shard {item['name']} is corrupt: {exc}") from exc
+            records = self._corrupt_as_index_error(number, lambda: ShardRecords(data))
             if len(records) != item["count"]:
                 raise IndexCorruptError(
                     f"index shard {item['name']} holds {len(records)} records, "

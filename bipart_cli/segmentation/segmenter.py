@@ -27,6 +27,7 @@ class Segmenter:
     """Holds the model, labeler and support source; segments one input at a time."""
 
     def __init__(self, part_names: list[str] | None, options: SegmentOptions, stages=None) -> None:
+        from ..index import encoder_identity
         from ..runtime import (
             Stages,
             keep_freed_tensor_memory,
@@ -60,14 +61,19 @@ class Segmenter:
         # what cached encoder features must match: hashed once, the model is never changed here
         self.encoder = None
         with self.stages("support", str(options.support_dir or options.index or "none")):
+            if not options.zero_shot and (
+                options.support_dir is not None or options.index is not None
+            ):
+                self.encoder = encoder_identity(self.model)
             self.bank = self._open_support()
         if self.labeler_name == "auto-index":
             self.labeler_name = self._fallback_for_index()
         self.labeler = self._make_labeler()
         # a support folder is indexed in bipart's cache; its shapes' features are kept there too
         store = None if options.support_dir is None else cache_root() / "features"
+        # weights read from a file are fixed by its sha256 (checked on load): no state-dict hash
         self.feature_cache = FeatureCache(
-            self.model, self.device, options.adapt, store=store, model_key=self._model_key()
+            self.model, self.device, options.adapt, store=store, model_key=self.weights_info.sha256
         )
         self._unprovided: list[str] = []
         self._input_mark: tuple[float, dict[str, float]] | None = None
@@ -126,15 +132,6 @@ class Segmenter:
         )
         return "none"
 
-    def _model_key(self) -> str | None:
-        """The stored support features' key for weights read from a file: the file's
-        sha256 (checked on load) fixes every weight, so the state dict is not hashed."""
-        import hashlib
-
-        if self.weights_info.sha256 is None:
-            return None
-        return hashlib.sha256(f"model.safetensors {self.weights_info.sha256}".encode()).hexdigest()
-
     def _make_labeler(self):
         if self.labeler_name == "none":
             return None
@@ -144,13 +141,10 @@ class Segmenter:
         return make_labeler(self.labeler_name, **options)
 
     def _open_support(self):
-        from ..index import encoder_identity
         from ..support import SupportBank
 
         if self.options.zero_shot:
             return None
-        if self.options.support_dir is not None or self.options.index is not None:
-            self.encoder = encoder_identity(self.model)
         if self.options.support_dir is not None:
             return SupportBank.from_folder(
                 self.options.support_dir,

@@ -108,18 +108,29 @@ def select_support(
     if strategy == "random":
         generator = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng or 0)
         picks = generator.choice(pool, size=min(slots, len(pool)), replace=False)
-    elif strategy == "similarity":
-        picks = most_similar(pool, similarity, slots)
     else:
-        if candidate_part_counts is None:
+        if strategy == "part-perfect" and candidate_part_counts is None:
             raise ValueError("part-perfect selection needs candidate_part_counts")
-        counts = np.asarray(candidate_part_counts)[pool]
-        perfect = is_part_perfect(counts)  # the maximum among the eligible candidates
-        picks = most_similar(pool[perfect], similarity, slots)
-        if len(picks) < slots:  # then the most similar of the others
-            others = most_similar(pool[~perfect], similarity, slots - len(picks))
-            picks = np.concatenate([picks, others])
+        picks = np.concatenate(
+            [
+                most_similar(members, similarity, k)
+                for members, k in ranked_pools(pool, candidate_part_counts, slots, strategy)
+            ]
+        )
     return np.asarray(chosen + [int(i) for i in picks], dtype=np.int64)
+
+
+def ranked_pools(
+    pool: np.ndarray, part_counts: np.ndarray | None, slots: int, strategy: str
+) -> list[tuple[np.ndarray, int]]:
+    """The pools ``similarity`` and ``part-perfect`` pick the most similar of, in order, each
+    with how many it gives: every candidate of ``pool`` (ascending indices); or its
+    part-perfect ones (the maximum count among them), then the others for what is left."""
+    if strategy == "similarity":
+        return [(pool, slots)]
+    perfect = is_part_perfect(np.asarray(part_counts)[pool])
+    first = pool[perfect]
+    return [(first, slots), (pool[~perfect], slots - min(slots, len(first)))]
 
 
 def rows_that_may_be_picked(
@@ -135,13 +146,7 @@ def rows_that_may_be_picked(
     may = np.zeros(len(lower), dtype=bool)
     if strategy == "random" or m <= 0:
         return may
-    if strategy == "similarity":
-        pools = [(np.ones(len(lower), dtype=bool), m)]
-    else:
-        perfect = is_part_perfect(part_counts)
-        pools = [(perfect, m), (~perfect, m - int(perfect.sum()))]
-    for pool, k in pools:
-        members = np.flatnonzero(pool)
+    for members, k in ranked_pools(np.arange(len(lower)), part_counts, m, strategy):
         if k <= 0 or not len(members):
             continue
         if k >= len(members):
