@@ -269,18 +269,12 @@ def build_index(
                 else {"shards": [shard_spec[0]], "of": shard_spec[1]},
                 records_per_shard=records_per_shard,
             )
-            for shape_id in sorted(sources):
-                where, sha256 = sources[shape_id]
-                if where == "previous":
-                    record = previous.record(previous_rows[shape_id])
-                else:
-                    record = staging.load(shape_id, sha256)
-                if record is None:  # a staged file vanished between the loop and now
-                    raise IndexCorruptError(
-                        f"staged record of {shape_id} is missing in {staging.folder}"
-                    )
-                writer.add(record)
-            manifest = writer.commit()
+            reused = previous is not None and all(w == "previous" for w, _ in sources.values())
+            if reused and not writer.would_rewrite(previous.manifest, list(sources)):
+                manifest = previous.manifest  # a warm `segment --support DIR` writes nothing
+                writer.remove_unreferenced(manifest)
+            else:
+                manifest = _write_records(writer, sources, previous, previous_rows, staging)
             staging.remove()
             summary.removed = len(set(previous_rows) - set(sources))
             summary.entries = manifest["num_entries"]
@@ -296,6 +290,26 @@ def build_index(
                 f"cannot write the index in {out}: {exc.strerror or exc}"
             ) from exc
     return summary
+
+
+def _write_records(
+    writer: IndexWriter,
+    sources: dict[str, tuple[str, str]],
+    previous: ShapeIndex | None,
+    previous_rows: dict[str, int],
+    staging: Staging,
+) -> dict[str, Any]:
+    """Add every record, reused or staged, in id order and commit; returns the manifest."""
+    for shape_id in sorted(sources):
+        where, sha256 = sources[shape_id]
+        if where == "previous":
+            record = previous.record(previous_rows[shape_id])
+        else:
+            record = staging.load(shape_id, sha256)
+        if record is None:  # a staged file vanished between the loop and now
+            raise IndexCorruptError(f"staged record of {shape_id} is missing in {staging.folder}")
+        writer.add(record)
+    return writer.commit()
 
 
 def _index_one(

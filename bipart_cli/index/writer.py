@@ -176,6 +176,15 @@ class IndexWriter:
         self._pending = []
 
     def manifest(self) -> dict[str, Any]:
+        return {
+            **self.header(),
+            "num_entries": len(self._entries),
+            "shards": self._shards,
+            "entries": self._entries,
+        }
+
+    def header(self) -> dict[str, Any]:
+        """The manifest's fields that describe the build, not its records."""
         basis_bytes = self.basis.to_bytes()
         return {
             "format": FORMAT_NAME,
@@ -191,10 +200,27 @@ class IndexWriter:
             "descriptors": DESCRIPTOR_SET,
             "source_root": self.source_root,
             "partial": self.partial,
-            "num_entries": len(self._entries),
-            "shards": self._shards,
-            "entries": self._entries,
         }
+
+    def shard_counts(self, records: int) -> list[int]:
+        """Records per shard when ``records`` records are added."""
+        full, rest = divmod(records, self.records_per_shard)
+        return [self.records_per_shard] * full + ([rest] if rest else [])
+
+    def would_rewrite(self, previous: dict[str, Any], record_ids: list[str]) -> bool:
+        """False when committing the records ``record_ids`` (all taken unchanged from the
+        index whose manifest is ``previous``) would write that index again as it is."""
+        header = self.header()
+        if any(previous.get(key) != value for key, value in header.items()):
+            return True
+        if [entry["id"] for entry in previous["entries"]] != sorted(record_ids):
+            return True
+        if [shard["count"] for shard in previous["shards"]] != self.shard_counts(len(record_ids)):
+            return True
+        try:
+            return (self.out / BASIS_NAME).read_bytes() != self.basis.to_bytes()
+        except OSError:
+            return True
 
     def commit(self) -> dict[str, Any]:
         """Flush the last shard, write basis and manifest, remove unreferenced shard files."""
@@ -203,10 +229,10 @@ class IndexWriter:
         manifest = self.manifest()
         text = json.dumps(manifest, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
         atomic_write_text(self.out / MANIFEST_NAME, text)
-        self._remove_unreferenced(manifest)
+        self.remove_unreferenced(manifest)
         return manifest
 
-    def _remove_unreferenced(self, manifest: dict[str, Any]) -> None:
+    def remove_unreferenced(self, manifest: dict[str, Any]) -> None:
         """Delete the shard and feature files this index no longer names: those the
         previous manifest named and those with bipart's own content names
         (``shard-00000-<sha8>.safetensors``, left by an interrupted rebuild). Any other

@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 from bipart_cli.cli import app
 from bipart_cli.index import ShapeIndex, build_index
+from bipart_cli.index.format import BASIS_NAME
 from bipart_cli.index.staging import FAULT_ENV, STAGING_DIR
 from bipart_cli.procedural import CATEGORIES, make_shape
 
@@ -61,6 +62,15 @@ def folder_bytes(folder: Path) -> dict[str, bytes]:
         p.relative_to(folder).as_posix(): p.read_bytes()
         for p in sorted(folder.rglob("*"))
         if p.is_file()
+    }
+
+
+def file_times(folder: Path) -> dict[str, tuple[int, int]]:
+    """Modification time (ns) and inode of every file under ``folder``: a rewrite changes them."""
+    return {
+        p.relative_to(folder).as_posix(): (p.stat().st_mtime_ns, p.stat().st_ino)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and not p.name.startswith(".lock")
     }
 
 
@@ -182,10 +192,16 @@ def test_incremental_build_skips_unchanged_files(shapes_dir, reference, tmp_path
     assert json.loads(first.stdout)["indexed"] == len(SHAPES)
     assert_same_index(out, reference, ignore_root=True)
     manifest = (out / "manifest.json").read_bytes()
+    written = file_times(out)
 
     again = json.loads(invoke(str(folder), "--out", str(out), *FAST, "--json").stdout)
     assert (again["indexed"], again["unchanged"]) == (0, len(SHAPES))
     assert (out / "manifest.json").read_bytes() == manifest
+    assert file_times(out) == written  # nothing to change: no file is written again
+
+    (out / BASIS_NAME).write_bytes(b"damaged")
+    invoke(str(folder), "--out", str(out), *FAST, "-q")
+    assert_same_index(out, reference, ignore_root=True)  # a damaged basis file is rewritten
 
     write_shape(folder / "chair" / "chair_1.glb", "chair", 11)  # changed content
     write_shape(folder / "chair" / "chair_9.glb", "chair", 9)  # new file
