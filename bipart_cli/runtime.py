@@ -146,6 +146,29 @@ def resolve_device(spec: str = "auto") -> torch.device:
     return torch.device(spec)
 
 
+# full collections wait for this many young ones (Python's default is 10)
+FULL_COLLECTION_EVERY = 100
+
+
+def tune_collector_for_a_command() -> None:
+    """Tune the cyclic garbage collector for one command-line process (the CLI's ``main``).
+
+    Imports grow the old generation in steps (``import torch`` alone makes ~150k
+    objects), and each step triggers a full collection over everything loaded so
+    far: ~0.25 s of a warm ``segment`` on 2 cores. Full collections are made ten
+    times rarer; young collections are unchanged, so the cycles each asset leaves are
+    still freed as it goes. At exit everything still alive is frozen
+    (``gc.freeze``), so the interpreter's last collections skip it (~0.4 s).
+    """
+    import atexit
+    import gc
+
+    young, middle, _ = gc.get_threshold()
+    gc.set_threshold(young, middle, FULL_COLLECTION_EVERY)
+    atexit.unregister(gc.freeze)  # once, however often main() runs in one process
+    atexit.register(gc.freeze)
+
+
 # glibc mallopt parameters (malloc.h)
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3

@@ -16,7 +16,7 @@ import sys
 import typer
 
 from ..errors import BipartError
-from ..runtime import print_error
+from ..runtime import print_error, tune_collector_for_a_command
 from .app import app
 
 # importing a command module registers its commands on ``app``; --help lists them in this order
@@ -32,6 +32,7 @@ __all__ = ["app", "main"]
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: every error, usage ones included, is one ``error:`` line."""
+    tune_collector_for_a_command()
     try:
         code = app(args=argv, standalone_mode=False)
     except typer.TyperException as exc:  # Typer's parse errors (its vendored click)
