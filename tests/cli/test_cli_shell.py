@@ -61,3 +61,21 @@ def test_info_json_reports_cpu_device():
     facts = json.loads(result.stdout)
     assert facts["device"] == "cpu"
     assert facts["bipart"]
+
+
+def test_a_command_process_collects_fully_less_often_and_freezes_at_exit():
+    # an exit handler registered first runs last: after main()'s gc.freeze
+    code = (
+        "import atexit, gc, sys\n"
+        "atexit.register(lambda: print('FROZEN', gc.get_freeze_count() > 0))\n"
+        "from bipart_cli.cli import main\n"
+        "for _ in range(2):\n"
+        "    try:\n        main(['--version'])\n    except SystemExit:\n        pass\n"
+        "print('FULL', gc.get_threshold()[2])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    from bipart_cli.runtime import FULL_COLLECTION_EVERY
+
+    lines = out.stdout.splitlines()
+    assert f"FULL {FULL_COLLECTION_EVERY}" in lines
+    assert lines[-1] == "FROZEN True"
