@@ -8,20 +8,52 @@ third... process. Each ``--repo`` is a checkout to run the same command from (a
 worktree of an older revision gives the "before" rows); the chair is copied to a
 scratch folder first, so no checkout gets outputs written into it.
 
+Besides the sidecar's stages, each run reports the process's own overheads: ``gc s``,
+the time spent in Python's cyclic garbage collector while the command ran
+(``gc.callbacks``), and ``exit s``, the interpreter's shutdown from the command's end
+to the process's (its final collections, module teardown).
+
     cd benchmarks && python example_speed.py [--repo DIR ...] [--warm 3]
 """
 
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from paper_runs import ROOT, bench_parser, bench_run, git_revision, print_table
 from speed_memory import run_child
 
 STAGES = ("load", "sample", "support", "pose", "adapt", "write", "total")
+
+# ``bipart`` with the time in the garbage collector and the moment the command ended written
+# to stderr; the exit hook is registered first, so it runs last, after bipart's own
+PROBE = """
+import atexit, gc, sys, time
+spent, began = [0.0], [0.0]
+def timed(phase, info):
+    if phase == "start":
+        began[0] = time.perf_counter()
+    else:
+        spent[0] += time.perf_counter() - began[0]
+gc.callbacks.append(timed)
+atexit.register(lambda: sys.stderr.write(f"\\nPROBE gc {spent[0]:.4f} end {time.time():.4f}\\n"))
+sys.argv = ["bipart", *sys.argv[1:]]
+from bipart_cli.cli import main
+main()
+"""
+
+
+def process_overheads(run, ended: float) -> tuple[str, str]:
+    """(gc s, exit s) of a finished run from its PROBE line; ``ended``: when it was reaped."""
+    found = re.search(r"PROBE gc ([0-9.]+) end ([0-9.]+)", run.stderr)
+    if found is None:
+        return "-", "-"
+    return f"{float(found[1]):.2f}", f"{ended - float(found[2]):.2f}"
 
 
 def runs(repo: Path, warm: int, device: str) -> list[list[str]]:
@@ -30,7 +62,7 @@ def runs(repo: Path, warm: int, device: str) -> list[list[str]]:
         chair = scratch / "chair.glb"
         shutil.copy(ROOT / "examples" / "chair.glb", chair)
         command = [
-            sys.executable, "-m", "bipart_cli", "segment", str(chair),
+            sys.executable, "-c", PROBE, "segment", str(chair),
             "--parts", "back,seat,leg,arm", "--support", str(ROOT / "examples" / "chairs"),
             "--labeler", "none", "--device", device, "--json", "-q",
         ]  # fmt: skip
@@ -38,6 +70,7 @@ def runs(repo: Path, warm: int, device: str) -> list[list[str]]:
         rows = []
         for i in range(1 + warm):
             run = run_child(command, env=env, cwd=repo)
+            gc_s, exit_s = process_overheads(run, time.time())
             if run.failure():
                 raise SystemExit(f"{repo}: {run.failure()}")
             timings = (run.json() or {}).get("timings", {})
@@ -49,6 +82,8 @@ def runs(repo: Path, warm: int, device: str) -> list[list[str]]:
                     f"{run.wall_s:.2f}",
                     f"{run.peak_mib:.0f}",
                     *cells,
+                    gc_s,
+                    exit_s,
                 ]
             )
         return rows
@@ -72,11 +107,13 @@ def main() -> None:
             [
                 "bipart segment of the bundled chair, few-shot from examples/chairs (cold, then warm processes)"
             ],
-            ["revision, run", "wall s", "peak MiB", *(f"{s} s" for s in STAGES)],
+            ["revision, run", "wall s", "peak MiB", *(f"{s} s" for s in STAGES), "gc s", "exit s"],
             rows,
             [
                 "stage columns: the sidecar's timings ('-': the revision has no such stage; "
-                "before the 'sample' stage, sampling was inside 'load'); wall includes Python start-up and imports"
+                "before the 'sample' stage, sampling was inside 'load'); wall includes Python start-up and imports",
+                "gc: time in the cyclic garbage collector while the command ran; exit: the "
+                "interpreter's shutdown after it (final collections, module teardown)",
             ],
         )
 
