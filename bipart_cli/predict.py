@@ -112,41 +112,31 @@ class FeatureCache:
         paths = [self._stored_path(s) for s in shapes]
         found = [_read_features(path) for path in paths]
         todo = [i for i, feats in enumerate(found) if feats is None]
-        if todo:
-            points = np.stack([shapes[i].points for i in todo])
-            points = torch.from_numpy(points).float().to(self.device)
-            cached = [shapes[i].encoder_features for i in todo]
-            encoded = None
-            if all(c is not None for c in cached):
-                encoded = torch.from_numpy(np.stack(cached)).float().to(self.device)
-            with torch.no_grad():
-                computed = self._extract(points, encoded)  # (t, N, C)
+        for i in todo:
+            feats = self._extract(shapes[i])  # (N, C)
             if self.store is not None:  # as the store will give them back
-                computed = computed.to(torch.float16)
-            for i, feats in zip(todo, computed, strict=True):
-                found[i] = feats
-                if paths[i] is not None:
-                    _write_features(paths[i], feats)
+                feats = feats.to(torch.float16)
+            found[i] = feats
+            if paths[i] is not None:
+                _write_features(paths[i], feats)
         return torch.stack([f.to(self.device) for f in found]).float()  # (m, N, C)
 
-    def _extract(self, points: torch.Tensor, encoded: torch.Tensor | None) -> torch.Tensor:
-        """Extractor features of points (t, N, 3), given their encoder features (t, N, F) or not.
+    def _extract(self, shape: SupportShape) -> torch.Tensor:
+        """(N, C) extractor features of one shape, from its cached encoder features when it
+        has them (an index's; a shape turned to the target's pose has none).
 
-        Given the encoder's features, the extractor gives each shape the same bits alone
-        as in a batch (tested), so shapes go one at a time: 8 at once held ~0.75 GB of
-        activations. The full network is not bit-for-bit batch-invariant, so without
-        them the batch stays as it was.
+        One shape at a time: 8 at once held ~0.75 GB of activations, and a support set that
+        mixes shapes with and without cached features runs the encoder on the latter only.
         """
         import torch
 
-        if encoded is None:
-            return self.model.extract(points)
-        return torch.cat(
-            [
-                self.model.extract(points[i : i + 1], encoder_features=encoded[i : i + 1])
-                for i in range(len(points))
-            ]
-        )
+        points = torch.from_numpy(np.asarray(shape.points, np.float32)).to(self.device)[None]
+        encoded = None
+        if shape.encoder_features is not None:
+            encoded = torch.from_numpy(np.asarray(shape.encoder_features, np.float32))
+            encoded = encoded.to(self.device)[None]  # (1, N, F)
+        with torch.no_grad():
+            return self.model.extract(points, encoder_features=encoded)[0]
 
     def _stored_path(self, shape: SupportShape) -> Path | None:
         if self.store is None:

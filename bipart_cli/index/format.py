@@ -16,6 +16,11 @@ Every string of a shard lives in one JSON metadata value (``"records"``)
 because safetensors does not keep the order of several metadata keys, and the
 same records must give the same bytes.
 
+Each file's JSON metadata also records the sha256 of every array, and the manifest the
+sha256 of each file's header: one record is read and checked alone, without reading its
+shard's other 63 (:class:`FileArrays`). Files without them (written before) are read and
+checked whole.
+
 Labels: ``-1`` unassigned, ``0..K-1`` index ``part_names`` (stored as int16).
 This module is numpy + safetensors only (no torch).
 """
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -269,7 +275,14 @@ def records_to_bytes(records: list[ShapeRecord], with_features: bool = False) ->
             }
         )
     tensors = {key: np.ascontiguousarray(value) for key, value in tensors.items()}
-    header = canonical_json({"format": SHARD_FORMAT, "version": FORMAT_VERSION, "records": metas})
+    header = canonical_json(
+        {
+            "format": SHARD_FORMAT,
+            "version": FORMAT_VERSION,
+            "records": metas,
+            "sha256": array_digests(tensors),
+        }
+    )
     return save(tensors, metadata={"records": header})
 
 
@@ -282,8 +295,20 @@ def features_to_bytes(records: list[ShapeRecord]) -> bytes:
         if record.features is None:
             raise ValueError(f"record {record.id} has no encoder features to write")
         tensors[f"{slot:05d}.features"] = np.ascontiguousarray(record.features, dtype=np.float16)
-    ids = canonical_json({"format": SHARD_FORMAT, "ids": [r.id for r in records]})
+    ids = canonical_json(
+        {"format": SHARD_FORMAT, "ids": [r.id for r in records], "sha256": array_digests(tensors)}
+    )
     return save(tensors, metadata={"features": ids})
+
+
+def array_digests(tensors: dict[str, np.ndarray]) -> dict[str, str]:
+    """sha256 of each (C-contiguous) array's bytes, as safetensors writes them."""
+    return {name: hashlib.sha256(array.data).hexdigest() for name, array in tensors.items()}
+
+
+def header_sha256(data: bytes) -> str:
+    """sha256 of a safetensors file's header: its 8-byte length and its JSON."""
+    return sha256_bytes(data[: 8 + int.from_bytes(data[:8], "little")])
 
 
 def _deserialize(data: bytes) -> tuple[_LazyArrays, dict[str, str]]:
@@ -339,13 +364,78 @@ class ShardDecodeError(ValueError):
     """A shard's bytes are not a valid shard (the caller names the file)."""
 
 
+MAX_HEADER_BYTES = 100 << 20  # safetensors' own bound
+
+
+class FileArrays(Mapping):
+    """Name -> array of a safetensors file, each read from its own byte range when asked.
+
+    The header is read first and, with ``checked``, must have the sha256 ``header_digest``
+    (the manifest's); each array read must then have the sha256 the header's JSON
+    ``metadata_key`` records for it. A mismatch, a truncated file or a malformed header
+    raises :class:`ShardDecodeError`.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike, header_digest: str, metadata_key: str, checked=True
+    ):
+        self._path = path
+        self._checked = checked
+        with open(path, "rb") as handle:
+            head = handle.read(8)
+            size = int.from_bytes(head, "little")
+            if len(head) < 8 or size > MAX_HEADER_BYTES:
+                raise ShardDecodeError("the header is truncated or too large")
+            body = handle.read(size)
+        if len(body) < size:
+            raise ShardDecodeError("the header is truncated")
+        if checked and sha256_bytes(head + body) != header_digest:
+            raise ShardDecodeError("sha256 mismatch in the header")
+        header = _decoded(lambda: json.loads(body))
+        self.metadata = _decoded(lambda: json.loads(header.pop("__metadata__")[metadata_key]))
+        self._offset = 8 + size
+        self._arrays: dict[str, dict[str, Any]] = header
+        self._digests = self.metadata.get("sha256") or {}
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        info = self._arrays[name]  # a KeyError: no such array (``get`` gives None)
+        dtype, shape, (start, end) = _decoded(
+            lambda: (_DTYPES[info["dtype"]], tuple(info["shape"]), info["data_offsets"])
+        )
+        if not 0 <= start <= end:
+            raise ShardDecodeError(f"{name}: bad offsets")
+        with open(self._path, "rb") as handle:
+            handle.seek(self._offset + start)
+            data = handle.read(end - start)
+        if len(data) < end - start:
+            raise ShardDecodeError(f"{name}: the file is truncated")
+        if self._checked and sha256_bytes(data) != self._digests.get(name):
+            raise ShardDecodeError(f"sha256 mismatch in {name}")
+        return _decoded(lambda: np.frombuffer(data, dtype=dtype).reshape(shape))
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._arrays  # without reading it
+
+    def __iter__(self):
+        return iter(self._arrays)
+
+    def __len__(self) -> int:
+        return len(self._arrays)
+
+
 class ShardRecords(Sequence):
     """The records of a shard written by :func:`records_to_bytes`, each decoded when first
     read (and kept): a retrieval reads one record of a shard's 64, the BPS matrix one array
-    of each (:meth:`array`). A corrupt record raises :class:`ShardDecodeError` when read."""
+    of each (:meth:`array`). A corrupt record raises :class:`ShardDecodeError` when read.
 
-    def __init__(self, data: bytes) -> None:
-        self._tensors, self._metas = _decoded(lambda: _shard_contents(data))
+    ``source`` is the shard's bytes, or its :class:`FileArrays` (records read from the file
+    one at a time)."""
+
+    def __init__(self, source: bytes | FileArrays) -> None:
+        if isinstance(source, FileArrays):
+            self._tensors, self._metas = source, _shard_records_meta(source.metadata)
+        else:
+            self._tensors, self._metas = _decoded(lambda: _shard_contents(source))
         self._decoded: dict[int, ShapeRecord] = {}
 
     def __len__(self) -> int:
@@ -371,10 +461,13 @@ class ShardRecords(Sequence):
 def _shard_contents(data: bytes) -> tuple[_LazyArrays, list[dict[str, Any]]]:
     """A shard's arrays and its records' metadata, one dict per slot."""
     tensors, metadata = _deserialize(data)
-    header = json.loads(metadata["records"])
+    return tensors, _shard_records_meta(json.loads(metadata["records"]))
+
+
+def _shard_records_meta(header: dict[str, Any]) -> list[dict[str, Any]]:
     if header.get("format") != SHARD_FORMAT:
         raise ShardDecodeError(f"not a {SHARD_FORMAT} file")
-    return tensors, list(header["records"])
+    return list(header["records"])
 
 
 def _decoded(decode):

@@ -1,8 +1,10 @@
 """Reading an index folder, local or ``hf://datasets/<owner>/<name>[@revision]``.
 
-Shard checksums are verified when a shard is first read (not all at open, so a
-large index opens instantly); a mismatch or an unreadable shard raises
-:class:`IndexCorruptError` naming the file.
+Checksums are verified when data is first read (not all at open, so a large index
+opens instantly): a record's arrays against the sha256s its shard's header records
+(the header against the manifest), or, for files written before those, the whole
+shard file. A mismatch or an unreadable shard raises :class:`IndexCorruptError`
+naming the file.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from .format import (
     FORMAT_VERSION,
     MANIFEST_NAME,
     BasisInfo,
+    FileArrays,
     IndexEntry,
     ShapeRecord,
     ShardDecodeError,
@@ -188,20 +191,31 @@ class ShapeIndex:
         if self.encoder is None or (expected is not None and expected != self.encoder):
             return None
         entry = self.entries[i]
+        item = self.manifest["shards"][entry.shard]["features"]
         if self._feature_cache is None or self._feature_cache[0] != entry.shard:
-            item = self.manifest["shards"][entry.shard]["features"]
-            data = self._read_checked(item)
-            try:
-                self._feature_cache = (entry.shard, features_from_bytes(data))
-            except ShardDecodeError as exc:
-                raise IndexCorruptError(f"index shard {item['name']} is corrupt: {exc}") from exc
-        return self._feature_cache[1][entry.slot].copy()
+            if "header_sha256" in item:
+                self._feature_cache = (entry.shard, self._file_arrays(item, "features"))
+            else:  # written before: read and checked whole
+                data = self._read_checked(item)
+                decoded = self._corrupt_as_index_error(item, lambda: features_from_bytes(data))
+                self._feature_cache = (entry.shard, decoded)
+        features = self._feature_cache[1]
+        if isinstance(features, FileArrays):
+            name = f"{entry.slot:05d}.features"
+            if name not in features:
+                raise IndexCorruptError(f"index shard {item['name']} lacks {name}")
+            return self._corrupt_as_index_error(item, lambda: features[name]).copy()
+        return features[entry.slot].copy()
 
     def _shard_records(self, number: int) -> ShardRecords:
         if self._shard_cache is None or self._shard_cache[0] != number:
             item = self.manifest["shards"][number]
-            data = self._read_checked(item)
-            records = self._corrupt_as_index_error(number, lambda: ShardRecords(data))
+            if "header_sha256" in item:  # each record read from the file when asked
+                arrays = self._file_arrays(item, "records")
+                records = self._corrupt_as_index_error(number, lambda: ShardRecords(arrays))
+            else:  # written before: read and checked whole
+                data = self._read_checked(item)
+                records = self._corrupt_as_index_error(number, lambda: ShardRecords(data))
             if len(records) != item["count"]:
                 raise IndexCorruptError(
                     f"index shard {item['name']} holds {len(records)} records, "
@@ -210,13 +224,26 @@ class ShapeIndex:
             self._shard_cache = (number, records)
         return self._shard_cache[1]
 
-    def _corrupt_as_index_error(self, number: int, decode):
-        """``decode()`` of part of shard ``number``; a corrupt record names the shard."""
+    def _corrupt_as_index_error(self, shard: int | dict[str, Any], decode):
+        """``decode()`` of part of a file (shard number ``shard``, or its manifest item);
+        corrupt or unreadable bytes raise :class:`IndexCorruptError` naming the file."""
+        name = (self.manifest["shards"][shard] if isinstance(shard, int) else shard)["name"]
         try:
             return decode()
         except ShardDecodeError as exc:
-            name = self.manifest["shards"][number]["name"]
             raise IndexCorruptError(f"index shard {name} is corrupt: {exc}") from exc
+        except OSError as exc:
+            raise IndexCorruptError(f"index shard {name} cannot be read: {exc}") from exc
+
+    def _file_arrays(self, item: dict[str, Any], metadata_key: str) -> FileArrays:
+        """The arrays of the manifest-named file ``item``, its header read and checked."""
+        path = index_file(self.path, item["name"], item.get("bytes"), MAX_SHARD_BYTES)
+        return self._corrupt_as_index_error(
+            item,
+            lambda: FileArrays(
+                path, item["header_sha256"], metadata_key, checked=self.verify_checksums
+            ),
+        )
 
     def _read_checked(self, item: dict[str, Any], check: bool | None = None) -> bytes:
         """The bytes of a shard file; its sha256 is checked when ``check`` (default: ``verify``)."""
@@ -398,6 +425,7 @@ def validate_manifest(manifest: dict[str, Any], where: object) -> None:
         check(shard, dict, f"shards[{i}]")
         for key in ("name", "sha256"):
             check(shard.get(key), str, f"shards[{i}].{key}")
+        check(shard.get("header_sha256", ""), str, f"shards[{i}].header_sha256")
         check(shard.get("count"), int, f"shards[{i}].count")
         check(shard.get("bytes", 0), int, f"shards[{i}].bytes")
         if shard["count"] < 0:
@@ -407,6 +435,7 @@ def validate_manifest(manifest: dict[str, Any], where: object) -> None:
         if features is not None:
             for key in ("name", "sha256"):
                 check(features.get(key), str, f"shards[{i}].features.{key}")
+            check(features.get("header_sha256", ""), str, f"shards[{i}].features.header_sha256")
             check(features.get("bytes", 0), int, f"shards[{i}].features.bytes")
         if (features is None) != (manifest.get("encoder") is None):
             fail(f"shards[{i}].features", "does not match 'encoder'")

@@ -28,6 +28,7 @@ from .format import (
     BasisInfo,
     ShapeRecord,
     features_to_bytes,
+    header_sha256,
     records_to_bytes,
     sha256_bytes,
     summarize,
@@ -98,6 +99,7 @@ def _write_content_named(folder: Path, stem: str, data: bytes) -> dict[str, Any]
         "name": path.relative_to(folder.parent).as_posix(),
         "sha256": digest,
         "bytes": len(data),
+        "header_sha256": header_sha256(data),  # a record is then read and checked alone
     }
 
 
@@ -217,6 +219,11 @@ class IndexWriter:
             return True
         if [shard["count"] for shard in previous["shards"]] != self.shard_counts(len(record_ids)):
             return True
+        files = [
+            item for shard in previous["shards"] for item in (shard, shard["features"]) if item
+        ]
+        if any("header_sha256" not in item for item in files):
+            return True  # written before records could be read alone: rewrite it so they can
         try:
             return (self.out / BASIS_NAME).read_bytes() != self.basis.to_bytes()
         except OSError:

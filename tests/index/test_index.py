@@ -206,6 +206,22 @@ def test_encoder_features_are_cached_and_detected_stale(tmp_path):
         assert index.encoder_features(i, expected={**ENCODER, "weights_sha256": "0"}) is None
 
 
+def test_one_record_s_features_are_read_and_checked_alone(tmp_path):
+    records = [synthetic_record(i, with_features=True) for i in range(4)]
+    write_index(tmp_path / "idx", records, encoder=ENCODER)
+    index = ShapeIndex.open(tmp_path / "idx")
+    item = index.manifest["shards"][index.entries[1].shard]["features"]
+    path = tmp_path / "idx" / item["name"]
+    start, end = _array_span(path, f"{index.entries[1].slot:05d}.features")
+    _flip_byte(path, (start + end) // 2)
+    index = ShapeIndex.open(tmp_path / "idx")
+    with pytest.raises(IndexCorruptError, match=item["name"].replace(".", r"\.")):
+        index.encoder_features(1)
+    by_id = {r.id: r for r in records}
+    for i in (0, 2, 3):  # its shard-mates' features still read, and equal what was written
+        np.testing.assert_array_equal(index.encoder_features(i), by_id[index.ids[i]].features)
+
+
 def test_writer_refuses_out_of_order_or_featureless_records(tmp_path):
     writer = IndexWriter(tmp_path / "a", settings=SETTINGS, basis=synthetic_basis(), encoder=None)
     writer.add(synthetic_record(1))
@@ -233,23 +249,87 @@ def _shard_of(index: ShapeIndex, row: int) -> str:
     return index.manifest["shards"][index.entries[row].shard]["name"]
 
 
+def _array_span(path: Path, name: str) -> tuple[int, int]:
+    """Where the array ``name`` lies in the safetensors file ``path`` (start, end bytes)."""
+    data = path.read_bytes()
+    size = int.from_bytes(data[:8], "little")
+    start, end = json.loads(data[8 : 8 + size])[name]["data_offsets"]
+    return 8 + size + start, 8 + size + end
+
+
+def _flip_byte(path: Path, at: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[at] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
 def test_corrupt_shard_is_reported_by_name(tmp_path, records):
     write_index(tmp_path / "idx", records)
     index = ShapeIndex.open(tmp_path / "idx")
     bad = _shard_of(index, 3)
     path = tmp_path / "idx" / bad
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 0xFF  # one flipped byte inside the arrays
-    path.write_bytes(bytes(data))
+    start, end = _array_span(path, f"{index.entries[3].slot:05d}.points")
+    _flip_byte(path, (start + end) // 2)  # inside record 3's points
 
     index = ShapeIndex.open(tmp_path / "idx")
-    with pytest.raises(IndexCorruptError, match=bad.replace(".", r"\.")):
+    with pytest.raises(IndexCorruptError, match=bad.replace(".", r"\.") + ".*points"):
         index.record(3)
-    good_rows = [i for i in range(len(index)) if _shard_of(index, i) != bad]
-    for i in good_rows:  # the other shards still load
-        index.record(i)
+    for i in range(len(index)):  # every other record still loads, its shard-mates included
+        if i != 3:
+            index.record(i)
     with pytest.raises(IndexCorruptError, match="sha256 mismatch"):
         index.verify()
+
+
+def test_a_damaged_shard_header_fails_every_record_of_its_shard(tmp_path, records):
+    write_index(tmp_path / "idx", records)
+    index = ShapeIndex.open(tmp_path / "idx")
+    bad = _shard_of(index, 3)
+    _flip_byte(tmp_path / "idx" / bad, 20)  # inside the header's JSON
+    index = ShapeIndex.open(tmp_path / "idx")
+    for i, entry in enumerate(index.entries):
+        if entry.shard == index.entries[3].shard:
+            with pytest.raises(IndexCorruptError, match="header"):
+                index.record(i)
+        else:
+            index.record(i)
+
+
+def test_an_index_without_header_checksums_is_read_and_checked_whole(tmp_path, records):
+    """Indexes written before per-array checksums still read; each file is checked whole,
+    and an unchanged rebuild rewrites the manifest so records can be read alone."""
+    out = tmp_path / "idx"
+    write_index(out, records)
+    manifest_path = out / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    for shard in manifest["shards"]:
+        del shard["header_sha256"]
+    manifest_path.write_text(json.dumps(manifest))
+    index = ShapeIndex.open(out)
+    by_id = {r.id: r for r in records}
+    for i in range(len(index)):
+        assert_same_record(index.record(i), by_id[index.entries[i].id])
+    bad = _shard_of(index, 3)
+    mate = next(
+        i for i, e in enumerate(index.entries) if e.shard == index.entries[3].shard and i != 3
+    )
+    start, end = _array_span(out / bad, f"{index.entries[3].slot:05d}.points")
+    _flip_byte(out / bad, (start + end) // 2)
+    with pytest.raises(IndexCorruptError, match="sha256 mismatch"):
+        ShapeIndex.open(out).record(mate)  # the whole file is checked
+
+    _flip_byte(out / bad, (start + end) // 2)  # repaired
+    writer = IndexWriter(
+        out,
+        settings=SETTINGS,
+        basis=synthetic_basis(),
+        encoder=None,
+        source_root="/data/shapes",
+        records_per_shard=3,
+    )
+    ids = [r.id for r in records]
+    assert writer.would_rewrite(manifest, ids)  # an unchanged rebuild upgrades it
+    assert not writer.would_rewrite(write_index(out, records), ids)
 
 
 def test_truncated_shard_without_checksum_check_is_still_reported(tmp_path, records):
