@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import IndexCorruptError, InvalidInputError
+from ..runtime import log
 from .format import (
     FORMAT_NAME,
     FORMAT_VERSION,
@@ -67,10 +68,19 @@ class ShapeIndex:
     one :class:`ShapeRecord`. Open with :meth:`open`.
     """
 
-    def __init__(self, path: Path, manifest: dict[str, Any], verify: bool = True) -> None:
+    def __init__(
+        self,
+        path: Path,
+        manifest: dict[str, Any],
+        verify: bool = True,
+        manifest_sha256: str | None = None,
+        bps_cache: Path | None = None,
+    ) -> None:
         self.path = path
         self.manifest = manifest
         self.verify_checksums = verify
+        self.manifest_sha256 = manifest_sha256  # of the bytes ``manifest`` was parsed from
+        self.bps_cache = bps_cache
         self.entries = [IndexEntry.from_json(entry) for entry in manifest["entries"]]
         self._shard_cache: tuple[int, list[ShapeRecord]] | None = None
         self._feature_cache: tuple[int, list[np.ndarray]] | None = None
@@ -81,16 +91,21 @@ class ShapeIndex:
 
     @classmethod
     def open(
-        cls, path_or_uri: str | Path, revision: str | None = None, verify: bool = True
+        cls,
+        path_or_uri: str | Path,
+        revision: str | None = None,
+        verify: bool = True,
+        bps_cache: Path | None = None,
     ) -> ShapeIndex:
         """Open a local folder or an ``hf://datasets/...`` index.
 
         With ``verify`` every shard's sha256 is checked when it is first read, and
-        missing shard files are reported at once.
+        missing shard files are reported at once. With a ``bps_cache`` folder the BPS
+        matrix is kept there after it is first read (:meth:`bps_matrix`).
         """
         path = resolve_index_path(path_or_uri, revision)
-        manifest = read_manifest(path)
-        index = cls(path, manifest, verify=verify)
+        manifest, digest = _load_manifest(path)
+        index = cls(path, manifest, verify=verify, manifest_sha256=digest, bps_cache=bps_cache)
         if verify:
             index._check_files_present()
         return index
@@ -288,14 +303,63 @@ class ShapeIndex:
         return self._basis
 
     def bps_matrix(self, indices: list[int] | None = None) -> np.ndarray:
-        """BPS features of the entries (all, or ``indices``), (M, P) float32."""
+        """BPS features of the entries (all, or ``indices``), (M, P) float32.
+
+        Read from every shard once per process, or from the ``bps_cache`` folder, where it
+        is kept under the sha256 of the manifest (which names every shard's sha256): a
+        100k-entry index reads 100k small arrays out of 1563 shards otherwise.
+        """
+        if self._bps is None:
+            self._bps = self._cached_bps()
         if self._bps is None:
             rows = []
             for number in range(len(self.manifest["shards"])):
                 rows.extend(self._shard_bps(number))
             dim = self.basis.params()["n_points"]
             self._bps = np.stack(rows) if rows else np.zeros((0, dim), np.float32)
+            self._keep_bps(self._bps)
         return self._bps if indices is None else self._bps[np.asarray(indices, dtype=np.int64)]
+
+    def _bps_cache_file(self) -> Path | None:
+        # only checked reads are kept: a later checked open must not trust unchecked ones
+        if self.bps_cache is None or self.manifest_sha256 is None or not self.verify_checksums:
+            return None
+        return Path(self.bps_cache) / f"{self.manifest_sha256[:32]}.safetensors"
+
+    def _cached_bps(self) -> np.ndarray | None:
+        """The kept BPS matrix, when it is there, whole and of this index's shape."""
+        path = self._bps_cache_file()
+        if path is None or not path.is_file():
+            return None
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(path), framework="numpy") as handle:
+                recorded = (handle.metadata() or {}).get("sha256")
+                matrix = handle.get_tensor("bps")
+        except Exception as exc:  # noqa: BLE001 - a damaged cache file is read again, never fatal
+            log.debug("reading the BPS matrix again: %s: %s", path, exc)
+            return None
+        dim = self.basis.params()["n_points"]
+        if matrix.dtype != np.float32 or matrix.shape != (len(self.entries), dim):
+            return None
+        matrix = np.ascontiguousarray(matrix)
+        return matrix if sha256_bytes(matrix.data) == recorded else None
+
+    def _keep_bps(self, matrix: np.ndarray) -> None:
+        path = self._bps_cache_file()
+        if path is None:
+            return
+        from safetensors.numpy import save_file
+
+        from ..io.atomic import atomic_path
+
+        matrix = np.ascontiguousarray(matrix, dtype=np.float32)
+        try:
+            with atomic_path(path) as tmp:
+                save_file({"bps": matrix}, str(tmp), metadata={"sha256": sha256_bytes(matrix.data)})
+        except OSError as exc:  # a read-only or full cache only costs time
+            log.debug("cannot keep the BPS matrix in %s: %s", path, exc)
 
     def _shard_bps(self, number: int) -> list[np.ndarray]:
         """The (P,) float32 BPS of each record of shard ``number``; nothing else is decoded."""
@@ -374,13 +438,19 @@ def read_manifest(path: Path) -> dict[str, Any]:
     ranges, file names inside the folder), so a bad manifest is one
     :class:`IndexCorruptError` naming the field.
     """
+    return _load_manifest(path)[0]
+
+
+def _load_manifest(path: Path) -> tuple[dict[str, Any], str]:
+    """:func:`read_manifest`, and the sha256 of the bytes it parsed."""
     manifest_path = path / MANIFEST_NAME
     if not manifest_path.is_file():
         raise InvalidInputError(f"no shape index at {path} ({MANIFEST_NAME} missing)")
     try:
         if manifest_path.stat().st_size > MAX_MANIFEST_BYTES:
             raise IndexCorruptError(f"index manifest {manifest_path} is larger than 1 GiB")
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        raw = manifest_path.read_bytes()
+        manifest = json.loads(raw.decode("utf-8"))
     except (OSError, ValueError, RecursionError) as exc:
         raise IndexCorruptError(f"index manifest {manifest_path} is unreadable: {exc}") from exc
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
@@ -392,7 +462,7 @@ def read_manifest(path: Path) -> dict[str, Any]:
             f"this bipart reads version {FORMAT_VERSION}: rebuild it with 'bipart index'"
         )
     validate_manifest(manifest, manifest_path)
-    return manifest
+    return manifest, sha256_bytes(raw)
 
 
 def validate_manifest(manifest: dict[str, Any], where: object) -> None:

@@ -156,7 +156,10 @@ class Segmenter:
             )
         if self.options.index is not None:
             return SupportBank.from_index(
-                self.options.index, model=self.model, encoder=self.encoder
+                self.options.index,
+                model=self.model,
+                encoder=self.encoder,
+                bps_cache=cache_root() / "bps",
             )
         return None
 

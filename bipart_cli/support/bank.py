@@ -80,11 +80,18 @@ class SupportBank:
 
     @classmethod
     def from_index(
-        cls, path_or_uri: str, revision: str | None = None, model=None, encoder: dict | None = None
+        cls,
+        path_or_uri: str,
+        revision: str | None = None,
+        model=None,
+        encoder: dict | None = None,
+        bps_cache: Path | None = None,
     ) -> SupportBank:
+        """Open an index; ``bps_cache``: where its BPS matrix is kept between processes."""
         from ..index import ShapeIndex
 
-        return cls(ShapeIndex.open(path_or_uri, revision=revision), model, encoder)
+        index = ShapeIndex.open(path_or_uri, revision=revision, bps_cache=bps_cache)
+        return cls(index, model, encoder)
 
     @classmethod
     def from_folder(

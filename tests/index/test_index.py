@@ -222,6 +222,33 @@ def test_one_record_s_features_are_read_and_checked_alone(tmp_path):
         np.testing.assert_array_equal(index.encoder_features(i), by_id[index.ids[i]].features)
 
 
+def test_the_bps_matrix_is_kept_between_processes(tmp_path, records, monkeypatch):
+    out, cache = tmp_path / "idx", tmp_path / "bps"
+    write_index(out, records)
+    fresh = ShapeIndex.open(out).bps_matrix()
+    ShapeIndex.open(out, verify=False, bps_cache=cache).bps_matrix()
+    assert not cache.exists()  # unchecked reads are never kept
+    np.testing.assert_array_equal(ShapeIndex.open(out, bps_cache=cache).bps_matrix(), fresh)
+    (kept,) = cache.iterdir()
+
+    def no_shard_read(self, number):
+        raise AssertionError("a shard was read")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(ShapeIndex, "_shard_bps", no_shard_read)
+        np.testing.assert_array_equal(ShapeIndex.open(out, bps_cache=cache).bps_matrix(), fresh)
+
+    _flip_byte(kept, kept.stat().st_size - 3)  # damaged: read from the shards and kept again
+    np.testing.assert_array_equal(ShapeIndex.open(out, bps_cache=cache).bps_matrix(), fresh)
+    with monkeypatch.context() as patched:
+        patched.setattr(ShapeIndex, "_shard_bps", no_shard_read)
+        np.testing.assert_array_equal(ShapeIndex.open(out, bps_cache=cache).bps_matrix(), fresh)
+
+    write_index(out, records[:5])  # other contents, another manifest: its own matrix
+    assert ShapeIndex.open(out, bps_cache=cache).bps_matrix().shape[0] == 5
+    assert len(list(cache.iterdir())) == 2
+
+
 def test_writer_refuses_out_of_order_or_featureless_records(tmp_path):
     writer = IndexWriter(tmp_path / "a", settings=SETTINGS, basis=synthetic_basis(), encoder=None)
     writer.add(synthetic_record(1))
