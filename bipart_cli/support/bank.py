@@ -39,12 +39,25 @@ def _residual_norms(squared_norms, projected: np.ndarray) -> np.ndarray:
     return np.sqrt(np.maximum(left + 1e-5, 0.0)).astype(np.float32)
 
 
+def centred_unit_rows(bps: np.ndarray, mean: np.ndarray, block: int = 8192) -> np.ndarray:
+    """``unit_rows((bps - mean).astype(float32))`` a block of rows at a time: bps (E, F)
+    float32, mean (F,) float64 -> (E, F) float32, the same values without an (E, F)
+    float64 temporary (800 MB at 100k entries)."""
+    from .selection import unit_rows
+
+    out = np.empty(bps.shape, np.float32)
+    for start in range(0, len(bps), block):
+        out[start : start + block] = unit_rows(
+            (bps[start : start + block] - mean).astype(np.float32)
+        )
+    return out
+
+
 class SupportBank:
     """Candidates for support sets, read lazily from a shape index."""
 
     def __init__(self, index, model=None, encoder: dict | None = None) -> None:
         from ..index import encoder_identity
-        from .selection import unit_rows
 
         self.index = index
         # Cached encoder features are used only when they come from this model's encoder
@@ -57,7 +70,7 @@ class SupportBank:
         bps = np.asarray(index.bps_matrix(), dtype=np.float32)  # (E, F)
         self.bps_mean = bps.mean(0, dtype=np.float64) if len(bps) else None
         # centred and normalised once: a query is then one matrix-vector product
-        self.unit_bps = unit_rows((bps - self.bps_mean).astype(np.float32)) if len(bps) else bps
+        self.unit_bps = centred_unit_rows(bps, self.bps_mean) if len(bps) else bps
         self.basis = np.asarray(index.basis.points, dtype=np.float32)
         self._records: dict[int, SupportShape] = {}
         self._projected: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None

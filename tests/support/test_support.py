@@ -336,3 +336,14 @@ def test_pruned_retrieval_picks_what_scoring_every_shape_picks(monkeypatch, stra
         assert found == [int(rows[k]) for k in expected]
     assert bank._projected[1].shape == (900, 12)
     assert max(scored) < 0.5 * len(rows)  # it did prune: most rows never scored in full
+
+
+def test_centred_unit_rows_in_blocks_equal_the_whole_matrix_formula():
+    from bipart_cli.support.bank import centred_unit_rows
+    from bipart_cli.support.selection import unit_rows
+
+    bps = np.random.default_rng(0).normal(size=(1000, 64)).astype(np.float32)
+    bps[7] = 0.0
+    mean = bps.mean(0, dtype=np.float64)
+    whole = unit_rows((bps - mean).astype(np.float32))
+    np.testing.assert_array_equal(centred_unit_rows(bps, mean, block=128), whole)
