@@ -382,9 +382,10 @@ class FileArrays(Mapping):
         self._path = path
         self._checked = checked
         with open(path, "rb") as handle:
+            self._file_bytes = os.fstat(handle.fileno()).st_size
             head = handle.read(8)
             size = int.from_bytes(head, "little")
-            if len(head) < 8 or size > MAX_HEADER_BYTES:
+            if len(head) < 8 or size > min(MAX_HEADER_BYTES, self._file_bytes - 8):
                 raise ShardDecodeError("the header is truncated or too large")
             body = handle.read(size)
         if len(body) < size:
@@ -402,8 +403,8 @@ class FileArrays(Mapping):
         dtype, shape, (start, end) = _decoded(
             lambda: (_DTYPES[info["dtype"]], tuple(info["shape"]), info["data_offsets"])
         )
-        if not 0 <= start <= end:
-            raise ShardDecodeError(f"{name}: bad offsets")
+        if not 0 <= start <= end <= self._file_bytes - self._offset:  # never read past the file
+            raise ShardDecodeError(f"{name}: its offsets lie outside the file")
         with open(self._path, "rb") as handle:
             handle.seek(self._offset + start)
             data = handle.read(end - start)

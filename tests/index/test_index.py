@@ -581,3 +581,22 @@ def test_records_are_decoded_one_slot_at_a_time(tmp_path, records):
         np.testing.assert_array_equal(index.record(row).points, by_id[index.ids[row]].points)
     expected = np.stack([by_id[shape_id].bps for shape_id in index.ids])
     np.testing.assert_array_equal(index.bps_matrix(), expected)
+
+
+def test_an_array_s_offsets_past_the_end_of_its_file_are_refused_before_reading(tmp_path):
+    """A stranger's index cannot make a record read allocate more than its file holds."""
+    from bipart_cli.index.format import FileArrays, ShardDecodeError
+
+    header = {
+        "huge": {"dtype": "F32", "shape": [10**12], "data_offsets": [0, 4 * 10**12]},
+        "__metadata__": {"records": json.dumps({"sha256": {}})},
+    }
+    body = json.dumps(header).encode()
+    path = tmp_path / "shard.safetensors"
+    path.write_bytes(len(body).to_bytes(8, "little") + body + bytes(16))
+    arrays = FileArrays(path, "", "records", checked=False)
+    with pytest.raises(ShardDecodeError, match="outside the file"):
+        arrays["huge"]
+    path.write_bytes((10**9).to_bytes(8, "little") + body)  # a header longer than the file
+    with pytest.raises(ShardDecodeError, match="header"):
+        FileArrays(path, "", "records", checked=False)
