@@ -58,7 +58,7 @@ class WeightsInfo:
             encoder_pretrained=model.encoder_is_pretrained,
             encoder_init=config.encoder_init,
             encoder_name=config.encoder_name,
-            encoder_sha256=config.encoder_sha256,
+            encoder_sha256=config.encoder_sha256 or model.loaded_encoder_sha256,
         )
 
     def to_dict(self) -> dict[str, Any]:

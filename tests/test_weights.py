@@ -43,6 +43,8 @@ def test_default_weights_load_offline_and_say_what_they_are(monkeypatch, tmp_pat
     # the seeded encoder is not stored but re-derived, and checked against the saved sha256
     with safe_open(str(DEFAULT / "model.safetensors"), framework="pt") as handle:
         assert handle.metadata()["seeded_encoder_sha256"] == model.encoder_sha256()
+    # ... and recorded (in every sidecar) as checked, so nothing hashes it again
+    assert info.encoder_sha256 == model.loaded_encoder_sha256 == model.encoder_sha256()
     # save_pretrained layout: loads as a plain folder too (what a Hub upload would hold)
     again = BiPartModel.from_pretrained(DEFAULT)
     for name, value in model.state_dict().items():

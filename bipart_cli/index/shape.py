@@ -111,14 +111,18 @@ def encode_points(model: Any, points: np.ndarray, device: Any) -> np.ndarray:
     return features.to(torch.float16).cpu().numpy()
 
 
-def encoder_identity(model: Any) -> dict[str, Any]:
+def encoder_identity(model: Any, weights_sha256: str | None = None) -> dict[str, Any]:
     """What the cached features depend on: the encoder's init and a sha256 of its weights.
 
     Two models whose encoders have equal weights get equal identities; compare it
-    with ``ShapeIndex.encoder`` to know whether the cache is stale.
+    with ``ShapeIndex.encoder`` to know whether the cache is stale. ``weights_sha256``:
+    the encoder's sha256 when the caller knows it (checked at load), else it is computed.
     """
     config = model.config
-    identity = {"init": config.encoder_init, "weights_sha256": model.encoder_sha256()}
+    identity = {
+        "init": config.encoder_init,
+        "weights_sha256": weights_sha256 or model.encoder_sha256(),
+    }
     if not config.encoder_is_pretrained:
         identity["seed"] = config.encoder_seed
     return identity

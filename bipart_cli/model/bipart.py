@@ -70,6 +70,9 @@ class BiPartModel(nn.Module):
         self.head = SegmentationHead(
             self.config.feature_dim, self.config.head_hidden, self.config.r_max
         )
+        # the encoder's sha256 as checked when weights were loaded (None before): what the
+        # encoder was then, so a caller that changes nothing need not hash 50 MB again
+        self.loaded_encoder_sha256: str | None = None
 
     # --- the three modules -------------------------------------------------
 
@@ -156,7 +159,7 @@ class BiPartModel(nn.Module):
             )
         self.encoder.requires_grad_(False)
         self.config.encoder_init, self.config.encoder_name = init, name
-        self.config.encoder_sha256 = digest
+        self.config.encoder_sha256 = self.loaded_encoder_sha256 = digest
 
     def summary(self) -> dict[str, Any]:
         """What outputs record about the model."""
@@ -224,13 +227,15 @@ class BiPartModel(nn.Module):
 
         When the config names its encoder's sha256, the loaded encoder must have it.
         """
-        self.load_state_dict(_read_weights(Path(path), self), strict=True)
+        state, seeded_sha256 = _read_weights(Path(path), self)
+        self.load_state_dict(state, strict=True)
         recorded = self.config.encoder_sha256
         if recorded is not None and self.encoder_sha256() != recorded:
             raise CheckpointError(
                 f"{path}: the encoder weights are not the encoder its config names "
                 f"({self.config.encoder_name}, sha256 {recorded[:12]}…)"
             )
+        self.loaded_encoder_sha256 = recorded or seeded_sha256
         return self
 
     @classmethod
@@ -310,8 +315,9 @@ def _check_seeded_encoder(path: Path, model: BiPartModel, saved_sha256: str) -> 
         )
 
 
-def _read_weights(path: Path, model: BiPartModel) -> dict[str, torch.Tensor]:
-    """The saved state dict, cast to the model's dtypes, with every key and shape checked."""
+def _read_weights(path: Path, model: BiPartModel) -> tuple[dict[str, torch.Tensor], str | None]:
+    """The saved state dict, cast to the model's dtypes, with every key and shape checked,
+    and the sha256 of the seeded encoder it left out (checked against the model's), if so."""
     from safetensors import safe_open
 
     if not path.is_file():
@@ -323,8 +329,9 @@ def _read_weights(path: Path, model: BiPartModel) -> dict[str, torch.Tensor]:
     except Exception as exc:  # safetensors raises several types for corrupt files
         raise CheckpointError(f"cannot read {path}: {exc}") from exc
     expected = model.state_dict()
-    if SEEDED_ENCODER_KEY in metadata:
-        _check_seeded_encoder(path, model, metadata[SEEDED_ENCODER_KEY])
+    seeded_sha256 = metadata.get(SEEDED_ENCODER_KEY)
+    if seeded_sha256 is not None:
+        _check_seeded_encoder(path, model, seeded_sha256)
         tensors.update({k: v for k, v in expected.items() if k.startswith(ENCODER_PREFIX)})
     for name, reference in expected.items():
         if name not in tensors:
@@ -337,4 +344,5 @@ def _read_weights(path: Path, model: BiPartModel) -> dict[str, torch.Tensor]:
     unexpected = sorted(set(tensors) - set(expected))
     if unexpected:
         raise CheckpointError(f"{path}: unexpected key {unexpected[0]}")
-    return {name: tensors[name].to(reference.dtype) for name, reference in expected.items()}
+    state = {name: tensors[name].to(reference.dtype) for name, reference in expected.items()}
+    return state, seeded_sha256

@@ -58,13 +58,14 @@ class Segmenter:
             raise UsageError(
                 f"--parts lists {len(self.part_names)} parts but the model has at most {r_max} (R_max)"
             )
-        # what cached encoder features must match: hashed once, the model is never changed here
+        # what cached encoder features must match: the sha256 checked at load (hashed here only
+        # for --weights random), the model is never changed here
         self.encoder = None
         with self.stages("support", str(options.support_dir or options.index or "none")):
             if not options.zero_shot and (
                 options.support_dir is not None or options.index is not None
             ):
-                self.encoder = encoder_identity(self.model)
+                self.encoder = encoder_identity(self.model, self.weights_info.encoder_sha256)
             self.bank = self._open_support()
         if self.labeler_name == "auto-index":
             self.labeler_name = self._fallback_for_index()
