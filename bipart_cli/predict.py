@@ -55,7 +55,9 @@ class FeatureCache:
     the model's state, and by the shape's points and cached encoder features), so a
     later process runs no network pass over them. With a store, features are rounded
     to float16 whether they were just computed or read back, so a warm run labels
-    exactly as the cold one did. An unreadable file is recomputed and replaced.
+    exactly as the cold one did. An unreadable file is recomputed and replaced. The
+    store is kept under ``$BIPART_FEATURE_CACHE_MB`` (default 2048 MB, 0.5 MB a shape):
+    the least recently used files go first (:func:`trim_store`).
     """
 
     def __init__(
@@ -73,6 +75,7 @@ class FeatureCache:
         self._model_key = model_key
         self._features: dict[str, torch.Tensor] = {}
         self._heads: dict[tuple, dict[str, torch.Tensor]] = {}  # see adapted_head
+        self._stored = 0  # files written by this process: the store is trimmed every so many
 
     def features(self, shapes: list[SupportShape]) -> torch.Tensor:
         """(M, N, C') head inputs of ``shapes``, computing only the missing ones."""
@@ -119,6 +122,9 @@ class FeatureCache:
             found[i] = feats
             if paths[i] is not None:
                 _write_features(paths[i], feats)
+                if self._stored % TRIM_EVERY == 0:
+                    trim_store(self.store, feature_cache_bytes())
+                self._stored += 1
         return torch.stack([f.to(self.device) for f in found]).float()  # (m, N, C)
 
     def _extract(self, shape: SupportShape) -> torch.Tensor:
@@ -149,16 +155,63 @@ class FeatureCache:
         return self.store / self._model_key[:16] / f"{digest.hexdigest()[:32]}.safetensors"
 
 
+FEATURE_CACHE_ENV = "BIPART_FEATURE_CACHE_MB"
+TRIM_EVERY = 64  # stored files between two looks at the store's size
+
+
+def feature_cache_bytes() -> int:
+    """The store's size limit: ``$BIPART_FEATURE_CACHE_MB`` (default 2048) in bytes."""
+    import os
+
+    try:
+        megabytes = float(os.environ.get(FEATURE_CACHE_ENV, "2048"))
+    except ValueError:
+        megabytes = 2048.0
+    return int(max(megabytes, 0.0) * 2**20)
+
+
+def trim_store(folder: Path, max_bytes: int) -> None:
+    """Delete the least recently used ``*.safetensors`` under ``folder`` (by modification
+    time, which a read renews) until they take at most 3/4 of ``max_bytes``; nothing when
+    they already fit. A file that vanishes or cannot be removed is skipped."""
+    import os
+
+    files = []
+    for path in folder.rglob("*.safetensors"):
+        try:
+            info = path.stat()
+        except OSError:
+            continue
+        files.append((info.st_mtime_ns, info.st_size, path))
+    total = sum(size for _, size, _ in files)
+    if total <= max_bytes:
+        return
+    for _, size, path in sorted(files, key=lambda item: item[0]):
+        if total <= max_bytes * 3 // 4:
+            break
+        try:
+            os.unlink(path)
+            total -= size
+        except OSError:
+            continue
+
+
 def _read_features(path: Path | None) -> torch.Tensor | None:
     if path is None or not path.is_file():
         return None
+    import contextlib
+    import os
+
     from safetensors.torch import load_file
 
     try:
-        return load_file(str(path))["features"]
+        features = load_file(str(path))["features"]
     except Exception as exc:  # noqa: BLE001 - a damaged cache entry is recomputed, never fatal
         log.debug("recomputing the cached features in %s: %s", path, exc)
         return None
+    with contextlib.suppress(OSError):
+        os.utime(path)  # used now: the last to go when the store is trimmed
+    return features
 
 
 def _write_features(path: Path, features: torch.Tensor) -> None:

@@ -70,8 +70,9 @@ class Segmenter:
         if self.labeler_name == "auto-index":
             self.labeler_name = self._fallback_for_index()
         self.labeler = self._make_labeler()
-        # a support folder is indexed in bipart's cache; its shapes' features are kept there too
-        store = None if options.support_dir is None else cache_root() / "features"
+        # the network's features of support shapes (a folder's or an index's) are kept in
+        # bipart's cache, so a later process runs no network pass over them
+        store = None if self.bank is None else cache_root() / "features"
         # weights read from a file are fixed by its sha256 (checked on load): no state-dict hash
         self.feature_cache = FeatureCache(
             self.model, self.device, options.adapt, store=store, model_key=self.weights_info.sha256
