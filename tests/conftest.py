@@ -14,6 +14,15 @@ from bipart_cli.procedural import make_pieces, make_shape
 ARMCHAIR_SEED = 3  # make_shape("chair", 3) has both optional arms
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _own_bipart_cache(tmp_path_factory):
+    """Tests never read or fill the user's bipart cache (a test may still set its own)."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("BIPART_CACHE", str(tmp_path_factory.mktemp("bipart-cache")))
+    yield
+    patch.undo()
+
+
 @pytest.fixture(scope="session")
 def chair_pieces():
     """The part instances of the armchair (ground truth)."""
