@@ -400,9 +400,7 @@ class FileArrays(Mapping):
 
     def __getitem__(self, name: str) -> np.ndarray:
         info = self._arrays[name]  # a KeyError: no such array (``get`` gives None)
-        dtype, shape, (start, end) = _decoded(
-            lambda: (_DTYPES[info["dtype"]], tuple(info["shape"]), info["data_offsets"])
-        )
+        dtype, shape, start, end = _decoded(lambda: _array_layout(info))
         if not 0 <= start <= end <= self._file_bytes - self._offset:  # never read past the file
             raise ShardDecodeError(f"{name}: its offsets lie outside the file")
         with open(self._path, "rb") as handle:
@@ -422,6 +420,12 @@ class FileArrays(Mapping):
 
     def __len__(self) -> int:
         return len(self._arrays)
+
+
+def _array_layout(info: dict[str, Any]) -> tuple[type, tuple[int, ...], int, int]:
+    """(dtype, shape, start, end) of one safetensors header entry."""
+    start, end = (int(offset) for offset in info["data_offsets"])
+    return _DTYPES[info["dtype"]], tuple(int(n) for n in info["shape"]), start, end
 
 
 class ShardRecords(Sequence):

@@ -600,3 +600,23 @@ def test_an_array_s_offsets_past_the_end_of_its_file_are_refused_before_reading(
     path.write_bytes((10**9).to_bytes(8, "little") + body)  # a header longer than the file
     with pytest.raises(ShardDecodeError, match="header"):
         FileArrays(path, "", "records", checked=False)
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"dtype": "F32", "shape": [1], "data_offsets": ["a", "b"]},
+        {"dtype": "F32", "shape": [1], "data_offsets": [0, 4, 8]},
+        {"dtype": "X99", "shape": [1], "data_offsets": [0, 4]},
+        "not an object",
+    ],
+)
+def test_a_malformed_array_entry_is_a_decode_error(tmp_path, entry):
+    from bipart_cli.index.format import FileArrays, ShardDecodeError
+
+    header = {"a": entry, "__metadata__": {"records": json.dumps({"sha256": {}})}}
+    body = json.dumps(header).encode()
+    path = tmp_path / "shard.safetensors"
+    path.write_bytes(len(body).to_bytes(8, "little") + body + bytes(16))
+    with pytest.raises(ShardDecodeError):
+        FileArrays(path, "", "records", checked=False)["a"]
