@@ -185,8 +185,8 @@ class BasisInfo:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> BasisInfo:
-        tensors, metadata = _deserialize(data)
-        params = json.loads(metadata["bps"])
+        tensors = arrays_from_bytes(data, "bps")
+        params = tensors.metadata
         extra = {k: v for k, v in params.items() if k not in ("n_points", "seed", "radius")}
         return cls(
             points=tensors["points"],
@@ -311,14 +311,25 @@ def header_sha256(data: bytes) -> str:
     return sha256_bytes(data[: 8 + int.from_bytes(data[:8], "little")])
 
 
-def _deserialize(data: bytes) -> tuple[_LazyArrays, dict[str, str]]:
-    """A safetensors file's arrays (each made when first read) and its metadata."""
+def arrays_from_bytes(data: bytes, metadata_key: str) -> _LazyArrays:
+    """A whole safetensors file's arrays (each made when first read), with the JSON its
+    metadata holds under ``metadata_key`` as ``.metadata``: the in-memory twin of
+    :class:`FileArrays`. Malformed bytes raise :class:`ShardDecodeError`."""
     from safetensors import deserialize
 
-    tensors = _LazyArrays(dict(deserialize(data)))
-    header_len = int.from_bytes(data[:8], "little")
-    header = json.loads(data[8 : 8 + header_len])
-    return tensors, header.get("__metadata__") or {}
+    def decode() -> _LazyArrays:
+        size = int.from_bytes(data[:8], "little")
+        _, metadata = _split_header(data[8 : 8 + size], metadata_key)
+        return _LazyArrays(dict(deserialize(data)), metadata)
+
+    return _decoded(decode)
+
+
+def _split_header(body: bytes, metadata_key: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A safetensors header's JSON ``body``: its array entries, and the JSON its metadata
+    holds under ``metadata_key``."""
+    header = json.loads(body)
+    return header, json.loads(header.pop("__metadata__")[metadata_key])
 
 
 # safetensors' dtype names that NumPy has
@@ -342,8 +353,9 @@ class _LazyArrays(Mapping):
     """Name -> array over ``safetensors.deserialize``'s raw tensors, viewed when read: a
     shard holds 64 records of ~12 arrays, and a retrieval reads one record."""
 
-    def __init__(self, raw: dict[str, dict[str, Any]]) -> None:
+    def __init__(self, raw: dict[str, dict[str, Any]], metadata: dict[str, Any]) -> None:
         self._raw = raw
+        self.metadata = metadata
 
     def __getitem__(self, name: str) -> np.ndarray:
         tensor = self._raw[name]
@@ -392,10 +404,8 @@ class FileArrays(Mapping):
             raise ShardDecodeError("the header is truncated")
         if checked and sha256_bytes(head + body) != header_digest:
             raise ShardDecodeError("sha256 mismatch in the header")
-        header = _decoded(lambda: json.loads(body))
-        self.metadata = _decoded(lambda: json.loads(header.pop("__metadata__")[metadata_key]))
+        self._arrays, self.metadata = _decoded(lambda: _split_header(body, metadata_key))
         self._offset = 8 + size
-        self._arrays: dict[str, dict[str, Any]] = header
         self._digests = self.metadata.get("sha256") or {}
 
     def __getitem__(self, name: str) -> np.ndarray:
@@ -433,14 +443,11 @@ class ShardRecords(Sequence):
     read (and kept): a retrieval reads one record of a shard's 64, the BPS matrix one array
     of each (:meth:`array`). A corrupt record raises :class:`ShardDecodeError` when read.
 
-    ``source`` is the shard's bytes, or its :class:`FileArrays` (records read from the file
-    one at a time)."""
+    ``arrays`` are the shard's, from :func:`arrays_from_bytes` or a :class:`FileArrays`
+    (records then read from the file one at a time)."""
 
-    def __init__(self, source: bytes | FileArrays) -> None:
-        if isinstance(source, FileArrays):
-            self._tensors, self._metas = source, _shard_records_meta(source.metadata)
-        else:
-            self._tensors, self._metas = _decoded(lambda: _shard_contents(source))
+    def __init__(self, arrays: _LazyArrays | FileArrays) -> None:
+        self._tensors, self._metas = arrays, _decoded(lambda: _shard_records_meta(arrays.metadata))
         self._decoded: dict[int, ShapeRecord] = {}
 
     def __len__(self) -> int:
@@ -463,12 +470,6 @@ class ShardRecords(Sequence):
         return _decoded(lambda: self._tensors[f"{slot:05d}.{name}"])
 
 
-def _shard_contents(data: bytes) -> tuple[_LazyArrays, list[dict[str, Any]]]:
-    """A shard's arrays and its records' metadata, one dict per slot."""
-    tensors, metadata = _deserialize(data)
-    return tensors, _shard_records_meta(json.loads(metadata["records"]))
-
-
 def _shard_records_meta(header: dict[str, Any]) -> list[dict[str, Any]]:
     if header.get("format") != SHARD_FORMAT:
         raise ShardDecodeError(f"not a {SHARD_FORMAT} file")
@@ -487,7 +488,7 @@ def _decoded(decode):
 
 def records_from_bytes(data: bytes) -> list[ShapeRecord]:
     """Parse a shard written by :func:`records_to_bytes`, every record."""
-    return list(ShardRecords(data))
+    return list(ShardRecords(arrays_from_bytes(data, "records")))
 
 
 def _record_from(tensors: dict[str, np.ndarray], meta: dict[str, Any], slot: int) -> ShapeRecord:
@@ -516,14 +517,3 @@ def _record_from(tensors: dict[str, np.ndarray], meta: dict[str, Any], slot: int
         features=tensors.get(prefix + "features"),
         descriptors=tensors.get(prefix + "descriptors"),
     )
-
-
-def features_from_bytes(data: bytes) -> list[np.ndarray]:
-    """Parse a features file: one (2048, F) float16 array per slot."""
-
-    def decode() -> list[np.ndarray]:
-        tensors, metadata = _deserialize(data)
-        ids = json.loads(metadata["features"])["ids"]
-        return [tensors[f"{slot:05d}.features"] for slot in range(len(ids))]
-
-    return _decoded(decode)

@@ -13,7 +13,7 @@ import copy
 import json
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ from .format import (
     ShapeRecord,
     ShardDecodeError,
     ShardRecords,
-    features_from_bytes,
+    arrays_from_bytes,
     sha256_bytes,
 )
 
@@ -82,8 +82,8 @@ class ShapeIndex:
         self.manifest_sha256 = manifest_sha256  # of the bytes ``manifest`` was parsed from
         self.bps_cache = bps_cache
         self.entries = [IndexEntry.from_json(entry) for entry in manifest["entries"]]
-        self._shard_cache: tuple[int, list[ShapeRecord]] | None = None
-        self._feature_cache: tuple[int, list[np.ndarray]] | None = None
+        self._shard_cache: tuple[int, ShardRecords] | None = None
+        self._feature_cache: tuple[int, Mapping[str, np.ndarray]] | None = None
         self._bps: np.ndarray | None = None
         self._basis: BasisInfo | None = None
 
@@ -208,29 +208,17 @@ class ShapeIndex:
         entry = self.entries[i]
         item = self.manifest["shards"][entry.shard]["features"]
         if self._feature_cache is None or self._feature_cache[0] != entry.shard:
-            if "header_sha256" in item:
-                self._feature_cache = (entry.shard, self._file_arrays(item, "features"))
-            else:  # written before: read and checked whole
-                data = self._read_checked(item)
-                decoded = self._corrupt_as_index_error(item, lambda: features_from_bytes(data))
-                self._feature_cache = (entry.shard, decoded)
-        features = self._feature_cache[1]
-        if isinstance(features, FileArrays):
-            name = f"{entry.slot:05d}.features"
-            if name not in features:
-                raise IndexCorruptError(f"index shard {item['name']} lacks {name}")
-            return self._corrupt_as_index_error(item, lambda: features[name]).copy()
-        return features[entry.slot].copy()
+            self._feature_cache = (entry.shard, self._file_arrays(item, "features"))
+        features, name = self._feature_cache[1], f"{entry.slot:05d}.features"
+        if name not in features:
+            raise IndexCorruptError(f"index shard {item['name']} lacks {name}")
+        return self._corrupt_as_index_error(item, lambda: features[name]).copy()
 
     def _shard_records(self, number: int) -> ShardRecords:
         if self._shard_cache is None or self._shard_cache[0] != number:
             item = self.manifest["shards"][number]
-            if "header_sha256" in item:  # each record read from the file when asked
-                arrays = self._file_arrays(item, "records")
-                records = self._corrupt_as_index_error(number, lambda: ShardRecords(arrays))
-            else:  # written before: read and checked whole
-                data = self._read_checked(item)
-                records = self._corrupt_as_index_error(number, lambda: ShardRecords(data))
+            arrays = self._file_arrays(item, "records")
+            records = self._corrupt_as_index_error(number, lambda: ShardRecords(arrays))
             if len(records) != item["count"]:
                 raise IndexCorruptError(
                     f"index shard {item['name']} holds {len(records)} records, "
@@ -250,8 +238,13 @@ class ShapeIndex:
         except OSError as exc:
             raise IndexCorruptError(f"index shard {name} cannot be read: {exc}") from exc
 
-    def _file_arrays(self, item: dict[str, Any], metadata_key: str) -> FileArrays:
-        """The arrays of the manifest-named file ``item``, its header read and checked."""
+    def _file_arrays(self, item: dict[str, Any], metadata_key: str) -> Mapping[str, np.ndarray]:
+        """The arrays of the manifest-named file ``item``: each read from the file and
+        checked when asked, or, for a file written before per-array checksums
+        (no ``header_sha256``), the whole file read and checked now."""
+        if "header_sha256" not in item:
+            data = self._read_checked(item)
+            return self._corrupt_as_index_error(item, lambda: arrays_from_bytes(data, metadata_key))
         path = index_file(self.path, item["name"], item.get("bytes"), MAX_SHARD_BYTES)
         return self._corrupt_as_index_error(
             item,
