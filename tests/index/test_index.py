@@ -71,8 +71,8 @@ def synthetic_basis() -> BasisInfo:
     return BasisInfo(points=rng.normal(size=(1024, 3)).astype(np.float32), seed=0, radius=1.5)
 
 
-def write_index(out: Path, records: list[ShapeRecord], encoder=None, per_shard: int = 3) -> dict:
-    writer = IndexWriter(
+def index_writer(out: Path, encoder=None, per_shard: int = 3) -> IndexWriter:
+    return IndexWriter(
         out,
         settings=SETTINGS,
         basis=synthetic_basis(),
@@ -80,6 +80,10 @@ def write_index(out: Path, records: list[ShapeRecord], encoder=None, per_shard: 
         source_root="/data/shapes",
         records_per_shard=per_shard,
     )
+
+
+def write_index(out: Path, records: list[ShapeRecord], encoder=None, per_shard: int = 3) -> dict:
+    writer = index_writer(out, encoder, per_shard)
     for record in sorted(records, key=lambda r: r.id):
         writer.add(record)
     return writer.commit()
@@ -346,14 +350,7 @@ def test_an_index_without_header_checksums_is_read_and_checked_whole(tmp_path, r
         ShapeIndex.open(out).record(mate)  # the whole file is checked
 
     _flip_byte(out / bad, (start + end) // 2)  # repaired
-    writer = IndexWriter(
-        out,
-        settings=SETTINGS,
-        basis=synthetic_basis(),
-        encoder=None,
-        source_root="/data/shapes",
-        records_per_shard=3,
-    )
+    writer = index_writer(out)
     ids = [r.id for r in records]
     assert writer.would_rewrite(manifest, ids)  # an unchanged rebuild upgrades it
     assert not writer.would_rewrite(write_index(out, records), ids)
