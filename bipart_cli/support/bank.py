@@ -40,9 +40,9 @@ def _residual_norms(squared_norms, projected: np.ndarray) -> np.ndarray:
 
 
 def centred_unit_rows(bps: np.ndarray, mean: np.ndarray, block: int = 8192) -> np.ndarray:
-    """``unit_rows((bps - mean).astype(float32))`` a block of rows at a time: bps (E, F)
-    float32, mean (F,) float64 -> (E, F) float32, the same values without an (E, F)
-    float64 temporary (800 MB at 100k entries)."""
+    """``unit_rows((bps - mean).astype(float32))`` a block of rows at a time: bps (E, F),
+    mean (F,) float64 -> (E, F) float32, the same values without an (E, F) float64
+    temporary (800 MB at 100k entries). The bank's rows and its queries alike."""
     from .selection import unit_rows
 
     out = np.empty(bps.shape, np.float32)
@@ -226,7 +226,7 @@ class SupportBank:
         the target, so a shape exported with another up axis or lying on its side is
         found as readily as one in the target's pose (``--match-pose`` then turns it).
         """
-        from .selection import bps_features, select_support, unit_rows
+        from .selection import bps_features, select_support
 
         rows = self._candidate_rows(part_names, category, exclude_sha256)
         if not len(rows):
@@ -238,7 +238,7 @@ class SupportBank:
             features = turned_bps_features(target_points, self.basis, AXIS_ROTATIONS)
         else:
             features = bps_features(target_points, self.basis)[None]  # (1, F)
-        queries = unit_rows((features - self.bps_mean).astype(np.float32))  # (T, F)
+        queries = centred_unit_rows(features, self.bps_mean)  # (T, F), as the bank's rows
         part_counts = self.part_counts(rows, part_names)
         m = min(m, len(rows))
         if len(rows) >= PROJECTED_MIN_ROWS and strategy != "random":
