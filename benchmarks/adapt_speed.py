@@ -38,7 +38,7 @@ from bipart_cli.adapt import (
 )
 from bipart_cli.labeling.pseudo_labels import PseudoLabels
 from bipart_cli.model import BiPartConfig, BiPartModel
-from bipart_cli.predict import FeatureCache, adapt_and_predict, shape_descriptors
+from bipart_cli.predict import FeatureCache, adapt_and_predict
 from bipart_cli.runtime import keep_freed_tensor_memory
 from bipart_cli.support import SupportShape
 
@@ -75,7 +75,7 @@ def cached_time(
         with torch.no_grad():
             points = torch.from_numpy(target.points).to(device)[None]
             encoded = model.encode(points)[0].cpu().numpy()
-        descriptors = shape_descriptors(target.points, None, settings)
+        descriptors = cache.descriptors(target.points)
     started = time.perf_counter()
     adapt_and_predict(
         model,

@@ -4,7 +4,9 @@ Runs ``bipart segment examples/chair.glb --parts back,seat,leg,arm --support
 examples/chairs --labeler none --json -q`` in a child process per run, offline
 (``HF_HUB_OFFLINE=1``) with a new empty ``BIPART_CACHE``: one cold run (it indexes
 the support folder and caches its features), then ``--warm`` runs of a second,
-third... process. Each ``--repo`` is a checkout to run the same command from (a
+third... process, then ``--new-assets`` runs on assets the cache has not seen
+(``examples/chairs/chair_<i>.glb`` as targets: their own sampling, descriptors and
+features are computed, and the support set is another, as each leaves itself out). Each ``--repo`` is a checkout to run the same command from (a
 worktree of an older revision gives the "before" rows); the chair is copied to a
 scratch folder first, so no checkout gets outputs written into it.
 
@@ -13,7 +15,7 @@ the time spent in Python's cyclic garbage collector while the command ran
 (``gc.callbacks``), and ``exit s``, the interpreter's shutdown from the command's end
 to the process's (its final collections, module teardown).
 
-    cd benchmarks && python example_speed.py [--repo DIR ...] [--warm 3]
+    cd benchmarks && python example_speed.py [--repo DIR ...] [--warm 3] [--new-assets 3]
 """
 
 from __future__ import annotations
@@ -56,26 +58,32 @@ def process_overheads(run, ended: float) -> tuple[str, str]:
     return f"{float(found[1]):.2f}", f"{ended - float(found[2]):.2f}"
 
 
-def runs(repo: Path, warm: int, device: str) -> list[list[str]]:
+def runs(repo: Path, warm: int, new_assets: int, device: str) -> list[list[str]]:
     scratch = Path(tempfile.mkdtemp(prefix="bipart-example-"))
     try:
         chair = scratch / "chair.glb"
         shutil.copy(ROOT / "examples" / "chair.glb", chair)
-        command = [
-            sys.executable, "-c", PROBE, "segment", str(chair),
-            "--parts", "back,seat,leg,arm", "--support", str(ROOT / "examples" / "chairs"),
-            "--labeler", "none", "--device", device, "--json", "-q",
-        ]  # fmt: skip
+        others = sorted((ROOT / "examples" / "chairs").glob("*.glb"))[:new_assets]
+        for (
+            other
+        ) in others:  # as the user's own assets (a support shape is left out of its own support)
+            shutil.copy(other, scratch / other.name)
+        targets = [("cold", chair)] + [(f"warm {i + 1}", chair) for i in range(warm)]
+        targets += [(f"new {other.stem}", scratch / other.name) for other in others]
         env = {"BIPART_CACHE": str(scratch / "cache"), "HF_HUB_OFFLINE": "1"}
         rows = []
-        for i in range(1 + warm):
+        for label, target in targets:
+            command = [
+                sys.executable, "-c", PROBE, "segment", str(target),
+                "--parts", "back,seat,leg,arm", "--support", str(ROOT / "examples" / "chairs"),
+                "--labeler", "none", "--device", device, "--json", "-q",
+            ]  # fmt: skip
             run = run_child(command, env=env, cwd=repo)
             gc_s, exit_s = process_overheads(run, time.time())
             if run.failure():
                 raise SystemExit(f"{repo}: {run.failure()}")
             timings = (run.json() or {}).get("timings", {})
             cells = [f"{timings[s]:.2f}" if s in timings else "-" for s in STAGES]
-            label = "cold" if i == 0 else f"warm {i}"
             rows.append(
                 [
                     f"{git_revision(repo)} {label}",
@@ -97,12 +105,18 @@ def main() -> None:
         "--repo", type=Path, action="append", help="checkout(s) to run (default: this one)"
     )
     parser.add_argument("--warm", type=int, default=3, help="warm runs after the cold one")
+    parser.add_argument(
+        "--new-assets",
+        type=int,
+        default=0,
+        help="then this many runs on other assets (examples/chairs/*.glb) with the cache warm",
+    )
     args = parser.parse_args()
     device = "cpu" if args.device == "auto" else args.device
     with bench_run():
         rows = []
         for repo in args.repo or [ROOT]:
-            rows += runs(repo.resolve(), args.warm, device)
+            rows += runs(repo.resolve(), args.warm, args.new_assets, device)
         print_table(
             [
                 "bipart segment of the bundled chair, few-shot from examples/chairs (cold, then warm processes)"

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .adapt import AdaptSettings
-from .runtime import log
+from .store import array_key
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -23,17 +23,6 @@ if TYPE_CHECKING:
 
     from .labeling.pseudo_labels import PseudoLabels
     from .support import SupportShape
-
-
-def shape_descriptors(points: np.ndarray, cached: np.ndarray | None, settings) -> np.ndarray | None:
-    """(N, D) float32 descriptors of ``points`` (N, 3) for ``settings.descriptors``, or None."""
-    if settings.descriptors == "none":
-        return None
-    if cached is not None:
-        return np.asarray(cached, dtype=np.float32)
-    from .descriptors import point_descriptors
-
-    return point_descriptors(points)
 
 
 def head_inputs(features: torch.Tensor, descriptors: torch.Tensor | None) -> torch.Tensor:
@@ -48,16 +37,18 @@ def head_inputs(features: torch.Tensor, descriptors: torch.Tensor | None) -> tor
 
 
 class FeatureCache:
-    """Head inputs per support shape, computed once per model and reused by every target.
+    """A shape's network features and descriptors, and a support set's adapted head,
+    computed once per model and reused.
 
-    With a ``store`` folder the network's features of each support shape are also
-    kept on disk (float16 safetensors, keyed by ``model_key``, by default the sha256 of
-    the model's state, and by the shape's points and cached encoder features), so a
-    later process runs no network pass over them. With a store, features are rounded
-    to float16 whether they were just computed or read back, so a warm run labels
-    exactly as the cold one did. An unreadable file is recomputed and replaced. The
-    store is kept under ``$BIPART_FEATURE_CACHE_MB`` (default 2048 MB, 0.5 MB a shape):
-    the least recently used files go first (:func:`trim_store`).
+    The head inputs of support shapes and the heads adapted on them alone are kept for
+    the process, so every target of a batch reuses them. With a ``store`` folder
+    (:class:`~bipart_cli.store.ArrayStore`) they are also kept on disk: the network
+    features and descriptors of every shape, support or target, keyed by ``model_key``
+    (by default the sha256 of the model's state) or the descriptor set and by the
+    shape's points and cached encoder features, and heads by :func:`support_head_key`.
+    A later process then runs no network pass over a shape it has seen. With a store,
+    network features are rounded to float16 whether they were just computed or read
+    back, so a warm run labels exactly as the cold one did.
     """
 
     def __init__(
@@ -68,162 +59,151 @@ class FeatureCache:
         store: Path | None = None,
         model_key: str | None = None,
     ) -> None:
+        from .store import ArrayStore
+
         self.model = model
         self.device = device
         self.settings = settings or AdaptSettings()
-        self.store = store
+        self.store = None if store is None else ArrayStore(store)
         self._model_key = model_key
         self._features: dict[str, torch.Tensor] = {}
         self._heads: dict[tuple, dict[str, torch.Tensor]] = {}  # see adapted_head
-        self._stored = 0  # files written by this process: the store is trimmed every so many
 
     def features(self, shapes: list[SupportShape]) -> torch.Tensor:
-        """(M, N, C') head inputs of ``shapes``, computing only the missing ones."""
+        """(M, N, C') head inputs of support ``shapes``, computing only the missing ones."""
         import torch
 
-        missing = [s for s in shapes if s.shape_id not in self._features]
-        if missing:
-            extracted = self._network_features(missing)  # (m, N, C)
-            descriptors = None
-            if self.settings.descriptors != "none":
-                described = [
-                    shape_descriptors(s.points, s.descriptors, self.settings) for s in missing
-                ]
-                descriptors = torch.from_numpy(np.stack(described)).to(self.device)
-            extracted = head_inputs(extracted, descriptors)  # (m, N, C')
-            for shape, feats in zip(missing, extracted, strict=True):
-                self._features[shape.shape_id] = feats
+        for shape in shapes:
+            if shape.shape_id not in self._features:
+                self._features[shape.shape_id] = self.head_inputs(
+                    shape.points, shape.encoder_features, shape.descriptors
+                )
         return torch.stack([self._features[s.shape_id] for s in shapes])
 
-    def adapted_head(self, key: tuple | None, adapt: Callable[[], dict]) -> dict:
-        """``adapt()``, or the head it gave for the same ``key`` earlier in this process.
-
-        A head adapted on support shapes alone does not depend on the target, so a
-        batch of targets sharing one support set adapts once. ``key`` (None: never
-        reused) must name everything the head depends on.
-        """
-        if key is None:
-            return adapt()
-        if key not in self._heads:
-            self._heads[key] = adapt()
-        return self._heads[key]
-
-    def _network_features(self, shapes: list[SupportShape]) -> torch.Tensor:
-        """(m, N, C) extractor features, from the store where it has them."""
+    def head_inputs(
+        self,
+        points: np.ndarray,
+        encoder_features: np.ndarray | None = None,
+        descriptors: np.ndarray | None = None,
+    ) -> torch.Tensor:
+        """(N, C') head inputs of one shape: points (N, 3), its cached encoder features
+        (N, F) and descriptors (N, D) when it has them."""
         import torch
 
-        paths = [self._stored_path(s) for s in shapes]
-        found = [_read_features(path) for path in paths]
-        todo = [i for i, feats in enumerate(found) if feats is None]
-        for i in todo:
-            feats = self._extract(shapes[i])  # (N, C)
-            if self.store is not None:  # as the store will give them back
-                feats = feats.to(torch.float16)
-            found[i] = feats
-            if paths[i] is not None:
-                _write_features(paths[i], feats)
-                if self._stored % TRIM_EVERY == 0:
-                    trim_store(self.store, feature_cache_bytes())
-                self._stored += 1
-        return torch.stack([f.to(self.device) for f in found]).float()  # (m, N, C)
+        features = self.network_features(points, encoder_features)[None]  # (1, N, C)
+        described = self.descriptors(points, descriptors)
+        if described is not None:
+            described = torch.from_numpy(described).to(self.device)[None]  # (1, N, D)
+        return head_inputs(features, described)[0]
 
-    def _extract(self, shape: SupportShape) -> torch.Tensor:
-        """(N, C) extractor features of one shape, from its cached encoder features when it
-        has them (an index's; a shape turned to the target's pose has none).
+    def network_features(
+        self, points: np.ndarray, encoder_features: np.ndarray | None = None
+    ) -> torch.Tensor:
+        """(N, C) extractor features of points (N, 3), from its cached encoder features
+        (N, F) when it has them (an index's; a shape turned to another pose has none).
 
         One shape at a time: 8 at once held ~0.75 GB of activations, and a support set that
         mixes shapes with and without cached features runs the encoder on the latter only.
         """
         import torch
 
-        points = torch.from_numpy(np.asarray(shape.points, np.float32)).to(self.device)[None]
-        encoded = None
-        if shape.encoder_features is not None:
-            encoded = torch.from_numpy(np.asarray(shape.encoder_features, np.float32))
-            encoded = encoded.to(self.device)[None]  # (1, N, F)
-        with torch.no_grad():
-            return self.model.extract(points, encoder_features=encoded)[0]
+        def extract() -> torch.Tensor:
+            cloud = torch.from_numpy(np.asarray(points, np.float32)).to(self.device)[None]
+            encoded = None
+            if encoder_features is not None:
+                encoded = torch.from_numpy(np.asarray(encoder_features, np.float32))
+                encoded = encoded.to(self.device)[None]  # (1, N, F)
+            with torch.no_grad():
+                return self.model.extract(cloud, encoder_features=encoded)[0]  # (N, C)
 
-    def _stored_path(self, shape: SupportShape) -> Path | None:
         if self.store is None:
-            return None
+            return extract()
         if self._model_key is None:
             self._model_key = self.model.sha256()
-        digest = hashlib.sha256(np.ascontiguousarray(shape.points, dtype=np.float32).tobytes())
-        if shape.encoder_features is not None:  # cached (float16) encoder features feed it
-            digest.update(np.ascontiguousarray(shape.encoder_features).tobytes())
-        return self.store / self._model_key[:16] / f"{digest.hexdigest()[:32]}.safetensors"
+        key = array_key(points, *([] if encoder_features is None else [encoder_features]))
+        width = self.model.config.feature_dim
+        stored = self.store.fetch(
+            f"network/{self._model_key[:16]}",
+            key,
+            lambda: {"features": extract().to(torch.float16).cpu().numpy()},
+            lambda arrays: _is_table(arrays.get("features"), len(points), width),
+        )
+        # float16 cold or warm: a warm run labels exactly as the cold one did
+        return torch.from_numpy(stored["features"]).to(self.device).float()
+
+    def descriptors(
+        self, points: np.ndarray, cached: np.ndarray | None = None
+    ) -> np.ndarray | None:
+        """(N, D) float32 descriptors of points (N, 3) for ``settings.descriptors``: ``cached``
+        when given, else from the store or computed; None without descriptors."""
+        name = self.settings.descriptors
+        if name == "none":
+            return None
+        if cached is not None:
+            return np.asarray(cached, dtype=np.float32)
+        from .descriptors import DESCRIPTOR_NAMES, point_descriptors
+
+        def describe() -> dict[str, np.ndarray]:
+            return {"descriptors": point_descriptors(points)}
+
+        if self.store is None:
+            return describe()["descriptors"]
+        stored = self.store.fetch(
+            f"descriptors/{name}",
+            array_key(points),
+            describe,
+            lambda arrays: _is_table(arrays.get("descriptors"), len(points), len(DESCRIPTOR_NAMES)),
+        )
+        return stored["descriptors"].astype(np.float32, copy=False)
+
+    def adapted_head(
+        self,
+        key: str | None,
+        adapt: Callable[[], dict[str, torch.Tensor]],
+        head_0: dict[str, torch.Tensor],
+    ) -> dict[str, torch.Tensor]:
+        """``adapt()``, or the head it gave for the same ``key`` earlier: in this process,
+        or in an earlier one when there is a store.
+
+        A head adapted on support shapes alone does not depend on the target, so a
+        batch of targets sharing one support set adapts once. ``key``
+        (:func:`support_head_key`; None: never reused) must name everything the head
+        depends on; head_0, the starting head, gives the names and shapes to expect.
+        """
+        if key is None:
+            return adapt()
+        if key not in self._heads:
+            self._heads[key] = (
+                adapt() if self.store is None else self._stored_head(key, adapt, head_0)
+            )
+        return self._heads[key]
+
+    def _stored_head(self, key: str, adapt: Callable, head_0: dict) -> dict[str, torch.Tensor]:
+        import torch
+
+        def valid(arrays: dict[str, np.ndarray]) -> bool:
+            return arrays.keys() == head_0.keys() and all(
+                arrays[name].shape == tuple(value.shape) and bool(np.isfinite(arrays[name]).all())
+                for name, value in head_0.items()
+            )
+
+        stored = self.store.fetch(
+            "heads",
+            key,
+            lambda: {name: value.detach().cpu().numpy() for name, value in adapt().items()},
+            valid,
+        )
+        return {name: torch.from_numpy(value).to(self.device) for name, value in stored.items()}
 
 
-FEATURE_CACHE_ENV = "BIPART_FEATURE_CACHE_MB"
-TRIM_EVERY = 64  # stored files between two looks at the store's size
-
-
-def feature_cache_bytes() -> int:
-    """The store's size limit: ``$BIPART_FEATURE_CACHE_MB`` (default 2048) in bytes."""
-    import os
-
-    try:
-        megabytes = float(os.environ.get(FEATURE_CACHE_ENV, "2048"))
-    except ValueError:
-        megabytes = 2048.0
-    return int(max(megabytes, 0.0) * 2**20)
-
-
-def trim_store(folder: Path, max_bytes: int) -> None:
-    """Delete the least recently used ``*.safetensors`` under ``folder`` (by modification
-    time, which a read renews) until they take at most 3/4 of ``max_bytes``; nothing when
-    they already fit. A file that vanishes or cannot be removed is skipped."""
-    import os
-
-    files = []
-    for path in folder.rglob("*.safetensors"):
-        try:
-            info = path.stat()
-        except OSError:
-            continue
-        files.append((info.st_mtime_ns, info.st_size, path))
-    total = sum(size for _, size, _ in files)
-    if total <= max_bytes:
-        return
-    for _, size, path in sorted(files, key=lambda item: item[0]):
-        if total <= max_bytes * 3 // 4:
-            break
-        try:
-            os.unlink(path)
-            total -= size
-        except OSError:
-            continue
-
-
-def _read_features(path: Path | None) -> torch.Tensor | None:
-    if path is None or not path.is_file():
-        return None
-    import contextlib
-    import os
-
-    from safetensors.torch import load_file
-
-    try:
-        features = load_file(str(path))["features"]
-    except Exception as exc:  # noqa: BLE001 - a damaged cache entry is recomputed, never fatal
-        log.debug("recomputing the cached features in %s: %s", path, exc)
-        return None
-    with contextlib.suppress(OSError):
-        os.utime(path)  # used now: the last to go when the store is trimmed
-    return features
-
-
-def _write_features(path: Path, features: torch.Tensor) -> None:
-    from safetensors.torch import save_file
-
-    from .io.atomic import atomic_path
-
-    try:
-        with atomic_path(path) as tmp:
-            save_file({"features": features.cpu().contiguous()}, str(tmp))
-    except OSError as exc:  # a read-only or full cache only costs speed
-        log.debug("cannot cache features in %s: %s", path, exc)
+def _is_table(array: np.ndarray | None, rows: int, columns: int) -> bool:
+    """Whether a stored array is a finite (rows, columns) table."""
+    return (
+        array is not None
+        and array.shape == (rows, columns)
+        and array.dtype.kind == "f"
+        and bool(np.isfinite(array).all())
+    )
 
 
 def adapt_and_predict(
@@ -264,15 +244,9 @@ def adapt_and_predict(
     points = torch.from_numpy(np.ascontiguousarray(target_points, dtype=np.float32)).to(device)[
         None
     ]  # (1, N, 3)
-    encoded = None
-    if target_encoder_features is not None:
-        encoded = torch.from_numpy(np.asarray(target_encoder_features, np.float32)).to(device)[None]
-    descriptors = shape_descriptors(target_points, target_descriptors, settings)
-    if descriptors is not None:
-        descriptors = torch.from_numpy(descriptors).to(device)[None]  # (1, N, D)
-    with torch.no_grad():
-        target_features = model.extract(points, encoder_features=encoded)  # (1, N, C)
-        target_features = head_inputs(target_features, descriptors)  # (1, N, C')
+    target_features = feature_cache.head_inputs(
+        target_points, target_encoder_features, target_descriptors
+    )[None]  # (1, N, C')
     feature_blocks, label_list = [], []
     if target_labels is not None:
         feature_blocks.append(target_features)
@@ -300,8 +274,8 @@ def adapt_and_predict(
             )
 
     support_only = target_labels is None
-    key = support_head_key(support, labels, settings, seed) if support_only else None
-    head = feature_cache.adapted_head(key, adapt)
+    key = support_head_key(features, labels, head_0, settings, seed) if support_only else None
+    head = feature_cache.adapted_head(key, adapt, head_0)
     with torch.no_grad():
         probs = predict_probabilities(model, target_features, head, num_parts)[0]  # (N, R)
         if settings.knn_weight > 0:
@@ -325,19 +299,27 @@ def adapt_and_predict(
 
 
 def support_head_key(
-    support: list[SupportShape], labels, settings: AdaptSettings, seed: int
-) -> tuple:
-    """What a head adapted on ``support`` alone depends on: the shapes (their features are
-    cached by id), the exact packed targets, the adaptation settings and the seed."""
+    features: torch.Tensor,
+    labels,
+    head_0: dict[str, torch.Tensor],
+    settings: AdaptSettings,
+    seed: int,
+) -> str:
+    """sha256 hex of all a head adapted on the support alone depends on: the support's head
+    inputs (M, N, C'), the exact packed targets, φ_0, the adaptation settings, the seed
+    and the device type (CUDA's float error differs from the CPU's)."""
     import dataclasses
 
     digest = hashlib.sha256()
-    for field in dataclasses.fields(labels):
-        tensor = getattr(labels, field.name).detach().cpu().contiguous()
-        digest.update(f"{field.name}{tuple(tensor.shape)}{tensor.dtype}".encode())
+    named = [("features", features)]
+    named += [(f"labels.{f.name}", getattr(labels, f.name)) for f in dataclasses.fields(labels)]
+    named += [(f"head.{name}", head_0[name]) for name in sorted(head_0)]
+    for name, tensor in named:
+        tensor = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}{tuple(tensor.shape)}{tensor.dtype}".encode())
         digest.update(tensor.numpy().tobytes())
-    ids = tuple(s.shape_id for s in support)
-    return (ids, digest.hexdigest(), dataclasses.astuple(settings), seed)
+    digest.update(repr((dataclasses.astuple(settings), seed, features.device.type)).encode())
+    return digest.hexdigest()
 
 
 def knn_probabilities(

@@ -21,6 +21,7 @@ from bipart_cli.model.loss import distillation_loss
 from bipart_cli.predict import (
     FeatureCache,
     adapt_and_predict,
+    head_inputs,
     knn_probabilities,
     smooth_probabilities,
 )
@@ -147,6 +148,44 @@ def test_a_support_only_head_is_adapted_once_per_support_set(model):
     own = half_space_labels(targets[0])[1]
     adapt_and_predict(model, targets[0], targets[0], own, support, 2, settings, shared)
     assert len(shared._heads) == 3  # the target's own labels are never keyed
+
+
+def test_a_support_only_head_is_kept_for_a_later_process(model, tmp_path):
+    """With a store, a support-only head is adapted once across processes: a second cache
+    on the store labels exactly as the first without adapting; other support labels or
+    another seed adapt anew."""
+    from bipart_cli import adapt as adapt_module
+
+    rng = np.random.default_rng(8)
+    support = []
+    for i in range(3):
+        points = unit_cloud(rng)
+        support.append(SupportShape(f"s{i}", points, half_space_labels(points)[1]))
+    target = unit_cloud(rng)
+    settings = AdaptSettings(steps=5, descriptors="none", smooth=0)
+    store = tmp_path / "features"
+
+    def run(shapes, seed=0):
+        cache = FeatureCache(model, torch.device("cpu"), settings, store=store)
+        return adapt_and_predict(model, target, target, None, shapes, 2, settings, cache, seed=seed)
+
+    cold = run(support)
+    assert len(list((store / "heads").glob("*.safetensors"))) == 1
+    calls = []
+    original = adapt_module.adapt_head
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(
+            adapt_module, "adapt_head", lambda *a, **k: calls.append(1) or original(*a, **k)
+        )
+        warm = run(support)
+        assert calls == []
+        np.testing.assert_array_equal(warm[0], cold[0])
+        np.testing.assert_array_equal(warm[1], cold[1])
+        flipped = half_space_labels(-support[2].points)[1]  # the same shape, other labels
+        relabeled = support[:2] + [SupportShape("s2", support[2].points, flipped)]
+        run(relabeled)
+        run(support, seed=1)
+    assert len(calls) == 2
 
 
 def test_support_features_are_computed_once(model):
@@ -378,6 +417,45 @@ def test_feature_store_serves_a_later_process_and_follows_the_model(model, tmp_p
     torch.testing.assert_close(theirs, expected.half().float())
     assert not torch.allclose(theirs, cold, atol=1e-2)
     assert len(list(store.rglob("*.safetensors"))) == 4  # a folder per model
+
+
+def test_a_target_s_head_inputs_are_kept_and_equal_fresh_ones(model, tmp_path):
+    """Any shape's network features and descriptors (a target's too) are kept: read back
+    equal to fresh ones (descriptors bit for bit, features at float16), with no network
+    pass; other points, a damaged file or a misshapen one are computed again."""
+    from bipart_cli import descriptors as descriptor_module
+    from bipart_cli.descriptors import point_descriptors
+
+    rng = np.random.default_rng(31)
+    target = unit_cloud(rng)
+    store = tmp_path / "features"
+    cold = FeatureCache(model, "cpu", AdaptSettings(), store=store).head_inputs(target)
+    with torch.no_grad():
+        network = model.extract(torch.from_numpy(target)[None]).half().float()
+    described = torch.from_numpy(point_descriptors(target))[None]
+    torch.testing.assert_close(cold, head_inputs(network, described)[0], rtol=0, atol=0)
+
+    def computed(*args, **kwargs):
+        raise AssertionError("computed again")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(type(model), "extract", computed)
+        patch.setattr(descriptor_module, "point_descriptors", computed)
+        warm = FeatureCache(model, "cpu", AdaptSettings(), store=store).head_inputs(target)
+        with pytest.raises(AssertionError, match="computed again"):  # other points: no entry
+            FeatureCache(model, "cpu", AdaptSettings(), store=store).head_inputs(target * 1.01)
+    torch.testing.assert_close(warm, cold, rtol=0, atol=0)
+
+    (descriptor_file,) = (store / "descriptors").rglob("*.safetensors")
+    network_file = next(f for f in (store / "network").rglob("*.safetensors"))
+    descriptor_file.write_bytes(b"damaged")
+    from safetensors.numpy import load_file, save_file
+
+    features = load_file(str(network_file))["features"]
+    save_file({"features": features[:10]}, str(network_file))  # another shape's rows
+    again = FeatureCache(model, "cpu", AdaptSettings(), store=store).head_inputs(target)
+    torch.testing.assert_close(again, cold, rtol=0, atol=0)
+    assert load_file(str(network_file))["features"].shape == features.shape  # replaced
 
 
 def test_support_features_from_encoder_features_go_shape_by_shape_with_the_same_bits(model):

@@ -70,12 +70,16 @@ class Segmenter:
         if self.labeler_name == "auto-index":
             self.labeler_name = self._fallback_for_index()
         self.labeler = self._make_labeler()
-        # the network's features of support shapes (a folder's or an index's) are kept in
-        # bipart's cache, so a later process runs no network pass over them
-        store = None if self.bank is None else cache_root() / "features"
-        # weights read from a file are fixed by its sha256 (checked on load): no state-dict hash
+        # the network's features and descriptors of every shape, support or target, and the
+        # target's farthest-point picks are kept in bipart's cache: a later process does not
+        # compute them again. Weights read from a file are fixed by its sha256 (checked on
+        # load): no state-dict hash
         self.feature_cache = FeatureCache(
-            self.model, self.device, options.adapt, store=store, model_key=self.weights_info.sha256
+            self.model,
+            self.device,
+            options.adapt,
+            store=cache_root() / "features",
+            model_key=self.weights_info.sha256,
         )
         self._unprovided: list[str] = []
         self._input_mark: tuple[float, dict[str, float]] | None = None
@@ -286,16 +290,41 @@ class Segmenter:
         )
         return labels, scores, support_ids
 
+    def _network_indices(self, points: np.ndarray) -> np.ndarray:
+        """The network's ``n_points`` farthest-point picks of points (n, 3), int64, from the
+        store when an earlier process picked them from the same points."""
+        from ..io import sample_network_indices
+        from ..store import array_key
+
+        count, seed = self.options.n_points, self.options.seed
+        if len(points) < count:  # every point kept (and a warning logged): nothing to keep
+            return sample_network_indices(points, count, seed=seed)
+
+        def valid(arrays: dict[str, np.ndarray]) -> bool:
+            picks = arrays.get("indices")
+            return (
+                picks is not None
+                and picks.shape == (count,)
+                and picks.dtype == np.int64
+                and bool((picks >= 0).all() and (picks < len(points)).all())
+            )
+
+        stored = self.feature_cache.store.fetch(
+            "fps",
+            array_key(points, f"{count} {seed}"),
+            lambda: {"indices": sample_network_indices(points, count, seed=seed)},
+            valid,
+        )
+        return stored["indices"]
+
     def segment_asset(self, asset: Asset) -> SegmentResult:
-        from ..io import sample_dense, sample_network_indices
+        from ..io import sample_dense
 
         mark, self._input_mark = self._input_mark, None
         started, before = mark or (time.perf_counter(), dict(self.stages.seconds))
         with self.stages("sample", f"{self.options.n_dense} points"):
             dense = sample_dense(asset, n_points=self.options.n_dense, seed=self.options.seed)
-            network_idx = sample_network_indices(
-                dense.points, self.options.n_points, seed=self.options.seed
-            )
+            network_idx = self._network_indices(dense.points)
 
         target_labels = None
         if self.labeler_name in ("given", "simulated"):  # ground truth in --parts order

@@ -325,7 +325,7 @@ def test_stored_support_features_follow_the_weights_file(tmp_path):
                 write=False,
             )
         assert result.ok, result.error
-        return result.dense_labels, {p.name for p in (cache / "features").iterdir()}
+        return result.dense_labels, {p.name for p in (cache / "features" / "network").iterdir()}
 
     shared = tmp_path / "cache"
     first, keys_first = run_with(1, shared)
@@ -336,17 +336,17 @@ def test_stored_support_features_follow_the_weights_file(tmp_path):
     assert not np.array_equal(first, second)  # the two models really label differently
 
 
-def test_an_index_s_support_features_are_kept_for_the_next_process(tmp_path, monkeypatch):
-    """``segment --index`` keeps its support shapes' network features in the cache, as
-    ``--support DIR`` does: a second process labels the same without running the network
-    on them (turned shapes, which have no cached encoder features, included)."""
+def test_an_index_s_features_and_the_target_s_are_kept_for_the_next_process(tmp_path, monkeypatch):
+    """``segment --index`` keeps its shapes' network features in the cache, as ``--support
+    DIR`` does: a second process labels the same without running the network on them
+    (turned shapes, which have no cached encoder features, included), nor on the target,
+    whose descriptors and farthest-point picks are kept too."""
     import torch
     from _tiny import tiny_config
 
-    from bipart_cli import segment
+    from bipart_cli import descriptors, io, segment
     from bipart_cli.index import build_index
     from bipart_cli.model import BiPartModel
-    from bipart_cli.predict import FeatureCache
 
     write_examples(tmp_path, categories=(), n_chairs=3)
     target = write_chair(tmp_path / "target.glb", TARGET_SEEDS[0])
@@ -373,26 +373,10 @@ def test_an_index_s_support_features_are_kept_for_the_next_process(tmp_path, mon
     first = run()
     assert any((tmp_path / "cache" / "features").rglob("*.safetensors"))
 
-    def no_network_pass(self, shape):
-        raise AssertionError(f"the network ran on {shape.shape_id}")
+    def computed(*args, **kwargs):
+        raise AssertionError("computed again")
 
-    monkeypatch.setattr(FeatureCache, "_extract", no_network_pass)
+    monkeypatch.setattr(BiPartModel, "extract", computed)
+    monkeypatch.setattr(descriptors, "point_descriptors", computed)
+    monkeypatch.setattr(io, "sample_network_indices", computed)
     np.testing.assert_array_equal(run(), first)
-
-
-def test_the_feature_store_drops_the_least_recently_used_files(tmp_path):
-    import os
-
-    from bipart_cli.predict import trim_store
-
-    for i in range(8):
-        path = tmp_path / "key" / f"{i}.safetensors"
-        path.parent.mkdir(exist_ok=True)
-        path.write_bytes(bytes(100))
-        os.utime(path, ns=(i * 10**9, i * 10**9))  # 0 is the least recently used
-    os.utime(tmp_path / "key" / "0.safetensors")  # ... until it is read again now
-    trim_store(tmp_path, max_bytes=800)
-    assert len(list(tmp_path.rglob("*.safetensors"))) == 8  # they fit: nothing goes
-    trim_store(tmp_path, max_bytes=500)  # down to 3/4 of it: 375 bytes, three files
-    left = sorted(p.name for p in tmp_path.rglob("*.safetensors"))
-    assert left == ["0.safetensors", "6.safetensors", "7.safetensors"]

@@ -1,0 +1,133 @@
+"""bipart's store of per-shape arrays on disk: what a later process need not compute again.
+
+Arrays that depend on one shape alone (its network features, its geometric
+descriptors, an asset's farthest-point picks) are kept as small safetensors files
+under ``$BIPART_CACHE/features``, a folder per kind, each named by a sha256 of
+everything the arrays depend on (:func:`array_key`). A changed input is another
+name, so a stale entry is never read; a missing, damaged or misshapen file is
+recomputed and replaced. The store is kept under ``$BIPART_FEATURE_CACHE_MB``
+(default 2048 MB): the least recently used files go first (:func:`trim_store`).
+A read-only or full disk only costs speed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .runtime import log
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+FEATURE_CACHE_ENV = "BIPART_FEATURE_CACHE_MB"
+TRIM_EVERY = 64  # files written between two looks at the store's size
+
+
+def array_key(points: np.ndarray, *parts: np.ndarray | str) -> str:
+    """sha256 hex of points (n, 3) as float32 and then each of ``parts`` (arrays or text)."""
+    digest = hashlib.sha256(np.ascontiguousarray(points, dtype=np.float32).tobytes())
+    for part in parts:
+        digest.update(part.encode() if isinstance(part, str) else np.ascontiguousarray(part))
+    return digest.hexdigest()
+
+
+class ArrayStore:
+    """Named arrays per ``(kind, key)``, kept on disk between processes.
+
+    folder : the store's root; kind : a sub-folder (``"fps"``, a model's key, ...);
+    key : a sha256 hex from :func:`array_key`.
+    """
+
+    def __init__(self, folder: Path, max_bytes: int | None = None) -> None:
+        self.folder = folder
+        self.max_bytes = feature_cache_bytes() if max_bytes is None else max_bytes
+        self._written = 0  # files written by this process: the store is trimmed every so many
+
+    def path(self, kind: str, key: str) -> Path:
+        return self.folder / kind / f"{key[:32]}.safetensors"
+
+    def read(self, kind: str, key: str) -> dict[str, np.ndarray] | None:
+        """The arrays stored for ``(kind, key)``, or None (absent or unreadable)."""
+        path = self.path(kind, key)
+        if not path.is_file():
+            return None
+        from safetensors.numpy import load_file
+
+        try:
+            arrays = load_file(str(path))
+        except Exception as exc:  # noqa: BLE001 - a damaged entry is recomputed, never fatal
+            log.debug("recomputing the stored arrays in %s: %s", path, exc)
+            return None
+        with contextlib.suppress(OSError):
+            os.utime(path)  # used now: the last to go when the store is trimmed
+        return arrays
+
+    def write(self, kind: str, key: str, arrays: dict[str, np.ndarray]) -> None:
+        from safetensors.numpy import save_file
+
+        from .io.atomic import atomic_path
+
+        path = self.path(kind, key)
+        try:
+            with atomic_path(path) as tmp:
+                save_file({name: np.ascontiguousarray(a) for name, a in arrays.items()}, str(tmp))
+        except OSError as exc:
+            log.debug("cannot store arrays in %s: %s", path, exc)
+            return
+        if self._written % TRIM_EVERY == 0:
+            trim_store(self.folder, self.max_bytes)
+        self._written += 1
+
+    def fetch(
+        self,
+        kind: str,
+        key: str,
+        compute: Callable[[], dict[str, np.ndarray]],
+        valid: Callable[[dict[str, np.ndarray]], bool] = lambda arrays: True,
+    ) -> dict[str, np.ndarray]:
+        """The stored arrays when present and ``valid``, else ``compute()``, stored."""
+        arrays = self.read(kind, key)
+        if arrays is not None and valid(arrays):
+            return arrays
+        arrays = compute()
+        self.write(kind, key, arrays)
+        return arrays
+
+
+def feature_cache_bytes() -> int:
+    """The store's size limit: ``$BIPART_FEATURE_CACHE_MB`` (default 2048) in bytes."""
+    try:
+        megabytes = float(os.environ.get(FEATURE_CACHE_ENV, "2048"))
+    except ValueError:
+        megabytes = 2048.0
+    return int(max(megabytes, 0.0) * 2**20)
+
+
+def trim_store(folder: Path, max_bytes: int) -> None:
+    """Delete the least recently used ``*.safetensors`` under ``folder`` (by modification
+    time, which a read renews) until they take at most 3/4 of ``max_bytes``; nothing when
+    they already fit. A file that vanishes or cannot be removed is skipped."""
+    files = []
+    for path in folder.rglob("*.safetensors"):
+        try:
+            info = path.stat()
+        except OSError:
+            continue
+        files.append((info.st_mtime_ns, info.st_size, path))
+    total = sum(size for _, size, _ in files)
+    if total <= max_bytes:
+        return
+    for _, size, path in sorted(files, key=lambda item: item[0]):
+        if total <= max_bytes * 3 // 4:
+            break
+        try:
+            os.unlink(path)
+            total -= size
+        except OSError:
+            continue

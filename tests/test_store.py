@@ -1,0 +1,74 @@
+"""bipart's store of per-shape arrays: keyed files, checked on read, trimmed by last use."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from bipart_cli.store import ArrayStore, array_key, trim_store
+
+
+def test_arrays_are_kept_per_key_and_recomputed_when_damaged_or_invalid(tmp_path):
+    store = ArrayStore(tmp_path)
+    points = np.random.default_rng(0).normal(size=(50, 3)).astype(np.float32)
+    key = array_key(points, "64 0")
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"indices": np.arange(64, dtype=np.int64)}
+
+    def valid(arrays):
+        return arrays["indices"].shape == (64,)
+
+    first = store.fetch("fps", key, compute, valid)["indices"]
+    again = ArrayStore(tmp_path).fetch("fps", key, compute, valid)["indices"]
+    assert len(calls) == 1  # a second store on the folder (a later process) reads it back
+    np.testing.assert_array_equal(again, first)
+    assert again.dtype == np.int64
+
+    other = array_key(points, "64 1")  # another seed: another entry
+    assert other != key
+    ArrayStore(tmp_path).fetch("fps", other, compute, valid)
+    assert len(calls) == 2
+
+    path = store.path("fps", key)
+    path.write_bytes(b"damaged")
+    np.testing.assert_array_equal(store.fetch("fps", key, compute, valid)["indices"], first)
+    store.write("fps", key, {"indices": np.arange(3, dtype=np.int64)})  # invalid content
+    np.testing.assert_array_equal(store.fetch("fps", key, compute, valid)["indices"], first)
+    assert len(calls) == 4
+    assert store.read("fps", key)["indices"].shape == (64,)  # replaced, not left damaged
+
+
+def test_keys_name_every_input():
+    points = np.zeros((4, 3), np.float32)
+    moved = points.copy()
+    moved[0, 0] = 1e-6
+    assert array_key(points) != array_key(moved)
+    assert array_key(points, np.ones(2, np.float16)) != array_key(points, np.zeros(2, np.float16))
+    assert array_key(points.astype(np.float64)) == array_key(points)  # points hash as float32
+
+
+def test_an_unwritable_store_costs_only_speed(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    store = ArrayStore(blocker / "store")
+    arrays = store.fetch("fps", "0" * 64, lambda: {"a": np.ones(3)})
+    np.testing.assert_array_equal(arrays["a"], np.ones(3))
+    assert store.read("fps", "0" * 64) is None
+
+
+def test_the_store_drops_the_least_recently_used_files(tmp_path):
+    for i in range(8):
+        path = tmp_path / "key" / f"{i}.safetensors"
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(bytes(100))
+        os.utime(path, ns=(i * 10**9, i * 10**9))  # 0 is the least recently used
+    os.utime(tmp_path / "key" / "0.safetensors")  # ... until it is read again now
+    trim_store(tmp_path, max_bytes=800)
+    assert len(list(tmp_path.rglob("*.safetensors"))) == 8  # they fit: nothing goes
+    trim_store(tmp_path, max_bytes=500)  # down to 3/4 of it: 375 bytes, three files
+    left = sorted(p.name for p in tmp_path.rglob("*.safetensors"))
+    assert left == ["0.safetensors", "6.safetensors", "7.safetensors"]
