@@ -298,6 +298,8 @@ def segment_section(args, devices: list[str]) -> None:
     work = args.workdir / "segment"
     target = work / f"chair-{args.faces}.glb"
     faces = write_target_glb(target, args.faces)
+    other_target = work / f"chair-{args.faces}-seed1.glb"  # an asset the cache has not seen
+    write_target_glb(other_target, args.faces, seed=1)
     support = work / f"support-{args.support_shapes}"
     write_examples(support, categories=(), n_chairs=args.support_shapes)
     support_dir = support / "chairs"
@@ -321,7 +323,6 @@ def segment_section(args, devices: list[str]) -> None:
     for device in devices:
         cache = Path(tempfile.mkdtemp(prefix="bipart-cache-", dir=work))
         common = [
-            str(target),
             "--parts",
             CHAIR_PARTS,
             *run_flags(args, device),
@@ -330,20 +331,24 @@ def segment_section(args, devices: list[str]) -> None:
             "-o",
             str(work / "out"),
         ]
+        # bipart's cache keeps the support's features, and the target's own (sampling,
+        # descriptors, features, the adapted head): the same asset again reuses both
         rows = [
-            ("few-shot, labeler none (indexes --support)", ["--labeler", "none"]),
-            ("few-shot, labeler none (support cached)", ["--labeler", "none"]),
+            ("few-shot, labeler none (indexes --support)", target, ["--labeler", "none"]),
+            ("few-shot, none, same asset again (cached)", target, ["--labeler", "none"]),
+            ("few-shot, none, a new asset (support cached)", other_target, ["--labeler", "none"]),
         ]
         if detector is not None:
             rows.append(
                 (
                     "VLM, detector GDINO-tiny random weights",
+                    target,
                     ["--labeler", "detector", "--detector", str(detector), "--offline"],
                 )
             )
-        for label, extra in rows:
+        for label, asset, extra in rows:
             run = run_child(
-                bipart("segment", *common, *extra),
+                bipart("segment", str(asset), *common, *extra),
                 env={"BIPART_CACHE": str(cache), "HF_HUB_OFFLINE": "1"},
             )
             result = run.json() or {}
