@@ -4,8 +4,9 @@ Arrays that depend on one shape alone (its network features, its geometric
 descriptors, an asset's farthest-point picks) are kept as small safetensors files
 under ``$BIPART_CACHE/features``, a folder per kind, each named by a sha256 of
 everything the arrays depend on (:func:`array_key`). A changed input is another
-name, so a stale entry is never read; a missing, damaged or misshapen file is
-recomputed and replaced. The store is kept under ``$BIPART_FEATURE_CACHE_MB``
+name, so a stale entry is never read. Each file records its full key and the sha256 of
+its arrays, checked on every read: a missing, damaged or misshapen file is recomputed
+and replaced. The store is kept under ``$BIPART_FEATURE_CACHE_MB``
 (default 2048 MB): the least recently used files go first (:func:`trim_store`).
 A read-only or full disk only costs speed.
 """
@@ -37,6 +38,16 @@ def array_key(points: np.ndarray, *parts: np.ndarray | str) -> str:
     return digest.hexdigest()
 
 
+def arrays_sha256(arrays: dict[str, np.ndarray]) -> str:
+    """sha256 hex of named arrays: names, dtypes, shapes and bytes, by name."""
+    digest = hashlib.sha256()
+    for name in sorted(arrays):
+        array = np.ascontiguousarray(arrays[name])
+        digest.update(f"{name} {array.dtype.str} {array.shape}".encode())
+        digest.update(array)
+    return digest.hexdigest()
+
+
 class ArrayStore:
     """Named arrays per ``(kind, key)``, kept on disk between processes.
 
@@ -57,12 +68,19 @@ class ArrayStore:
         path = self.path(kind, key)
         if not path.is_file():
             return None
-        from safetensors.numpy import load_file
+        from safetensors import safe_open
 
         try:
-            arrays = load_file(str(path))
+            with safe_open(str(path), framework="np") as handle:
+                recorded = handle.metadata() or {}
+                arrays = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
         except Exception as exc:  # noqa: BLE001 - a damaged entry is recomputed, never fatal
             log.debug("recomputing the stored arrays in %s: %s", path, exc)
+            return None
+        if recorded.get("key") != key or recorded.get("sha256") != arrays_sha256(arrays):
+            log.debug(
+                "recomputing the stored arrays in %s: not the arrays it was written with", path
+            )
             return None
         with contextlib.suppress(OSError):
             os.utime(path)  # used now: the last to go when the store is trimmed
@@ -74,9 +92,11 @@ class ArrayStore:
         from .io.atomic import atomic_path
 
         path = self.path(kind, key)
+        arrays = {name: np.ascontiguousarray(a) for name, a in arrays.items()}
+        metadata = {"key": key, "sha256": arrays_sha256(arrays)}
         try:
             with atomic_path(path) as tmp:
-                save_file({name: np.ascontiguousarray(a) for name, a in arrays.items()}, str(tmp))
+                save_file(arrays, str(tmp), metadata=metadata)
         except OSError as exc:
             log.debug("cannot store arrays in %s: %s", path, exc)
             return

@@ -42,6 +42,25 @@ def test_arrays_are_kept_per_key_and_recomputed_when_damaged_or_invalid(tmp_path
     assert store.read("fps", key)["indices"].shape == (64,)  # replaced, not left damaged
 
 
+def test_a_changed_byte_or_a_file_of_another_key_is_not_read(tmp_path):
+    """Each file records its key and the sha256 of its arrays: a flipped bit in the data,
+    or a valid file of another key put in its place, reads as absent."""
+    store = ArrayStore(tmp_path)
+    key, other = "a" * 64, "b" * 64
+    store.write("kind", key, {"x": np.arange(100, dtype=np.float32)})
+    assert store.read("kind", key) is not None
+    path = store.path("kind", key)
+    data = bytearray(path.read_bytes())
+    data[-5] ^= 0x01  # inside the array's bytes: safetensors itself cannot tell
+    path.write_bytes(bytes(data))
+    assert store.read("kind", key) is None
+
+    store.write("kind", other, {"x": np.zeros(100, dtype=np.float32)})
+    path.write_bytes(store.path("kind", other).read_bytes())
+    assert store.read("kind", key) is None
+    assert store.read("kind", other) is not None
+
+
 def test_keys_name_every_input():
     points = np.zeros((4, 3), np.float32)
     moved = points.copy()
