@@ -305,8 +305,9 @@ class SupportBank:
             record = self.index.record(row)
             features = None
             if self.expected_encoder is not None:
-                cached = self.index.encoder_features(row, expected=self.expected_encoder)
-                features = None if cached is None else np.asarray(cached, dtype=np.float32)
+                # as stored (float16): widened only if the extractor runs on them, which a
+                # shape whose network features are in bipart's cache does not
+                features = self.index.encoder_features(row, expected=self.expected_encoder)
             self._records[key] = SupportShape(
                 shape_id=record.id,
                 points=record.points,

@@ -28,7 +28,7 @@ class SupportShape:
     """One support shape, ready for the inner loop.
 
     points : (N, 3) float32; pseudo_labels over those N points, re-indexed to the
-    target's part names; encoder_features : (N, F) or None when not cached;
+    target's part names; encoder_features : (N, F) as cached (an index's are float16) or None;
     descriptors : (N, D) geometric descriptors or None when not cached.
     """
 
