@@ -12,8 +12,10 @@ scratch folder first, so no checkout gets outputs written into it.
 
 Besides the sidecar's stages, each run reports the process's own overheads: ``gc s``,
 the time spent in Python's cyclic garbage collector while the command ran
-(``gc.callbacks``), and ``exit s``, the interpreter's shutdown from the command's end
-to the process's (its final collections, module teardown).
+(``gc.callbacks``), and ``exit s``, from the command's end to the process's (its exit
+hooks, then the interpreter's teardown: final collections, module teardown; since the
+console script skips the teardown, only the hooks and ``os._exit``). Each run calls what
+the ``bipart`` executable calls (``console_script``, or ``main`` before it existed).
 
     cd benchmarks && python example_speed.py [--repo DIR ...] [--warm 3] [--new-assets 3]
 """
@@ -45,7 +47,10 @@ def timed(phase, info):
 gc.callbacks.append(timed)
 atexit.register(lambda: sys.stderr.write(f"\\nPROBE gc {spent[0]:.4f} end {time.time():.4f}\\n"))
 sys.argv = ["bipart", *sys.argv[1:]]
-from bipart_cli.cli import main
+try:
+    from bipart_cli.cli import console_script as main  # what the ``bipart`` executable runs
+except ImportError:  # revisions before it
+    from bipart_cli.cli import main
 main()
 """
 
@@ -126,8 +131,9 @@ def main() -> None:
             [
                 "stage columns: the sidecar's timings ('-': the revision has no such stage; "
                 "before the 'sample' stage, sampling was inside 'load'); wall includes Python start-up and imports",
-                "gc: time in the cyclic garbage collector while the command ran; exit: the "
-                "interpreter's shutdown after it (final collections, module teardown)",
+                "gc: time in the cyclic garbage collector while the command ran; exit: from the "
+                "command's end to the process's (exit hooks, then the interpreter's teardown, "
+                "which the console script skips)",
             ],
         )
 

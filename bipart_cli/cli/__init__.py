@@ -16,7 +16,7 @@ import sys
 import typer
 
 from ..errors import BipartError
-from ..runtime import print_error, tune_collector_for_a_command
+from ..runtime import exit_without_teardown, print_error, tune_collector_for_a_command
 from .app import app
 
 # importing a command module registers its commands on ``app``; --help lists them in this order
@@ -27,7 +27,7 @@ from . import tools  # noqa: F401
 
 # isort: on
 
-__all__ = ["app", "main"]
+__all__ = ["app", "console_script", "main"]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -53,3 +53,16 @@ def main(argv: list[str] | None = None) -> None:
         print_error(str(exc))
         sys.exit(exc.exit_code)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def console_script() -> None:
+    """The ``bipart`` executable and ``python -m bipart_cli``: :func:`main`, then an exit
+    that skips the interpreter's teardown (:func:`~bipart_cli.runtime.exit_without_teardown`).
+    ``main`` itself ends in ``SystemExit``, for callers that run it in-process."""
+    try:
+        main()
+    except SystemExit as exc:
+        code = exc.code
+        if code is not None and not isinstance(code, int):
+            print_error(str(code))  # as Python reports ``sys.exit("message")``
+        exit_without_teardown(code if isinstance(code, int) else int(code is not None))

@@ -79,3 +79,57 @@ def test_a_command_process_collects_fully_less_often_and_freezes_at_exit():
     lines = out.stdout.splitlines()
     assert f"FULL {FULL_COLLECTION_EVERY}" in lines
     assert lines[-1] == "FROZEN True"
+
+
+# an exit hook registered before bipart's, so it runs after the CLI's gc.freeze, leaves a
+# reference cycle whose finalizer speaks: only the interpreter's teardown collects it
+_EXECUTABLE = """
+import atexit, os, sys, threading, time
+class Teardown:
+    def __del__(self, write=os.write):  # sys.stderr may be gone by then
+        write(2, b"TEARDOWN\\n")
+def garbage_for_the_teardown():
+    cycle = Teardown()
+    cycle.self = cycle
+marker, thread = sys.argv.pop(), sys.argv.pop()
+atexit.register(lambda: open(marker, "w").write("hooks ran"))
+atexit.register(garbage_for_the_teardown)
+if thread == "thread":
+    threading.Thread(target=time.sleep, args=(2.0,)).start()  # alive at exit
+sys.argv = ["bipart", *sys.argv[1:]]
+from bipart_cli.cli import console_script
+console_script()
+"""
+
+
+@pytest.mark.parametrize("thread", ["none", "thread"])
+def test_the_executable_skips_the_teardown_but_not_its_code_output_or_exit_hooks(tmp_path, thread):
+    """The console script ends without the interpreter's teardown (~0.2 s), after running
+    the atexit hooks and flushing its output, with main's exit code; another thread still
+    running gets the normal exit."""
+    for args, code in ((["--version"], 0), (["segment", "missing.glb", "--parts", "a"], 1)):
+        marker = tmp_path / f"hooks-{code}"
+        out = subprocess.run(
+            [sys.executable, "-c", _EXECUTABLE, *args, thread, str(marker)],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+        )
+        assert out.returncode == code, out.stderr
+        assert marker.read_text() == "hooks ran"
+        assert ("TEARDOWN" in out.stderr) == (thread == "thread")
+        if code == 0:
+            assert out.stdout.startswith("bipart ")
+        else:
+            assert out.stderr.startswith("error: missing.glb")
+
+
+def test_python_m_and_the_installed_script_are_the_console_script():
+    from pathlib import Path
+
+    import tomllib
+
+    root = Path(__file__).resolve().parents[2]
+    scripts = tomllib.loads((root / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts == {"bipart": "bipart_cli.cli:console_script"}
+    assert "console_script()" in (root / "bipart_cli" / "__main__.py").read_text()
