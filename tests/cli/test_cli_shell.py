@@ -133,3 +133,27 @@ def test_python_m_and_the_installed_script_are_the_console_script():
     scripts = tomllib.loads((root / "pyproject.toml").read_text())["project"]["scripts"]
     assert scripts == {"bipart": "bipart_cli.cli:console_script"}
     assert "console_script()" in (root / "bipart_cli" / "__main__.py").read_text()
+
+
+def test_a_command_process_imports_the_pipeline_libraries_with_the_collector_paused():
+    """In a CLI process torch, trimesh and scipy.spatial are imported without the cyclic
+    collector and then frozen; a library user's process just imports them."""
+    code = (
+        "import gc, sys\n"
+        "from bipart_cli import runtime\n"
+        "if sys.argv[1] == 'cli':\n    runtime.tune_collector_for_a_command()\n"
+        "collections = []\n"
+        "gc.callbacks.append(lambda phase, info: collections.append(phase))\n"
+        "runtime.import_pipeline_libraries()\n"
+        "print(len(collections), gc.get_freeze_count() > 0, gc.isenabled(), 'torch' in sys.modules)\n"
+    )
+
+    def run(kind: str) -> list[str]:
+        out = subprocess.run(
+            [sys.executable, "-c", code, kind], capture_output=True, text=True, check=True
+        )
+        return out.stdout.split()  # collections, frozen, collector on, torch imported
+
+    assert run("cli") == ["0", "True", "True", "True"]
+    collections, *rest = run("library")
+    assert int(collections) > 0 and rest == ["False", "True", "True"]
