@@ -67,7 +67,7 @@ class FeatureCache:
         self.store = None if store is None else ArrayStore(store)
         self._model_key = model_key
         self._features: dict[str, torch.Tensor] = {}
-        self._heads: dict[tuple, dict[str, torch.Tensor]] = {}  # see adapted_head
+        self._heads: dict[str, dict[str, torch.Tensor]] = {}  # see adapted_head
 
     def features(self, shapes: list[SupportShape]) -> torch.Tensor:
         """(M, N, C') head inputs of support ``shapes``, computing only the missing ones."""

@@ -70,10 +70,10 @@ class Segmenter:
         if self.labeler_name == "auto-index":
             self.labeler_name = self._fallback_for_index()
         self.labeler = self._make_labeler()
-        # the network's features and descriptors of every shape, support or target, and the
-        # target's farthest-point picks are kept in bipart's cache: a later process does not
-        # compute them again. Weights read from a file are fixed by its sha256 (checked on
-        # load): no state-dict hash
+        # the network's features and descriptors of every shape, support or target, the
+        # target's farthest-point picks and the heads adapted on a support set are kept in
+        # bipart's cache: a later process does not compute them again. Weights read from a
+        # file are fixed by its sha256 (checked on load): no state-dict hash
         self.feature_cache = FeatureCache(
             self.model,
             self.device,
