@@ -296,6 +296,47 @@ def test_given_labels_follow_the_parts_order(tmp_path):
     assert float((result.dense_labels == expected).mean()) > 0.6
 
 
+def test_stored_picks_that_do_not_fit_the_points_are_picked_again(tmp_path, monkeypatch):
+    """A stored farthest-point entry that reads back whole but does not fit the asset
+    (indices past its points) is picked again, and the labels are those of the first run."""
+    import torch
+    from _tiny import tiny_config
+    from safetensors import safe_open
+
+    from bipart_cli import segment
+    from bipart_cli.model import BiPartModel
+    from bipart_cli.store import ArrayStore
+
+    write_examples(tmp_path, categories=(), n_chairs=3)
+    target = write_chair(tmp_path / "target.glb", TARGET_SEEDS[0])
+    weights = tmp_path / "weights"
+    torch.manual_seed(0)
+    BiPartModel(tiny_config()).save_pretrained(weights)
+    monkeypatch.setenv("BIPART_CACHE", str(tmp_path / "cache"))
+
+    def run():
+        (result,) = segment(
+            str(target),
+            ",".join(PARTS),
+            support_dir=tmp_path / "chairs",
+            labeler="none",
+            weights=str(weights),
+            n_dense=N_DENSE,
+            write=False,
+        )
+        assert result.ok, result.error
+        return result.dense_labels
+
+    first = run()
+    store = ArrayStore(tmp_path / "cache" / "features")
+    (entry,) = (store.folder / "fps").glob("*.safetensors")
+    with safe_open(str(entry), framework="np") as handle:
+        key, picks = handle.metadata()["key"], handle.get_tensor("indices")
+    store.write("fps", key, {"indices": picks + N_DENSE})  # a whole file, past the points
+    np.testing.assert_array_equal(run(), first)
+    np.testing.assert_array_equal(store.read("fps", key)["indices"], picks)  # replaced
+
+
 def test_stored_support_features_follow_the_weights_file(tmp_path):
     """``--support DIR`` keeps its shapes' features keyed by the weights file's sha256:
     other weights written over the same folder get their own features, equal to those
