@@ -51,8 +51,8 @@ def arrays_sha256(arrays: dict[str, np.ndarray]) -> str:
 class ArrayStore:
     """Named arrays per ``(kind, key)``, kept on disk between processes.
 
-    folder : the store's root; kind : a sub-folder (``"fps"``, a model's key, ...);
-    key : a sha256 hex from :func:`array_key`.
+    folder : the store's root; kind : a sub-folder (``"fps"``, a model's key, ...), or
+    ``""`` for the root itself; key : a sha256 hex (:func:`array_key`, or a file's).
     """
 
     def __init__(self, folder: Path, max_bytes: int | None = None) -> None:
@@ -61,7 +61,7 @@ class ArrayStore:
         self._written = 0  # files written by this process: the store is trimmed every so many
 
     def path(self, kind: str, key: str) -> Path:
-        return self.folder / kind / f"{key[:32]}.safetensors"
+        return (self.folder / kind if kind else self.folder) / f"{key[:32]}.safetensors"
 
     def read(self, kind: str, key: str) -> dict[str, np.ndarray] | None:
         """The arrays stored for ``(kind, key)``, or None (absent or unreadable)."""

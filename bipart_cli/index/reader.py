@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 
 from ..errors import IndexCorruptError, InvalidInputError
-from ..runtime import log
 from .format import (
     FORMAT_NAME,
     FORMAT_VERSION,
@@ -303,56 +302,38 @@ class ShapeIndex:
         100k-entry index reads 100k small arrays out of 1563 shards otherwise.
         """
         if self._bps is None:
-            self._bps = self._cached_bps()
-        if self._bps is None:
-            rows = []
-            for number in range(len(self.manifest["shards"])):
-                rows.extend(self._shard_bps(number))
-            dim = self.basis.params()["n_points"]
-            self._bps = np.stack(rows) if rows else np.zeros((0, dim), np.float32)
-            self._keep_bps(self._bps)
+            store = self._bps_store()
+            if store is None:
+                self._bps = self._read_bps()
+            else:
+                shape = (len(self.entries), self.basis.params()["n_points"])
+
+                def fits(arrays: dict[str, np.ndarray]) -> bool:
+                    bps = arrays.get("bps")
+                    return bps is not None and bps.dtype == np.float32 and bps.shape == shape
+
+                kept = store.fetch(
+                    "", self.manifest_sha256, lambda: {"bps": self._read_bps()}, fits
+                )
+                self._bps = kept["bps"]
         return self._bps if indices is None else self._bps[np.asarray(indices, dtype=np.int64)]
 
-    def _bps_cache_file(self) -> Path | None:
+    def _bps_store(self):
+        """Where the BPS matrix is kept (:class:`~bipart_cli.store.ArrayStore`), or None."""
         # only checked reads are kept: a later checked open must not trust unchecked ones
         if self.bps_cache is None or self.manifest_sha256 is None or not self.verify_checksums:
             return None
-        return Path(self.bps_cache) / f"{self.manifest_sha256[:32]}.safetensors"
+        from ..store import ArrayStore
 
-    def _cached_bps(self) -> np.ndarray | None:
-        """The kept BPS matrix, when it is there, whole and of this index's shape."""
-        path = self._bps_cache_file()
-        if path is None or not path.is_file():
-            return None
-        from safetensors import safe_open
+        return ArrayStore(Path(self.bps_cache))
 
-        try:
-            with safe_open(str(path), framework="numpy") as handle:
-                recorded = (handle.metadata() or {}).get("sha256")
-                matrix = handle.get_tensor("bps")
-        except Exception as exc:  # noqa: BLE001 - a damaged cache file is read again, never fatal
-            log.debug("reading the BPS matrix again: %s: %s", path, exc)
-            return None
+    def _read_bps(self) -> np.ndarray:
+        """(E, P) float32: every record's BPS, read from the shards."""
+        rows = []
+        for number in range(len(self.manifest["shards"])):
+            rows.extend(self._shard_bps(number))
         dim = self.basis.params()["n_points"]
-        if matrix.dtype != np.float32 or matrix.shape != (len(self.entries), dim):
-            return None
-        matrix = np.ascontiguousarray(matrix)
-        return matrix if sha256_bytes(matrix.data) == recorded else None
-
-    def _keep_bps(self, matrix: np.ndarray) -> None:
-        path = self._bps_cache_file()
-        if path is None:
-            return
-        from safetensors.numpy import save_file
-
-        from ..io.atomic import atomic_path
-
-        matrix = np.ascontiguousarray(matrix, dtype=np.float32)
-        try:
-            with atomic_path(path) as tmp:
-                save_file({"bps": matrix}, str(tmp), metadata={"sha256": sha256_bytes(matrix.data)})
-        except OSError as exc:  # a read-only or full cache only costs time
-            log.debug("cannot keep the BPS matrix in %s: %s", path, exc)
+        return np.stack(rows) if rows else np.zeros((0, dim), np.float32)
 
     def _shard_bps(self, number: int) -> list[np.ndarray]:
         """The (P,) float32 BPS of each record of shard ``number``; nothing else is decoded."""
