@@ -28,6 +28,15 @@ from bipart_cli.predict import (
 from bipart_cli.support import SupportShape
 
 
+def half_space_support(rng: np.random.Generator, count: int = 3) -> list[SupportShape]:
+    """``count`` random clouds ``s0, s1, ...``, each labeled ``x > 0`` (``half_space_labels``)."""
+    shapes = []
+    for i in range(count):
+        points = unit_cloud(rng)
+        shapes.append(SupportShape(f"s{i}", points, half_space_labels(points)[1]))
+    return shapes
+
+
 @pytest.fixture(scope="module")
 def model():
     torch.manual_seed(0)
@@ -129,10 +138,7 @@ def test_a_support_only_head_is_adapted_once_per_support_set(model):
     """Few-shot targets sharing a support set share its adapted head; the labels are the
     ones a fresh process gives, and another support set, seed or target labels adapt anew."""
     rng = np.random.default_rng(7)
-    support = []
-    for i in range(3):
-        points = unit_cloud(rng)
-        support.append(SupportShape(f"s{i}", points, half_space_labels(points)[1]))
+    support = half_space_support(rng)
     targets = [unit_cloud(rng) for _ in range(2)]
     settings = AdaptSettings(steps=5, descriptors="none", smooth=0)
     shared = FeatureCache(model, torch.device("cpu"), settings)
@@ -157,10 +163,7 @@ def test_a_support_only_head_is_kept_for_a_later_process(model, tmp_path):
     from bipart_cli import adapt as adapt_module
 
     rng = np.random.default_rng(8)
-    support = []
-    for i in range(3):
-        points = unit_cloud(rng)
-        support.append(SupportShape(f"s{i}", points, half_space_labels(points)[1]))
+    support = half_space_support(rng)
     target = unit_cloud(rng)
     settings = AdaptSettings(steps=5, descriptors="none", smooth=0)
     store = tmp_path / "features"
@@ -345,10 +348,7 @@ def test_knn_settings_out_of_range_are_usage_errors(field, value):
 
 def test_descriptors_join_the_head_and_cached_ones_are_used(model):
     rng = np.random.default_rng(9)
-    support = []
-    for i in range(3):
-        points = unit_cloud(rng)
-        support.append(SupportShape(f"s{i}", points, half_space_labels(points)[1]))
+    support = half_space_support(rng)
     target = unit_cloud(rng)
     settings = AdaptSettings(optimizer="adam", steps=30, lr=0.01, descriptors="geo-v1", smooth=1)
     fresh = adapt_and_predict(
@@ -382,10 +382,7 @@ def test_feature_store_serves_a_later_process_and_follows_the_model(model, tmp_p
     """Support features kept on disk: equal to fresh ones (float16), no network pass when
     read back, recomputed for another model or a damaged file."""
     rng = np.random.default_rng(12)
-    support = []
-    for i in range(2):
-        points = unit_cloud(rng)
-        support.append(SupportShape(f"s{i}", points, half_space_labels(points)[1]))
+    support = half_space_support(rng, 2)
     settings = AdaptSettings(descriptors="none")
     store = tmp_path / "features"
     cold = FeatureCache(model, "cpu", settings, store=store).features(support)

@@ -296,36 +296,49 @@ def test_given_labels_follow_the_parts_order(tmp_path):
     assert float((result.dense_labels == expected).mean()) > 0.6
 
 
+def _tiny_weights(folder: Path, encoder_seed: int = 0) -> Path:
+    """A tiny model saved to ``folder``, seeded by ``encoder_seed``."""
+    import torch
+    from _tiny import tiny_config
+
+    from bipart_cli.model import BiPartModel
+
+    torch.manual_seed(encoder_seed)
+    BiPartModel(tiny_config(encoder_seed=encoder_seed)).save_pretrained(folder)
+    return folder
+
+
+def _few_shot_labels(target: Path, weights: Path, **support) -> np.ndarray:
+    """Dense labels of ``target`` from ``segment(..., labeler="none", **support)``."""
+    from bipart_cli import segment
+
+    (result,) = segment(
+        str(target),
+        ",".join(PARTS),
+        labeler="none",
+        weights=str(weights),
+        n_dense=N_DENSE,
+        write=False,
+        **support,
+    )
+    assert result.ok, result.error
+    return result.dense_labels
+
+
 def test_stored_picks_that_do_not_fit_the_points_are_picked_again(tmp_path, monkeypatch):
     """A stored farthest-point entry that reads back whole but does not fit the asset
     (indices past its points) is picked again, and the labels are those of the first run."""
-    import torch
-    from _tiny import tiny_config
     from safetensors import safe_open
 
-    from bipart_cli import segment
-    from bipart_cli.model import BiPartModel
     from bipart_cli.store import ArrayStore
 
     write_examples(tmp_path, categories=(), n_chairs=3)
     target = write_chair(tmp_path / "target.glb", TARGET_SEEDS[0])
-    weights = tmp_path / "weights"
-    torch.manual_seed(0)
-    BiPartModel(tiny_config()).save_pretrained(weights)
+    weights = _tiny_weights(tmp_path / "weights")
     monkeypatch.setenv("BIPART_CACHE", str(tmp_path / "cache"))
 
     def run():
-        (result,) = segment(
-            str(target),
-            ",".join(PARTS),
-            support_dir=tmp_path / "chairs",
-            labeler="none",
-            weights=str(weights),
-            n_dense=N_DENSE,
-            write=False,
-        )
-        assert result.ok, result.error
-        return result.dense_labels
+        return _few_shot_labels(target, weights, support_dir=tmp_path / "chairs")
 
     first = run()
     store = ArrayStore(tmp_path / "cache" / "features")
@@ -341,32 +354,15 @@ def test_stored_support_features_follow_the_weights_file(tmp_path):
     """``--support DIR`` keeps its shapes' features keyed by the weights file's sha256:
     other weights written over the same folder get their own features, equal to those
     of a run with an empty cache, never the stale ones."""
-    import torch
-    from _tiny import tiny_config
-
-    from bipart_cli import segment
-    from bipart_cli.model import BiPartModel
-
     write_examples(tmp_path, categories=(), n_chairs=3)
     target = write_chair(tmp_path / "target.glb", TARGET_SEEDS[0])
-    weights = tmp_path / "weights"
 
     def run_with(encoder_seed: int, cache: Path):
-        torch.manual_seed(encoder_seed)
-        BiPartModel(tiny_config(encoder_seed=encoder_seed)).save_pretrained(weights)
+        weights = _tiny_weights(tmp_path / "weights", encoder_seed)
         with pytest.MonkeyPatch.context() as patch:
             patch.setenv("BIPART_CACHE", str(cache))
-            (result,) = segment(
-                str(target),
-                ",".join(PARTS),
-                support_dir=tmp_path / "chairs",
-                labeler="none",
-                weights=str(weights),
-                n_dense=N_DENSE,
-                write=False,
-            )
-        assert result.ok, result.error
-        return result.dense_labels, {p.name for p in (cache / "features" / "network").iterdir()}
+            labels = _few_shot_labels(target, weights, support_dir=tmp_path / "chairs")
+        return labels, {p.name for p in (cache / "features" / "network").iterdir()}
 
     shared = tmp_path / "cache"
     first, keys_first = run_with(1, shared)
@@ -382,34 +378,19 @@ def test_an_index_s_features_and_the_target_s_are_kept_for_the_next_process(tmp_
     DIR`` does: a second process labels the same without running the network on them
     (turned shapes, which have no cached encoder features, included), nor on the target,
     whose descriptors and farthest-point picks are kept too."""
-    import torch
-    from _tiny import tiny_config
-
-    from bipart_cli import descriptors, io, segment
+    from bipart_cli import descriptors, io
     from bipart_cli.index import build_index
     from bipart_cli.model import BiPartModel
 
     write_examples(tmp_path, categories=(), n_chairs=3)
     target = write_chair(tmp_path / "target.glb", TARGET_SEEDS[0])
-    weights = tmp_path / "weights"
-    torch.manual_seed(0)
-    BiPartModel(tiny_config()).save_pretrained(weights)
+    weights = _tiny_weights(tmp_path / "weights")
     index = tmp_path / "index"
     build_index(tmp_path / "chairs", index, weights=str(weights), progress=False)
     monkeypatch.setenv("BIPART_CACHE", str(tmp_path / "cache"))
 
     def run():
-        (result,) = segment(
-            str(target),
-            ",".join(PARTS),
-            index=str(index),
-            labeler="none",
-            weights=str(weights),
-            n_dense=N_DENSE,
-            write=False,
-        )
-        assert result.ok, result.error
-        return result.dense_labels
+        return _few_shot_labels(target, weights, index=str(index))
 
     first = run()
     assert any((tmp_path / "cache" / "features").rglob("*.safetensors"))
