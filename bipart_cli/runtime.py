@@ -184,20 +184,17 @@ def import_pipeline_libraries() -> None:
     """
     import gc
 
-    if not (_tuned_for_a_command and gc.isenabled()):
-        import scipy.spatial  # noqa: F401
-        import torch  # noqa: F401
-        import trimesh  # noqa: F401
-
-        return
-    gc.disable()
+    paused = _tuned_for_a_command and gc.isenabled()
+    if paused:
+        gc.disable()
     try:
         import scipy.spatial  # noqa: F401
         import torch  # noqa: F401
         import trimesh  # noqa: F401
     finally:
-        gc.freeze()
-        gc.enable()
+        if paused:
+            gc.freeze()
+            gc.enable()
 
 
 def exit_without_teardown(code: int) -> None:
