@@ -6,9 +6,10 @@ examples/chairs --labeler none --json -q`` in a child process per run, offline
 the support folder and caches its features), then ``--warm`` runs of a second,
 third... process, then ``--new-assets`` runs on assets the cache has not seen
 (``examples/chairs/chair_<i>.glb`` as targets: their own sampling, descriptors and
-features are computed, and the support set is another, as each leaves itself out). Each ``--repo`` is a checkout to run the same command from (a
-worktree of an older revision gives the "before" rows); the chair is copied to a
-scratch folder first, so no checkout gets outputs written into it.
+features are computed, and the support set is another, as each leaves itself out).
+Each ``--repo`` is a checkout to run the same command from (a worktree of an older
+revision gives the "before" rows); the chair is copied to a scratch folder first, so
+no checkout gets outputs written into it.
 
 Besides the sidecar's stages, each run reports the process's own overheads: ``gc s``,
 the time spent in Python's cyclic garbage collector while the command ran
@@ -69,9 +70,8 @@ def runs(repo: Path, warm: int, new_assets: int, device: str) -> list[list[str]]
         chair = scratch / "chair.glb"
         shutil.copy(ROOT / "examples" / "chair.glb", chair)
         others = sorted((ROOT / "examples" / "chairs").glob("*.glb"))[:new_assets]
-        for (
-            other
-        ) in others:  # as the user's own assets (a support shape is left out of its own support)
+        # as the user's own assets (a support shape is left out of its own support)
+        for other in others:
             shutil.copy(other, scratch / other.name)
         targets = [("cold", chair)] + [(f"warm {i + 1}", chair) for i in range(warm)]
         targets += [(f"new {other.stem}", scratch / other.name) for other in others]
