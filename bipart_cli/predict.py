@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
@@ -45,8 +45,9 @@ class FeatureCache:
     (:class:`~bipart_cli.store.ArrayStore`) they are also kept on disk: the network
     features and descriptors of every shape, support or target, keyed by ``model_key``
     (by default the sha256 of the model's state) or the descriptor set and by the
-    shape's points and cached encoder features, and heads by :func:`support_head_key`.
-    A later process then runs no network pass over a shape it has seen. With a store,
+    shape's points and cached encoder features, heads by :func:`support_head_key`, and
+    a target's labels from such a head by that key and the target's points and head
+    inputs. A later process then runs no network pass over a shape it has seen. With a store,
     network features are rounded to float16 whether they were just computed or read
     back, so a warm run labels exactly as the cold one did.
     """
@@ -178,6 +179,38 @@ class FeatureCache:
             )
         return self._heads[key]
 
+    def dense_predictions(
+        self,
+        key: str,
+        predict: Callable[[], tuple[np.ndarray, np.ndarray]],
+        count: int,
+        num_parts: int,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``predict()``: labels (count,) int64 in [0, num_parts) and their probabilities
+        (count,) float32; or, with a store, what it gave for the same ``key`` in an
+        earlier process (``key`` must name everything they depend on)."""
+        if self.store is None:
+            return predict()
+
+        def compute() -> dict[str, np.ndarray]:
+            labels, scores = predict()
+            return {"labels": labels.astype(np.min_scalar_type(num_parts)), "scores": scores}
+
+        def valid(arrays: dict[str, np.ndarray]) -> bool:
+            labels, scores = arrays.get("labels"), arrays.get("scores")
+            return (
+                labels is not None
+                and scores is not None
+                and labels.shape == scores.shape == (count,)
+                and labels.dtype.kind == "u"
+                and bool((labels < num_parts).all())
+                and scores.dtype == np.float32
+                and bool(np.isfinite(scores).all())
+            )
+
+        stored = self.store.fetch("predictions", key, compute, valid)
+        return stored["labels"].astype(np.int64), stored["scores"]
+
     def _stored_head(self, key: str, adapt: Callable, head_0: dict) -> dict[str, torch.Tensor]:
         import torch
 
@@ -231,22 +264,13 @@ def adapt_and_predict(
     """
     import torch
 
-    from .adapt import (
-        adapt_head,
-        labeled_points,
-        pack_labels,
-        predict_probabilities,
-        widen_head,
-    )
-    from .geometry import three_nn_interpolate
+    from .adapt import adapt_head, pack_labels, widen_head
 
     device = feature_cache.device
-    points = torch.from_numpy(np.ascontiguousarray(target_points, dtype=np.float32)).to(device)[
-        None
-    ]  # (1, N, 3)
     target_features = feature_cache.head_inputs(
         target_points, target_encoder_features, target_descriptors
     )[None]  # (1, N, C')
+    target = _Target(target_points, target_features, dense_points, num_parts)
     feature_blocks, label_list = [], []
     if target_labels is not None:
         feature_blocks.append(target_features)
@@ -273,9 +297,54 @@ def adapt_and_predict(
                 seed=seed,
             )
 
-    support_only = target_labels is None
-    key = support_head_key(features, labels, head_0, settings, seed) if support_only else None
-    head = feature_cache.adapted_head(key, adapt, head_0)
+    if target_labels is not None:  # the head depends on the target: nothing to reuse
+        return _dense_predictions(model, adapt(), features, labels, target, settings, chunk)
+    key = support_head_key(features, labels, head_0, settings, seed)
+
+    def predict() -> tuple[np.ndarray, np.ndarray]:
+        head = feature_cache.adapted_head(key, adapt, head_0)
+        return _dense_predictions(model, head, features, labels, target, settings, chunk)
+
+    # what the head then makes of this target: also a function of the key, and of the
+    # target's points and head inputs
+    features_seen = target_features[0].detach().cpu().numpy()
+    predictions_key = array_key(
+        dense_points, target_points, features_seen, f"{key} {features_seen.shape}"
+    )
+    return feature_cache.dense_predictions(predictions_key, predict, len(dense_points), num_parts)
+
+
+class _Target(NamedTuple):
+    """What is predicted: network points (N, 3), their head inputs (1, N, C'), the dense
+    points (n, 3) to label, and the number of parts R."""
+
+    points: np.ndarray
+    features: torch.Tensor
+    dense_points: np.ndarray
+    num_parts: int
+
+
+def _dense_predictions(
+    model,
+    head: dict[str, torch.Tensor],
+    features: torch.Tensor,
+    labels,
+    target: _Target,
+    settings: AdaptSettings,
+    chunk: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The adapted ``head``'s labels (n,) int64 and probabilities (n,) float32 of the
+    target's dense points: predicted on its network points, blended with the k-NN
+    transfer from the labeled points of ``features`` (M', N, C') and ``labels``,
+    smoothed over neighbours, then interpolated to the dense points."""
+    import torch
+
+    from .adapt import labeled_points, predict_probabilities
+    from .geometry import three_nn_interpolate
+
+    target_points, target_features, num_parts = target.points, target.features, target.num_parts
+    device = target_features.device
+    points = torch.from_numpy(np.ascontiguousarray(target_points, dtype=np.float32)).to(device)
     with torch.no_grad():
         probs = predict_probabilities(model, target_features, head, num_parts)[0]  # (N, R)
         if settings.knn_weight > 0:
@@ -285,11 +354,12 @@ def adapt_and_predict(
             )
             probs = (1 - settings.knn_weight) * probs + settings.knn_weight * transferred
         probs = smooth_probabilities(target_points, probs, settings.smooth)
-        dense = torch.from_numpy(np.ascontiguousarray(dense_points, dtype=np.float32)).to(device)
+        dense = np.ascontiguousarray(target.dense_points, dtype=np.float32)
+        dense = torch.from_numpy(dense).to(device)
         out_labels, out_scores = [], []
         for start in range(0, len(dense), chunk):
             block = dense[start : start + chunk][None]  # (1, c, 3)
-            block_probs = three_nn_interpolate(block, points, probs[None])[0]  # (c, R)
+            block_probs = three_nn_interpolate(block, points[None], probs[None])[0]  # (c, R)
             score, label = block_probs.max(-1)
             out_labels.append(label.cpu())
             out_scores.append(score.cpu())

@@ -1,7 +1,8 @@
 """bipart's store of per-shape arrays on disk: what a later process need not compute again.
 
-Arrays that depend on one shape alone (its network features, its geometric
-descriptors, an asset's farthest-point picks) are kept as small safetensors files
+Arrays that a later run would compute again from the same inputs (a shape's network
+features and geometric descriptors, an asset's farthest-point picks, a support set's
+adapted head, its poses and labels for a target) are kept as small safetensors files
 under ``$BIPART_CACHE/features``, a folder per kind, each named by a sha256 of
 everything the arrays depend on (:func:`array_key`). A changed input is another
 name, so a stale entry is never read. Each file records its full key and the sha256 of

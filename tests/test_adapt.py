@@ -191,6 +191,58 @@ def test_a_support_only_head_is_kept_for_a_later_process(model, tmp_path):
     assert len(calls) == 2
 
 
+def test_a_target_s_predictions_are_kept_and_follow_what_they_depend_on(model, tmp_path):
+    """With a store, what a support-only head makes of a target is kept: a later process
+    gives the same labels and probabilities without predicting; other dense points, a moved
+    target or other support labels predict anew, and a stored entry that does not fit
+    (a label past the parts) is predicted again."""
+    from safetensors import safe_open
+
+    from bipart_cli import adapt as adapt_module
+    from bipart_cli.store import ArrayStore
+
+    rng = np.random.default_rng(9)
+    support = half_space_support(rng)
+    target = unit_cloud(rng)
+    dense = np.concatenate([target, unit_cloud(rng)])
+    settings = AdaptSettings(steps=5, descriptors="none", smooth=1)
+    store = tmp_path / "features"
+
+    def run(points=target, dense_points=dense, shapes=support):
+        cache = FeatureCache(model, torch.device("cpu"), settings, store=store)
+        return adapt_and_predict(model, points, dense_points, None, shapes, 2, settings, cache)
+
+    cold = run()
+    calls = []
+    original = adapt_module.predict_probabilities
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(
+            adapt_module,
+            "predict_probabilities",
+            lambda *a, **k: calls.append(1) or original(*a, **k),
+        )
+        warm = run()
+        assert calls == []
+        np.testing.assert_array_equal(warm[0], cold[0])
+        np.testing.assert_array_equal(warm[1], cold[1])
+        run(dense_points=dense[: len(target)])
+        run(points=target + 0.01)
+        flipped = half_space_labels(-support[2].points)[1]
+        run(shapes=support[:2] + [SupportShape("s2", support[2].points, flipped)])
+        assert len(calls) == 3
+        for entry in (store / "predictions").glob("*.safetensors"):
+            with safe_open(str(entry), framework="np") as handle:
+                key, scores = handle.metadata()["key"], handle.get_tensor("scores")
+                labels = handle.get_tensor("labels")
+            if np.array_equal(scores, cold[1]):  # the first run's entry
+                break
+        ArrayStore(store).write("predictions", key, {"labels": labels + 2, "scores": scores})
+        again = run()
+        assert len(calls) == 4
+    np.testing.assert_array_equal(again[0], cold[0])
+    np.testing.assert_array_equal(again[1], cold[1])
+
+
 def test_support_features_are_computed_once(model):
     rng = np.random.default_rng(4)
     shapes = [SupportShape(f"s{i}", unit_cloud(rng), random_labels(rng)) for i in range(3)]

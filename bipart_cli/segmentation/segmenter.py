@@ -262,8 +262,8 @@ class Segmenter:
             support = [shape.principal_aligned() for shape in support]
         if support and self.options.adapt.match_pose:
             with self.stages("pose", "matching the support to the target") as line:
-                margin = self.options.adapt.pose_margin
-                posed = [shape.posed_like(network_points, margin) for shape in support]
+                rotations = self._matching_rotations(network_points, support)
+                posed = [shape.turned(r) for shape, r in zip(support, rotations, strict=True)]
                 turned = sum(a is not b for a, b in zip(posed, support, strict=True))
                 line.detail = f"{turned} of {len(support)} turned"
                 support = posed
@@ -316,6 +316,34 @@ class Segmenter:
             valid,
         )
         return stored["indices"]
+
+    def _matching_rotations(
+        self, network_points: np.ndarray, support: list[SupportShape]
+    ) -> np.ndarray:
+        """(M, 3, 3) rotations that lay each support shape as the target's points (N, 3) lie
+        (:meth:`SupportShape.posed_like`), from the store when an earlier process matched
+        the same shapes to the same points."""
+        from ..orientation import matching_rotation
+        from ..store import array_key
+
+        margin = self.options.adapt.pose_margin
+        sizes = [len(shape.points) for shape in support]
+
+        def match() -> dict[str, np.ndarray]:
+            rotations = [matching_rotation(network_points, s.points, margin) for s in support]
+            return {"rotations": np.stack(rotations).astype(np.float64)}
+
+        def valid(arrays: dict[str, np.ndarray]) -> bool:
+            found = arrays.get("rotations")
+            return (
+                found is not None
+                and found.shape == (len(support), 3, 3)
+                and found.dtype == np.float64
+                and np.allclose(found @ found.transpose(0, 2, 1), np.eye(3), atol=1e-6)
+            )
+
+        key = array_key(network_points, *[s.points for s in support], f"{margin} {sizes}")
+        return self.feature_cache.store.fetch("pose", key, match, valid)["rotations"]
 
     def segment_asset(self, asset: Asset) -> SegmentResult:
         from ..io import sample_dense

@@ -56,12 +56,17 @@ class SupportShape:
 
         PSB and users' folders mix up axes and shapes lying on their side; the head
         reads positions, so a support shape in another pose teaches the wrong places.
-        The descriptors do not change with rotation and stay; the cached encoder
-        features do, and are dropped.
         """
         from ..orientation import matching_rotation
 
-        rotation = matching_rotation(target_points, self.points, margin)
+        return self.turned(matching_rotation(target_points, self.points, margin))
+
+    def turned(self, rotation: np.ndarray) -> SupportShape:
+        """This shape turned by ``rotation`` (3, 3) about its centroid, or itself for the identity.
+
+        The descriptors do not change with rotation and stay; the cached encoder
+        features do, and are dropped.
+        """
         if np.array_equal(rotation, np.eye(3)):
             return self
         centre = self.points.mean(0)

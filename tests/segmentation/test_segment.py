@@ -350,6 +350,41 @@ def test_stored_picks_that_do_not_fit_the_points_are_picked_again(tmp_path, monk
     np.testing.assert_array_equal(store.read("fps", key)["indices"], picks)  # replaced
 
 
+def test_the_support_s_poses_are_kept_and_checked(tmp_path, monkeypatch):
+    """How each support shape is turned to lie as the target does is kept for the next
+    process, which matches no pose again; a stored entry that is not rotations is matched
+    again, and the labels are those of the first run."""
+    from safetensors import safe_open
+
+    from bipart_cli import orientation
+    from bipart_cli.store import ArrayStore
+
+    write_examples(tmp_path, categories=(), n_chairs=3)
+    target = write_chair(tmp_path / "target.glb", TARGET_SEEDS[0])
+    weights = _tiny_weights(tmp_path / "weights")
+    monkeypatch.setenv("BIPART_CACHE", str(tmp_path / "cache"))
+
+    def run():
+        return _few_shot_labels(target, weights, support_dir=tmp_path / "chairs")
+
+    first = run()
+    store = ArrayStore(tmp_path / "cache" / "features")
+    (entry,) = (store.folder / "pose").glob("*.safetensors")
+    with safe_open(str(entry), framework="np") as handle:
+        key, rotations = handle.metadata()["key"], handle.get_tensor("rotations")
+    assert rotations.shape == (3, 3, 3)
+
+    def matched(*args, **kwargs):
+        raise AssertionError("matched again")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(orientation, "matching_rotation", matched)
+        np.testing.assert_array_equal(run(), first)
+    store.write("pose", key, {"rotations": rotations * 2})  # a whole file, not rotations
+    np.testing.assert_array_equal(run(), first)
+    np.testing.assert_array_equal(store.read("pose", key)["rotations"], rotations)  # replaced
+
+
 def test_stored_support_features_follow_the_weights_file(tmp_path):
     """``--support DIR`` keeps its shapes' features keyed by the weights file's sha256:
     other weights written over the same folder get their own features, equal to those
