@@ -9,6 +9,7 @@ whose labels are re-indexed to the target's part names.
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -53,6 +54,41 @@ def centred_unit_rows(bps: np.ndarray, mean: np.ndarray, block: int = 8192) -> n
     return out
 
 
+def _centred_bps(index) -> tuple[np.ndarray | None, np.ndarray]:
+    """The index's mean BPS feature (F,) float64 (None for an empty index) and its BPS rows
+    centred on it and normalised (E, F) float32; kept in the index's
+    :meth:`~bipart_cli.index.ShapeIndex.derived_store` when it has one (0.8 s at 100k
+    entries)."""
+
+    def compute() -> dict[str, np.ndarray]:
+        # the centred rows are kept instead of the BPS matrix itself, not besides it
+        bps = np.asarray(index.bps_matrix(keep=False), dtype=np.float32)  # (E, F)
+        mean = bps.mean(0, dtype=np.float64)
+        return {"mean": mean, "unit_rows": centred_unit_rows(bps, mean)}
+
+    if len(index.entries) == 0:
+        return None, np.asarray(index.bps_matrix(), dtype=np.float32)
+    store = index.derived_store()
+    if store is None:
+        kept = compute()
+    else:
+        rows, width = len(index.entries), index.basis.params()["n_points"]
+
+        def valid(arrays: dict[str, np.ndarray]) -> bool:
+            mean, unit_rows = arrays.get("mean"), arrays.get("unit_rows")
+            return (
+                mean is not None
+                and unit_rows is not None
+                and mean.shape == (width,)
+                and mean.dtype == np.float64
+                and unit_rows.shape == (rows, width)
+                and unit_rows.dtype == np.float32
+            )
+
+        kept = store.fetch("centred", index.manifest_sha256, compute, valid)
+    return kept["mean"], kept["unit_rows"]
+
+
 class SupportBank:
     """Candidates for support sets, read lazily from a shape index."""
 
@@ -67,10 +103,8 @@ class SupportBank:
         else:
             self.expected_encoder = encoder if encoder is not None else encoder_identity(model)
         self.entries = list(index.entries)
-        bps = np.asarray(index.bps_matrix(), dtype=np.float32)  # (E, F)
-        self.bps_mean = bps.mean(0, dtype=np.float64) if len(bps) else None
         # centred and normalised once: a query is then one matrix-vector product
-        self.unit_bps = centred_unit_rows(bps, self.bps_mean) if len(bps) else bps
+        self.bps_mean, self.unit_bps = _centred_bps(index)  # (F,) float64, (E, F) float32
         self.basis = np.asarray(index.basis.points, dtype=np.float32)
         self._records: dict[int, SupportShape] = {}
         self._projected: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
@@ -79,12 +113,13 @@ class SupportBank:
         of_part: dict[str, list[int]] = {}
         of_sha256: dict[str, list[int]] = {}
         surviving: dict[str, list[int]] = {}
+        lowered = functools.cache(_lower)  # shapes of a category share their part names
         for row, entry in enumerate(self.entries):
             of_category.setdefault(entry.category.lower(), []).append(row)
             of_sha256.setdefault(entry.sha256, []).append(row)
-            for name in _lower(entry.part_names):
+            for name in lowered(tuple(entry.part_names)):
                 of_part.setdefault(name, []).append(row)
-            for name in _lower(entry.surviving_part_names):
+            for name in lowered(tuple(entry.surviving_part_names)):
                 surviving.setdefault(name, []).append(row)
         self._rows_of_category = _as_arrays(of_category)  # ascending rows
         self._rows_of_part = _as_arrays(of_part)

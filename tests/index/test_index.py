@@ -231,9 +231,9 @@ def test_the_bps_matrix_is_kept_between_processes(tmp_path, records, monkeypatch
     write_index(out, records)
     fresh = ShapeIndex.open(out).bps_matrix()
     ShapeIndex.open(out, verify=False, bps_cache=cache).bps_matrix()
-    assert not cache.exists()  # unchecked reads are never kept
+    assert not list(cache.glob("*.safetensors"))  # unchecked reads are never kept
     np.testing.assert_array_equal(ShapeIndex.open(out, bps_cache=cache).bps_matrix(), fresh)
-    (kept,) = cache.iterdir()
+    (kept,) = cache.glob("*.safetensors")
 
     def no_shard_read(self, number):
         raise AssertionError("a shard was read")
@@ -250,7 +250,60 @@ def test_the_bps_matrix_is_kept_between_processes(tmp_path, records, monkeypatch
 
     write_index(out, records[:5])  # other contents, another manifest: its own matrix
     assert ShapeIndex.open(out, bps_cache=cache).bps_matrix().shape[0] == 5
-    assert len(list(cache.iterdir())) == 2
+    assert len(list(cache.glob("*.safetensors"))) == 2
+
+
+def test_a_manifest_is_validated_once_per_content(tmp_path, records, monkeypatch):
+    """With a cache folder, a manifest that passed validation is not walked again while its
+    bytes stay the same; changed bytes (a hostile entry) are validated, and rejected."""
+    import json
+
+    from bipart_cli.errors import IndexCorruptError
+    from bipart_cli.index import reader
+
+    out, cache = tmp_path / "idx", tmp_path / "bps"
+    write_index(out, records)
+    ShapeIndex.open(out, bps_cache=cache)
+    calls = []
+    original = reader.validate_manifest
+    monkeypatch.setattr(reader, "validate_manifest", lambda *a: calls.append(1) or original(*a))
+    assert len(ShapeIndex.open(out, bps_cache=cache)) == len(records)
+    assert calls == []
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["entries"][1]["slot"] = 99
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(IndexCorruptError, match=r"entries\[1\]\.slot"):
+        ShapeIndex.open(out, bps_cache=cache)
+    assert calls == [1]
+
+
+def test_a_bank_keeps_its_centred_bps_rows_not_the_matrix(tmp_path, records, monkeypatch):
+    """``SupportBank.from_index`` with a cache keeps the centred, normalised BPS rows it
+    ranks by (equal to those of an open without a cache), not the BPS matrix itself: a
+    second open reads no shard; a damaged entry is computed again."""
+    from bipart_cli.support import SupportBank
+
+    out, cache = tmp_path / "idx", tmp_path / "bps"
+    write_index(out, records)
+    fresh = SupportBank.from_index(str(out))
+    first = SupportBank.from_index(str(out), bps_cache=cache)
+    np.testing.assert_array_equal(first.unit_bps, fresh.unit_bps)
+    np.testing.assert_array_equal(first.bps_mean, fresh.bps_mean)
+    assert not list(cache.glob("*.safetensors"))  # the matrix itself is not kept
+    (kept,) = (cache / "centred").glob("*.safetensors")
+
+    def no_shard_read(self, number):
+        raise AssertionError("a shard was read")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(ShapeIndex, "_shard_bps", no_shard_read)
+        again = SupportBank.from_index(str(out), bps_cache=cache)
+    np.testing.assert_array_equal(again.unit_bps, fresh.unit_bps)
+    np.testing.assert_array_equal(again.bps_mean, fresh.bps_mean)
+    _flip_byte(kept, kept.stat().st_size - 3)
+    np.testing.assert_array_equal(
+        SupportBank.from_index(str(out), bps_cache=cache).unit_bps, fresh.unit_bps
+    )
 
 
 def test_writer_refuses_out_of_order_or_featureless_records(tmp_path):

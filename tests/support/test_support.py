@@ -257,7 +257,7 @@ def test_any_turn_retrieval_finds_a_shape_lying_in_another_pose(tmp_path):
 
 class _BpsOnlyIndex:
     """What SupportBank reads of an index to choose (entries, BPS matrix, basis), in memory:
-    thousands of shapes without writing their records."""
+    thousands of shapes without writing their records (and nothing kept on disk)."""
 
     def __init__(self, bps: np.ndarray, basis: np.ndarray, part_sets: list[list[str]]) -> None:
         from types import SimpleNamespace
@@ -281,8 +281,11 @@ class _BpsOnlyIndex:
         self._bps = bps
         self.basis = SimpleNamespace(points=basis)
 
-    def bps_matrix(self) -> np.ndarray:
+    def bps_matrix(self, keep: bool = True) -> np.ndarray:
         return self._bps
+
+    def derived_store(self) -> None:
+        return None
 
 
 @pytest.mark.parametrize("strategy", ["part-perfect", "similarity"])
