@@ -19,12 +19,14 @@ console script skips the teardown, only the hooks and ``os._exit``). Each run ca
 the ``bipart`` executable calls (``console_script``, or ``main`` before it existed).
 
     cd benchmarks && python example_speed.py [--repo DIR ...] [--warm 3] [--new-assets 3]
+        [--rounds 1]
 """
 
 from __future__ import annotations
 
 import re
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -111,6 +113,13 @@ def main() -> None:
     )
     parser.add_argument("--warm", type=int, default=3, help="warm runs after the cold one")
     parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="repeat the whole set this many times, the checkouts taking turns (this "
+        "machine's speed drifts by tens of percent over minutes: turns share the drift)",
+    )
+    parser.add_argument(
         "--new-assets",
         type=int,
         default=0,
@@ -120,8 +129,9 @@ def main() -> None:
     device = "cpu" if args.device == "auto" else args.device
     with bench_run():
         rows = []
-        for repo in args.repo or [ROOT]:
-            rows += runs(repo.resolve(), args.warm, args.new_assets, device)
+        for _ in range(args.rounds):
+            for repo in args.repo or [ROOT]:
+                rows += runs(repo.resolve(), args.warm, args.new_assets, device)
         print_table(
             [
                 "bipart segment of the bundled chair, few-shot from examples/chairs (cold, then warm processes)"
@@ -135,6 +145,21 @@ def main() -> None:
                 "command's end to the process's (exit hooks, then the interpreter's teardown, "
                 "which the console script skips)",
             ],
+        )
+        print_medians(rows)
+
+
+def print_medians(rows: list[list[str]]) -> None:
+    """Per revision and kind of run (warm, new asset): the median wall and its range."""
+    walls: dict[tuple[str, str], list[float]] = {}
+    for row in rows:
+        revision, label = row[0].rsplit(" ", 2)[0], row[0].split()[-2]
+        if label in ("warm", "new"):
+            walls.setdefault((revision, label), []).append(float(row[1]))
+    for (revision, label), values in walls.items():
+        print(
+            f"{revision} {label}: wall median {statistics.median(values):.2f} s over "
+            f"{len(values)} runs ({min(values):.2f}-{max(values):.2f})"
         )
 
 
