@@ -47,9 +47,9 @@ class FeatureCache:
     (by default the sha256 of the model's state) or the descriptor set and by the
     shape's points and cached encoder features, heads by :func:`support_head_key`, and
     a target's labels from such a head by that key and the target's points and head
-    inputs. A later process then runs no network pass over a shape it has seen. With a store,
-    network features are rounded to float16 whether they were just computed or read
-    back, so a warm run labels exactly as the cold one did.
+    inputs. A later process then runs no network pass over a shape it has seen. With a
+    store, network features are rounded to float16 whether they were just computed or
+    read back, so a warm run labels exactly as the cold one did.
     """
 
     def __init__(
