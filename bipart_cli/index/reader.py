@@ -27,6 +27,7 @@ from .format import (
     BasisInfo,
     FileArrays,
     IndexEntry,
+    ManifestEntries,
     ShapeRecord,
     ShardDecodeError,
     ShardRecords,
@@ -80,7 +81,7 @@ class ShapeIndex:
         self.verify_checksums = verify
         self.manifest_sha256 = manifest_sha256  # of the bytes ``manifest`` was parsed from
         self.bps_cache = bps_cache
-        self.entries = [IndexEntry.from_json(entry) for entry in manifest["entries"]]
+        self.entries = ManifestEntries(manifest["entries"])
         self._shard_cache: tuple[int, ShardRecords] | None = None
         self._feature_cache: tuple[int, Mapping[str, np.ndarray]] | None = None
         self._bps: np.ndarray | None = None

@@ -9,28 +9,20 @@ whose labels are re-indexed to the target's part names.
 
 from __future__ import annotations
 
-import functools
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .lookup import lower_names, row_lookups
+
 if TYPE_CHECKING:
     from .shapes import SupportShape
-
-
-def _lower(names) -> set[str]:
-    return {name.lower() for name in names}
-
 
 # From this many candidates a query is bounded on a projection first (SupportBank._pruned_similarity)
 PROJECTED_MIN_ROWS = 16384
 PROJECTED_RANK = 64
-
-
-def _as_arrays(rows_of: dict[str, list[int]]) -> dict[str, np.ndarray]:
-    return {key: np.asarray(rows, dtype=np.int64) for key, rows in rows_of.items()}
 
 
 def _residual_norms(squared_norms, projected: np.ndarray) -> np.ndarray:
@@ -102,29 +94,14 @@ class SupportBank:
             self.expected_encoder = None
         else:
             self.expected_encoder = encoder if encoder is not None else encoder_identity(model)
-        self.entries = list(index.entries)
+        self.entries = index.entries
         # centred and normalised once: a query is then one matrix-vector product
         self.bps_mean, self.unit_bps = _centred_bps(index)  # (F,) float64, (E, F) float32
         self.basis = np.asarray(index.basis.points, dtype=np.float32)
         self._records: dict[int, SupportShape] = {}
         self._projected: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         # lookups built once: a 100k-entry index took ~60 ms a query to filter in a loop
-        of_category: dict[str, list[int]] = {}
-        of_part: dict[str, list[int]] = {}
-        of_sha256: dict[str, list[int]] = {}
-        surviving: dict[str, list[int]] = {}
-        lowered = functools.cache(_lower)  # shapes of a category share their part names
-        for row, entry in enumerate(self.entries):
-            of_category.setdefault(entry.category.lower(), []).append(row)
-            of_sha256.setdefault(entry.sha256, []).append(row)
-            for name in lowered(tuple(entry.part_names)):
-                of_part.setdefault(name, []).append(row)
-            for name in lowered(tuple(entry.surviving_part_names)):
-                surviving.setdefault(name, []).append(row)
-        self._rows_of_category = _as_arrays(of_category)  # ascending rows
-        self._rows_of_part = _as_arrays(of_part)
-        self._rows_of_sha256 = _as_arrays(of_sha256)
-        self._surviving_rows = _as_arrays(surviving)
+        self._lookups = row_lookups(index)
 
     @classmethod
     def from_index(
@@ -210,21 +187,21 @@ class SupportBank:
         """:meth:`candidates` as an ascending (R,) int64 array."""
         none = np.zeros(0, dtype=np.int64)
         if category is not None:
-            rows = self._rows_of_category.get(category.lower(), none)
+            rows = self._lookups.category.get(category.lower(), none)
         else:  # entry order, as the similarity ranking breaks ties by it
             listed = np.zeros(len(self.entries), dtype=bool)
-            for name in _lower(part_names):
-                listed[self._rows_of_part.get(name, none)] = True
+            for name in lower_names(part_names):
+                listed[self._lookups.part.get(name, none)] = True
             rows = np.flatnonzero(listed)
-        if exclude_sha256 and exclude_sha256 in self._rows_of_sha256:
-            rows = rows[~np.isin(rows, self._rows_of_sha256[exclude_sha256])]
+        if exclude_sha256:
+            rows = rows[~np.isin(rows, self._lookups.rows_with_sha256(exclude_sha256))]
         return rows
 
     def part_counts(self, rows: list[int], part_names: list[str]) -> np.ndarray:
         """How many of the target's parts survive (Eq. 4) in each candidate."""
         counts = np.zeros(len(self.entries), dtype=np.int64)
-        for name in _lower(part_names):
-            counts[self._surviving_rows.get(name, [])] += 1
+        for name in lower_names(part_names):
+            counts[self._lookups.surviving.get(name, [])] += 1
         return counts[np.asarray(rows, dtype=np.int64)]
 
     def retrieve(

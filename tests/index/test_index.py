@@ -306,6 +306,62 @@ def test_a_bank_keeps_its_centred_bps_rows_not_the_matrix(tmp_path, records, mon
     )
 
 
+def test_manifest_entries_are_made_as_read_and_equal_the_manifest_s(tmp_path, records):
+    from bipart_cli.index.format import IndexEntry
+
+    write_index(tmp_path / "idx", records)
+    index = ShapeIndex.open(tmp_path / "idx")
+    expected = [IndexEntry.from_json(entry) for entry in index.manifest["entries"]]
+    assert index.entries[-1] == expected[-1] and index.entries[2:5] == expected[2:5]
+    assert list(index.entries) == expected and len(index.entries) == len(records)
+    assert index.entries[3] is index.entries[3]  # made once
+    with pytest.raises(IndexError):
+        index.entries[len(records)]
+
+
+def test_a_bank_keeps_its_row_lookups_and_rebuilds_ones_that_do_not_fit(tmp_path, monkeypatch):
+    """The bank's lookups (rows per category, part name, surviving part name, sha256) read
+    back from the cache equal freshly built ones and choose the same candidates; lookups
+    naming rows past the index's are built again."""
+    from bipart_cli.store import ArrayStore
+    from bipart_cli.support import SupportBank
+    from bipart_cli.support.lookup import STORE_KIND, RowLookups
+
+    records = [synthetic_record(i) for i in range(8)]
+    records[5].sha256 = records[1].sha256  # two entries from one file
+    out, cache = tmp_path / "idx", tmp_path / "bps"
+    write_index(out, records)
+    fresh = SupportBank.from_index(str(out))
+    SupportBank.from_index(str(out), bps_cache=cache)
+
+    def built(*args):
+        raise AssertionError("built again")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(RowLookups, "of_entries", built)
+        kept = SupportBank.from_index(str(out), bps_cache=cache)
+
+    def same_choices(bank) -> None:
+        for category in ("chair", "TABLE", "absent", None):
+            for names in (["back"], ["SEAT", "arm"], ["nothing"]):
+                for excluded in (None, records[1].sha256, "f" * 64):
+                    expected = fresh.candidates(names, category, exclude_sha256=excluded)
+                    assert bank.candidates(names, category, excluded) == expected
+                    assert bank.part_counts(expected, names).tolist() == (
+                        fresh.part_counts(expected, names).tolist()
+                    )
+
+    same_choices(kept)
+    assert fresh.candidates([], "chair", records[1].sha256) == [
+        i for i in fresh.candidates([], "chair") if fresh.entries[i].sha256 != records[1].sha256
+    ]
+    store, key = ArrayStore(cache), kept.index.manifest_sha256
+    arrays = store.read(STORE_KIND, key)
+    store.write(STORE_KIND, key, {**arrays, "part.rows": arrays["part.rows"] + len(records)})
+    same_choices(SupportBank.from_index(str(out), bps_cache=cache))
+    assert RowLookups.from_arrays(store.read(STORE_KIND, key), len(records)) is not None
+
+
 def test_writer_refuses_out_of_order_or_featureless_records(tmp_path):
     writer = IndexWriter(tmp_path / "a", settings=SETTINGS, basis=synthetic_basis(), encoder=None)
     writer.add(synthetic_record(1))
