@@ -1,8 +1,8 @@
 """A bank's row lookups: which entries have a category, a part name, a surviving part
 name (Eq. 4) or a file sha256, built once per index and kept with it between processes.
 
-Built in a loop over the entries they took ~0.5 s at 100k entries (and making the
-entries another ~0.35 s); read back from the index's derived store, a few milliseconds.
+A loop over 100k entries builds them in ~0.5 s (and making those entries takes another
+~0.35 s); reading them back from the index's derived store takes a few milliseconds.
 """
 
 from __future__ import annotations
