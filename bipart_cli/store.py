@@ -111,13 +111,16 @@ class ArrayStore:
         key: str,
         compute: Callable[[], dict[str, np.ndarray]],
         valid: Callable[[dict[str, np.ndarray]], bool] = lambda arrays: True,
+        keep: bool = True,
     ) -> dict[str, np.ndarray]:
-        """The stored arrays when present and ``valid``, else ``compute()``, stored."""
+        """The stored arrays when present and ``valid``, else ``compute()``, stored unless
+        not ``keep``."""
         arrays = self.read(kind, key)
         if arrays is not None and valid(arrays):
             return arrays
         arrays = compute()
-        self.write(kind, key, arrays)
+        if keep:
+            self.write(kind, key, arrays)
         return arrays
 
 

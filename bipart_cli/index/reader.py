@@ -312,19 +312,19 @@ class ShapeIndex:
         """
         if self._bps is None:
             store = self.derived_store()
-            shape = (len(self.entries), self.basis.params()["n_points"])
-
-            def fits(arrays: dict[str, np.ndarray]) -> bool:
-                bps = arrays.get("bps")
-                return bps is not None and bps.dtype == np.float32 and bps.shape == shape
-
-            kept = None if store is None else store.read("", self.manifest_sha256)
-            if kept is not None and fits(kept):
-                self._bps = kept["bps"]
-            else:
+            if store is None:
                 self._bps = self._read_bps()
-                if store is not None and keep:
-                    store.write("", self.manifest_sha256, {"bps": self._bps})
+            else:
+                shape = (len(self.entries), self.basis.params()["n_points"])
+
+                def fits(arrays: dict[str, np.ndarray]) -> bool:
+                    bps = arrays.get("bps")
+                    return bps is not None and bps.dtype == np.float32 and bps.shape == shape
+
+                kept = store.fetch(
+                    "", self.manifest_sha256, lambda: {"bps": self._read_bps()}, fits, keep
+                )
+                self._bps = kept["bps"]
         return self._bps if indices is None else self._bps[np.asarray(indices, dtype=np.int64)]
 
     def derived_store(self):
