@@ -325,11 +325,9 @@ def _few_shot_labels(target: Path, weights: Path, **support) -> np.ndarray:
     return result.dense_labels
 
 
-def test_stored_picks_that_do_not_fit_the_points_are_picked_again(tmp_path, monkeypatch):
-    """A stored farthest-point entry that reads back whole but does not fit the asset
-    (indices past its points) is picked again, and the labels are those of the first run."""
-    from safetensors import safe_open
-
+def _few_shot_from_a_folder(tmp_path: Path, monkeypatch):
+    """A target, a 3-chair ``--support`` folder, tiny weights and a cache, all under
+    ``tmp_path``: the function that segments the target (its dense labels) and the store."""
     from bipart_cli.store import ArrayStore
 
     write_examples(tmp_path, categories=(), n_chairs=3)
@@ -337,14 +335,27 @@ def test_stored_picks_that_do_not_fit_the_points_are_picked_again(tmp_path, monk
     weights = _tiny_weights(tmp_path / "weights")
     monkeypatch.setenv("BIPART_CACHE", str(tmp_path / "cache"))
 
-    def run():
+    def run() -> np.ndarray:
         return _few_shot_labels(target, weights, support_dir=tmp_path / "chairs")
 
-    first = run()
-    store = ArrayStore(tmp_path / "cache" / "features")
-    (entry,) = (store.folder / "fps").glob("*.safetensors")
+    return run, ArrayStore(tmp_path / "cache" / "features")
+
+
+def _the_stored_entry(store, kind: str, name: str) -> tuple[str, np.ndarray]:
+    """The key and the array ``name`` of the one entry of ``kind`` in ``store``."""
+    from safetensors import safe_open
+
+    (entry,) = (store.folder / kind).glob("*.safetensors")
     with safe_open(str(entry), framework="np") as handle:
-        key, picks = handle.metadata()["key"], handle.get_tensor("indices")
+        return handle.metadata()["key"], handle.get_tensor(name)
+
+
+def test_stored_picks_that_do_not_fit_the_points_are_picked_again(tmp_path, monkeypatch):
+    """A stored farthest-point entry that reads back whole but does not fit the asset
+    (indices past its points) is picked again, and the labels are those of the first run."""
+    run, store = _few_shot_from_a_folder(tmp_path, monkeypatch)
+    first = run()
+    key, picks = _the_stored_entry(store, "fps", "indices")
     store.write("fps", key, {"indices": picks + N_DENSE})  # a whole file, past the points
     np.testing.assert_array_equal(run(), first)
     np.testing.assert_array_equal(store.read("fps", key)["indices"], picks)  # replaced
@@ -354,24 +365,11 @@ def test_the_support_s_poses_are_kept_and_checked(tmp_path, monkeypatch):
     """How each support shape is turned to lie as the target does is kept for the next
     process, which matches no pose again; a stored entry that is not rotations is matched
     again, and the labels are those of the first run."""
-    from safetensors import safe_open
-
     from bipart_cli import orientation
-    from bipart_cli.store import ArrayStore
 
-    write_examples(tmp_path, categories=(), n_chairs=3)
-    target = write_chair(tmp_path / "target.glb", TARGET_SEEDS[0])
-    weights = _tiny_weights(tmp_path / "weights")
-    monkeypatch.setenv("BIPART_CACHE", str(tmp_path / "cache"))
-
-    def run():
-        return _few_shot_labels(target, weights, support_dir=tmp_path / "chairs")
-
+    run, store = _few_shot_from_a_folder(tmp_path, monkeypatch)
     first = run()
-    store = ArrayStore(tmp_path / "cache" / "features")
-    (entry,) = (store.folder / "pose").glob("*.safetensors")
-    with safe_open(str(entry), framework="np") as handle:
-        key, rotations = handle.metadata()["key"], handle.get_tensor("rotations")
+    key, rotations = _the_stored_entry(store, "pose", "rotations")
     assert rotations.shape == (3, 3, 3)
 
     def matched(*args, **kwargs):
