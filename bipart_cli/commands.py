@@ -46,7 +46,7 @@ def run_segment(
     from .adapt import AdaptSettings
     from .errors import UsageError
     from .parts import parse_part_names
-    from .runtime import Stages, import_pipeline_libraries, progress
+    from .runtime import Stages, progress
     from .segmentation import Segmenter, SegmentOptions, check_inputs, expand_inputs
 
     if parts is None:
@@ -61,7 +61,6 @@ def run_segment(
     check_output_folders(paths, segment_options.out_dir, segment_options.preview)
     # one live display at a time: a batch shows its progress bar, a single file a spinner
     stages = Stages(quiet=quiet, spinner=len(paths) < 2)
-    import_pipeline_libraries()  # after the cheap checks: a bad input fails without them
     segmenter = Segmenter(part_names, segment_options, stages=stages)
     failures = 0
     with progress(quiet or len(paths) < 2) as bar:
@@ -86,7 +85,8 @@ def _print_segment_result(result, json_output: bool) -> None:
         return
     summary = ", ".join(f"{p['name']} {p['points']}" for p in result.parts)
     stdout_console.print(
-        f"{result.input}: {result.mode}, {len(result.support)} support shapes -> {summary}",
+        f"{result.input}: {result.mode}{' (stored run)' if result.reused else ''}, "
+        f"{len(result.support)} support shapes -> {summary}",
         highlight=False,
     )
     for kind, path in result.outputs.items():

@@ -178,6 +178,7 @@ def evaluate_index(
         zero_shot=zero_shot,
     )
     segmenter = Segmenter(None, options)
+    segmenter.load_network()
     # the test index's cache is used only if it matches (hashed once: the segmenter's, if any)
     encoder = segmenter.encoder or encoder_identity(segmenter.model)
     rows = [i for i, entry in enumerate(index.entries) if entry.has_ground_truth][::every][:limit]

@@ -172,8 +172,9 @@ def tune_collector_for_a_command() -> None:
     atexit.register(gc.freeze)
 
 
-def import_pipeline_libraries() -> None:
-    """Import the pipeline's heavy libraries (torch, trimesh, scipy.spatial) now.
+def import_pipeline_libraries(network: bool = True) -> None:
+    """Import the pipeline's heavy libraries (trimesh, scipy.spatial, and torch when
+    ``network``) now.
 
     Their imports make ~300k objects that live as long as the process; the cyclic
     collector would scan each of them twice on its way to the old generation (~0.1 s
@@ -189,8 +190,10 @@ def import_pipeline_libraries() -> None:
         gc.disable()
     try:
         import scipy.spatial  # noqa: F401
-        import torch  # noqa: F401
         import trimesh  # noqa: F401
+
+        if network:
+            import torch  # noqa: F401
     finally:
         if paused:
             gc.freeze()

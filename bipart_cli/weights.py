@@ -114,6 +114,31 @@ def resolve_weights(
     return model.to(device).eval(), WeightsInfo.of(model, spec, revision, sha, trained=True)
 
 
+def weights_identity(spec: str | None, revision: str | None = None, seed: int = 0) -> str | None:
+    """What fixes the weights ``--weights`` names, found without loading them (no torch):
+    the sha256 of a local folder's ``model.safetensors`` and ``config.json`` (a registry
+    id's or a given folder's), or ``random`` and its seed. None when only a download could
+    tell (a Hub id) or the files are missing (loading then reports it)."""
+    from .io import sha256_file
+
+    registry = load_registry()
+    spec = spec if spec is not None else registry.get("default")
+    if spec is None:
+        return None
+    if spec == RANDOM_WEIGHTS:
+        return f"{RANDOM_WEIGHTS} seed {seed}"
+    entry = _registry_entry(spec, registry)
+    if entry is not None:
+        folder = REGISTRY_PATH.parent / entry["folder"] if entry.get("folder") else None
+        revision = revision or entry.get("revision")
+    else:
+        folder = Path(spec).expanduser()
+    files = [folder / "model.safetensors", folder / "config.json"] if folder else []
+    if not files or not all(path.is_file() for path in files):
+        return None
+    return " ".join([spec, str(revision), *(sha256_file(path) for path in files)])
+
+
 def _config_sha256(folder: Path) -> str | None:
     """The ``sha256`` of ``model.safetensors`` a folder's ``config.json`` records, if any."""
     try:

@@ -44,6 +44,9 @@ class SegmentOptions:
     # no support source even if ``index`` is set: the target's labels repeated (Sec. 5.1);
     # eval uses it with the index's pseudo labels as the target's
     zero_shot: bool = False
+    # read back a stored few-shot run of the same file and settings (:mod:`.reuse`); False
+    # computes every input (the cache's features, poses and labels per target still serve)
+    reuse: bool = True
 
     def __post_init__(self) -> None:
         """The same checks as the CLI's, for the Python API (a :class:`UsageError` each)."""
@@ -82,6 +85,8 @@ class SegmentResult:
     warnings: list[str] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    # the labels of an earlier run of the same file and settings, read from bipart's cache
+    reused: bool = False
     dense_labels: np.ndarray | None = None
     dense_scores: np.ndarray | None = None
 

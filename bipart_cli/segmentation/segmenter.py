@@ -1,5 +1,7 @@
 """:class:`Segmenter`: holds the model, the labeler and the support source, and segments one
-input at a time (load, label, retrieve, adapt and predict, write).
+input at a time (load, label, retrieve, adapt and predict, write). A few-shot run of a file it
+has segmented before with the same settings is read back (:mod:`.reuse`), and the model is
+loaded only for the first input that must be computed.
 """
 
 from __future__ import annotations
@@ -27,32 +29,54 @@ class Segmenter:
     """Holds the model, labeler and support source; segments one input at a time."""
 
     def __init__(self, part_names: list[str] | None, options: SegmentOptions, stages=None) -> None:
-        from ..index import encoder_identity
-        from ..runtime import (
-            Stages,
-            keep_freed_tensor_memory,
-            resolve_device,
-            seed_everything,
-        )
-        from ..weights import resolve_weights
+        from ..runtime import Stages, import_pipeline_libraries
 
         self.part_names = list(part_names or [])
         self.options = options
         self.stages = stages if stages is not None else Stages(quiet=True)
         # the labeler first: a detector that cannot be had fails here, before any heavy work
         self.labeler_name = self._choose_labeler()
-        self.device = resolve_device(options.device)
+        with self.stages("load", "libraries"):
+            # the asset readers' and the geometry's, once per process: an input's timings
+            # are then its own work, the first input's as the hundredth's
+            import_pipeline_libraries(network=False)
+        self.device = None  # set by load_network
+        self.runs = None
+        self._unprovided: list[str] = []
+        self._input_mark: tuple[float, dict[str, float]] | None = None
+        if self.part_names:
+            from ..store import ArrayStore
+            from .reuse import RunStore
+
+            with self.stages("support", "hashing its files and the weights'"):
+                store = ArrayStore(cache_root() / "features")
+                self.runs = RunStore.for_options(options, self.labeler_name, store)
+        if self.runs is None:  # every input computes: the model now, and its errors now
+            self.load_network()
+
+    def load_network(self) -> None:
+        """Load the weights, open the support and make the labeler (once; a stored run needs none)."""
+        if self.device is not None:
+            return
+        from ..index import encoder_identity
+        from ..runtime import (
+            import_pipeline_libraries,
+            keep_freed_tensor_memory,
+            resolve_device,
+            seed_everything,
+        )
+        from ..weights import resolve_weights
+
+        options = self.options
+        with self.stages("load", "torch"):
+            import_pipeline_libraries()
+        device = resolve_device(options.device)
         keep_freed_tensor_memory()
         seed_everything(options.seed)
         with self.stages("load", "weights"):
             self.model, self.weights_info = resolve_weights(
-                options.weights, options.weights_revision, seed=options.seed, device=self.device
+                options.weights, options.weights_revision, seed=options.seed, device=device
             )
-        with self.stages("load", "libraries"):
-            # the asset readers' and the geometry's, once per process: an input's timings
-            # are then its own work, the first input's as the hundredth's
-            import scipy.spatial  # noqa: F401
-            import trimesh  # noqa: F401
         r_max = self.model.config.r_max
         if len(self.part_names) > r_max:
             raise UsageError(
@@ -66,7 +90,7 @@ class Segmenter:
                 options.support_dir is not None or options.index is not None
             ):
                 self.encoder = encoder_identity(self.model, self.weights_info.encoder_sha256)
-            self.bank = self._open_support()
+            self.bank = self._open_support(device)
         if self.labeler_name == "auto-index":
             self.labeler_name = self._fallback_for_index()
         self.labeler = self._make_labeler()
@@ -76,17 +100,16 @@ class Segmenter:
         # file are fixed by its sha256 (checked on load): no state-dict hash
         self.feature_cache = FeatureCache(
             self.model,
-            self.device,
+            device,
             options.adapt,
             store=cache_root() / "features",
             model_key=self.weights_info.sha256,
         )
-        self._unprovided: list[str] = []
-        self._input_mark: tuple[float, dict[str, float]] | None = None
         if self.labeler is None and self.bank is None and not options.zero_shot:
             raise UsageError(
                 "nothing to adapt on: give --index or --support, or a labeler other than 'none'"
             )
+        self.device = device  # last: loaded only when nothing above failed
 
     @property
     def mode(self) -> str:
@@ -146,7 +169,7 @@ class Segmenter:
         options = self.options.labeler_options if self.labeler_name == "detector" else {}
         return make_labeler(self.labeler_name, **options)
 
-    def _open_support(self):
+    def _open_support(self, device):
         from ..support import SupportBank
 
         if self.options.zero_shot:
@@ -156,7 +179,7 @@ class Segmenter:
                 self.options.support_dir,
                 support_cache_dir(self.options.support_dir),
                 seed=self.options.seed,
-                device=str(self.device),
+                device=str(device),
                 model=self.model,
                 encoder=self.encoder,
             )
@@ -174,10 +197,39 @@ class Segmenter:
 
         Library errors keep their message; anything else (a bug) is reported as
         ``internal error: <type>: <message>`` for this input only, so the rest of
-        a batch still runs (the CLI then exits 3).
+        a batch still runs (the CLI then exits 3). The model is loaded for the first input
+        that is not a stored run; an error loading it ends the whole run, as at start.
         """
+        loaded = self._as_result(path, self._load_or_reuse, Path(path))
+        if isinstance(loaded, SegmentResult):
+            return loaded  # reused, or failed
+        self._load_network_for_input()
+        result = self._as_result(path, self.segment_asset, loaded)
+        if result.ok and self.runs is not None:
+            self.runs.keep(self._run_key(loaded), result)
+        return result
+
+    def _load_network_for_input(self) -> None:
+        """:meth:`load_network` for the first input computed, kept out of its timings: loading
+        is the process's work, and the first input's times compare with the hundredth's."""
+        mark = self._input_mark
+        if self.device is not None or mark is None:
+            self.load_network()
+            return
+        clock, seconds = time.perf_counter(), dict(self.stages.seconds)
+        self.load_network()
+        started, before = mark
+        spent = {
+            name: total - seconds.get(name, 0.0) for name, total in self.stages.seconds.items()
+        }
+        names = set(before) | set(spent)
+        moved = {name: before.get(name, 0.0) + spent.get(name, 0.0) for name in names}
+        self._input_mark = (started + time.perf_counter() - clock, moved)
+
+    def _as_result(self, path: str, step, *args) -> Any:
+        """``step(*args)``, or the failed :class:`SegmentResult` its error makes."""
         try:
-            return self.segment_file(Path(path))
+            return step(*args)
         except BipartError as exc:
             from ..runtime import user_message
 
@@ -185,8 +237,6 @@ class Segmenter:
                 input=str(path), ok=False, part_names=self.part_names, error=user_message(exc)
             )
         except Exception as exc:  # noqa: BLE001 - one input's bug must not abort the batch
-            from ..runtime import log
-
             log.debug("internal error on %s", path, exc_info=True)
             return SegmentResult(
                 input=str(path),
@@ -196,14 +246,57 @@ class Segmenter:
                 "(rerun with -v for the traceback)",
             )
 
-    def segment_file(self, path: Path) -> SegmentResult:
+    def _load_or_reuse(self, path: Path) -> Asset | SegmentResult:
+        """The asset at ``path``, or its result when a stored run of it can be reused."""
         from ..io import load_asset
 
         # the input's timings start before its load
         self._input_mark = (time.perf_counter(), dict(self.stages.seconds))
         with self.stages("load", path.name):
             asset = load_asset(path)
-        return self.segment_asset(asset)
+        if self.runs is None or not asset.sha256:
+            return asset
+        return self._reused_result(asset) or asset
+
+    def _run_key(self, asset: Asset) -> str:
+        settings = {k: v for k, v in self.settings().items() if k != "device"}
+        return self.runs.key(asset.sha256, settings)
+
+    def _reused_result(self, asset: Asset) -> SegmentResult | None:
+        """The result of a stored run of ``asset`` with these settings, written again; None
+        when there is none (or it does not fit the asset's dense points)."""
+        from ..io import sample_dense
+
+        started, before = self._input_mark or (time.perf_counter(), dict(self.stages.seconds))
+        with self.stages("reuse", "a stored run of the same file and settings") as line:
+            stored = self.runs.read(
+                self._run_key(asset), self.options.n_dense, len(self.part_names)
+            )
+            line.detail = "read back" if stored is not None else "none stored, computing"
+        if stored is None:
+            return None
+        with self.stages("sample", f"{self.options.n_dense} points"):
+            dense = sample_dense(asset, n_points=self.options.n_dense, seed=self.options.seed)
+        if len(dense.points) != len(stored.labels):
+            return None
+        self._input_mark = None
+        record = stored.record
+        result = SegmentResult(
+            input=str(asset.source),
+            ok=True,
+            part_names=self.part_names,
+            mode=record.get("mode", ""),
+            support=list(record.get("support", [])),
+            weights=dict(record.get("weights", {})),
+            labeler=record.get("labeler", self.labeler_name),
+            warnings=list(record.get("warnings", [])),
+            settings=dict(record.get("settings", {})),
+            dense_labels=stored.labels,
+            dense_scores=stored.scores,
+            reused=True,
+        )
+        self._finish(asset, dense, result, started, before)
+        return result
 
     def retrieve(
         self,
@@ -346,8 +439,10 @@ class Segmenter:
         return self.feature_cache.store.fetch("pose", key, match, valid)["rotations"]
 
     def segment_asset(self, asset: Asset) -> SegmentResult:
+        """Segment a loaded asset: sample, label, retrieve, adapt and predict, write."""
         from ..io import sample_dense
 
+        self.load_network()
         mark, self._input_mark = self._input_mark, None
         started, before = mark or (time.perf_counter(), dict(self.stages.seconds))
         with self.stages("sample", f"{self.options.n_dense} points"):
@@ -397,13 +492,24 @@ class Segmenter:
             dense_labels=labels,
             dense_scores=scores,
         )
+        self._finish(asset, dense, result, started, before)
+        return result
+
+    def _finish(
+        self,
+        asset: Asset,
+        dense: PointSample,
+        result: SegmentResult,
+        started: float,
+        before: dict[str, float],
+    ) -> None:
+        """Write the outputs (or only sum up the parts) and record the input's timings."""
         if self.options.write:
             with self.stages("write", str(self.options.out_dir or "next to the input")):
                 self._write(asset, dense, result, started, before)
         else:
             self._summarize(result)
         result.timings = self._timings(started, before)
-        return result
 
     def _timings(self, started: float, before: dict[str, float]) -> dict[str, float]:
         """Seconds per stage spent on the current input, and ``total``."""
@@ -475,13 +581,13 @@ class Segmenter:
         metadata = {
             "weights": result.weights,
             "mode": result.mode,
-            "labeler": self.labeler_name,
+            "labeler": result.labeler,
             "up": self.options.up,
             "support": result.support,
             "adapt": self.options.adapt.__dict__,
             "seed": self.options.seed,
-            "device": str(self.device),
-            "settings": self.settings(),
+            "device": result.settings["device"],
+            "settings": result.settings,
             "warnings": result.warnings,
             "timings": self._timings(started, before),
         }
@@ -507,7 +613,7 @@ class Segmenter:
                     result.dense_labels,
                     self.part_names,
                     Path(outputs["preview"]),
-                    device=str(self.device),
+                    device=result.settings["device"],
                     up=self.options.up,
                     title=f"{asset.source.name if asset.source else asset.stem}, up {self.options.up}",
                     outputs=staged,

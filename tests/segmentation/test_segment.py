@@ -309,7 +309,8 @@ def _tiny_weights(folder: Path, encoder_seed: int = 0) -> Path:
 
 
 def _few_shot_labels(target: Path, weights: Path, **support) -> np.ndarray:
-    """Dense labels of ``target`` from ``segment(..., labeler="none", **support)``."""
+    """Dense labels of ``target`` from ``segment(..., labeler="none", **support)``, computed
+    (never a stored run read back: these tests are about the stores beneath)."""
     from bipart_cli import segment
 
     (result,) = segment(
@@ -319,6 +320,7 @@ def _few_shot_labels(target: Path, weights: Path, **support) -> np.ndarray:
         weights=str(weights),
         n_dense=N_DENSE,
         write=False,
+        reuse=False,
         **support,
     )
     assert result.ok, result.error
