@@ -35,7 +35,7 @@ from pathlib import Path
 from paper_runs import ROOT, bench_parser, bench_run, git_revision, print_table
 from speed_memory import run_child
 
-STAGES = ("load", "sample", "support", "pose", "adapt", "write", "total")
+STAGES = ("load", "reuse", "sample", "support", "pose", "adapt", "write", "total")
 
 # ``bipart`` with the time in the garbage collector and the moment the command ended written
 # to stderr; the exit hook is registered first, so it runs last, after bipart's own
