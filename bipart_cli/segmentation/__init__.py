@@ -9,6 +9,7 @@ extractor features from the 2048 points. Outputs are written by
 
 - :mod:`.request`: options and results;
 - :mod:`.inputs`: batch inputs and cache folders;
+- :mod:`.reuse`: few-shot runs kept for a re-run of the same file and settings;
 - :mod:`.segmenter`: the :class:`Segmenter`.
 """
 

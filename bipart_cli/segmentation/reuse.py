@@ -36,14 +36,23 @@ if TYPE_CHECKING:
     from .request import SegmentOptions, SegmentResult
 
 KIND = "segment"
+# the fields of a SegmentResult a stored run keeps besides its arrays, and their types
+RECORD_FIELDS = {
+    "mode": str,
+    "support": list,
+    "weights": dict,
+    "labeler": str,
+    "settings": dict,
+    "warnings": list,
+}
 # what computes a run's labels besides bipart's own code
 COMPUTING_LIBRARIES = ("numpy", "scipy", "torch", "trimesh", "safetensors")
 
 
 @dataclass
 class StoredRun:
-    """One stored run: dense labels (n,) int64 (-1 unassigned), scores (n,) float32, and what
-    the result records besides (mode, support ids, weights, settings, warnings)."""
+    """One stored run: dense labels (n,) int64 (-1 unassigned), scores (n,) float32, and the
+    result's other fields (:data:`RECORD_FIELDS`)."""
 
     labels: np.ndarray
     scores: np.ndarray
@@ -187,20 +196,14 @@ class RunStore:
             described = json.loads(record.tobytes().decode())
         except (UnicodeDecodeError, ValueError):
             return None
-        if not isinstance(described, dict):
+        if not _is_record(described):
             return None
-        return StoredRun(labels.astype(np.int64), scores, described)
+        record = {name: described[name] for name in RECORD_FIELDS}
+        return StoredRun(labels.astype(np.int64), scores, record)
 
     def keep(self, key: str, result: SegmentResult) -> None:
         """Store a computed result's labels, scores and record under ``key``."""
-        record = {
-            "mode": result.mode,
-            "support": result.support,
-            "weights": result.weights,
-            "labeler": result.labeler,
-            "settings": result.settings,
-            "warnings": result.warnings,
-        }
+        record = {name: getattr(result, name) for name in RECORD_FIELDS}
         encoded = json.dumps(record, default=str).encode()
         arrays = {
             "labels": np.asarray(result.dense_labels).astype(np.int16),
@@ -208,3 +211,13 @@ class RunStore:
             "record": np.frombuffer(encoded, dtype=np.uint8),
         }
         self.store.write(KIND, key, arrays)
+
+
+def _is_record(described: Any) -> bool:
+    """Whether a stored record has every field of :data:`RECORD_FIELDS`, of its type, and
+    the device the run was computed on."""
+    return (
+        isinstance(described, dict)
+        and all(isinstance(described.get(name), kind) for name, kind in RECORD_FIELDS.items())
+        and isinstance(described["settings"].get("device"), str)
+    )

@@ -280,21 +280,16 @@ class Segmenter:
         if len(dense.points) != len(stored.labels):
             return None
         self._input_mark = None
-        record = stored.record
         result = SegmentResult(
             input=str(asset.source),
             ok=True,
             part_names=self.part_names,
-            mode=record.get("mode", ""),
-            support=list(record.get("support", [])),
-            weights=dict(record.get("weights", {})),
-            labeler=record.get("labeler", self.labeler_name),
-            warnings=list(record.get("warnings", [])),
-            settings=dict(record.get("settings", {})),
             dense_labels=stored.labels,
             dense_scores=stored.scores,
             reused=True,
+            **stored.record,
         )
+        self._warn(asset, result.warnings)
         self._finish(asset, dense, result, started, before)
         return result
 
@@ -477,8 +472,7 @@ class Segmenter:
             f"no support shape or detector box provides the part {name!r}"
             for name in self._unprovided
         ]
-        for warning in warnings:
-            log.warning("%s: %s", asset.source or "asset", warning)
+        self._warn(asset, warnings)
         result = SegmentResult(
             input=str(asset.source),
             ok=True,
@@ -494,6 +488,10 @@ class Segmenter:
         )
         self._finish(asset, dense, result, started, before)
         return result
+
+    def _warn(self, asset: Asset, warnings: list[str]) -> None:
+        for warning in warnings:
+            log.warning("%s: %s", asset.source or "asset", warning)
 
     def _finish(
         self,

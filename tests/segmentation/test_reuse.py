@@ -132,17 +132,29 @@ def test_a_changed_setting_or_support_file_computes_again(few_shot, tmp_path):
     assert few_shot(steps=3).reused is False
 
 
-def test_a_damaged_stored_run_is_computed_again(few_shot, tmp_path):
-    """A stored run whose labels fall outside the parts is computed again and replaced."""
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda arrays: {**arrays, "labels": arrays["labels"] + len(PARTS)},
+        lambda arrays: {**arrays, "scores": np.full_like(arrays["scores"], np.nan)},
+        lambda arrays: {**arrays, "labels": arrays["labels"][:-1]},
+        lambda arrays: {**arrays, "record": np.frombuffer(b'{"mode": "few-shot"}', np.uint8)},
+        lambda arrays: {**arrays, "record": np.frombuffer(b"\xff", np.uint8)},
+    ],
+    ids=["labels-past-the-parts", "nan-scores", "one-label-short", "fields-missing", "not-json"],
+)
+def test_a_damaged_stored_run_is_computed_again(damage, few_shot, tmp_path):
+    """A stored run that reads back whole but does not fit (labels, scores or its record) is
+    computed again, with the computed labels, and replaced."""
+    from safetensors import safe_open
+
     computed = few_shot()
     store = ArrayStore(tmp_path / "cache" / "features")
     (entry,) = (store.folder / "segment").glob("*.safetensors")
-    from safetensors import safe_open
-
     with safe_open(str(entry), framework="np") as handle:
         key = handle.metadata()["key"]
         arrays = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
-    store.write("segment", key, {**arrays, "labels": arrays["labels"] + len(PARTS)})
+    store.write("segment", key, damage(arrays))
     again = few_shot()
     assert again.reused is False
     np.testing.assert_array_equal(again.dense_labels, computed.dense_labels)
