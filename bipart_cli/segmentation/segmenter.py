@@ -587,6 +587,7 @@ class Segmenter:
             "device": result.settings["device"],
             "settings": result.settings,
             "warnings": result.warnings,
+            "reused": result.reused,
             "timings": self._timings(started, before),
         }
         with staged_outputs(f"outputs to {out_dir}") as staged:  # all files or none

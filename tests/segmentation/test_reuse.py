@@ -107,7 +107,8 @@ def test_a_rerun_reads_its_labels_back_without_torch(tmp_path):
         written = [Path(run["outputs"][kind]).read_bytes() for run in (first, second)]
         assert written[0] == written[1], kind
     sidecar = json.loads(Path(second["outputs"]["json"]).read_text())
-    assert sidecar["settings"]["device"] == "cpu"
+    assert sidecar["settings"]["device"] == "cpu" and sidecar["reused"] is True
+    assert json.loads(Path(first["outputs"]["json"]).read_text())["reused"] is False
 
 
 def test_a_stored_run_equals_the_computed_one(few_shot):
