@@ -157,8 +157,11 @@ class RunStore:
             or (options.support_dir is None and options.index is None)
         ):
             return None
-        weights = weights_identity(options.weights, options.weights_revision, options.seed)
-        support = support_identity(options) if weights is not None else None
+        try:  # an unreadable file is reported by the run that computes, not here
+            weights = weights_identity(options.weights, options.weights_revision, options.seed)
+            support = support_identity(options) if weights is not None else None
+        except OSError:
+            return None
         if support is None:
             return None
         identity = {"device": options.device, "weights": weights, "support": support}

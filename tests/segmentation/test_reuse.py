@@ -214,6 +214,24 @@ def test_identities_follow_the_files(tmp_path):
     assert support_identity(SegmentOptions(index="hf://datasets/o/n")) is None
 
 
+def test_an_unreadable_support_file_leaves_the_run_to_compute(tmp_path, monkeypatch):
+    """A support file that cannot be hashed means no stored run (the computing run reports
+    the file), never an error before the run."""
+    from bipart_cli.segmentation import reuse
+
+    (tmp_path / "support").mkdir()
+    (tmp_path / "support" / "a.glb").write_bytes(b"x")
+    options = SegmentOptions(support_dir=tmp_path / "support", weights="random")
+    store = ArrayStore(tmp_path / "store")
+    assert RunStore.for_options(options, "none", store) is not None
+
+    def unreadable(path):
+        raise PermissionError(f"{path}: permission denied")
+
+    monkeypatch.setattr("bipart_cli.io.sha256_file", unreadable)
+    assert reuse.RunStore.for_options(options, "none", store) is None
+
+
 @pytest.mark.parametrize(
     "options",
     [
