@@ -75,6 +75,12 @@ def _registry_entry(spec: str, registry: dict[str, Any]) -> dict[str, Any] | Non
     return next((c for c in registry["checkpoints"] if c["id"] == spec), None)
 
 
+def _local_folder(entry: dict[str, Any]) -> Path | None:
+    """A registered checkpoint's folder beside the registry, if it has one and it is there."""
+    folder = REGISTRY_PATH.parent / entry["folder"] if entry.get("folder") else None
+    return folder if folder is not None and folder.is_dir() else None
+
+
 def resolve_weights(
     spec: str | None, revision: str | None = None, seed: int = 0, device="cpu"
 ) -> tuple[BiPartModel, WeightsInfo]:
@@ -129,11 +135,11 @@ def weights_identity(spec: str | None, revision: str | None = None, seed: int = 
         return f"{RANDOM_WEIGHTS} seed {seed}"
     entry = _registry_entry(spec, registry)
     if entry is not None:
-        folder = REGISTRY_PATH.parent / entry["folder"] if entry.get("folder") else None
+        folder = _local_folder(entry)
         revision = revision or entry.get("revision")
     else:
         folder = Path(spec).expanduser()
-    files = [folder / "model.safetensors", folder / "config.json"] if folder else []
+    files = [folder / "model.safetensors", folder / "config.json"] if folder is not None else []
     if not files or not all(path.is_file() for path in files):
         return None
     return " ".join([spec, str(revision), *(sha256_file(path) for path in files)])
@@ -183,8 +189,8 @@ def _load_registered(
     from .io import sha256_file
     from .model import BiPartModel
 
-    local = REGISTRY_PATH.parent / entry["folder"] if entry.get("folder") else None
-    source = str(local) if local is not None and local.is_dir() else entry.get("repo_id")
+    local = _local_folder(entry)
+    source = str(local) if local is not None else entry.get("repo_id")
     if source is None:
         raise ModelUnavailableError(
             f"checkpoint {entry['id']!r} has neither a local folder nor a Hub repo"
@@ -193,7 +199,7 @@ def _load_registered(
     model = BiPartModel.from_pretrained(source, revision=revision)
     _check_finite(model, entry["id"])
     sha = None
-    if local is not None and local.is_dir():
+    if local is not None:
         sha = sha256_file(local / "model.safetensors")
         if entry.get("sha256") and sha != entry["sha256"]:
             raise ModelUnavailableError(

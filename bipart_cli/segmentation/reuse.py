@@ -140,7 +140,7 @@ class RunStore:
 
     def __init__(self, store: ArrayStore, identity: dict[str, str]) -> None:
         self.store = store
-        self.identity = identity  # requested device, weights, support and code: fixed per process
+        self.identity = identity  # run_key's arguments that are fixed per process
 
     @classmethod
     def for_options(
@@ -164,20 +164,12 @@ class RunStore:
             return None
         if support is None:
             return None
-        identity = {"device": options.device, "weights": weights, "support": support}
+        identity = {"requested_device": options.device, "weights": weights, "support": support}
         return cls(store, {**identity, "code": code_identity()})
 
     def key(self, asset_sha256: str, settings: dict[str, Any]) -> str:
         """The key of one input's run; ``settings`` as :func:`run_key` takes them."""
-        identity = self.identity
-        return run_key(
-            asset_sha256,
-            settings,
-            identity["device"],
-            identity["weights"],
-            identity["support"],
-            identity["code"],
-        )
+        return run_key(asset_sha256, settings, **self.identity)
 
     def read(self, key: str, n_points: int, n_parts: int) -> StoredRun | None:
         """The run stored under ``key`` if it labels ``n_points`` points with ``n_parts`` parts."""

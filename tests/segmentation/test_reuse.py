@@ -30,20 +30,27 @@ from bipart_cli.store import ArrayStore
 from bipart_cli.weights import weights_identity
 
 
+def _target_support_and_weights(tmp_path: Path) -> Path:
+    """A target chair, a 3-chair support folder (``chairs/``) and tiny weights (``weights/``)
+    under ``tmp_path``; returns the target."""
+    import torch
+    from _tiny import tiny_config
+
+    from bipart_cli.model import BiPartModel
+
+    write_examples(tmp_path, categories=(), n_chairs=3)
+    torch.manual_seed(0)
+    BiPartModel(tiny_config()).save_pretrained(tmp_path / "weights")
+    return write_chair(tmp_path / "target.glb", TARGET_SEEDS[0])
+
+
 @pytest.fixture
 def few_shot(tmp_path, monkeypatch):
     """A target, a support folder, tiny weights and a cache under ``tmp_path``: a function
     that segments the target in-process (its first result)."""
-    import torch
-    from _tiny import tiny_config
-
     from bipart_cli import segment
-    from bipart_cli.model import BiPartModel
 
-    write_examples(tmp_path, categories=(), n_chairs=3)
-    target = write_chair(tmp_path / "target.glb", TARGET_SEEDS[0])
-    torch.manual_seed(0)
-    BiPartModel(tiny_config()).save_pretrained(tmp_path / "weights")
+    target = _target_support_and_weights(tmp_path)
     monkeypatch.setenv("BIPART_CACHE", str(tmp_path / "cache"))
 
     def run(**options):
@@ -76,15 +83,7 @@ print(json.dumps({"ok": result.ok, "error": result.error, "reused": result.reuse
 def test_a_rerun_reads_its_labels_back_without_torch(tmp_path):
     """Two processes segment the same file with the same settings: the second imports no
     torch, and writes the same PLY and GLB as the first, which computed them."""
-    import torch
-    from _tiny import tiny_config
-
-    from bipart_cli.model import BiPartModel
-
-    write_examples(tmp_path, categories=(), n_chairs=3)
-    target = write_chair(tmp_path / "target.glb", TARGET_SEEDS[0])
-    torch.manual_seed(0)
-    BiPartModel(tiny_config()).save_pretrained(tmp_path / "weights")
+    target = _target_support_and_weights(tmp_path)
     env = {**os.environ, "BIPART_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
 
     def run(out: str) -> dict:
