@@ -2,8 +2,8 @@
 
 Each test point takes the label of its nearest point among all train shapes of
 its category (unit-sphere-normalised coordinates), with and without PCA
-alignment of every shape. Prints mIoU per category, the PSB category mean, and
-the mean over PSB's 14 categories plus human_seg.
+alignment of every shape. Prints mIoU per category, each dev set's category
+mean (PSB, human_seg, pm), and the mean over PSB's 14 categories plus human_seg.
 
     python benchmarks/nn_transfer.py
 """
@@ -14,7 +14,7 @@ import argparse
 
 import numpy as np
 from scipy.spatial import KDTree
-from shared_data import DATA_ROOT, load_categories
+from shared_data import DATA_ROOT, DATASETS, load_categories
 
 from bipart_cli.evaluate import shape_miou
 from bipart_cli.orientation import apply_rotation, pca_rotation
@@ -35,7 +35,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.parse_args()
     rows = []
-    for category in load_categories():
+    for category in load_categories(datasets=DATASETS):
         scores = {}
         for mode in ("raw", "pca"):
             points = aligned(category.points) if mode == "pca" else category.points
@@ -57,13 +57,11 @@ def main() -> None:
     print(f"{'dataset':<10} {'category':<10} {'test':>4} {'raw mIoU':>9} {'PCA mIoU':>9}")
     for dataset, name, count, raw, pca in rows:
         print(f"{dataset:<10} {name:<10} {count:>4} {raw:>9.1f} {pca:>9.1f}")
-    psb = [r for r in rows if r[0] == "psb"]
-    print(
-        f"{'psb':<10} {'mean':<10} {'':>4} {np.mean([r[3] for r in psb]):>9.1f} {np.mean([r[4] for r in psb]):>9.1f}"
-    )
-    print(
-        f"{'all 15':<10} {'mean':<10} {'':>4} {np.mean([r[3] for r in rows]):>9.1f} {np.mean([r[4] for r in rows]):>9.1f}"
-    )
+    groups = {dataset: [r for r in rows if r[0] == dataset] for dataset in ("psb", "pm")}
+    groups["psb+human"] = [r for r in rows if r[0] != "pm"]
+    for name, group in groups.items():
+        raw, pca = np.mean([r[3] for r in group]), np.mean([r[4] for r in group])
+        print(f"{name:<10} {'mean':<10} {'':>4} {raw:>9.1f} {pca:>9.1f}")
 
 
 if __name__ == "__main__":

@@ -89,17 +89,17 @@ def rel(path: str | Path) -> str:
 
 
 def index(name: str) -> Path:
-    """``.bench/indexes/<name>`` (``psb|human``-``train|test``[``-simulated``]), built if missing."""
+    """``.bench/indexes/<name>`` (``psb|human|pm``-``train|test``[``-simulated``]), built if missing."""
     path = DEFAULT_OUT / name
     if (path / "manifest.json").is_file():
         return path
-    match = re.fullmatch(r"(psb|human)-(train|test)(-simulated)?", name)
+    match = re.fullmatch(r"(psb|human|pm)-(train|test)(-simulated)?", name)
     if match is None:
         raise SystemExit(f"unknown index {name!r}")
     prefix, split, simulated = match.groups()
     labeler = "simulated" if simulated else "given"
     print(f"building {rel(path)} ({labeler} labeler)", file=sys.stderr, flush=True)
-    dataset = "psb" if prefix == "psb" else "human_seg"
+    dataset = {"psb": "psb", "human": "human_seg", "pm": "pm"}[prefix]
     build(DEFAULT_OUT, labeler, datasets=(dataset,), splits=(split,))
     return path
 

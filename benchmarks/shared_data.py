@@ -37,16 +37,23 @@ class Category:
         return np.flatnonzero(self.split == 2)
 
 
-def load_categories(root: Path = DATA_ROOT) -> list[Category]:
-    """The 14 PSB categories plus human_seg, in that order."""
+# dataset folder -> the short name of its indexes (``<prefix>-train``, ``<prefix>-test``)
+INDEX_PREFIX = {"psb": "psb", "human_seg": "human", "pm": "pm"}
+# the dev sets: PSB's 14 categories, human_seg, and the 6 PartNet-Mobility (articulated) ones
+DATASETS = tuple(INDEX_PREFIX)
+
+
+def load_categories(
+    root: Path = DATA_ROOT, datasets: tuple[str, ...] = ("psb", "human_seg")
+) -> list[Category]:
+    """The categories of ``datasets`` (``psb``, ``human_seg``, ``pm``), in that order:
+    PSB's 14 and pm's 6 alphabetically, human_seg's one."""
     categories = []
-    psb_meta = json.loads((root / "psb" / "meta.json").read_text())["categories"]
-    for name in sorted(psb_meta):
-        categories.append(_load(root / "psb" / f"{name}.npz", "psb", name, psb_meta[name]["parts"]))
-    human_meta = json.loads((root / "human_seg" / "meta.json").read_text())["categories"]["human"]
-    categories.append(
-        _load(root / "human_seg" / "human.npz", "human_seg", "human", human_meta["parts"])
-    )
+    for dataset in (d for d in DATASETS if d in datasets):
+        meta = json.loads((root / dataset / "meta.json").read_text())["categories"]
+        for name in sorted(meta):
+            file = "human.npz" if dataset == "human_seg" else f"{name}.npz"
+            categories.append(_load(root / dataset / file, dataset, name, meta[name]["parts"]))
     return categories
 
 

@@ -1,6 +1,6 @@
 """Shape indexes of ../shared/data's train and test splits, built through the library's IndexWriter.
 
-Each split of PSB (14 categories) and human_seg becomes an index whose records
+Each split of PSB (14 categories), human_seg and pm (6 PartNet-Mobility categories) becomes an index whose records
 hold the dataset's own 2048 points and ground truth, with ``given`` pseudo
 labels (one full-mask box per part). ``--labeler simulated`` writes
 ``<name>-simulated`` indexes instead, whose pseudo labels come from the simulated
@@ -11,7 +11,7 @@ datasets and categories, and a cap on train shapes per category
 (``benchmarks/noise_sweep.py`` uses them).
 
     python benchmarks/shared_index.py [--out .bench/indexes] [--labeler given|simulated]
-        [--datasets psb,human_seg] [--splits train,test]
+        [--datasets psb,human_seg,pm] [--splits train,test]
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from shared_data import Category, load_categories
+from shared_data import INDEX_PREFIX, Category, load_categories
 
 from bipart_cli.descriptors import point_descriptors
 from bipart_cli.index import IndexWriter, ShapeRecord
@@ -80,7 +80,8 @@ def build(
     train_per_category: int | None = None,
     splits: tuple[str, ...] = ("train", "test"),
 ) -> dict[str, Path]:
-    """Write ``psb-train``, ``psb-test``, ``human-train``, ``human-test`` (with a
+    """Write ``psb-train``, ``psb-test``, ``human-train``, ``human-test``, ``pm-train``,
+    ``pm-test`` (those of ``datasets``, with a
     ``-<labeler>`` suffix unless ``labeler`` is ``given``, or ``suffix``); returns their paths.
 
     ``labeler_options`` (recorded in the manifest's settings when given) go to the
@@ -93,12 +94,12 @@ def build(
     basis = default_basis()
     chosen = [
         category
-        for category in load_categories()
+        for category in load_categories(datasets=datasets)
         if category.dataset in datasets and (categories is None or category.name in categories)
     ]
     settings_extra = {} if labeler_options is None else {"labeler_options": dict(labeler_options)}
     paths = {}
-    for dataset, prefix in (("psb", "psb"), ("human_seg", "human")):
+    for dataset, prefix in INDEX_PREFIX.items():
         if dataset not in datasets:
             continue
         for split, code in (("train", 0), ("test", 2)):
@@ -132,7 +133,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--labeler", default="given", choices=["given", "simulated"])
-    parser.add_argument("--datasets", default="psb,human_seg", help="comma-separated")
+    parser.add_argument("--datasets", default="psb,human_seg,pm", help="comma-separated")
     parser.add_argument("--splits", default="train,test", help="comma-separated")
     args = parser.parse_args()
     datasets, splits = tuple(args.datasets.split(",")), tuple(args.splits.split(","))
