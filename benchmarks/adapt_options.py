@@ -1,13 +1,14 @@
 """Few-shot adaptation options side by side, measured on the train splits only (validation).
 
 Choosing defaults on the test split would tune on it, so this script never opens
-one. Each train shape of PSB (every ``--every``-th, 14 categories) and of
-human_seg (every ``--human-every``-th) is a target; its M=8 support shapes are
+one. Each train shape of PSB (every ``--every``-th, 14 categories), of
+human_seg (every ``--human-every``-th) and of pm (every ``--pm-every``-th, 6
+PartNet-Mobility categories) is a target; its M=8 support shapes are
 retrieved (part-perfect, BPS similarity) from the *other* train shapes of its
 category, labeled with their ground truth (``labeler none``). Every variant sees
 the same targets and support sets, and so does the nearest-neighbour floor (NN,
 xyz) beside it. Prints mIoU (%) per category, the mean over PSB's 14 categories
-plus human_seg, and seconds per shape.
+plus human_seg, pm's mean, and seconds per shape.
 
     cd benchmarks && python adapt_options.py [--variants paper,adam,adam-smooth2] [--weights W]
 """
@@ -73,7 +74,7 @@ VARIANTS["default+up-auto"] = {"up": "auto"}
 # each support shape turned to the target's pose (AdaptSettings.match_pose), or left as given
 VARIANTS["default+match-pose"] = {"match_pose": True}
 VARIANTS["default+as-given"] = {"match_pose": False}
-for margin in (0.1, 0.25, 0.4):  # the Chamfer gain a turn must bring
+for margin in (0.1, 0.25, 0.4, 0.5, 0.6):  # the Chamfer gain a turn must bring
     VARIANTS[f"default+pose-margin{margin}"] = {"match_pose": True, "pose_margin": margin}
 # the adapted head's probabilities fused with kNN label transfer in the head's input space
 for weight in (0.25, 0.4, 0.5, 0.6, 0.75):
@@ -110,17 +111,17 @@ def main() -> None:
     parser.add_argument("--weights", default="bipart-default")
     parser.add_argument("--every", type=int, default=2, help="PSB: every n-th train shape")
     parser.add_argument("--human-every", type=int, default=16, help="human_seg: every n-th")
+    parser.add_argument("--pm-every", type=int, default=1, help="pm: every n-th train shape")
+    parser.add_argument("--datasets", default="psb,human,pm", help="comma-separated")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     from bipart_cli.evaluate import evaluate_index
     from bipart_cli.index import ShapeIndex
 
-    splits = {
-        "psb": (index("psb-train"), args.every),
-        "human": (index("human-train"), args.human_every),
-    }
+    every = {"psb": args.every, "human": args.human_every, "pm": args.pm_every}
+    splits = {d: (index(f"{d}-train"), every[d]) for d in args.datasets.split(",")}
     with bench_run():
-        per_variant, floor, seconds = {}, {}, {}
+        per_variant, floor, seconds, dataset_of = {}, {}, {}, {}
         for name in args.variants.split(","):
             scores: dict[str, list[float]] = {}
             started, count = time.perf_counter(), 0
@@ -136,6 +137,7 @@ def main() -> None:
                 )
                 for shape in report.shapes:
                     scores.setdefault(shape.category, []).append(shape.miou)
+                    dataset_of[shape.category] = dataset
                 count += len(report.shapes)
                 if not floor.get(dataset):
                     floor[dataset] = nn_scores(report, ShapeIndex.open(path))
@@ -143,26 +145,34 @@ def main() -> None:
             seconds[name] = (time.perf_counter() - started) / max(count, 1)
             print(f"{name}: {seconds[name]:.2f} s/shape", flush=True)
         nn = {c: v for d in floor.values() for c, v in d.items()}
-        categories = sorted(nn, key=lambda c: (c == "human", c))
+        order = list(splits)
+        categories = sorted(nn, key=lambda c: (order.index(dataset_of[c]), c))
         header = ["category", "NN", *per_variant]
         rows = [
             [c, f"{100 * np.mean(nn[c]):.1f}"]
             + [f"{100 * np.mean(per_variant[v][c]):.1f}" for v in per_variant]
             for c in categories
         ]
-        rows.append(
-            ["mean of 15", f"{100 * np.mean([np.mean(nn[c]) for c in categories]):.1f}"]
-            + [
-                f"{100 * np.mean([np.mean(per_variant[v][c]) for c in categories]):.1f}"
-                for v in per_variant
-            ]
-        )
+        groups = {
+            "mean psb+human": [c for c in categories if dataset_of[c] != "pm"],
+            "mean pm": [c for c in categories if dataset_of[c] == "pm"],
+        }
+        for name, members in groups.items():
+            if members:
+                rows.append(
+                    [name, f"{100 * np.mean([np.mean(nn[c]) for c in members]):.1f}"]
+                    + [
+                        f"{100 * np.mean([np.mean(per_variant[v][c]) for c in members]):.1f}"
+                        for v in per_variant
+                    ]
+                )
         rows.append(["s/shape", ""] + [f"{seconds[v]:.2f}" for v in per_variant])
         print_table(
             [
                 "Few-shot adaptation options on the train splits (validation; no test shape used)",
                 f"weights {args.weights}; M=8 ground-truth support from the other train shapes; "
-                f"PSB every {args.every}th, human_seg every {args.human_every}th train shape",
+                f"PSB every {args.every}th, human_seg every {args.human_every}th, pm every "
+                f"{args.pm_every}th train shape ({', '.join(splits)})",
             ],
             header,
             rows,

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from .io.regions import REGION_AGREEMENT
 from .orientation import POSE_MARGIN
 from .runtime import check_choice, check_count, check_fraction
 
@@ -40,7 +41,9 @@ class AdaptSettings:
     73.2 (RESULTS section 14). With ``match_pose`` the support is retrieved at the
     target's best quarter turn and each shape turned to lie as the target does
     (:meth:`SupportShape.posed_like`, a turn must gain ``pose_margin`` of the Chamfer
-    distance): 73.2 -> 75.3 -> 75.9 (sections 17 and 19).
+    distance): 73.2 -> 75.3 -> 75.9 (sections 17 and 19). On a mesh, the labels then
+    follow the asset's own pieces (:mod:`~bipart_cli.io.regions`) where at least
+    ``region_agreement`` of a piece's points agree (1: off; RESULTS section 28).
     The paper's inference (Sec. 4.1) is :data:`PAPER_INNER_LOOP`.
 
     ``box_reduction="mean"`` averages Eq. 2 over each shape's boxes instead of
@@ -64,6 +67,7 @@ class AdaptSettings:
     knn_k: int = 4
     match_pose: bool = True
     pose_margin: float = POSE_MARGIN
+    region_agreement: float = REGION_AGREEMENT
 
     def __post_init__(self) -> None:
         check_box_reduction(self.box_reduction)
@@ -73,6 +77,7 @@ class AdaptSettings:
         check_fraction("--knn-weight", self.knn_weight)
         check_count("--knn-k", self.knn_k, 1, MAX_KNN_K)
         check_fraction("pose_margin", self.pose_margin)
+        check_fraction("--region-agreement", self.region_agreement)
 
     @property
     def shape_reduction(self) -> str:

@@ -143,6 +143,15 @@ KnnKOpt = Annotated[
         callback=_checked(check_count, 1, MAX_KNN_K),
     ),
 ]
+RegionAgreementOpt = Annotated[
+    float,
+    typer.Option(
+        "--region-agreement",
+        help="A mesh's labels follow its own pieces (connected surfaces of one node) where at "
+        "least this share of a piece's points agree (1: off).",
+        callback=_checked(check_fraction),
+    ),
+]
 MatchPoseOpt = Annotated[
     bool,
     typer.Option(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from .asset import Asset, PointSample
+from .regions import merged_vertex_faces
 
 
 def face_labels_from_points(
@@ -70,7 +71,7 @@ def smooth_over_faces(
     import scipy.sparse
     from trimesh.graph import face_adjacency
 
-    pairs = face_adjacency(faces=_faces_on_merged_vertices(vertices, faces))  # (m, 2)
+    pairs = face_adjacency(faces=merged_vertex_faces(vertices, faces))  # (m, 2)
     if len(pairs) == 0:
         return shares
     rows = np.concatenate([pairs[:, 0], pairs[:, 1]])
@@ -85,12 +86,3 @@ def smooth_over_faces(
         mean[lonely] = shares[lonely]
         shares = 0.5 * shares + 0.5 * mean
     return shares
-
-
-def _faces_on_merged_vertices(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """(f, 3) faces re-indexed so that vertices within 1e-7 of the extent are one."""
-    vertices = np.asarray(vertices, dtype=np.float64)
-    extent = float(np.ptp(vertices, axis=0).max()) if len(vertices) else 0.0
-    keys = np.round(vertices / max(extent, 1e-300) * 1e7).astype(np.int64)
-    _, merged = np.unique(keys, axis=0, return_inverse=True)
-    return merged.reshape(-1)[np.asarray(faces, dtype=np.int64)]

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import BipartError, InvalidInputError, ModelUnavailableError, UsageError
+from ..io.regions import labels_following_regions
 from ..predict import FeatureCache, adapt_and_predict
 from ..runtime import log
 from ..support import SupportShape, unprovided_parts
@@ -468,6 +469,12 @@ class Segmenter:
             target_labels,
             exclude_sha256=asset.sha256 or None,
         )
+        agreement = self.options.adapt.region_agreement
+        with self.stages("regions", f"agreement {agreement:g}") as line:
+            labels, scores, changed = labels_following_regions(
+                asset, dense.face_index, labels, scores, len(self.part_names), agreement
+            )
+            line.detail = f"{changed} points follow their piece"
         warnings = [
             f"no support shape or detector box provides the part {name!r}"
             for name in self._unprovided
