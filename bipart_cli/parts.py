@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .errors import UsageError
+from .runtime import escape_character, is_unprintable
 
 # Distinct, colour-blind-friendly first colours (Okabe-Ito, then Tableau-like);
 # more parts get golden-ratio hues.
@@ -40,9 +41,11 @@ _PALETTE = np.array(
 def parse_part_names(text: str | Sequence[str], max_parts: int | None = None) -> list[str]:
     """``"back, seat,leg"`` -> ``["back", "seat", "leg"]``.
 
-    Names are stripped. Raises :class:`UsageError` (exit 2) with one clear line for
-    an empty list, an empty name, a duplicate (case-insensitive) or more than
-    ``max_parts`` names.
+    Names are stripped and may be in any language (``"dossier,siège,pied"``,
+    ``"靠背,座位"``). Raises :class:`UsageError` (exit 2) with one clear line for
+    an empty list, an empty name, a name holding a newline, tab, other control or
+    unprintable character (:func:`~bipart_cli.runtime.is_unprintable`), a duplicate
+    (case-insensitive) or more than ``max_parts`` names.
     """
     raw = text.split(",") if isinstance(text, str) else list(text)
     names = [str(name).strip() for name in raw]
@@ -51,6 +54,12 @@ def parse_part_names(text: str | Sequence[str], max_parts: int | None = None) ->
     for position, name in enumerate(names, start=1):
         if not name:
             raise UsageError(f"--parts has an empty name at position {position}")
+        bad = next((char for char in name if is_unprintable(char)), None)
+        if bad is not None:
+            raise UsageError(
+                f"--parts name {position} ({name!r}) holds the unprintable character "
+                f"{escape_character(bad)} (U+{ord(bad):04X}): part names are printable text"
+            )
     seen: dict[str, str] = {}
     for name in names:
         key = name.casefold()
@@ -62,6 +71,12 @@ def parse_part_names(text: str | Sequence[str], max_parts: int | None = None) ->
             f"--parts has {len(names)} names but the model handles at most {max_parts}"
         )
     return names
+
+
+def check_part_names(option: str, value: str) -> str:
+    """Parse-time check of ``--parts`` (:func:`parse_part_names`); returns ``value``."""
+    parse_part_names(value)
+    return value
 
 
 def part_colors(k: int) -> np.ndarray:

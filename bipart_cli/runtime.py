@@ -14,6 +14,7 @@ import random
 import re
 import time
 import types
+import unicodedata
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,13 +36,34 @@ log = logging.getLogger("bipart")
 _DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# zero-width (non-)joiners spell words in several scripts: format characters, but text
+_JOINERS = frozenset("\u200c\u200d")
+
+
+def is_unprintable(char: str) -> bool:
+    """Whether ``char`` is no text to show: a C0/C1 control (tab and line breaks too), a
+    line or paragraph separator, a lone surrogate, or a format character (bidi overrides,
+    BOM, soft hyphen...) other than the zero-width joiners."""
+    category = unicodedata.category(char)
+    return category in ("Cc", "Cs", "Zl", "Zp") or (category == "Cf" and char not in _JOINERS)
+
+
+def escape_character(char: str) -> str:
+    """``"\\n"`` -> ``"\\\\x0a"``: Python's ``\\xXX``, ``\\uXXXX`` or ``\\UXXXXXXXX`` escape."""
+    code = ord(char)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 def printable(text: object) -> str:
-    """``text`` safe for a terminal: control characters (ESC sequences, BEL, CSI...) from
-    file or node names are shown as ``\\x1b``-style escapes instead of being obeyed."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
+    """``text`` safe for a terminal, on one line: control characters (ESC sequences, BEL,
+    CSI, newlines, tabs...) and the other :func:`is_unprintable` characters from file or
+    node names are shown as ``\\x1b``-style escapes instead of being obeyed."""
+    text = str(text)
+    if text.isprintable():
+        return text
+    return "".join(escape_character(c) if is_unprintable(c) else c for c in text)
 
 
 _UNSAFE_HINT = re.compile(r"[^.;]*(allow_pickle|weights_only|pickle\.load)[^.;]*[.;]?\s*")
@@ -284,13 +306,14 @@ def _escape(text: str) -> str:
 
 
 class _LineHandler(logging.Handler):
-    """Log records as single ``level: message`` lines on stderr (info has no prefix)."""
+    """Log records as single ``level: message`` lines on stderr (info has no prefix); line
+    breaks and other control characters in a message (from a file or node name) escaped."""
 
     _STYLES = {"ERROR": "bold red", "CRITICAL": "bold red", "WARNING": "yellow", "DEBUG": "dim"}
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            message = _escape(record.getMessage())
+            message = _escape(printable(record.getMessage()))  # a name's newline stays escaped
             level = record.levelname
             if level == "INFO":
                 line = message

@@ -1,4 +1,5 @@
-"""Issue #14, defect 6: the ``--preview`` PNG honours ``--up``, hides the far side, has a title."""
+"""Issue #14, defect 6: the ``--preview`` PNG honours ``--up``, hides the far side, has a
+title; issue 31: its legend in any language."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from PIL import Image
 from bipart_cli.io.asset import PointSample
 from bipart_cli.orientation import Z_UP_TO_Y_UP
 from bipart_cli.parts import part_colors
-from bipart_cli.preview import write_preview
+from bipart_cli.preview import legend_text, missing_characters, preview_font, write_preview
 
 SIZE, TOP = 384, 24  # tile size and title band of the sheet
 
@@ -75,3 +76,45 @@ def test_preview_has_a_title(tmp_path):
     plain = write_preview(dense, labels, ["a"], tmp_path / "p.png")
     band = lambda p: np.asarray(Image.open(p).convert("L"))[:TOP]  # noqa: E731
     assert (band(titled) < 128).sum() > 20 and (band(plain) < 128).sum() == 0
+
+
+def test_missing_characters_against_real_fonts():
+    """Pillow's own font (Aileron, or its Latin-1 bitmap font) draws ASCII alone: the
+    check finds the glyphs it lacks by what it draws, not by a list."""
+    from PIL import ImageFont
+
+    default = ImageFont.load_default()
+    assert missing_characters(default, "back seat") == set()
+    assert missing_characters(default, "靠背 seat") == {"靠", "背"}
+    assert missing_characters(default, "a\nb\x1b") == {"\n", "\x1b"}  # never drawn
+    if hasattr(ImageFont, "load_default_imagefont"):  # Pillow >= 10.1
+        assert missing_characters(ImageFont.load_default_imagefont(), "a靠") == {"靠"}
+
+
+def test_legend_in_any_language_draws_or_escapes_every_name(tmp_path):
+    """Issue 31: the legend draws French, German, Chinese and Japanese names with a font
+    that has their glyphs, and escapes (never boxes) what no font here can draw."""
+    from PIL import ImageFont
+
+    names = ["dossier", "siège", "Rückenlehne", "靠背", "背もたれ"]
+    font = preview_font(names)
+    for name in names:
+        label = legend_text(name, font)
+        assert label.isprintable()
+        assert not missing_characters(font, label), name
+        assert label == name or "\\u" in label or "\\x" in label, label
+    try:
+        ImageFont.truetype("DejaVuSans.ttf", 11)
+    except OSError:
+        pass
+    else:  # a font with the accents is found: they are drawn, not escaped
+        assert legend_text("siège", font) == "siège"
+        assert legend_text("Rückenlehne", font) == "Rückenlehne"
+    assert legend_text("chaise\n.glb", font) == "chaise\\x0a.glb"
+
+    rng = np.random.default_rng(2)
+    dense = PointSample(points=_sphere(rng, 2000, 0.8), colors=np.full((2000, 3), 128, np.uint8))
+    labels = rng.integers(0, len(names), 2000)
+    path = write_preview(dense, labels, names, tmp_path / "p.png", title="chaise\n.glb, up y")
+    sheet = np.asarray(Image.open(path).convert("L"))
+    assert (sheet[TOP + SIZE :] < 128).sum() > 100  # the legend is drawn

@@ -20,6 +20,7 @@ from ..errors import UsageError
 from ..index.command import CLI_LABELERS
 from ..labeling.api import LABELERS, SEGMENT_LABELERS
 from ..orientation import UP_CHOICES
+from ..parts import check_part_names
 from ..runtime import (
     check_choice,
     check_count,
@@ -81,7 +82,13 @@ UpOpt = Annotated[
         callback=_checked(check_choice, UP_CHOICES),
     ),
 ]
-_PARTS = typer.Option("--parts", "-p", help='Comma-separated part names, e.g. "back,seat,leg,arm".')
+_PARTS = typer.Option(
+    "--parts",
+    "-p",
+    help='Comma-separated part names, in any language, e.g. "back,seat,leg,arm" or '
+    '"dossier,siège,pied".',
+    callback=_checked(check_part_names),
+)
 PartsOpt = Annotated[str | None, _PARTS]
 # adaptation options of segment and eval beyond --steps/--lr; defaults are AdaptSettings'
 _ADAPT = AdaptSettings()

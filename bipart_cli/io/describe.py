@@ -50,6 +50,18 @@ def _only_default_grey(colors: np.ndarray) -> bool:
     return bool(len(colors) == 0 or (np.asarray(colors)[:, :3] == DEFAULT_GREY).all())
 
 
+def _padded(text: str, width: int) -> str:
+    """``text`` padded to ``width`` terminal columns (CJK characters take two, combining
+    accents none)."""
+    import unicodedata
+
+    columns = sum(
+        0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1
+        for c in text
+    )
+    return text + " " * max(0, width - columns)
+
+
 def format_asset_summary(facts: dict[str, Any]) -> list[str]:
     """Human-readable lines for a :func:`describe_asset` dict."""
 
@@ -75,6 +87,7 @@ def format_asset_summary(facts: dict[str, Any]) -> list[str]:
     unit = "faces" if facts["kind"] == "mesh" else "points"
     lines.append(f"{'parts':>14}: {len(facts['parts'])} labeled")
     for part in facts["parts"]:
-        lines.append(f"{part['id']:>16}  {printable(part['name']):<20} {part[unit]:>8} {unit}")
+        name = printable(part["name"])  # a node name's newline or ESC shown escaped
+        lines.append(f"{part['id']:>16}  {_padded(name, 20)} {part[unit]:>8} {unit}")
     lines.append(f"{'':>16}  {'(unassigned)':<20} {facts['unassigned_' + unit]:>8} {unit}")
     return lines

@@ -10,8 +10,15 @@ Rules (issue 2, item 6):
 - an asset counts as labeled when its names give at least two distinct parts, or
   when a bipart sidecar ``<stem>.parts.json`` names its parts.
 
-PLY files store ``0`` = unassigned and ``1..K``; names come from a
-``comment parts: a,b,c`` header line or a sidecar JSON.
+PLY files store ``0`` = unassigned and ``1..K``; names come from a header comment
+or a sidecar JSON. PLY comments hold printable ASCII alone (plyfile refuses anything
+else), so bipart writes (:func:`ply_comment_parts`):
+
+- ``comment parts: a,b,c`` when every name is printable ASCII without a comma or
+  surrounding spaces (the form other tools read too);
+- else ``comment parts-json: ["dossier", "si\\u00e8ge", "pied"]``: the names as a
+  JSON list with every non-ASCII character ``\\uXXXX``-escaped (``json.dumps``'
+  ``ensure_ascii``), which reads back to the exact names.
 """
 
 from __future__ import annotations
@@ -105,11 +112,49 @@ def names_to_labels(names: list[str | None], part_names: list[str]) -> np.ndarra
     return labels
 
 
-def parse_ply_comment_parts(comments: Iterable[str]) -> list[str] | None:
-    """Part names from a PLY ``comment parts: a,b,c`` line, or None."""
-    for comment in comments:
-        text = comment.strip()
-        if text.lower().startswith("parts:"):
+PLY_PARTS_KEY = "parts:"
+PLY_PARTS_JSON_KEY = "parts-json:"
+
+
+def _plain_ply_name(name: str) -> bool:
+    """Printable ASCII, no comma, no surrounding space: the names ``parts: a,b,c`` keeps."""
+    return name.isascii() and name.isprintable() and "," not in name and name == name.strip()
+
+
+def ply_comment_parts(part_names: list[str]) -> str:
+    """The PLY header comment naming ``part_names``, printable ASCII whatever the names.
+
+    ``parts: a,b,c`` when every name is plain printable ASCII (no comma, no
+    surrounding space), else ``parts-json: [...]`` with ``\\uXXXX`` escapes.
+    """
+    if all(_plain_ply_name(name) for name in part_names):
+        return f"{PLY_PARTS_KEY} {','.join(part_names)}"
+    return f"{PLY_PARTS_JSON_KEY} {json.dumps(part_names, ensure_ascii=True)}"
+
+
+def parse_ply_comment_parts(
+    comments: Iterable[str], source: Path | str = "PLY header"
+) -> list[str] | None:
+    """Part names from a PLY ``comment parts-json: [...]`` or ``comment parts: a,b,c``
+    line (the JSON one first: it holds the exact names), or None.
+
+    A ``parts-json`` comment that is not a JSON list of strings is an
+    :class:`InvalidInputError` naming ``source``.
+    """
+    comments = [comment.strip() for comment in comments]
+    for text in comments:
+        if text.lower().startswith(PLY_PARTS_JSON_KEY):
+            try:
+                names = json.loads(text[len(PLY_PARTS_JSON_KEY) :])
+            except ValueError:
+                names = None
+            if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+                raise InvalidInputError(
+                    f"{source}: the PLY comment {PLY_PARTS_JSON_KEY} is not a JSON list of names"
+                )
+            return [name.strip() for name in names if name.strip()]
+    for text in comments:
+        if text.lower().startswith(PLY_PARTS_KEY):
             names = [name.strip() for name in text.split(":", 1)[1].split(",")]
             return [name for name in names if name]
     return None

@@ -63,7 +63,7 @@ def load_ply(path: Path) -> Asset:
     xyz = np.stack([vertex[c] for c in "xyz"], axis=1).astype(np.float64)
     vertex_colors = _ply_colors(vertex, fields)
     faces, face_of_poly = _ply_faces(ply) if "face" in names else (None, None)
-    part_names = parse_ply_comment_parts(ply.comments) or read_sidecar_part_names(path)
+    part_names = parse_ply_comment_parts(ply.comments, path) or read_sidecar_part_names(path)
 
     file_labels = None
     if faces is not None:

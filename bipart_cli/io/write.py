@@ -23,7 +23,7 @@ from ..parts import part_colors
 from .asset import Asset, PointSample
 from .atomic import StagedOutputs, staged_outputs
 from .faces import face_labels_from_points
-from .labels import UNASSIGNED_NODE, sanitize_node_name
+from .labels import UNASSIGNED_NODE, ply_comment_parts, sanitize_node_name
 
 SCHEMA_VERSION = 1
 UNASSIGNED_COLOR = np.array([200, 200, 200], dtype=np.uint8)
@@ -181,7 +181,11 @@ def _ply_bytes(
     part_names: list[str],
     colors: np.ndarray,
 ) -> bytes:
-    """Binary little-endian PLY of ``x y z red green blue label`` (label 0 = unassigned)."""
+    """Binary little-endian PLY of ``x y z red green blue label`` (label 0 = unassigned).
+
+    The names go in one header comment, ASCII whatever the names
+    (:func:`~bipart_cli.io.labels.ply_comment_parts`).
+    """
     from plyfile import PlyData, PlyElement
 
     rgb = np.where(labels[:, None] >= 0, colors[np.maximum(labels, 0)], sample_colors)
@@ -202,7 +206,7 @@ def _ply_bytes(
     for i, channel in enumerate(("red", "green", "blue")):
         vertex[channel] = rgb[:, i]
     vertex["label"] = labels + 1
-    comments = [f"parts: {','.join(part_names)}", f"generator: bipart {__version__}"]
+    comments = [ply_comment_parts(part_names), f"generator: bipart {__version__}"]
     ply = PlyData(
         [PlyElement.describe(vertex, "vertex")], text=False, byte_order="<", comments=comments
     )

@@ -15,10 +15,13 @@ def contact_sheet(
     rendering: Rendering, pseudo_labels: PseudoLabels, columns: int = 5, tile: int | None = None
 ):
     """A PIL image: views in a grid (``columns`` wide), boxes coloured per part with
-    ``name score`` tags, the view number and (elevation, azimuth) in each corner."""
-    from PIL import Image, ImageDraw, ImageFont
+    ``name score`` tags, the view number and (elevation, azimuth) in each corner. Names
+    in any language: a font that draws them, else escapes
+    (:func:`~bipart_cli.preview.legend_text`)."""
+    from PIL import Image, ImageDraw
 
     from ..parts import part_colors
+    from ..preview import legend_text, preview_font
 
     views = rendering.num_views
     size = rendering.settings.image_size
@@ -28,7 +31,8 @@ def contact_sheet(
     rows = math.ceil(views / columns)
     sheet = Image.new("RGB", (columns * tile, rows * tile), (255, 255, 255))
     draw = ImageDraw.Draw(sheet)
-    font = ImageFont.load_default(size=max(10, tile // 28))
+    font = preview_font(pseudo_labels.part_names, size=max(10, tile // 28))
+    names = [legend_text(name, font) for name in pseudo_labels.part_names]
     colors = [tuple(int(c) for c in rgb) for rgb in part_colors(max(1, pseudo_labels.num_parts))]
 
     for view in range(views):
@@ -47,7 +51,7 @@ def contact_sheet(
             part = int(pseudo_labels.part_index[box_id])
             color = colors[part]
             draw.rectangle([left + x0, top + y0, left + x1, top + y1], outline=color, width=2)
-            tag = f"{pseudo_labels.part_names[part]} {pseudo_labels.scores[box_id]:.2f}"
+            tag = f"{names[part]} {pseudo_labels.scores[box_id]:.2f}"
             text_box = draw.textbbox((left + x0 + 2, top + y0 + 1), tag, font=font)
             draw.rectangle(text_box, fill=color)
             draw.text((left + x0 + 2, top + y0 + 1), tag, fill=(255, 255, 255), font=font)

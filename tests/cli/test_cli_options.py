@@ -175,6 +175,23 @@ def test_parts_is_required_and_marked(run_bipart, chair_dir):
     assert re.search(r"\*\s+--parts", help_text), help_text  # rich marks required options *
 
 
+@pytest.mark.parametrize("command", ["segment", "label", "index"])
+@pytest.mark.parametrize("parts, needle", [("back,se\nat", "U+000A"), ("back,se\x07at", "U+0007")])
+def test_unprintable_part_names_are_usage_errors(run_bipart, chair_dir, command, parts, needle):
+    """Issue 31: a newline or control character in a part name fails at parse time in
+    every command that takes ``--parts``, before the missing weights (or detector) are
+    noticed."""
+    target = "." if command == "index" else "chair.glb"
+    extra = {
+        "segment": MISSING_WEIGHTS,
+        "label": ["--detector", "/no/such/detector"],
+        "index": ["--out", "index", *MISSING_WEIGHTS],
+    }[command]
+    result = run_bipart(command, target, *extra, "--parts", parts, cwd=chair_dir)
+    _assert_usage_error(result, "--parts", needle, "unprintable")
+    assert not (chair_dir / "index").exists()
+
+
 @pytest.mark.parametrize(
     "argv, needle",
     [

@@ -140,6 +140,14 @@ def test_fewer_points_than_needed_upsamples_with_a_warning(caplog):
         ("back,,seat", "empty name at position 2"),
         ("back,seat,Back", "twice"),
         ("a,b,c,d", "at most 3"),
+        ("back,se\nat", r"name 2 \('se\\nat'\) holds the unprintable character \\x0a"),
+        ("back,se\rat", r"U\+000D"),
+        ("back\tseat", r"U\+0009"),
+        ("back,se\x1b[2Jat", r"U\+001B"),
+        ("back,se\x85at", r"U\+0085"),  # C1 next line
+        ("back,se\u2028at", r"U\+2028"),  # line separator
+        ("back\u202eseat", r"U\+202E"),  # right-to-left override
+        ("back,se\udcffat", r"U\+DCFF"),  # an undecodable argv byte (surrogateescape)
     ],
 )
 def test_bad_parts_are_usage_errors(text, message):
@@ -152,6 +160,16 @@ def test_bad_parts_are_usage_errors(text, message):
 def test_good_parts_are_stripped():
     assert parse_part_names(" back, seat ,leg ", max_parts=3) == ["back", "seat", "leg"]
     assert parse_part_names(["arm", "leg"]) == ["arm", "leg"]
+    assert parse_part_names("back,seat\n") == ["back", "seat"]  # "$(cat parts.txt)"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["dossier,siège,pied", "Rückenlehne,Sitz", "靠背,座位", "背もたれ,座面", "میز,پایه‌ها"],
+)
+def test_part_names_in_any_language_are_kept(text):
+    """Issue 31: names in any script (the zero-width non-joiner of Persian included)."""
+    assert parse_part_names(text) == text.split(",")
 
 
 @pytest.mark.parametrize("command", ["segment", "eval", "train"])
@@ -180,3 +198,38 @@ def test_terminal_escapes_in_node_names_are_not_printed_raw(run_bipart, tmp_path
     assert result.returncode == 0, result.stderr
     assert "\x1b" not in result.stdout and "\x07" not in result.stdout
     assert "\\x1b[2Jback" in result.stdout
+
+
+def test_line_breaks_in_node_names_are_escaped(run_bipart, tmp_path):
+    """Issue 31: a GLB node name holding a newline (or tab, CR, line separator) was
+    printed raw by ``bipart info``, breaking its one line per part."""
+    scene = trimesh.Scene()
+    names = ("se\nat", "back\r\tx", "leg\u2028y", "座面")
+    for shift, name in enumerate(names):
+        box = trimesh.creation.box(extents=(1, 1, 1))
+        box.apply_translation((0, 2.0 * shift, 0))
+        scene.add_geometry(box, node_name=name, geom_name=f"g{shift}")
+    (tmp_path / "lines.glb").write_bytes(scene.export(file_type="glb"))
+    result = run_bipart("info", "lines.glb", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    parts = [line.split() for line in lines[lines.index("         parts: 4 labeled") + 1 :]]
+    assert [words[:2] for words in parts] == [
+        ["1", "se\\x0aat"],
+        ["2", "back\\x0d\\x09x"],
+        ["3", "leg\\u2028y"],
+        ["4", "座面"],
+        ["(unassigned)", "0"],
+    ]
+    assert "\t" not in result.stdout and "\r" not in result.stdout
+    assert "\u2028" not in result.stdout
+    facts = json.loads(run_bipart("info", "lines.glb", "--json", cwd=tmp_path).stdout)
+    assert [part["name"] for part in facts["parts"]] == list(names)  # JSON: the exact names
+
+
+def test_a_broken_parts_json_comment_is_one_line(run_bipart, tmp_path):
+    header = 'ply\nformat ascii 1.0\ncomment parts-json: ["a", 3\nelement vertex 3\n'
+    body = "property float x\nproperty float y\nproperty float z\nproperty int label\n"
+    rows = "0 0 0 1\n1 0 0 2\n0 1 0 2\n"
+    (tmp_path / "bad.ply").write_text(header + body + "end_header\n" + rows)
+    _check(run_bipart, tmp_path, "bad.ply", "bad.ply", "parts-json", "not a JSON list of names")

@@ -13,6 +13,7 @@ from plyfile import PlyData
 from bipart_cli import __version__
 from bipart_cli.errors import BipartError
 from bipart_cli.io import face_labels_from_points, load_asset, sample_dense, write_outputs
+from bipart_cli.io.labels import parse_ply_comment_parts, ply_comment_parts
 from bipart_cli.parts import part_colors
 
 
@@ -210,6 +211,62 @@ def test_unassigned_points_and_sanitised_names_round_trip(chair_asset, tmp_path)
     summary = json.loads(paths.json.read_text())
     assert summary["parts"][3]["points"] == 0 and summary["parts"][3]["bbox"] is None
     assert summary["unassigned"]["points"] == int((labels == -1).sum())
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        ["dossier", "siège", "pied"],
+        ["Rückenlehne", "Sitz"],
+        ["靠背", "座位"],
+        ["背もたれ", "座面"],
+    ],
+)
+def test_part_names_in_any_language_round_trip(chair_asset, tmp_path, names):
+    """Issue 31: a non-ASCII part name failed the PLY ("non-ASCII character in comment")
+    and nothing was written. The PLY, the GLB (a node per part) and the JSON now carry the
+    exact names, each read back alone (no sidecar beside the PLY or the GLB)."""
+    dense = sample_dense(chair_asset, 2000, seed=3)
+    labels = np.where(dense.labels < len(names), dense.labels, -1)  # the armchair's others
+    paths = write_outputs(chair_asset, dense, labels, np.ones(len(dense)), names, tmp_path)
+    summary = json.loads(paths.json.read_text(encoding="utf-8"))
+    assert [part["name"] for part in summary["parts"]] == names
+    assert [part["node"] for part in summary["parts"]] == names  # nothing to sanitise
+    nodes = set(trimesh.load_scene(paths.glb).graph.nodes_geometry)
+    assert nodes == {*names, "unassigned"}
+    comments = PlyData.read(str(paths.ply)).comments
+    assert any(c.startswith("parts-json: ") for c in comments) and all(
+        c.isascii() for c in comments
+    )
+    for path in (paths.ply, paths.glb):
+        back = load_asset(path)
+        assert back.part_names == names, path.name
+        alone = tmp_path / "alone" / path.name
+        alone.parent.mkdir(exist_ok=True)
+        alone.write_bytes(path.read_bytes())
+        assert load_asset(alone).part_names == names, path.name
+    np.testing.assert_array_equal(load_asset(paths.ply).labels, labels)
+    glb = load_asset(paths.glb)
+    assert (
+        np.bincount(glb.labels + 1).tolist()
+        == np.bincount(
+            np.where(chair_asset.labels < len(names), chair_asset.labels, -1) + 1
+        ).tolist()
+    )
+
+
+@pytest.mark.parametrize(
+    "names",
+    [["back rest", "seat"], ["a,b", "c"], [" padded", "x"], ["tab\there", "y"], ["é", "e"]],
+)
+def test_ply_comment_keeps_exact_names(names):
+    """``parts: a,b`` for plain ASCII names (what other tools read), else ``parts-json``:
+    ASCII either way, and the exact names back."""
+    comment = ply_comment_parts(names)
+    assert comment.isascii() and comment.isprintable()
+    plain = names == ["back rest", "seat"]
+    assert comment.startswith("parts: " if plain else "parts-json: ")
+    assert parse_ply_comment_parts(["generator: x", comment]) == [n.strip() for n in names]
 
 
 def test_point_cloud_input_gets_a_glb_of_points(tmp_path):
