@@ -40,6 +40,7 @@ VARIANTS = {
         "normalise": "box",
         "knn_weight": 0.0,
         "match_pose": False,
+        "position": False,
     },
     "adam+desc": {
         "optimizer": "adam",
@@ -51,6 +52,7 @@ VARIANTS = {
         "normalise": "box",
         "knn_weight": 0.0,
         "match_pose": False,
+        "position": False,
     },
 }
 for rounds in (2, 3, 4, 8):
@@ -76,6 +78,9 @@ VARIANTS["default+match-pose"] = {"match_pose": True}
 VARIANTS["default+as-given"] = {"match_pose": False}
 for margin in (0.1, 0.25, 0.4, 0.5, 0.6):  # the Chamfer gain a turn must bring
     VARIANTS[f"default+pose-margin{margin}"] = {"match_pose": True, "pose_margin": margin}
+# the head also reads the points' place in the shape (AdaptSettings.position), or not
+VARIANTS["default+position"] = {"position": True}
+VARIANTS["default+no-position"] = {"position": False}
 # the adapted head's probabilities fused with kNN label transfer in the head's input space
 for weight in (0.25, 0.4, 0.5, 0.6, 0.75):
     for k in (4, 8, 32):

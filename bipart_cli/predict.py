@@ -25,15 +25,26 @@ if TYPE_CHECKING:
     from .support import SupportShape
 
 
-def head_inputs(features: torch.Tensor, descriptors: torch.Tensor | None) -> torch.Tensor:
-    """What the adapted head reads: features (B, N, C) ++ standardised descriptors (B, N, D)."""
+def head_inputs(
+    features: torch.Tensor,
+    descriptors: torch.Tensor | None,
+    positions: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """What the adapted head reads: features (B, N, C) ++ standardised descriptors (B, N, D)
+    ++ standardised positions (B, N, 3), each block at unit norm per point.
+
+    The positions are the points themselves in the frame the support is matched to:
+    standardised per axis over the shape, they say where a point lies in the object
+    (a lid on top, a drawer low at the front) whatever the shape's proportions.
+    """
     import torch
 
     from .model.bipart import unit_features
 
-    if descriptors is None:
-        return features
-    return torch.cat([features, unit_features(descriptors)], dim=-1)  # (B, N, C + D)
+    blocks = [features]
+    blocks += [] if descriptors is None else [unit_features(descriptors)]
+    blocks += [] if positions is None else [unit_features(positions)]
+    return torch.cat(blocks, dim=-1)  # (B, N, C + D + 3)
 
 
 class FeatureCache:
@@ -88,14 +99,18 @@ class FeatureCache:
         descriptors: np.ndarray | None = None,
     ) -> torch.Tensor:
         """(N, C') head inputs of one shape: points (N, 3), its cached encoder features
-        (N, F) and descriptors (N, D) when it has them."""
+        (N, F) and descriptors (N, D) when it has them (and the points themselves with
+        ``settings.position``)."""
         import torch
 
         features = self.network_features(points, encoder_features)[None]  # (1, N, C)
         described = self.descriptors(points, descriptors)
         if described is not None:
             described = torch.from_numpy(described).to(self.device)[None]  # (1, N, D)
-        return head_inputs(features, described)[0]
+        positions = None
+        if self.settings.position:
+            positions = torch.from_numpy(np.asarray(points, np.float32)).to(self.device)[None]
+        return head_inputs(features, described, positions)[0]
 
     def network_features(
         self, points: np.ndarray, encoder_features: np.ndarray | None = None

@@ -402,7 +402,9 @@ def test_descriptors_join_the_head_and_cached_ones_are_used(model):
     rng = np.random.default_rng(9)
     support = half_space_support(rng)
     target = unit_cloud(rng)
-    settings = AdaptSettings(optimizer="adam", steps=30, lr=0.01, descriptors="geo-v1", smooth=1)
+    settings = AdaptSettings(
+        optimizer="adam", steps=30, lr=0.01, descriptors="geo-v1", smooth=1, position=False
+    )
     fresh = adapt_and_predict(
         model, target, target, None, support, 2, settings, FeatureCache(model, "cpu", settings)
     )
@@ -430,12 +432,36 @@ def test_descriptors_join_the_head_and_cached_ones_are_used(model):
     )
 
 
+def test_positions_join_the_head_standardised_per_axis(model):
+    """With ``position`` the head's last 3 inputs are the points standardised per axis over
+    the shape, scaled to unit norm per point (a slow literal reference)."""
+    import torch
+
+    from bipart_cli.predict import head_inputs
+
+    rng = np.random.default_rng(4)
+    points = (unit_cloud(rng) * np.array([3.0, 1.0, 0.2])).astype(np.float32)  # anisotropic
+    cache = FeatureCache(model, "cpu", AdaptSettings(descriptors="none", position=True))
+    inputs = cache.head_inputs(points).numpy()
+    width = model.config.feature_dim
+    assert inputs.shape == (len(points), width + 3)
+    expected = np.empty((len(points), 3))
+    for axis in range(3):
+        column = points[:, axis].astype(np.float64)
+        expected[:, axis] = (column - column.mean()) / (column.std() + 1e-5) / np.sqrt(3)
+    np.testing.assert_allclose(inputs[:, width:], expected, atol=1e-5)
+    off = FeatureCache(model, "cpu", AdaptSettings(descriptors="none", position=False))
+    np.testing.assert_array_equal(off.head_inputs(points).numpy(), inputs[:, :width])
+    features = torch.zeros(1, 5, 2)
+    assert head_inputs(features, None, None).shape == (1, 5, 2)
+
+
 def test_feature_store_serves_a_later_process_and_follows_the_model(model, tmp_path):
     """Support features kept on disk: equal to fresh ones (float16), no network pass when
     read back, recomputed for another model or a damaged file."""
     rng = np.random.default_rng(12)
     support = half_space_support(rng, 2)
-    settings = AdaptSettings(descriptors="none")
+    settings = AdaptSettings(descriptors="none", position=False)  # the network's features alone
     store = tmp_path / "features"
     cold = FeatureCache(model, "cpu", settings, store=store).features(support)
     with torch.no_grad():
@@ -482,7 +508,9 @@ def test_a_target_s_head_inputs_are_kept_and_equal_fresh_ones(model, tmp_path):
     with torch.no_grad():
         network = model.extract(torch.from_numpy(target)[None]).half().float()
     described = torch.from_numpy(point_descriptors(target))[None]
-    torch.testing.assert_close(cold, head_inputs(network, described)[0], rtol=0, atol=0)
+    positions = torch.from_numpy(target)[None]
+    expected = head_inputs(network, described, positions)[0]
+    torch.testing.assert_close(cold, expected, rtol=0, atol=0)
 
     def computed(*args, **kwargs):
         raise AssertionError("computed again")
@@ -522,7 +550,8 @@ def test_support_features_from_encoder_features_go_shape_by_shape_with_the_same_
     original = model.extract
     model.extract = lambda points, **k: batch_sizes.append(len(points)) or original(points, **k)
     try:
-        features = FeatureCache(model, "cpu", AdaptSettings(descriptors="none")).features(support)
+        network_alone = AdaptSettings(descriptors="none", position=False)
+        features = FeatureCache(model, "cpu", network_alone).features(support)
     finally:
         model.extract = original
     assert batch_sizes == [1, 1, 1]

@@ -150,6 +150,15 @@ KnnKOpt = Annotated[
         callback=_checked(check_count, 1, MAX_KNN_K),
     ),
 ]
+PositionOpt = Annotated[
+    bool,
+    typer.Option(
+        "--position/--no-position",
+        metavar=FLAG,
+        help="The head also reads where each point lies in the shape (x, y, z standardised "
+        "over it, in the pose the support is matched to).",
+    ),
+]
 RegionAgreementOpt = Annotated[
     float,
     typer.Option(
