@@ -1,15 +1,20 @@
-"""Generated chairs for the segment tests: writing them, their ground truth, and a
-few-shot ``segment`` from a ``--support`` folder of them."""
+"""Generated chairs for the segment tests: writing them, their ground truth, a few-shot
+``segment`` from a ``--support`` folder of them, and the classic chairs the shipped weights
+were trained on."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pytest
+import trimesh
 
 from bipart_cli.io import load_asset, sample_dense
-from bipart_cli.procedural import make_shape
+from bipart_cli.procedural import Piece, make_shape
+from bipart_cli.procedural.primitives import box, leg_mesh, rotation, uniform
 
 PARTS = ["back", "seat", "leg", "arm"]
 N_DENSE = 4096
@@ -45,3 +50,46 @@ def few_shot_segment(root: Path, targets: list[Path], **options) -> list:
             write=False,
             **options,
         )
+
+
+def classic_chair(rng) -> list[Piece]:
+    """``build_chair`` as it was when the shipped weights were trained (before issue 30 item 6
+    added office bases, ladder backs, cushions and round corners): four legs, a panel back, a
+    board seat, arms sometimes. Same seed, same chair as then."""
+    width, depth = uniform(rng, 0.40, 0.60), uniform(rng, 0.38, 0.55)
+    seat_y, seat_t = uniform(rng, 0.38, 0.50), uniform(rng, 0.03, 0.08)
+    leg_t, inset = uniform(rng, 0.03, 0.06), uniform(rng, 0.0, 0.04)
+    style = str(rng.choice(["box", "round", "tapered"]))
+    top = seat_y + seat_t
+    back_h, back_t = uniform(rng, 0.35, 0.60), uniform(rng, 0.025, 0.06)
+    tilt = uniform(rng, 0.0, 0.25)
+    back = box([width, back_h, back_t], [0, back_h / 2, 0])
+    back.apply_transform(rotation(-tilt, [1, 0, 0]))
+    back.apply_translation([0, top, -depth / 2 + back_t / 2])
+    pieces = [
+        Piece("back", back, "wood"),
+        Piece("seat", box([width, seat_t, depth], [0, seat_y + seat_t / 2, 0]), "fabric"),
+    ]
+    x, z = width / 2 - inset - leg_t / 2, depth / 2 - inset - leg_t / 2
+    for sx, sz in ((-1, -1), (1, -1), (1, 1), (-1, 1)):
+        leg = leg_mesh(rng, style, [sx * x, seat_y, sz * z], [sx * x, 0.0, sz * z], leg_t)
+        pieces.append(Piece("leg", leg, "wood"))
+    if rng.random() < 0.4:
+        arm_y, arm_t = top + uniform(rng, 0.15, 0.25), uniform(rng, 0.03, 0.05)
+        for sx in (-1, 1):
+            ax = sx * (width / 2 + arm_t / 2)
+            rest = box([arm_t, arm_t, depth * 0.85], [ax, arm_y, 0.02])
+            post = box([arm_t, arm_y - top, arm_t], [ax, (arm_y + top) / 2, depth * 0.35])
+            pieces.append(Piece("arm", trimesh.util.concatenate([rest, post]), "wood"))
+    return pieces
+
+
+@contextmanager
+def classic_chairs() -> Iterator[None]:
+    """Within it, the procedural chairs (``make_shape``, ``write_examples``) are
+    :func:`classic_chair`s."""
+    from bipart_cli.procedural import BUILDERS
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(BUILDERS, "chair", classic_chair)
+        yield

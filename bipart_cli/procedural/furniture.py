@@ -5,36 +5,116 @@ from __future__ import annotations
 import numpy as np
 import trimesh
 
-from .primitives import Piece, box, frustum, leg_mesh, rod, rotation, uniform
+from .primitives import (
+    Piece,
+    box,
+    lathe,
+    leg_mesh,
+    rod,
+    rotation,
+    rounded_box,
+    tube,
+    uniform,
+)
+
+BACKS = ("panel", "padded", "ladder")  # a chair's back styles
 
 
 def build_chair(rng) -> list[Piece]:
-    width, depth = uniform(rng, 0.40, 0.60), uniform(rng, 0.38, 0.55)
-    seat_y, seat_t = uniform(rng, 0.38, 0.50), uniform(rng, 0.03, 0.08)
-    leg_t, inset = uniform(rng, 0.03, 0.06), uniform(rng, 0.0, 0.04)
-    style = str(rng.choice(["box", "round", "tapered"]))
+    """A chair: a board or cushioned seat, square or rounded; a panel, padded or ladder back
+    (arched sometimes); four legs (sometimes with rails between them) or an office pedestal;
+    arms sometimes.
+
+    ``leg`` names whatever holds the seat up: legs, their rails, a column and its star.
+    """
+    width, depth = uniform(rng, 0.40, 0.62), uniform(rng, 0.38, 0.58)
+    seat_y, seat_t = uniform(rng, 0.38, 0.52), uniform(rng, 0.03, 0.07)
+    office = rng.random() < 0.25
+    cushioned = rng.random() < (0.8 if office else 0.45)
+    corner = uniform(rng, 0.05, 0.5) * min(width, depth) if rng.random() < 0.3 else 0.0
+    backs, odds = (["panel", "padded"], None) if office else (BACKS, [0.25, 0.25, 0.5])
+    back_style = str(rng.choice(backs, p=odds))
+    leg_t = uniform(rng, 0.03, 0.09)
+    inset = max(uniform(rng, 0.0, 0.04), 0.3 * corner)  # legs stay under a rounded seat
+    post = (width / 2 - inset - leg_t / 2, depth / 2 - inset - leg_t / 2)  # rear legs' x, z
+
+    seat = rounded_box([width, seat_t, depth], [0, seat_y + seat_t / 2, 0], corner)
     top = seat_y + seat_t
-    pieces = []
-    back_h, back_t = uniform(rng, 0.35, 0.60), uniform(rng, 0.025, 0.06)
-    tilt = uniform(rng, 0.0, 0.25)
-    back = box([width, back_h, back_t], [0, back_h / 2, 0])
-    back.apply_transform(rotation(-tilt, [1, 0, 0]))
-    back.apply_translation([0, top, -depth / 2 + back_t / 2])
-    pieces.append(Piece("back", back, "wood"))
-    pieces.append(Piece("seat", box([width, seat_t, depth], [0, seat_y + seat_t / 2, 0]), "fabric"))
-    x = width / 2 - inset - leg_t / 2
-    z = depth / 2 - inset - leg_t / 2
-    for sx, sz in ((-1, -1), (1, -1), (1, 1), (-1, 1)):
-        leg = leg_mesh(rng, style, [sx * x, seat_y, sz * z], [sx * x, 0.0, sz * z], leg_t)
-        pieces.append(Piece("leg", leg, "wood"))
+    if cushioned:
+        pad_t = uniform(rng, 0.05, 0.12)
+        pad = rounded_box([width * 0.94, pad_t, depth * 0.94], [0, top + pad_t / 2, 0], corner)
+        seat, top = trimesh.util.concatenate([seat, pad]), top + pad_t
+    back = _chair_back(rng, back_style, width, depth, top, post, leg_t)
+    pieces = [
+        Piece("back", back, "fabric" if back_style == "padded" else "wood"),
+        Piece("seat", seat, "fabric" if cushioned else "wood"),
+    ]
+    pieces += _office_base(rng, seat_y, width) if office else _chair_legs(rng, seat_y, post, leg_t)
     if rng.random() < 0.4:
         arm_y, arm_t = top + uniform(rng, 0.15, 0.25), uniform(rng, 0.03, 0.05)
         for sx in (-1, 1):
             ax = sx * (width / 2 + arm_t / 2)
             rest = box([arm_t, arm_t, depth * 0.85], [ax, arm_y, 0.02])
-            post = box([arm_t, arm_y - top, arm_t], [ax, (arm_y + top) / 2, depth * 0.35])
-            pieces.append(Piece("arm", trimesh.util.concatenate([rest, post]), "wood"))
+            upright = box([arm_t, arm_y - top, arm_t], [ax, (arm_y + top) / 2, depth * 0.35])
+            pieces.append(Piece("arm", trimesh.util.concatenate([rest, upright]), "wood"))
     return pieces
+
+
+def _chair_back(rng, style, width, depth, top, post, leg_t) -> trimesh.Trimesh:
+    """The back, standing on the seat's rear edge and leaning back up to 14 degrees: a thin
+    panel, a thick pad, or the rear legs' posts carried up with slats between them (ladder),
+    sometimes under an arch."""
+    back_h, tilt = uniform(rng, 0.35, 0.65), uniform(rng, 0.0, 0.25)
+    if style in ("panel", "padded"):
+        thick = uniform(rng, 0.025, 0.06) if style == "panel" else uniform(rng, 0.08, 0.18)
+        wide = width * uniform(rng, 0.8, 1.0)
+        corner = uniform(rng, 0.0, 0.5) * wide if rng.random() < 0.4 else 0.0
+        back = rounded_box([wide, back_h, thick], [0, back_h / 2, 0], corner, axis=2)
+        z = -depth / 2 + thick / 2
+    else:
+        x, z = post[0], -post[1]
+        slat_h = uniform(rng, 0.03, 0.08)
+        arched, n_slats = rng.random() < 0.4, int(rng.integers(1, 4))
+        rows = np.linspace(back_h * uniform(rng, 0.3, 0.55), back_h - slat_h / 2, n_slats + 1)
+        rows = rows[:-1] if arched else rows  # a top rail, or the arch
+        parts = [box([2 * x, slat_h, leg_t * 0.5], [0, y, 0]) for y in rows]
+        parts += [box([leg_t, back_h, leg_t], [sx * x, back_h / 2, 0]) for sx in (-1, 1)]
+        if arched:
+            rise, angles = x * uniform(rng, 0.4, 1.0), np.linspace(np.pi, 0, 13)
+            arch = np.stack([x * np.cos(angles), back_h + rise * np.sin(angles), 0 * angles], 1)
+            parts.append(tube(arch, leg_t * 0.55))
+        back = trimesh.util.concatenate(parts)
+    back.apply_transform(rotation(-tilt, [1, 0, 0]))
+    back.apply_translation([0, top, z])
+    return back
+
+
+def _chair_legs(rng, seat_y, post, leg_t) -> list[Piece]:
+    """Four legs under the seat's corners, box, round or tapered; rails low between them
+    sometimes (one more ``leg`` piece)."""
+    style = str(rng.choice(["box", "round", "tapered"]))
+    x, z = post
+    legs = []
+    for sx, sz in ((-1, -1), (1, -1), (1, 1), (-1, 1)):
+        leg = leg_mesh(rng, style, [sx * x, seat_y, sz * z], [sx * x, 0.0, sz * z], leg_t)
+        legs.append(Piece("leg", leg, "wood"))
+    if rng.random() < 0.4:
+        y, t = seat_y * uniform(rng, 0.15, 0.45), leg_t * 0.6
+        rails = [box([2 * x, t, t], [0, y, sz * z]) for sz in (-1, 1)]
+        rails += [box([t, t, 2 * z], [sx * x, y, 0]) for sx in (-1, 1)]
+        legs.append(Piece("leg", trimesh.util.concatenate(rails), "wood"))
+    return legs
+
+
+def _office_base(rng, seat_y, width) -> list[Piece]:
+    """An office chair's one ``leg``: a column on a star of 4 or 5 flat spokes."""
+    n_spokes, reach = int(rng.integers(4, 6)), width * uniform(rng, 0.45, 0.6)
+    foot_h, column_r = uniform(rng, 0.03, 0.07), uniform(rng, 0.02, 0.05)
+    parts = [rod([0, 0, 0], [0, seat_y, 0], column_r)]
+    for angle in np.arange(n_spokes) * 2 * np.pi / n_spokes + uniform(rng, 0, np.pi):
+        along = [np.cos(angle) * reach / 2, foot_h / 2, np.sin(angle) * reach / 2]
+        parts.append(box([reach, foot_h, foot_h * 1.3], along, rotation(-angle, [0, 1, 0])))
+    return [Piece("leg", trimesh.util.concatenate(parts), "metal")]
 
 
 def build_table(rng) -> list[Piece]:
@@ -65,31 +145,42 @@ def build_table(rng) -> list[Piece]:
 
 
 def build_bed(rng) -> list[Piece]:
-    length, width = uniform(rng, 1.9, 2.2), uniform(rng, 0.9, 1.6)
-    leg_h, frame_t = uniform(rng, 0.08, 0.25), uniform(rng, 0.08, 0.15)
-    frame_y = leg_h + frame_t / 2
-    pieces = [Piece("frame", box([width, frame_t, length], [0, frame_y, 0]), "wood")]
-    mattress_t = uniform(rng, 0.15, 0.25)
-    mattress_y = leg_h + frame_t + mattress_t / 2
-    pieces.append(
-        Piece(
-            "mattress",
-            box([width * 0.96, mattress_t, length * 0.97], [0, mattress_y, 0]),
-            "fabric",
-        )
-    )
-    head_h = uniform(rng, 0.5, 0.9)
-    pieces.append(
-        Piece("headboard", box([width, head_h, 0.06], [0, head_h / 2, -length / 2 - 0.03]), "wood")
-    )
+    """A single to king-size bed: block legs, a frame, a mattress on it (under a cover that
+    hangs over its sides, sometimes: bedding is ``mattress`` too), one or two pillows at the
+    head, and a thin or thick headboard rising from the floor or the frame's underside."""
+    length, width = uniform(rng, 1.9, 2.3), uniform(rng, 0.9, 2.0)
+    leg_h, leg_w = uniform(rng, 0.04, 0.22), uniform(rng, 0.06, 0.2)
+    frame_t, mattress_t = uniform(rng, 0.08, 0.2), uniform(rng, 0.12, 0.25)
+    bed_top = leg_h + frame_t + mattress_t
+    pieces = [Piece("frame", box([width, frame_t, length], [0, leg_h + frame_t / 2, 0]), "wood")]
+    inset = uniform(rng, 0.0, 0.06)
+    size = [width - 2 * inset, mattress_t, length - 2 * inset]
+    mattress = box(size, [0, bed_top - mattress_t / 2, 0])
+    if rng.random() < 0.6:  # a cover over the foot end
+        cover_l, cover_t = length * uniform(rng, 0.55, 0.75), uniform(rng, 0.02, 0.06)
+        drop, z = mattress_t * uniform(rng, 0.3, 1.0), length / 2 - inset - cover_l / 2
+        sheet = [box([width + 2 * cover_t, cover_t, cover_l], [0, bed_top + cover_t / 2, z])]
+        for sx in (-1, 1):  # hanging over the sides
+            side = [sx * (width + cover_t) / 2, bed_top - drop / 2, z]
+            sheet.append(box([cover_t, drop, cover_l], side))
+        mattress, bed_top = trimesh.util.concatenate([mattress, *sheet]), bed_top + cover_t
+    pieces.append(Piece("mattress", mattress, "fabric"))
+    head_t, head_bottom = uniform(rng, 0.04, 0.2), leg_h if rng.random() < 0.5 else 0.0
+    head_top = bed_top + uniform(rng, 0.2, 0.65)
+    head_y, head_z = (head_top + head_bottom) / 2, -length / 2 - head_t / 2
+    headboard = box([width, head_top - head_bottom, head_t], [0, head_y, head_z])
+    pieces.append(Piece("headboard", headboard, "wood"))
     for sx, sz in ((-1, -1), (1, -1), (1, 1), (-1, 1)):
-        x, z = sx * (width / 2 - 0.05), sz * (length / 2 - 0.05)
-        pieces.append(Piece("leg", box([0.07, leg_h, 0.07], [x, leg_h / 2, z]), "wood"))
-    n_pillows = 1 if width < 1.2 else 2
-    pillow_y = leg_h + frame_t + mattress_t + 0.05
+        x, z = sx * (width / 2 - leg_w / 2), sz * (length / 2 - leg_w / 2)
+        pieces.append(Piece("leg", box([leg_w, leg_h, leg_w], [x, leg_h / 2, z]), "wood"))
+    n_pillows = 1 if width < 1.3 else 2
+    pillow_w = width * (uniform(rng, 0.55, 0.75) if n_pillows == 1 else uniform(rng, 0.36, 0.45))
+    pillow_t, pillow_d = uniform(rng, 0.08, 0.16), uniform(rng, 0.25, 0.4)
+    pillow_z = -length / 2 + inset + uniform(rng, 0.02, 0.08) + pillow_d / 2
     for i in range(n_pillows):
-        x = 0.0 if n_pillows == 1 else (i - 0.5) * width * 0.48
-        pillow = box([width * 0.4, 0.1, 0.35], [x, pillow_y, -length / 2 + 0.3])
+        x = 0.0 if n_pillows == 1 else (i - 0.5) * width * 0.5
+        centre = [x, bed_top - mattress_t * 0.1 + pillow_t / 2, pillow_z]
+        pillow = rounded_box([pillow_w, pillow_t, pillow_d], centre, pillow_t / 2, axis=0)
         pieces.append(Piece("pillow", pillow, "fabric"))
     return pieces
 
@@ -118,34 +209,54 @@ def build_sofa(rng) -> list[Piece]:
 
 
 def build_bookshelf(rng) -> list[Piece]:
-    width, depth, height = uniform(rng, 0.6, 1.2), uniform(rng, 0.25, 0.4), uniform(rng, 1.0, 2.0)
-    board = uniform(rng, 0.02, 0.04)
+    """Two side boards or four corner posts (``side`` either way); three to six shelf boards
+    spanning between them, from a bottom board (on the floor or raised) to a top board; a back
+    panel sometimes."""
+    width, depth, height = uniform(rng, 0.6, 1.3), uniform(rng, 0.25, 0.55), uniform(rng, 0.8, 2.2)
+    board = uniform(rng, 0.02, 0.06)
+    posts = rng.random() < 0.45
+    side_t = uniform(rng, 0.04, 0.1) if posts else board
     pieces = []
-    for sx in (-1, 1):
-        side = box([board, height, depth], [sx * (width / 2 - board / 2), height / 2, 0])
-        pieces.append(Piece("side", side, "wood"))
-    n_shelves = int(rng.integers(3, 6))
-    for y in np.linspace(board / 2, height - board / 2, n_shelves):
-        pieces.append(Piece("shelf", box([width - 2 * board, board, depth], [0, y, 0]), "wood"))
-    if rng.random() < 0.6:
-        back = box([width, height, 0.01], [0, height / 2, -depth / 2 - 0.005])
+    if posts:
+        for sx, sz in ((-1, -1), (1, -1), (1, 1), (-1, 1)):
+            centre = [sx * (width - side_t) / 2, height / 2, sz * (depth - side_t) / 2]
+            pieces.append(Piece("side", box([side_t, height, side_t], centre), "wood"))
+    else:
+        for sx in (-1, 1):
+            side = box([side_t, height, depth], [sx * (width - side_t) / 2, height / 2, 0])
+            pieces.append(Piece("side", side, "wood"))
+    bottom = height * uniform(rng, 0.02, 0.14) if rng.random() < 0.5 else 0.0
+    shelf_d = depth - (side_t * 0.5 if posts else 0.0)
+    for y in np.linspace(bottom + board / 2, height - board / 2, int(rng.integers(3, 7))):
+        shelf = box([width - 2 * side_t, board, shelf_d], [0, y, 0])
+        pieces.append(Piece("shelf", shelf, "wood"))
+    if rng.random() < (0.25 if posts else 0.6):
+        back = box([width, height - bottom, 0.01], [0, (height + bottom) / 2, -depth / 2 - 0.005])
         pieces.append(Piece("back", back, "wood"))
     return pieces
 
 
 def build_lamp(rng) -> list[Piece]:
-    base_r, base_t = uniform(rng, 0.15, 0.25), uniform(rng, 0.03, 0.07)
-    pole_h = uniform(rng, 0.5, 0.9)
+    """A table lamp (a short pole on a broad base) or a floor lamp (a long thin pole on a
+    small base); the base a flat disc or square plate; an open frustum shade (a thin or thick
+    shell round a straight hole) over the pole's top."""
+    floor = rng.random() < 0.5
+    base_r = uniform(rng, 0.1, 0.2) if floor else uniform(rng, 0.15, 0.25)
+    pole_h = uniform(rng, 1.3, 1.9) if floor else uniform(rng, 0.5, 0.9)
+    pole_r = uniform(rng, 0.012, 0.03) if floor else uniform(rng, 0.012, 0.025)
+    shade_h = uniform(rng, 0.25, 0.45) if floor else uniform(rng, 0.2, 0.35)
+    base_t = uniform(rng, 0.02, 0.06)
     if rng.random() < 0.5:
         base = rod([0, 0, 0], [0, base_t, 0], base_r, sections=20)
     else:
         base = box([2 * base_r, base_t, 2 * base_r], [0, base_t / 2, 0])
-    pole = rod([0, base_t, 0], [0, base_t + pole_h, 0], uniform(rng, 0.012, 0.025))
-    shade_h = uniform(rng, 0.2, 0.35)
+    pole = rod([0, base_t, 0], [0, base_t + pole_h, 0], pole_r)
     y0 = base_t + pole_h - shade_h * 0.4
-    shade = frustum(
-        uniform(rng, 0.18, 0.3), uniform(rng, 0.08, 0.16), y0, y0 + shade_h, sections=20
-    )
+    r_bottom = uniform(rng, 0.14, 0.3)
+    r_top = r_bottom * uniform(rng, 0.45, 0.9)
+    hole = r_top * uniform(rng, 0.6, 0.97)  # a thin shell, or a thick one with flat rims
+    profile = [[r_bottom, y0], [r_top, y0 + shade_h], [hole, y0 + shade_h], [hole, y0]]
+    shade = lathe(profile, sections=20)  # open at both ends
     return [
         Piece("base", base, "metal"),
         Piece("pole", pole, "metal"),

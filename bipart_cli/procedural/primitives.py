@@ -1,5 +1,5 @@
-"""The parts' building blocks: low-poly boxes, rods, frustums, capsules, ellipsoids, cones and
-tubes, and the Piece they make.
+"""The parts' building blocks: low-poly boxes (square or rounded), rods, frustums, lathed
+shells, capsules, ellipsoids, cones and tubes, and the Piece they make.
 
 Shapes are Y-up (glTF's convention), about one unit tall, standing on y = 0.
 """
@@ -31,6 +31,31 @@ def box(extents, center, rotation=None) -> trimesh.Trimesh:
     return mesh
 
 
+def rounded_box(extents, center, radius, axis=1, sections=SECTIONS) -> trimesh.Trimesh:
+    """A box whose four edges along ``axis`` (0, 1 or 2) are rounded to ``radius`` (clipped
+    to half the two other extents, where the slab is a disc or a stadium)."""
+    extents = np.asarray(extents, float)
+    a, b = (i for i in range(3) if i != axis)
+    radius = min(radius, extents[a] / 2, extents[b] / 2)
+    if radius < 1e-3:
+        return box(extents, center)
+    angles = np.linspace(0, 2 * np.pi, sections, endpoint=False)
+    ring = np.zeros((sections, 3))
+    ring[:, a], ring[:, b] = radius * np.cos(angles), radius * np.sin(angles)
+    points = []
+    for sa in (-1, 1):
+        for sb in (-1, 1):
+            for s_axis in (-1, 1):
+                corner = np.zeros(3)
+                corner[a] = sa * (extents[a] / 2 - radius)
+                corner[b] = sb * (extents[b] / 2 - radius)
+                corner[axis] = s_axis * extents[axis] / 2
+                points.append(ring + corner)
+    mesh = trimesh.convex.convex_hull(np.concatenate(points))
+    mesh.apply_translation(center)
+    return mesh
+
+
 def rod(start, end, radius, sections=SECTIONS) -> trimesh.Trimesh:
     """A cylinder from ``start`` to ``end``."""
     return trimesh.creation.cylinder(radius=radius, segment=[start, end], sections=sections)
@@ -44,6 +69,17 @@ def frustum(r_bottom, r_top, y_bottom, y_top, center_xz=(0.0, 0.0), sections=SEC
         ring = np.stack([radius * np.cos(angles), np.full(sections, y), radius * np.sin(angles)], 1)
         rings.append(ring + [center_xz[0], 0, center_xz[1]])
     return trimesh.convex.convex_hull(np.concatenate(rings))
+
+
+def lathe(profile, sections=SECTIONS) -> trimesh.Trimesh:
+    """The closed solid swept by a closed ``profile`` of (radius, y) points (k, 2) turning
+    about the y axis: a lampshade's open shell, say."""
+    profile = np.asarray(profile, float)
+    mesh = trimesh.creation.revolve(np.vstack([profile, profile[:1]]), sections=sections)
+    mesh.apply_transform(rotation(-np.pi / 2, [1, 0, 0]))  # revolve's z axis -> y
+    if mesh.volume < 0:
+        mesh.invert()
+    return mesh
 
 
 def rotation(angle, axis) -> np.ndarray:
