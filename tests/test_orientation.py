@@ -60,9 +60,7 @@ def test_pose_costs_against_a_loop_over_candidates():
 def test_every_axis_rotation_is_undone(index):
     target = _lopsided_cloud(0)
     source = _lopsided_cloud(1) @ AXIS_ROTATIONS[index].T  # another draw of the shape, turned
-    # the search finds every turn; whether a turn is taken is the margin's business (below):
-    # the default's 40% leaves one of these near-ties (a half turn, 25-40% better) as given
-    found = matching_rotation(target, source, margin=0.25)
+    found = matching_rotation(target, source)
     assert np.allclose(found @ AXIS_ROTATIONS[index], np.eye(3))
 
 
