@@ -43,7 +43,7 @@ class AdaptSettings:
     (:meth:`SupportShape.posed_like`, a turn must gain ``pose_margin`` of the Chamfer
     distance): 73.2 -> 75.3 -> 75.9 (sections 17 and 19). With ``position`` the head
     also reads where each point lies in the shape (:func:`~bipart_cli.predict.head_inputs`;
-    validation pm 66.4 -> 68.1, PSB and human_seg 76.4 either way). On a mesh, the labels then
+    validation pm 65.8 -> 67.2, PSB and human_seg 75.9 -> 76.3). On a mesh, the labels then
     follow the asset's own pieces (:mod:`~bipart_cli.io.regions`) where at least
     ``region_agreement`` of a piece's points agree (1: off; RESULTS section 28).
     The paper's inference (Sec. 4.1) is :data:`PAPER_INNER_LOOP`.
