@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import trimesh
 
 from bipart_cli.io import load_asset, sample_dense
 from bipart_cli.procedural import Piece, make_shape
+from bipart_cli.procedural.furniture import chair_arms
 from bipart_cli.procedural.primitives import box, leg_mesh, rotation, uniform
 
 PARTS = ["back", "seat", "leg", "arm"]
@@ -75,12 +75,7 @@ def classic_chair(rng) -> list[Piece]:
         leg = leg_mesh(rng, style, [sx * x, seat_y, sz * z], [sx * x, 0.0, sz * z], leg_t)
         pieces.append(Piece("leg", leg, "wood"))
     if rng.random() < 0.4:
-        arm_y, arm_t = top + uniform(rng, 0.15, 0.25), uniform(rng, 0.03, 0.05)
-        for sx in (-1, 1):
-            ax = sx * (width / 2 + arm_t / 2)
-            rest = box([arm_t, arm_t, depth * 0.85], [ax, arm_y, 0.02])
-            post = box([arm_t, arm_y - top, arm_t], [ax, (arm_y + top) / 2, depth * 0.35])
-            pieces.append(Piece("arm", trimesh.util.concatenate([rest, post]), "wood"))
+        pieces += chair_arms(rng, width, depth, top)
     return pieces
 
 

@@ -51,13 +51,21 @@ def build_chair(rng) -> list[Piece]:
     ]
     pieces += _office_base(rng, seat_y, width) if office else _chair_legs(rng, seat_y, post, leg_t)
     if rng.random() < 0.4:
-        arm_y, arm_t = top + uniform(rng, 0.15, 0.25), uniform(rng, 0.03, 0.05)
-        for sx in (-1, 1):
-            ax = sx * (width / 2 + arm_t / 2)
-            rest = box([arm_t, arm_t, depth * 0.85], [ax, arm_y, 0.02])
-            upright = box([arm_t, arm_y - top, arm_t], [ax, (arm_y + top) / 2, depth * 0.35])
-            pieces.append(Piece("arm", trimesh.util.concatenate([rest, upright]), "wood"))
+        pieces += chair_arms(rng, width, depth, top)
     return pieces
+
+
+def chair_arms(rng, width: float, depth: float, top: float) -> list[Piece]:
+    """Two arms beside a seat of ``width`` x ``depth`` whose top is at height ``top``: a rest
+    on an upright at each side."""
+    arm_y, arm_t = top + uniform(rng, 0.15, 0.25), uniform(rng, 0.03, 0.05)
+    arms = []
+    for sx in (-1, 1):
+        ax = sx * (width / 2 + arm_t / 2)
+        rest = box([arm_t, arm_t, depth * 0.85], [ax, arm_y, 0.02])
+        upright = box([arm_t, arm_y - top, arm_t], [ax, (arm_y + top) / 2, depth * 0.35])
+        arms.append(Piece("arm", trimesh.util.concatenate([rest, upright]), "wood"))
+    return arms
 
 
 def _chair_back(rng, style, width, depth, top, post, leg_t) -> trimesh.Trimesh:
