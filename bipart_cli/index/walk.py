@@ -41,11 +41,21 @@ def _is_label_sidecar(path: Path) -> bool:
     return path.stem.endswith("_labels") and path.suffix.lower() in (".npy", ".txt")
 
 
+def is_bipart_output(path: Path) -> bool:
+    """Whether ``path`` is one of ``segment``'s own outputs (``<stem>.parts.{ply,glb,json,png}``).
+
+    A folder walk never takes them: a target segmented inside its own support folder
+    would otherwise be its own support the next time (a file named explicitly is read).
+    """
+    return Path(path.stem).suffix == ".parts"
+
+
 def find_assets(folder: Path, exclude: Iterable[Path] = ()) -> list[tuple[str, Path]]:
     """Supported assets under ``folder`` as ``(relative POSIX path, path)``, sorted.
 
-    Hidden files and folders, label sidecars (``*_labels.npy``) and the folders
-    in ``exclude`` (e.g. the index being written inside ``folder``) are skipped.
+    Hidden files and folders, label sidecars (``*_labels.npy``), bipart's own outputs
+    (``*.parts.glb``, ``*.parts.ply``: :func:`is_bipart_output`) and the folders in
+    ``exclude`` (e.g. the index being written inside ``folder``) are skipped.
     """
     from ..io.checks import SUPPORTED_FORMATS
 
@@ -58,7 +68,7 @@ def find_assets(folder: Path, exclude: Iterable[Path] = ()) -> list[tuple[str, P
         )
         for name in files:
             path = root_path / name
-            if name.startswith(".") or _is_label_sidecar(path):
+            if name.startswith(".") or _is_label_sidecar(path) or is_bipart_output(path):
                 continue
             if path.suffix.lower().lstrip(".") in SUPPORTED_FORMATS:
                 found.append((path.relative_to(folder).as_posix(), path))

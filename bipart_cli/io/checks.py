@@ -18,6 +18,7 @@ import numpy as np
 from ..errors import InvalidInputError, UnsupportedFormatError
 from ..runtime import scrub_hint
 from .asset import Asset
+from .sources import note_read
 
 MESH_FORMATS = ("glb", "gltf", "obj", "off", "stl")
 
@@ -50,6 +51,7 @@ def read_npy(path: Path, what: str = "array") -> np.ndarray:
     memory map), so a 100-byte file declaring 10**12 elements is an error, not an
     allocation. Raises :class:`InvalidInputError`.
     """
+    note_read(path)
     try:
         with open(path, "rb") as handle:
             if handle.read(6) != b"\x93NUMPY":
