@@ -9,7 +9,6 @@ scale is the largest distance from that centre to a (used) vertex.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -33,15 +32,6 @@ DEFAULT_GREY = np.array([128, 128, 128], dtype=np.uint8)
 
 
 MAX_COORDINATE = 1e30  # squared (areas) and summed it stays far from float64's 1.8e308
-
-
-def sha256_file(path: str | Path) -> str:
-    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_npy(path: Path, what: str = "array") -> np.ndarray:

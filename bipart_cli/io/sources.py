@@ -50,14 +50,21 @@ def ordered_sources(main: Path, files: Iterable[Path]) -> list[Path]:
     return [main, *sorted(others.values(), key=lambda p: _relative_name(main, p))]
 
 
+def sha256_file(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def content_identity(sources: list[Path]) -> str:
     """Hex sha256 of everything a load read: ``sources`` as :func:`ordered_sources` gives them.
 
     A file read alone has its own sha256 (what ``sha256sum`` prints); with other files, the
     sha256 over each file's name relative to the first one's folder and its sha256, in order.
     """
-    from .checks import sha256_file
-
     main = sources[0]
     if len(sources) == 1:
         return sha256_file(main)
