@@ -8,6 +8,7 @@ model, only ever chosen explicitly and marked as such in every output).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,9 +46,18 @@ class WeightsInfo:
     encoder_init: str | None = None
     encoder_name: str | None = None  # e.g. "bipart-pretrain:RUN@STEPS"; None for the seeded one
     encoder_sha256: str | None = None
+    config_json_sha256: str | None = None  # of the config.json read beside model.safetensors
 
     @classmethod
-    def of(cls, model, weights_id: str, revision: str | None, sha256: str | None, trained: bool):
+    def of(
+        cls,
+        model,
+        weights_id: str,
+        revision: str | None,
+        sha256: str | None,
+        trained: bool,
+        config_json_sha256: str | None = None,
+    ):
         """The record for ``model``, with the encoder it stands on."""
         config = model.config
         return cls(
@@ -59,7 +69,18 @@ class WeightsInfo:
             encoder_init=config.encoder_init,
             encoder_name=config.encoder_name,
             encoder_sha256=config.encoder_sha256 or model.loaded_encoder_sha256,
+            config_json_sha256=config_json_sha256,
         )
+
+    @property
+    def files_key(self) -> str | None:
+        """sha256 over both files the model was read from (``model.safetensors`` and
+        ``config.json``: ``extractor_k`` or ``local_radius`` change the features as much as
+        the weights do); None when they are not known (``random``: hash the model)."""
+        if self.sha256 is None or self.config_json_sha256 is None:
+            return None
+        described = f"model.safetensors {self.sha256}\0config.json {self.config_json_sha256}"
+        return hashlib.sha256(described.encode()).hexdigest()
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -117,7 +138,10 @@ def resolve_weights(
     sha = _verified_sha256(folder, _config_sha256(folder), spec)
     model = BiPartModel.from_pretrained(folder)
     _check_finite(model, spec)
-    return model.to(device).eval(), WeightsInfo.of(model, spec, revision, sha, trained=True)
+    info = WeightsInfo.of(
+        model, spec, revision, sha, trained=True, config_json_sha256=_config_json_sha256(folder)
+    )
+    return model.to(device).eval(), info
 
 
 def weights_identity(spec: str | None, revision: str | None = None, seed: int = 0) -> str | None:
@@ -143,6 +167,14 @@ def weights_identity(spec: str | None, revision: str | None = None, seed: int = 
     if not files or not all(path.is_file() for path in files):
         return None
     return " ".join([spec, str(revision), *(sha256_file(path) for path in files)])
+
+
+def _config_json_sha256(folder: Path) -> str | None:
+    """sha256 of ``folder/config.json`` (None when missing: loading reported that)."""
+    from .io import sha256_file
+
+    path = folder / "config.json"
+    return sha256_file(path) if path.is_file() else None
 
 
 def _config_sha256(folder: Path) -> str | None:
@@ -205,5 +237,8 @@ def _load_registered(
             raise ModelUnavailableError(
                 f"checkpoint {entry['id']!r}: model.safetensors sha256 {sha[:12]}… does not match the registry"
             )
-    info = WeightsInfo.of(model, entry["id"], revision, sha, trained=True)
+    config_sha = None if local is None else _config_json_sha256(local)
+    info = WeightsInfo.of(
+        model, entry["id"], revision, sha, trained=True, config_json_sha256=config_sha
+    )
     return model.to(device).eval(), info

@@ -192,3 +192,21 @@ def test_non_finite_weights_are_refused_and_large_ones_kept(values, refused):
             _check_finite(model, "test")
     else:
         _check_finite(model, "test")
+
+
+def test_the_files_key_covers_the_config_json(tmp_path):
+    """Issue 31 item 3: the feature store's key of weights read from a folder follows
+    ``config.json`` (``extractor_k``) as well as ``model.safetensors``; random weights have none."""
+    import torch
+    from _tiny import tiny_config
+
+    torch.manual_seed(0)
+    BiPartModel(tiny_config()).save_pretrained(tmp_path / "w")
+    _, before = resolve_weights(str(tmp_path / "w"))
+    config = tmp_path / "w" / "config.json"
+    config.write_text(config.read_text().replace('"extractor_k": 16', '"extractor_k": 12'))
+    _, after = resolve_weights(str(tmp_path / "w"))
+    assert before.sha256 == after.sha256 and before.files_key is not None
+    assert after.files_key not in (None, before.files_key)
+    assert after.config_json_sha256 == sha256_file(config)
+    assert resolve_weights("random")[1].files_key is None

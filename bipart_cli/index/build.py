@@ -5,8 +5,9 @@ The build is incremental and resumable:
 * every finished shape is written at once to ``OUT/.staging/`` (one small
   safetensors file each, atomically), so a Ctrl-C or a kill loses at most the
   shape in progress; re-running finds those files and goes on;
-* a shape already in ``OUT``'s index with the same sha256 (and category, part
-  names and build settings) is reused, not recomputed;
+* a shape already in ``OUT``'s index with the same content identity (the sha256 over
+  every file loading it read: ``Asset.sha256``), category, part names and build
+  settings is reused, not recomputed;
 * at the end the records are packed in id order by :class:`IndexWriter`, the
   manifest written last, and the staging folder removed.
 
@@ -325,11 +326,14 @@ def _index_one(
     """Make sure shape ``shape_id`` is staged or reusable; returns (outcome, sha256).
 
     outcome: ``resumed`` (staged by an interrupted run), ``unchanged`` (reused from
-    the previous index) or ``indexed`` (computed now).
+    the previous index) or ``indexed`` (computed now). ``sha256`` is the loaded asset's
+    content identity (``Asset.sha256``): every file its readers opened (buffers, label
+    arrays, sidecars), so a changed ``.bin`` or ``_labels.npy`` is indexed again.
     """
-    from ..io import sha256_file
+    from ..io import load_asset
 
-    sha256 = sha256_file(path)
+    asset = load_asset(path)
+    sha256 = asset.sha256
     category = category_for(shape_id, context.folder, category_override)
     names = names_override or folder_part_names(path, context.folder)
 
@@ -350,5 +354,5 @@ def _index_one(
         old.features = encode_points(context.encoder_model, old.points, context.device)
         staging.save(old)  # only the stale feature cache is recomputed
         return "indexed", sha256
-    staging.save(make_record(path, shape_id, sha256, category, names, context))
+    staging.save(make_record(asset, shape_id, category, names, context))
     return "indexed", sha256

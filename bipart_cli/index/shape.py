@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -16,6 +16,9 @@ from .format import (
     ShapeRecord,
 )
 from .walk import file_seed
+
+if TYPE_CHECKING:
+    from ..io import Asset
 
 N_NETWORK_POINTS = 2048
 
@@ -37,23 +40,21 @@ class ShapeContext:
 
 
 def make_record(
-    path: Path,
+    asset: Asset,
     shape_id: str,
-    sha256: str,
     category: str,
     part_names: list[str] | None,
     context: ShapeContext,
 ) -> ShapeRecord:
-    """Load, label, sample and describe one asset."""
+    """Label, sample and describe one loaded asset; the record's ``sha256`` is the asset's
+    content identity (every file it was read from)."""
     from ..descriptors import point_descriptors
-    from ..io import load_asset
     from ..io.sample import sample_network_indices
     from ..labeling.api import label_asset
     from ..signatures import bps_features
 
     settings = context.settings
     seed = file_seed(settings["seed"], shape_id)
-    asset = load_asset(path)
     if part_names is None:
         if not asset.has_labels:
             raise InvalidInputError(
@@ -79,7 +80,7 @@ def make_record(
         category=category,
         part_names=part_names,
         source=shape_id,
-        sha256=sha256,
+        sha256=asset.sha256,
         points=points,
         dense_points=dense.points[kept],
         dense_colors=dense.colors[kept],
@@ -112,7 +113,8 @@ def encode_points(model: Any, points: np.ndarray, device: Any) -> np.ndarray:
 
 
 def encoder_identity(model: Any, weights_sha256: str | None = None) -> dict[str, Any]:
-    """What the cached features depend on: the encoder's init and a sha256 of its weights.
+    """What the cached features depend on: the encoder's init, a sha256 of its weights and
+    its sizes from the config (``local_radius``, ``group_k`` ...).
 
     Two models whose encoders have equal weights get equal identities; compare it
     with ``ShapeIndex.encoder`` to know whether the cache is stale. ``weights_sha256``:
@@ -122,6 +124,8 @@ def encoder_identity(model: Any, weights_sha256: str | None = None) -> dict[str,
     identity = {
         "init": config.encoder_init,
         "weights_sha256": weights_sha256 or model.encoder_sha256(),
+        # sizes no weight's shape shows (group_k, local_radius) change the features too
+        "sizes": config.encoder_sizes(),
     }
     if not config.encoder_is_pretrained:
         identity["seed"] = config.encoder_seed

@@ -41,11 +41,37 @@ def _is_label_sidecar(path: Path) -> bool:
     return path.stem.endswith("_labels") and path.suffix.lower() in (".npy", ".txt")
 
 
+def is_own_output(path: Path, names: Iterable[str]) -> bool:
+    """Whether ``path`` is ``segment``'s output of a file beside it: ``<stem>.parts.<ext>``
+    when ``names`` (the files of its folder) hold a supported ``<stem>.<ext>`` that is not an
+    output itself.
+
+    A folder walk never takes such a file: a target segmented inside its own support folder
+    would otherwise be its own support the next time. Outputs gathered on their own (an
+    ``-o`` folder, a support set made of them) stay labeled shapes.
+    """
+    from ..io.checks import SUPPORTED_FORMATS
+
+    stem = Path(path.stem)
+    if stem.suffix != ".parts":
+        return False
+    for name in names:
+        other = Path(name)
+        if (
+            other.stem == stem.stem
+            and other.suffix.lower().lstrip(".") in SUPPORTED_FORMATS
+            and Path(other.stem).suffix != ".parts"
+        ):
+            return True
+    return False
+
+
 def find_assets(folder: Path, exclude: Iterable[Path] = ()) -> list[tuple[str, Path]]:
     """Supported assets under ``folder`` as ``(relative POSIX path, path)``, sorted.
 
-    Hidden files and folders, label sidecars (``*_labels.npy``) and the folders
-    in ``exclude`` (e.g. the index being written inside ``folder``) are skipped.
+    Hidden files and folders, label sidecars (``*_labels.npy``), bipart's outputs of a
+    file beside them (``chair.parts.glb`` next to ``chair.glb``: :func:`is_own_output`) and
+    the folders in ``exclude`` (e.g. the index being written inside ``folder``) are skipped.
     """
     from ..io.checks import SUPPORTED_FORMATS
 
@@ -58,7 +84,7 @@ def find_assets(folder: Path, exclude: Iterable[Path] = ()) -> list[tuple[str, P
         )
         for name in files:
             path = root_path / name
-            if name.startswith(".") or _is_label_sidecar(path):
+            if name.startswith(".") or _is_label_sidecar(path) or is_own_output(path, files):
                 continue
             if path.suffix.lower().lstrip(".") in SUPPORTED_FORMATS:
                 found.append((path.relative_to(folder).as_posix(), path))

@@ -17,7 +17,7 @@ from typing import Any
 from .. import __version__
 from ..descriptors import DESCRIPTOR_SET
 from ..io.atomic import atomic_write_bytes, atomic_write_text
-from ..io.checks import sha256_file
+from ..io.sources import sha256_file
 from .format import (
     BASIS_NAME,
     FEATURE_DIR,

@@ -36,8 +36,14 @@ class Asset:
     center : (3,) float64 and scale : float
         Unit-sphere normalisation: ``normalized = (x - center) / scale``.
     source : Path or None
+    sources : list of Path
+        Every file loading read: ``source`` first, then the files beside it that its reader
+        opened (a glTF's buffers and textures, an OBJ's materials, ``<stem>_labels.npy``,
+        ``parts.json``) in name order; empty when built in memory.
     sha256 : str
-        Of the source file's bytes ("" when built in memory).
+        The content identity of ``sources`` (:func:`bipart_cli.io.sources.content_identity`):
+        the source file's own sha256 when it was read alone, else a sha256 over every
+        file's bytes ("" when built in memory). The key of every cache of the asset.
     format : str
         Lower-case extension without the dot ("glb", "ply", "npz" ...).
     scene : Any
@@ -66,6 +72,7 @@ class Asset:
     center: np.ndarray = field(default_factory=lambda: np.zeros(3))
     scale: float = 1.0
     source: Path | None = None
+    sources: list[Path] = field(default_factory=list)
     sha256: str = ""
     format: str = ""
     scene: Any = None

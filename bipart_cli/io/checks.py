@@ -9,7 +9,6 @@ scale is the largest distance from that centre to a (used) vertex.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ import numpy as np
 from ..errors import InvalidInputError, UnsupportedFormatError
 from ..runtime import scrub_hint
 from .asset import Asset
+from .sources import note_read
 
 MESH_FORMATS = ("glb", "gltf", "obj", "off", "stl")
 
@@ -34,15 +34,6 @@ DEFAULT_GREY = np.array([128, 128, 128], dtype=np.uint8)
 MAX_COORDINATE = 1e30  # squared (areas) and summed it stays far from float64's 1.8e308
 
 
-def sha256_file(path: str | Path) -> str:
-    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def read_npy(path: Path, what: str = "array") -> np.ndarray:
     """A ``.npy`` file's array, never pickled objects, allocating no more than the file holds.
 
@@ -50,6 +41,7 @@ def read_npy(path: Path, what: str = "array") -> np.ndarray:
     memory map), so a 100-byte file declaring 10**12 elements is an error, not an
     allocation. Raises :class:`InvalidInputError`.
     """
+    note_read(path)
     try:
         with open(path, "rb") as handle:
             if handle.read(6) != b"\x93NUMPY":

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InvalidInputError
+from .sources import note_read
 
 UNASSIGNED_NODE = "unassigned"
 
@@ -182,6 +183,7 @@ def read_sidecar_part_names(path: Path) -> list[str] | None:
     for candidate in sidecar_candidates(path):
         if not candidate.is_file() or candidate == path:
             continue
+        note_read(candidate)
         try:
             data = json.loads(candidate.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:

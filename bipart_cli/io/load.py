@@ -4,7 +4,8 @@ It checks the path, hands the file to its format's reader (:mod:`.scenes` for
 GLB/GLTF, OBJ, OFF and STL; :mod:`.ply`; :mod:`.clouds` for ``.npy``, ``.npz``,
 ``.xyz`` and ``.txt``), reads a ``<stem>_labels.npy`` sidecar, then validates and
 normalises the result (:mod:`.checks`). Every failure is one
-:class:`InvalidInputError` line.
+:class:`InvalidInputError` line. The readers report every file they open
+(:mod:`.sources`): ``Asset.sources`` lists them and ``Asset.sha256`` covers their bytes.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import numpy as np
 
 from ..errors import BipartError, InvalidInputError
 from .asset import Asset
-from .checks import check_path, finalize_asset, one_line, read_npy, sha256_file
+from .checks import check_path, finalize_asset, one_line, read_npy
 from .clouds import load_npy, load_npz, load_xyz
 from .labels import (
     file_labels_to_library,
@@ -24,6 +25,7 @@ from .labels import (
 )
 from .ply import load_ply
 from .scenes import load_scene_file, load_trimesh_file
+from .sources import content_identity, ordered_sources, recording_reads
 
 
 def load_asset(path: str | Path) -> Asset:
@@ -35,8 +37,24 @@ def load_asset(path: str | Path) -> Asset:
     """
     path = Path(path)
     fmt = check_path(path)
+    with recording_reads() as read:
+        asset = _read(path, fmt)
+        if asset.labels is None or not (asset.labels >= 0).any():
+            # a parts.json naming the parts gives an OBJ/GLB all-unassigned name labels:
+            # the label array beside it still holds the labels
+            _read_label_array_sidecar(asset, path)
+    asset.source = path
+    asset.format = fmt
+    # the key of every cache of this asset covers every byte its readers opened
+    asset.sources = ordered_sources(path, read)
+    asset.sha256 = content_identity(asset.sources)
+    return finalize_asset(asset, path)
+
+
+def _read(path: Path, fmt: str) -> Asset:
+    """The format's reader on ``path``; anything it raises becomes one line."""
     try:
-        asset = _LOADERS[fmt](path)
+        return _LOADERS[fmt](path)
     except BipartError:
         raise
     except ImportError as exc:  # a missing optional package is not a corrupt file
@@ -48,14 +66,6 @@ def load_asset(path: str | Path) -> Asset:
         raise InvalidInputError(
             f"{path}: corrupt or truncated {fmt.upper()} file ({one_line(exc)})"
         ) from exc
-    asset.source = path
-    asset.format = fmt
-    asset.sha256 = sha256_file(path)
-    if asset.labels is None or not (asset.labels >= 0).any():
-        # a parts.json naming the parts gives an OBJ/GLB all-unassigned name labels:
-        # the label array beside it still holds the labels
-        _read_label_array_sidecar(asset, path)
-    return finalize_asset(asset, path)
 
 
 def _read_label_array_sidecar(asset: Asset, path: Path) -> None:

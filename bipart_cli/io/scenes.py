@@ -17,6 +17,7 @@ from .labels import (
     part_from_name,
     read_sidecar_part_names,
 )
+from .sources import recording_resolver
 
 
 def _material_image(visual: Any) -> Any:
@@ -66,14 +67,17 @@ def load_scene_file(path: Path) -> Asset:
         scene = trimesh.load_scene(
             source,
             file_type="obj",
-            resolver=trimesh.resolvers.FilePathResolver(path),  # materials beside the file
+            resolver=recording_resolver(path),  # materials beside the file, reported
             split_objects=True,
             split_groups=True,
             process=False,
         )
         name_of, order = _obj_names(path)
         return asset_from_scene(scene, path, name_of, node_order=order)
-    scene = trimesh.load_scene(path, file_type=fmt, process=False)
+    # a glTF's buffers and textures are files beside it: the resolver reports each one read
+    scene = trimesh.load_scene(
+        path, file_type=fmt, resolver=recording_resolver(path), process=False
+    )
     return asset_from_scene(scene, path, node_order=_gltf_node_order(path))
 
 

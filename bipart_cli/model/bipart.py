@@ -174,8 +174,13 @@ class BiPartModel(nn.Module):
         }
 
     def sha256(self) -> str:
-        """sha256 over the whole model's state dict: what its features depend on."""
-        return _state_sha256(self)
+        """sha256 over the whole model's state dict and its config: what its features
+        depend on (``extractor_k`` or ``local_radius`` change them with the same weights)."""
+        import hashlib
+        import json
+
+        config = json.dumps(self.config.to_dict(), sort_keys=True, default=str)
+        return hashlib.sha256(f"{_state_sha256(self)}\0{config}".encode()).hexdigest()
 
     def encoder_sha256(self) -> str:
         """sha256 over the encoder's state dict (names, shapes, dtypes, bytes): its identity."""

@@ -5,11 +5,13 @@ A few-shot run (``--labeler none`` with ``--support DIR`` or a local ``--index``
 dense labels and scores in ``$BIPART_CACHE/features/segment/``, under a sha256 of all they
 depend on (:func:`run_key`):
 
-- the input file's sha256, the part names and every setting of ``Segmenter.settings``,
-  with the ``--device`` asked for (the stored run records the device it ran on);
+- the input's content identity (``Asset.sha256``: every file loading it read, its
+  buffers, textures and label sidecars too), the part names and every setting of
+  ``Segmenter.settings``, with the ``--device`` asked for (the stored run records the
+  device it ran on);
 - the weights (:func:`bipart_cli.weights.weights_identity`);
-- the support: the sha256 of every file under ``--support DIR``, or of a local index's
-  manifest (which holds its shards' checksums);
+- the support: the sha256 of every file under ``--support DIR`` but bipart's outputs of a
+  file beside them, or of a local index's manifest (which holds its shards' checksums);
 - bipart itself: the sha256 of its source files, and the versions of the libraries that
   compute (numpy, scipy, torch, trimesh).
 
@@ -105,14 +107,22 @@ def code_identity() -> str:
 
 
 def folder_identity(folder: Path) -> str:
-    """sha256 of every file under ``folder``: relative paths and contents, in path order."""
+    """sha256 of every file under ``folder``: relative paths and contents, in path order.
+
+    bipart's outputs of a file beside them are left out, as the support's walk leaves them
+    out (:func:`bipart_cli.index.walk.is_own_output`): a target segmented inside its own
+    support folder keeps its key when its outputs appear there.
+    """
+    from ..index.walk import is_own_output
     from ..io import sha256_file
 
     digest = hashlib.sha256()
     files = []
     for root, dirs, names in os.walk(folder):
         dirs.sort()
-        files.extend(Path(root) / name for name in names)
+        files.extend(
+            Path(root) / name for name in names if not is_own_output(Path(root) / name, names)
+        )
     for path in sorted(files):
         if path.is_file():
             digest.update(f"{path.relative_to(folder).as_posix()} {sha256_file(path)}\0".encode())

@@ -97,14 +97,14 @@ class Segmenter:
         self.labeler = self._make_labeler()
         # the network's features and descriptors of every shape, support or target, the
         # target's farthest-point picks and the heads adapted on a support set are kept in
-        # bipart's cache: a later process does not compute them again. Weights read from a
-        # file are fixed by its sha256 (checked on load): no state-dict hash
+        # bipart's cache: a later process does not compute them again. Weights read from
+        # files are fixed by the sha256 of model.safetensors and config.json: no state hash
         self.feature_cache = FeatureCache(
             self.model,
             device,
             options.adapt,
             store=cache_root() / "features",
-            model_key=self.weights_info.sha256,
+            model_key=self.weights_info.files_key,
         )
         if self.labeler is None and self.bank is None and not options.zero_shot:
             raise UsageError(

@@ -726,3 +726,17 @@ def test_a_malformed_array_entry_is_a_decode_error(tmp_path, entry):
     path.write_bytes(len(body).to_bytes(8, "little") + body + bytes(16))
     with pytest.raises(ShardDecodeError):
         FileArrays(path, "", "records", checked=False)["a"]
+
+
+def test_a_folder_walk_skips_the_outputs_of_a_file_beside_them(tmp_path):
+    """Issue 31 item 4: ``chair.parts.glb`` beside ``chair.glb`` is never a shape of the walk;
+    outputs gathered on their own (``out/``) still are."""
+    from bipart_cli.index import find_assets
+
+    for name in ("chair.glb", "chair.parts.glb", "chair.parts.ply", "out/lamp.parts.glb"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_bytes(b"x")
+    assert [shape_id for shape_id, _ in find_assets(tmp_path)] == [
+        "chair.glb",
+        "out/lamp.parts.glb",
+    ]
