@@ -82,9 +82,8 @@ def follow_regions(
     voting = (labels >= 0) & (regions >= 0)
     if len(np.unique(regions[regions >= 0])) < 2 or not voting.any() or num_parts < 1:
         return labels.copy()  # a one-piece asset: its structure says nothing about parts
-    count = int(regions.max()) + 1
-    votes = np.zeros((count, num_parts), dtype=np.int64)  # (regions, R)
-    np.add.at(votes, (regions[voting], labels[voting]), 1)
+    votes = region_votes(labels, regions, num_parts)  # (regions, R)
+    count = len(votes)
     totals = votes.sum(axis=1)
     winner = votes.argmax(axis=1)  # ties: the lowest part index
     majority = votes[np.arange(count), winner]
@@ -96,6 +95,17 @@ def follow_regions(
     follow = (regions >= 0) & agrees[np.maximum(regions, 0)]
     out[follow] = winner[regions[follow]]
     return out
+
+
+def region_votes(labels: np.ndarray, regions: np.ndarray, num_parts: int) -> np.ndarray:
+    """(regions, num_parts) int64: how many assigned points of each region carry each label.
+
+    labels : (n,) int64, ``-1`` unassigned; regions : (n,) int64, ``-1`` for none.
+    """
+    voting = (labels >= 0) & (regions >= 0)
+    votes = np.zeros((int(regions.max(initial=-1)) + 1, num_parts), dtype=np.int64)
+    np.add.at(votes, (regions[voting], labels[voting]), 1)
+    return votes
 
 
 def labels_following_regions(
@@ -121,9 +131,8 @@ def labels_following_regions(
     changed = followed != labels
     if not changed.any():
         return labels, scores, 0
-    share = np.zeros((int(point_regions.max()) + 1, num_parts))  # (regions, R)
-    np.add.at(share, (point_regions[labels >= 0], labels[labels >= 0]), 1.0)
-    share /= np.maximum(share.sum(axis=1, keepdims=True), 1.0)
+    votes = region_votes(np.asarray(labels, np.int64), point_regions, num_parts)
+    share = votes / np.maximum(votes.sum(axis=1, keepdims=True), 1)  # (regions, R)
     scores = scores.copy()
     scores[changed] = share[point_regions[changed], followed[changed]]
     return followed, scores, int(changed.sum())
