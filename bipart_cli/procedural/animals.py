@@ -1,4 +1,6 @@
-"""Animals on legs: a quadruped and a bird, each in a random pose. Both head along +x."""
+"""How are animals on legs built? A quadruped and a bird, each in a random pose; both head
+along +x.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""People: a humanoid and a hand, each in a random pose. Both face +z."""
+"""How are people built? A humanoid and a hand, each in a random pose; both face +z."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Sea creatures: a fish bent mid-stroke and an octopus, each in a random pose. The fish
-heads along +x.
+"""How are sea creatures built? A fish bent mid-stroke and an octopus, each in a random
+pose; the fish heads along +x.
 """
 
 from __future__ import annotations

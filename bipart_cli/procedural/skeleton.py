@@ -1,4 +1,4 @@
-"""How a posed creature is put together, whatever its kind: a skeleton of joints, its
+"""How is a posed creature put together, whatever its kind? A skeleton of joints, its
 segments skinned, and the generator's frame it is fitted to.
 
 Each builder (:mod:`.people`, :mod:`.animals`, :mod:`.sea_creatures`) draws proportions and

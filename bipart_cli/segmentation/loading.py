@@ -1,6 +1,6 @@
-"""What a :class:`~.segmenter.Segmenter` loads, and when: the weights, the support source
-(a labeled folder or an index) and the labeler, once, for the first input that must be
-computed (a stored run needs none), and which labeler ``auto`` becomes.
+"""What does a :class:`~.segmenter.Segmenter` load, and when? The weights, the support
+source (a labeled folder or an index) and the labeler, once, for the first input that must
+be computed (a stored run needs none); and which labeler ``auto`` becomes.
 """
 
 from __future__ import annotations

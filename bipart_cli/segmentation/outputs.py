@@ -1,5 +1,5 @@
-"""What a segmented input leaves behind: its outputs written (or only its parts summed up),
-the settings that reproduce the run, and the input's timings.
+"""What does a segmented input leave behind? Its outputs written (or only its parts summed
+up), the settings that reproduce the run, and the input's timings.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""What happens to a loaded input that must be computed: the stage sequence sample, label,
-support (retrieve, pose), adapt and predict, regions, and the result it makes.
+"""What happens to a loaded input that must be computed? The stage sequence: sample, label,
+support (retrieve, pose), adapt and predict, regions; and the result it makes.
 """
 
 from __future__ import annotations
