@@ -34,13 +34,14 @@ from typing import Any
 
 from ..errors import IndexCorruptError, InvalidInputError, OutputWriteError, UsageError
 from ..runtime import log
+from .arrays import sha256_bytes
 from .format import (
     BasisInfo,
     ShapeRecord,
     canonical_json,
-    sha256_bytes,
 )
-from .reader import ShapeIndex, read_manifest
+from .manifest import read_manifest
+from .reader import ShapeIndex
 from .shape import (
     N_DENSE_KEPT,
     N_NETWORK_POINTS,

@@ -13,10 +13,9 @@ from ..errors import OutputWriteError
 from ..io.atomic import atomic_write_bytes, atomic_write_text
 from .format import (
     ShapeRecord,
-    records_from_bytes,
-    records_to_bytes,
     stable_hash,
 )
+from .shards import records_from_bytes, records_to_bytes
 
 STAGING_DIR = ".staging"
 

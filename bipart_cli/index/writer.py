@@ -18,6 +18,7 @@ from .. import __version__
 from ..descriptors import DESCRIPTOR_SET
 from ..io.atomic import atomic_write_bytes, atomic_write_text
 from ..io.sources import sha256_file
+from .arrays import header_sha256, sha256_bytes
 from .format import (
     BASIS_NAME,
     FEATURE_DIR,
@@ -27,12 +28,9 @@ from .format import (
     SHARD_DIR,
     BasisInfo,
     ShapeRecord,
-    features_to_bytes,
-    header_sha256,
-    records_to_bytes,
-    sha256_bytes,
     summarize,
 )
+from .shards import features_to_bytes, records_to_bytes
 
 RECORDS_PER_SHARD = 64
 LOCK_NAME = ".lock"  # the file lock of an index being written

@@ -8,7 +8,9 @@ convention), about one unit tall (or long), standing on y = 0.
 - :mod:`.primitives`: boxes, rods, frustums, legs, capsules, ellipsoids, cones, tubes,
   and the :class:`Piece` they make;
 - :mod:`.furniture`, :mod:`.household`, :mod:`.vehicles`: the builders, by family;
-- :mod:`.creatures`: humanoid, quadruped, bird, fish, hand and octopus, in random poses;
+- the posed creatures, in random poses: :mod:`.people` (humanoid, hand), :mod:`.animals`
+  (quadruped, bird), :mod:`.sea_creatures` (fish, octopus), on :mod:`.skeleton` (joints,
+  skinned segments, the fit to the generator's frame);
 - :mod:`.registry`: the categories, their part names and builders, and the default
   categories (what ``bipart examples`` and the corpus writers make unless told);
 - :mod:`.scenes`: a shape as a coloured ``trimesh.Scene``, one node per part instance;

@@ -10,17 +10,12 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .creatures import (
-    build_bird,
-    build_fish,
-    build_hand,
-    build_humanoid,
-    build_octopus,
-    build_quadruped,
-)
+from .animals import build_bird, build_quadruped
 from .furniture import build_bed, build_bookshelf, build_chair, build_lamp, build_sofa, build_table
 from .household import build_bottle, build_guitar, build_knife, build_mug, build_teapot
+from .people import build_hand, build_humanoid
 from .primitives import Piece
+from .sea_creatures import build_fish, build_octopus
 from .vehicles import build_airplane, build_car, build_truck
 
 # Furniture, household objects and vehicles: the categories the shipped weights and the

@@ -10,7 +10,10 @@ extractor features from the 2048 points. Outputs are written by
 - :mod:`.request`: options and results;
 - :mod:`.inputs`: batch inputs and cache folders;
 - :mod:`.reuse`: few-shot runs kept for a re-run of the same file and settings;
-- :mod:`.segmenter`: the :class:`Segmenter`.
+- :mod:`.segmenter`: the :class:`Segmenter`, one input at a time, its steps in
+  :mod:`.loading` (weights, support, labeler), :mod:`.stored` (an input loaded, or its stored
+  run read back), :mod:`.stages` (the stage sequence of a computed input) and :mod:`.outputs`
+  (outputs written, settings, timings).
 """
 
 from __future__ import annotations

@@ -259,14 +259,16 @@ def test_a_manifest_is_validated_once_per_content(tmp_path, records, monkeypatch
     import json
 
     from bipart_cli.errors import IndexCorruptError
-    from bipart_cli.index import reader
+    from bipart_cli.index import manifest as manifest_module
 
     out, cache = tmp_path / "idx", tmp_path / "bps"
     write_index(out, records)
     ShapeIndex.open(out, bps_cache=cache)
     calls = []
-    original = reader.validate_manifest
-    monkeypatch.setattr(reader, "validate_manifest", lambda *a: calls.append(1) or original(*a))
+    original = manifest_module.validate_manifest
+    monkeypatch.setattr(
+        manifest_module, "validate_manifest", lambda *a: calls.append(1) or original(*a)
+    )
     assert len(ShapeIndex.open(out, bps_cache=cache)) == len(records)
     assert calls == []
     manifest = json.loads((out / "manifest.json").read_text())
@@ -656,7 +658,7 @@ def test_records_are_decoded_one_slot_at_a_time(tmp_path, records):
     from safetensors import deserialize
     from safetensors.numpy import save
 
-    from bipart_cli.index.format import _DTYPES
+    from bipart_cli.index.arrays import _DTYPES
 
     write_index(tmp_path / "idx", records)
     index = ShapeIndex.open(tmp_path / "idx")
@@ -691,7 +693,7 @@ def test_records_are_decoded_one_slot_at_a_time(tmp_path, records):
 
 def test_an_array_s_offsets_past_the_end_of_its_file_are_refused_before_reading(tmp_path):
     """A stranger's index cannot make a record read allocate more than its file holds."""
-    from bipart_cli.index.format import FileArrays, ShardDecodeError
+    from bipart_cli.index.arrays import FileArrays, ShardDecodeError
 
     header = {
         "huge": {"dtype": "F32", "shape": [10**12], "data_offsets": [0, 4 * 10**12]},
@@ -718,7 +720,7 @@ def test_an_array_s_offsets_past_the_end_of_its_file_are_refused_before_reading(
     ],
 )
 def test_a_malformed_array_entry_is_a_decode_error(tmp_path, entry):
-    from bipart_cli.index.format import FileArrays, ShardDecodeError
+    from bipart_cli.index.arrays import FileArrays, ShardDecodeError
 
     header = {"a": entry, "__metadata__": {"records": json.dumps({"sha256": {}})}}
     body = json.dumps(header).encode()

@@ -155,7 +155,7 @@ def test_support_sets_default_to_the_default_categories(tmp_path, monkeypatch):
 
 
 def test_bend_keeps_lengths_and_is_exact_when_straight():
-    from bipart_cli.procedural.creatures import bend
+    from bipart_cli.procedural.sea_creatures import bend
 
     line = np.stack([np.linspace(0.5, -0.5, 11), np.zeros(11), np.zeros(11)], 1)
     np.testing.assert_allclose(bend(line, 0.0, 0.5), line, atol=1e-12)

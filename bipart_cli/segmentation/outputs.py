@@ -1,0 +1,154 @@
+"""What does a segmented input leave behind? Its outputs written (or only its parts summed
+up), the settings that reproduce the run, and the input's timings.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..runtime import log
+from .request import SegmentResult
+
+if TYPE_CHECKING:
+    from ..io import Asset, PointSample
+
+
+class Outputs:
+    """The :class:`~.segmenter.Segmenter`'s outputs, settings and timings of an input."""
+
+    def _warn(self, asset: Asset, warnings: list[str]) -> None:
+        for warning in warnings:
+            log.warning("%s: %s", asset.source or "asset", warning)
+
+    def _finish(
+        self,
+        asset: Asset,
+        dense: PointSample,
+        result: SegmentResult,
+        started: float,
+        before: dict[str, float],
+    ) -> None:
+        """Write the outputs (or only sum up the parts) and record the input's timings."""
+        if self.options.write:
+            with self.stages("write", str(self.options.out_dir or "next to the input")):
+                self._write(asset, dense, result, started, before)
+        else:
+            self._summarize(result)
+        result.timings = self._timings(started, before)
+
+    def _timings(self, started: float, before: dict[str, float]) -> dict[str, float]:
+        """Seconds per stage spent on the current input, and ``total``."""
+        timings = {
+            name: round(seconds - before.get(name, 0.0), 4)
+            for name, seconds in self.stages.seconds.items()
+            if seconds - before.get(name, 0.0) > 0
+        }
+        timings["total"] = round(time.perf_counter() - started, 4)
+        return timings
+
+    def _summarize(self, result: SegmentResult) -> None:
+        counts = np.bincount(
+            result.dense_labels[result.dense_labels >= 0], minlength=len(self.part_names)
+        )
+        result.parts = [
+            {
+                "id": i + 1,
+                "name": name,
+                "points": int(counts[i]),
+                "mean_score": float(
+                    result.dense_scores[result.dense_labels == i].astype(np.float64).mean()
+                )
+                if counts[i]
+                else None,
+            }
+            for i, name in enumerate(self.part_names)
+        ]
+
+    def settings(self) -> dict[str, Any]:
+        """Every setting needed to reproduce a run (recorded in the sidecar)."""
+        options = self.options
+        return {
+            "parts": self.part_names,
+            "labeler": self.labeler_name,
+            "labeler_requested": options.labeler,
+            "labeler_options": {k: v for k, v in options.labeler_options.items() if v is not None},
+            "index": options.index,
+            "support_dir": None if options.support_dir is None else str(options.support_dir),
+            "category": options.category,
+            "weights": options.weights,
+            "weights_revision": options.weights_revision,
+            "adapt": dict(options.adapt.__dict__),
+            "up": options.up,
+            "points": options.n_dense,
+            "network_points": options.n_points,
+            "zero_shot": options.zero_shot,
+            "colorize": options.colorize,
+            "seed": options.seed,
+            "device": str(self.device),
+        }
+
+    def _write(
+        self,
+        asset: Asset,
+        dense: PointSample,
+        result: SegmentResult,
+        started: float,
+        before: dict[str, float],
+    ) -> None:
+        from ..io import write_outputs
+        from ..io.atomic import staged_outputs
+
+        out_dir = self.options.out_dir or (asset.source.parent if asset.source else Path.cwd())
+        self._summarize(result)
+        outputs: dict[str, str] = {}
+        if self.options.preview:  # staged with the other files below
+            outputs["preview"] = str(Path(out_dir) / f"{asset.stem}.parts.png")
+        metadata = {
+            "weights": result.weights,
+            "mode": result.mode,
+            "labeler": result.labeler,
+            "up": self.options.up,
+            "support": result.support,
+            "adapt": self.options.adapt.__dict__,
+            "seed": self.options.seed,
+            "device": result.settings["device"],
+            "settings": result.settings,
+            "warnings": result.warnings,
+            "reused": result.reused,
+            "timings": self._timings(started, before),
+        }
+        with staged_outputs(f"outputs to {out_dir}") as staged:  # all files or none
+            paths = write_outputs(
+                asset,
+                dense,
+                result.dense_labels,
+                result.dense_scores,
+                self.part_names,
+                out_dir,
+                metadata=metadata,
+                outputs=staged,
+                colorize=self.options.colorize,
+                extra_files={k: Path(v) for k, v in outputs.items()},
+                face_smooth=self.options.adapt.smooth,
+            )
+            if self.options.preview:
+                from ..preview import write_preview
+
+                write_preview(
+                    dense,
+                    result.dense_labels,
+                    self.part_names,
+                    Path(outputs["preview"]),
+                    device=result.settings["device"],
+                    up=self.options.up,
+                    title=f"{asset.source.name if asset.source else asset.stem}, up {self.options.up}",
+                    outputs=staged,
+                )
+        result.outputs = {
+            **{k: str(v) for k, v in paths.__dict__.items() if v is not None},
+            **outputs,
+        }
