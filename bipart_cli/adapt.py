@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from .io.regions import REGION_AGREEMENT
 from .orientation import POSE_MARGIN
+from .presence import PART_PRESENCE
 from .runtime import check_choice, check_count, check_fraction
 
 if TYPE_CHECKING:
@@ -45,7 +46,10 @@ class AdaptSettings:
     also reads where each point lies in the shape (:func:`~bipart_cli.predict.head_inputs`;
     validation pm 65.8 -> 67.2, PSB and human_seg 75.9 -> 76.3). On a mesh, the labels then
     follow the asset's own pieces (:mod:`~bipart_cli.io.regions`) where at least
-    ``region_agreement`` of a piece's points agree (1: off; RESULTS section 28).
+    ``region_agreement`` of a piece's points agree (1: off; RESULTS section 28). A part
+    the target shows less than ``presence`` x its smallest share in a support shape that
+    has it is taken as absent (:mod:`~bipart_cli.presence`; 0: off; validation pm
+    67.2 -> 71.3, RESULTS section 29).
     The paper's inference (Sec. 4.1) is :data:`PAPER_INNER_LOOP`.
 
     ``box_reduction="mean"`` averages Eq. 2 over each shape's boxes instead of
@@ -71,6 +75,7 @@ class AdaptSettings:
     pose_margin: float = POSE_MARGIN
     position: bool = True
     region_agreement: float = REGION_AGREEMENT
+    presence: float = PART_PRESENCE
 
     def __post_init__(self) -> None:
         check_box_reduction(self.box_reduction)
@@ -81,6 +86,7 @@ class AdaptSettings:
         check_count("--knn-k", self.knn_k, 1, MAX_KNN_K)
         check_fraction("pose_margin", self.pose_margin)
         check_fraction("--region-agreement", self.region_agreement)
+        check_fraction("--presence", self.presence)
 
     @property
     def shape_reduction(self) -> str:
@@ -106,6 +112,7 @@ PAPER_INNER_LOOP = {
     "knn_weight": 0.0,
     "match_pose": False,
     "position": False,
+    "presence": 0.0,
 }
 
 

@@ -351,11 +351,13 @@ def _dense_predictions(
     """The adapted ``head``'s labels (n,) int64 and probabilities (n,) float32 of the
     target's dense points: predicted on its network points, blended with the k-NN
     transfer from the labeled points of ``features`` (M', N, C') and ``labels``,
-    smoothed over neighbours, then interpolated to the dense points."""
+    smoothed over neighbours, without the parts the target lacks
+    (:mod:`~bipart_cli.presence`), then interpolated to the dense points."""
     import torch
 
     from .adapt import labeled_points, predict_probabilities
     from .geometry import three_nn_interpolate
+    from .presence import drop_absent_parts
 
     target_points, target_features, num_parts = target.points, target.features, target.num_parts
     device = target_features.device
@@ -369,6 +371,7 @@ def _dense_predictions(
             )
             probs = (1 - settings.knn_weight) * probs + settings.knn_weight * transferred
         probs = smooth_probabilities(target_points, probs, settings.smooth)
+        probs = drop_absent_parts(probs, labels.targets[..., :num_parts], settings.presence)
         dense = np.ascontiguousarray(target.dense_points, dtype=np.float32)
         dense = torch.from_numpy(dense).to(device)
         out_labels, out_scores = [], []

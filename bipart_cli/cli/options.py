@@ -168,6 +168,16 @@ RegionAgreementOpt = Annotated[
         callback=_checked(check_fraction),
     ),
 ]
+PresenceOpt = Annotated[
+    float,
+    typer.Option(
+        "--presence",
+        help="A part the target shows less than this share of its smallest share in a support "
+        "shape that has it is taken as absent, and its points go to the next likeliest part "
+        "(0: keep every part).",
+        callback=_checked(check_fraction),
+    ),
+]
 MatchPoseOpt = Annotated[
     bool,
     typer.Option(

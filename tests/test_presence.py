@@ -1,0 +1,108 @@
+"""Which parts the target has: the support's part shares, the absent parts, and the end to end
+effect on a target that lacks a part its support has."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from _tiny import tiny_config, unit_cloud
+
+from bipart_cli.adapt import AdaptSettings
+from bipart_cli.errors import UsageError
+from bipart_cli.labeling.pseudo_labels import PseudoLabels
+from bipart_cli.model import BiPartModel
+from bipart_cli.predict import FeatureCache, adapt_and_predict
+from bipart_cli.presence import absent_parts, drop_absent_parts, support_part_shares
+from bipart_cli.support import SupportShape
+
+
+def test_support_shares_against_a_loop():
+    rng = np.random.default_rng(0)
+    targets = rng.random((4, 50, 3))
+    targets[1, :, 2] = 0.0  # shape 1 has no part 2
+    targets[:, :, 1] = 0.0  # no shape has part 1
+    found = support_part_shares(torch.from_numpy(targets)).numpy()
+    expected = []
+    for part in range(3):
+        shares = [t[:, part].sum() / t.sum() for t in targets if t[:, part].sum() > 0]
+        expected.append(min(shares) if shares else np.inf)
+    np.testing.assert_allclose(found, expected)
+
+
+def one_hot(labels: np.ndarray, parts: int) -> torch.Tensor:
+    return torch.nn.functional.one_hot(torch.as_tensor(labels), parts).double()
+
+
+def test_a_part_shown_far_less_than_in_any_support_shape_is_absent():
+    # support: part 1 takes 10-30% of a shape, part 2 30%
+    support = torch.stack(
+        [
+            one_hot(np.repeat([0, 1, 2], [60, 10, 30]), 3),
+            one_hot(np.repeat([0, 1, 2], [40, 30, 30]), 3),
+        ]
+    )
+    shares = support_part_shares(support)
+    np.testing.assert_allclose(shares.numpy(), [0.4, 0.1, 0.3])
+    # the target calls 4% part 1 (under half of 10%) and 20% part 2 (over half of 30%)
+    probs = one_hot(np.repeat([0, 1, 2], [76, 4, 20]), 3) * 0.7 + 0.1
+    assert absent_parts(probs, shares, 0.5).tolist() == [False, True, False]
+    assert absent_parts(probs, shares, 0.0).tolist() == [False, False, False]
+    assert absent_parts(probs, shares, 1.0).tolist() == [False, True, True]
+    # a part no support shape has is absent: nothing taught the head what it is
+    assert absent_parts(probs, torch.tensor([0.4, np.inf, 0.3]), 0.5)[1]
+
+
+def test_every_part_is_never_absent():
+    probs = one_hot(np.repeat([0, 1], [50, 50]), 2) * 0.5 + 0.25
+    assert not absent_parts(probs, torch.tensor([0.9, 0.9]), 1.0).any()
+
+
+def test_an_absent_part_s_points_go_to_their_next_likeliest_part():
+    support = one_hot(np.repeat([0, 1, 2], [50, 25, 25]), 3)[None]
+    rows = [[0.6, 0.3, 0.1]] * 75 + [[0.2, 0.7, 0.1]] * 20 + [[0.1, 0.3, 0.6]] * 5
+    probs = torch.tensor(rows, dtype=torch.float64)
+    dropped = drop_absent_parts(probs, support, 0.5)  # part 2: 5% < half of 25%
+    assert dropped[:, 2].eq(0).all()
+    torch.testing.assert_close(dropped.sum(-1), torch.ones(100, dtype=probs.dtype))
+    assert dropped.argmax(-1).tolist() == [0] * 75 + [1] * 25
+    assert drop_absent_parts(probs, support, 0.0) is probs
+
+
+@pytest.mark.parametrize("value", [-0.1, 1.5, float("nan")])
+def test_presence_out_of_range_is_a_usage_error(value):
+    with pytest.raises(UsageError, match="--presence"):
+        AdaptSettings(presence=value)
+
+
+def test_segmenting_drops_the_part_the_target_shows_least_of_its_support_share():
+    """End to end through :func:`adapt_and_predict`: at a ``presence`` between the two parts'
+    ratios (target share / smallest support share), the lower one's points go to the other
+    part and every other point keeps its label."""
+    torch.manual_seed(0)
+    model = BiPartModel(tiny_config()).eval()
+    rng = np.random.default_rng(5)
+    support = []
+    for i in range(4):
+        points = unit_cloud(rng)
+        top = points[:, 1] > np.quantile(points[:, 1], 0.6)
+        masks = np.stack([~top, top])
+        labels = PseudoLabels(masks, np.array([0, 1]), np.ones(2), ["body", "top"])
+        support.append(SupportShape(f"s{i}", points, labels))
+    target = unit_cloud(rng)
+
+    def labels_at(presence: float) -> np.ndarray:
+        settings = AdaptSettings(presence=presence, match_pose=False)
+        cache = FeatureCache(model, torch.device("cpu"), settings)
+        labels, _ = adapt_and_predict(model, target, target, None, support, 2, settings, cache)
+        return labels
+
+    kept = labels_at(0.0)
+    ratios = np.bincount(kept, minlength=2) / len(kept) / np.array([0.6, 0.4])
+    lower = int(np.argmin(ratios))
+    assert ratios[lower] < 1.0 and ratios[lower] < ratios[1 - lower]
+    presence = min(1.0, (ratios[lower] + ratios[1 - lower]) / 2)
+    dropped = labels_at(presence)
+    assert not (dropped == lower).any()
+    np.testing.assert_array_equal(dropped[kept != lower], kept[kept != lower])
+    np.testing.assert_array_equal(labels_at(ratios[lower] * 0.9), kept)
