@@ -331,6 +331,10 @@ class _LineHandler(logging.Handler):
 
     _STYLES = {"ERROR": "bold red", "CRITICAL": "bold red", "WARNING": "yellow", "DEBUG": "dim"}
 
+    def __init__(self, verbose: bool = False) -> None:
+        super().__init__()
+        self.verbose = verbose  # -v: a record's exception is shown with its traceback
+
     def emit(self, record: logging.LogRecord) -> None:
         try:
             message = _escape(printable(record.getMessage()))  # a name's newline stays escaped
@@ -340,6 +344,11 @@ class _LineHandler(logging.Handler):
             else:
                 line = f"[{self._STYLES.get(level, '')}]{level.lower()}:[/] {message}"
             stderr_console.print(line, highlight=False, soft_wrap=True)
+            if record.exc_info and record.exc_info[1] is not None and self.verbose:
+                # -v promises the traceback: a batch logs its inputs' internal errors here
+                from rich.traceback import Traceback
+
+                stderr_console.print(Traceback.from_exception(*record.exc_info))
         except Exception:  # pragma: no cover - logging must never raise
             self.handleError(record)
 
@@ -347,7 +356,7 @@ class _LineHandler(logging.Handler):
 def setup_logging(verbose: bool = False, quiet: bool = False) -> None:
     """Route the ``bipart`` logger to stderr, one line per record."""
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
-    handler = _LineHandler()
+    handler = _LineHandler(verbose=verbose)
     log.handlers[:] = [handler]
     log.setLevel(level)
     log.propagate = False
