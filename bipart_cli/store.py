@@ -93,7 +93,7 @@ class ArrayStore:
     def write(self, kind: str, key: str, arrays: dict[str, np.ndarray]) -> None:
         from safetensors.numpy import save_file
 
-        from .io.atomic import atomic_path
+        from .io.atomic import atomic_path, is_write_error
 
         path = self.path(kind, key)
         arrays = {name: np.ascontiguousarray(a) for name, a in arrays.items()}
@@ -101,8 +101,10 @@ class ArrayStore:
         try:
             with atomic_path(path) as tmp:
                 save_file(arrays, str(tmp), metadata=metadata)
-        except OSError as exc:
-            log.debug("cannot store arrays in %s: %s", path, exc)
+        except Exception as exc:
+            if not is_write_error(exc):  # a bug, not the disk
+                raise
+            warn_unwritable_cache(path, exc)
             return
         if self._written % TRIM_EVERY == 0:
             trim_store(self.folder, self.max_bytes)
@@ -125,6 +127,28 @@ class ArrayStore:
         if keep:
             self.write(kind, key, arrays)
         return arrays
+
+
+_warned_unwritable = False  # set once this process has said that its cache cannot be written
+
+
+def warn_unwritable_cache(path: Path, exc: BaseException) -> None:
+    """Say once per process that bipart's cache cannot be written (a read-only folder, a
+    full disk): the run goes on, and only computes again what it could not keep. Later
+    failures are debug lines."""
+    global _warned_unwritable
+    from .io.atomic import write_error_reason
+
+    reason = write_error_reason(exc)
+    if _warned_unwritable:
+        log.debug("cannot store %s: %s", path, reason)
+        return
+    _warned_unwritable = True
+    log.warning(
+        "cannot write bipart's cache (%s: %s): going on without storing, which only costs speed",
+        path,
+        reason,
+    )
 
 
 def feature_cache_bytes() -> int:
