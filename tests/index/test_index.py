@@ -769,10 +769,12 @@ def test_every_command_refuses_a_repeated_entry_in_one_line(tmp_path, records):
     manifest["entries"].append(manifest["entries"][0])
     path.write_text(json.dumps(manifest))
     (tmp_path / "chair.xyz").write_text("0 0 0\n1 0 0\n0 1 0\n0 0 1\n")
-    common = ["--index", "idx", "--weights", "random", "--device", "cpu", "-q"]
+    common = ["--index", "idx", "--device", "cpu", "-q"]
+    random = ["--weights", "random"]
     for argv in (
-        ["segment", "chair.xyz", "--parts", "back,seat", "--labeler", "none", "--points", "64"],
-        ["eval", "--labeler", "none"],
+        ["segment", "chair.xyz", "--parts", "back,seat", "--labeler", "none", "--points", "64"]
+        + random,
+        ["eval", "--labeler", "none", *random],
         ["train", "--out", "run", "--epochs", "1", "--max-steps", "1"],
     ):
         done = subprocess.run(
