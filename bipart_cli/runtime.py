@@ -91,6 +91,13 @@ def validate_device_spec(spec: str) -> str:
     return spec
 
 
+# --points: 1M dense points took 0.65 GB in segment; past 2M a run nears the memory of a
+# small machine (50M ended in a MemoryError after 24 s)
+MAX_DENSE_POINTS = 2_000_000
+# NumPy's legacy seeding takes 0 to 2**32 - 1; torch takes no negative seed either
+MAX_SEED = 2**32 - 1
+
+
 def check_count(option: str, value: int, low: int = 1, high: int = 10**9) -> int:
     """An integer option within ``[low, high]`` (a usage error otherwise)."""
     if not low <= value <= high:
@@ -134,16 +141,29 @@ def check_out_dir(option: str, value: Path | None) -> Path | None:
     return value
 
 
-def check_folder(option: str, value: Path | None) -> Path | None:
-    """An existing folder."""
-    if value is not None and not value.is_dir():
+def check_folder(option: str, value: str | Path | None) -> Path | None:
+    """An existing folder; an empty name (``--support ""``, which would be the current
+    folder) is refused."""
+    if value is None:
+        return None
+    check_not_empty(option, value)
+    value = Path(value)
+    if not value.is_dir():
         what = "is a file" if value.exists() else "does not exist"
         raise UsageError(f"{option} {value} {what}: expected a folder")
     return value
 
 
+def check_not_empty(option: str, value: str | Path) -> None:
+    """Refuse an empty or blank name: ``Path("")`` is the current folder, never what was meant."""
+    if not str(value).strip():
+        raise UsageError(f"{option} is empty: name a folder")
+
+
 def check_index_spec(option: str, value: str | None) -> str | None:
-    """An index: ``hf://...`` or an existing local folder."""
+    """An index: ``hf://...`` or an existing local folder (an empty name is refused)."""
+    if value is not None:
+        check_not_empty(option, value)
     if value is not None and not value.startswith("hf://") and not Path(value).is_dir():
         what = "is a file" if Path(value).exists() else "does not exist"
         raise UsageError(
@@ -311,6 +331,10 @@ class _LineHandler(logging.Handler):
 
     _STYLES = {"ERROR": "bold red", "CRITICAL": "bold red", "WARNING": "yellow", "DEBUG": "dim"}
 
+    def __init__(self, verbose: bool = False) -> None:
+        super().__init__()
+        self.verbose = verbose  # -v: a record's exception is shown with its traceback
+
     def emit(self, record: logging.LogRecord) -> None:
         try:
             message = _escape(printable(record.getMessage()))  # a name's newline stays escaped
@@ -320,6 +344,11 @@ class _LineHandler(logging.Handler):
             else:
                 line = f"[{self._STYLES.get(level, '')}]{level.lower()}:[/] {message}"
             stderr_console.print(line, highlight=False, soft_wrap=True)
+            if record.exc_info and record.exc_info[1] is not None and self.verbose:
+                # -v promises the traceback: a batch logs its inputs' internal errors here
+                from rich.traceback import Traceback
+
+                stderr_console.print(Traceback.from_exception(*record.exc_info))
         except Exception:  # pragma: no cover - logging must never raise
             self.handleError(record)
 
@@ -327,7 +356,7 @@ class _LineHandler(logging.Handler):
 def setup_logging(verbose: bool = False, quiet: bool = False) -> None:
     """Route the ``bipart`` logger to stderr, one line per record."""
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
-    handler = _LineHandler()
+    handler = _LineHandler(verbose=verbose)
     log.handlers[:] = [handler]
     log.setLevel(level)
     log.propagate = False

@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import os
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .runtime import log
+from .errors import UsageError
+from .runtime import log, printable
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
 
 FEATURE_CACHE_ENV = "BIPART_FEATURE_CACHE_MB"
 TRIM_EVERY = 64  # files written between two looks at the store's size
+MAX_FEATURE_CACHE_MB = 1e9  # a petabyte: any real disk, and an int the limit can be held in
 
 
 def array_key(points: np.ndarray, *parts: np.ndarray | str) -> str:
@@ -90,7 +93,7 @@ class ArrayStore:
     def write(self, kind: str, key: str, arrays: dict[str, np.ndarray]) -> None:
         from safetensors.numpy import save_file
 
-        from .io.atomic import atomic_path
+        from .io.atomic import atomic_path, is_write_error
 
         path = self.path(kind, key)
         arrays = {name: np.ascontiguousarray(a) for name, a in arrays.items()}
@@ -98,8 +101,10 @@ class ArrayStore:
         try:
             with atomic_path(path) as tmp:
                 save_file(arrays, str(tmp), metadata=metadata)
-        except OSError as exc:
-            log.debug("cannot store arrays in %s: %s", path, exc)
+        except Exception as exc:
+            if not is_write_error(exc):  # a bug, not the disk
+                raise
+            warn_unwritable_cache(path, exc)
             return
         if self._written % TRIM_EVERY == 0:
             trim_store(self.folder, self.max_bytes)
@@ -124,13 +129,45 @@ class ArrayStore:
         return arrays
 
 
+_warned_unwritable = False  # set once this process has said that its cache cannot be written
+
+
+def warn_unwritable_cache(path: Path, exc: BaseException) -> None:
+    """Say once per process that bipart's cache cannot be written (a read-only folder, a
+    full disk): the run goes on, and only computes again what it could not keep. Later
+    failures are debug lines."""
+    global _warned_unwritable
+    from .io.atomic import write_error_reason
+
+    reason = write_error_reason(exc)
+    if _warned_unwritable:
+        log.debug("cannot store %s: %s", path, reason)
+        return
+    _warned_unwritable = True
+    log.warning(
+        "cannot write bipart's cache (%s: %s): going on without storing, which only costs speed",
+        path,
+        reason,
+    )
+
+
 def feature_cache_bytes() -> int:
-    """The store's size limit: ``$BIPART_FEATURE_CACHE_MB`` (default 2048) in bytes."""
+    """The store's size limit: ``$BIPART_FEATURE_CACHE_MB`` (default 2048) in bytes.
+
+    Anything but a number of megabytes from 0 to :data:`MAX_FEATURE_CACHE_MB` (``nan``,
+    ``inf``, ``1e400``, ``-5``, ``abc``) is a :class:`~bipart_cli.errors.UsageError`: a typo
+    must not silently keep the default, nor end in an internal error."""
+    text = os.environ.get(FEATURE_CACHE_ENV) or "2048"  # set but empty: the default
     try:
-        megabytes = float(os.environ.get(FEATURE_CACHE_ENV, "2048"))
+        megabytes = float(text)
     except ValueError:
-        megabytes = 2048.0
-    return int(max(megabytes, 0.0) * 2**20)
+        megabytes = math.nan
+    if not (math.isfinite(megabytes) and 0.0 <= megabytes <= MAX_FEATURE_CACHE_MB):
+        raise UsageError(
+            f"{FEATURE_CACHE_ENV} must be a number of megabytes from 0 to "
+            f"{MAX_FEATURE_CACHE_MB:g}, not {printable(text)!r}"
+        )
+    return int(megabytes * 2**20)
 
 
 def trim_store(folder: Path, max_bytes: int) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import numpy as np
+import pytest
 
 from bipart_cli.store import ArrayStore, array_key, trim_store
 
@@ -91,3 +92,35 @@ def test_the_store_drops_the_least_recently_used_files(tmp_path):
     trim_store(tmp_path, max_bytes=500)  # down to 3/4 of it: 375 bytes, three files
     left = sorted(p.name for p in tmp_path.rglob("*.safetensors"))
     assert left == ["0.safetensors", "6.safetensors", "7.safetensors"]
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e400", "-5", "abc"])
+def test_a_bad_feature_cache_limit_is_one_clear_line(tmp_path, value):
+    """Issue 31 item 4: ``nan``, ``inf`` and ``1e400`` were internal errors (int() of them);
+    a word silently kept the default."""
+    import os
+    import subprocess
+    import sys
+
+    from bipart_cli.procedural import write_examples
+
+    write_examples(tmp_path, categories=(), n_chairs=2)
+    result = subprocess.run(
+        [sys.executable, "-m", "bipart_cli", "segment", "chairs/chair_0.glb",
+         "--parts", "back,seat", "--support", "chairs", "--labeler", "none", "-q"],
+        capture_output=True, text=True, cwd=tmp_path,
+        env={**os.environ, "NO_COLOR": "1", "BIPART_FEATURE_CACHE_MB": value},
+    )  # fmt: skip
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: BIPART_FEATURE_CACHE_MB must be a number of megabytes")
+    assert repr(value) in lines[0]
+
+
+def test_the_feature_cache_limit_is_read_in_megabytes(monkeypatch):
+    from bipart_cli.store import feature_cache_bytes
+
+    monkeypatch.setenv("BIPART_FEATURE_CACHE_MB", "1.5")
+    assert feature_cache_bytes() == 3 * 2**19
+    monkeypatch.delenv("BIPART_FEATURE_CACHE_MB")
+    assert feature_cache_bytes() == 2048 * 2**20

@@ -210,3 +210,81 @@ def test_the_files_key_covers_the_config_json(tmp_path):
     assert after.files_key not in (None, before.files_key)
     assert after.config_json_sha256 == sha256_file(config)
     assert resolve_weights("random")[1].files_key is None
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("encoder_name", "point-m2ae-official"), ("encoder_init", "point-m2ae-official")],
+)
+def test_an_edited_encoder_record_in_config_json_is_refused(tmp_path, field, value):
+    """Issue 31 item 10: config.json's encoder_name or encoder_init could be edited, and
+    the outputs' sidecar then named an encoder the weights do not hold."""
+    from _tiny import tiny_config
+
+    from bipart_cli.errors import CheckpointError
+
+    BiPartModel(tiny_config()).save_pretrained(tmp_path / "w")
+    config = tmp_path / "w" / "config.json"
+    config.write_text(json.dumps({**json.loads(config.read_text()), field: value}))
+    with pytest.raises(CheckpointError, match=f"{field} is '{value}', but model.safetensors"):
+        resolve_weights(str(tmp_path / "w"))
+
+
+def test_a_stored_encoder_keeps_its_recorded_name(tmp_path):
+    import dataclasses
+
+    import torch
+    from _tiny import tiny_config
+
+    from bipart_cli.errors import CheckpointError
+
+    model = BiPartModel(tiny_config())
+    with torch.no_grad():
+        next(model.encoder.parameters()).add_(0.5)  # a trained encoder: stored in the file
+    model.config = dataclasses.replace(
+        model.config,
+        encoder_init="bipart-pretrain",
+        encoder_name="runs/enc@100",
+        encoder_sha256=model.encoder_sha256(),
+    )
+    model.save_pretrained(tmp_path / "w")
+    assert resolve_weights(str(tmp_path / "w"))[1].encoder_name == "runs/enc@100"
+    config = tmp_path / "w" / "config.json"
+    config.write_text(config.read_text().replace("runs/enc@100", "the official one"))
+    with pytest.raises(CheckpointError, match="encoder_name is 'the official one'"):
+        resolve_weights(str(tmp_path / "w"))
+
+
+HUGE_SIZES = {"encoder_dims": [8192, 8192, 8192], "encoder_heads": 8, "encoder_depths": [64] * 3}
+
+
+@pytest.mark.parametrize(
+    ("sizes", "needle"),
+    [(HUGE_SIZES, "parameters, past bipart's limit"), ({"head_hidden": 256}, "has shape")],
+)
+def test_config_sizes_are_checked_against_the_weights_before_building(tmp_path, sizes, needle):
+    """Issue 31 item 15: a 432-byte config.json with in-range sizes took 3.5 GB before the
+    weights were looked at. The file's tensor shapes (its header) are checked first, on a
+    model built on the meta device, in a fresh process whose peak memory is measured."""
+    import subprocess
+    import sys
+
+    from _tiny import tiny_config
+
+    BiPartModel(tiny_config()).save_pretrained(tmp_path / "w")
+    config = tmp_path / "w" / "config.json"
+    config.write_text(json.dumps({**json.loads(config.read_text()), **sizes}))
+    assert config.stat().st_size < 1024
+    script = (
+        "import resource, sys\n"
+        "from bipart_cli.weights import resolve_weights\n"
+        "try:\n    resolve_weights(sys.argv[1])\n"
+        "except Exception as exc:\n    print(type(exc).__name__, exc)\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "w")], capture_output=True, text=True
+    )
+    error, peak_kib = done.stdout.strip().splitlines()
+    assert error.startswith("CheckpointError") and needle in error, done.stdout + done.stderr
+    assert int(peak_kib) < 1 << 20, f"{int(peak_kib) >> 10} MiB"  # well under 1.5 GB

@@ -22,6 +22,8 @@ from ..labeling.api import LABELERS, SEGMENT_LABELERS
 from ..orientation import UP_CHOICES
 from ..parts import check_part_names
 from ..runtime import (
+    MAX_DENSE_POINTS,
+    MAX_SEED,
     check_choice,
     check_count,
     check_fraction,
@@ -46,7 +48,8 @@ def _checked(check: Callable[..., Any], *args: Any) -> Callable[..., Any]:
     return callback
 
 
-MAX_POINTS = 50_000_000
+MAX_POINTS = MAX_DENSE_POINTS
+MAX_BATCH_POINTS = 50_000_000  # support points drawn per inner step, never more than there are
 MAX_STEPS = 10_000
 MAX_SUPPORT = 1_000
 MAX_LR = 100.0
@@ -55,7 +58,14 @@ FLAG = ""  # metavar of on/off flags: no "<bool>" in the help
 # --- options shared by every command --------------------------------------
 
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")]
-SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed; same seed, same result.")]
+SeedOpt = Annotated[
+    int,
+    typer.Option(
+        "--seed",
+        help=f"Random seed, 0 to {MAX_SEED}; same seed, same result.",
+        callback=_checked(check_count, 0, MAX_SEED),
+    ),
+]
 JsonOpt = Annotated[
     bool, typer.Option("--json", metavar=FLAG, help="Machine-readable output on stdout.")
 ]
@@ -105,7 +115,7 @@ BatchPointsOpt = Annotated[
     typer.Option(
         "--batch-points",
         help="Support points drawn per inner step (0: all of them).",
-        callback=_checked(check_count, 0, MAX_POINTS),
+        callback=_checked(check_count, 0, MAX_BATCH_POINTS),
     ),
 ]
 DescriptorsOpt = Annotated[

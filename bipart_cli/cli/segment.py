@@ -66,7 +66,7 @@ def segment(
     parts: RequiredPartsOpt,
     index_path: IndexOpt = None,
     support: Annotated[
-        Path | None,
+        str | None,  # a str: Typer makes "" the Path "." (the current folder) before the check
         typer.Option(
             "--support",
             help="Folder of labeled assets used directly as the support set.",

@@ -26,13 +26,16 @@ single build of the same folder gives the same bytes.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import IndexCorruptError, InvalidInputError, OutputWriteError, UsageError
+from ..io.atomic import write_error_reason
 from ..runtime import log
 from .arrays import sha256_bytes
 from .format import (
@@ -78,6 +81,8 @@ class BuildSummary:
     partial: dict[str, Any] | None = None
     failed: list[dict[str, str]] = field(default_factory=list)
     elapsed_s: float = 0.0
+    # why the folder could not be written (read-only, full), when its index was up to date
+    not_written: str = ""
 
     @property
     def ok(self) -> bool:
@@ -209,7 +214,7 @@ def build_index(
         device=torch_device,
     )
     staging = None
-    with index_lock(out):  # concurrent writers of one index take turns
+    with _write_lock(out) as unwritable:  # concurrent writers of one index take turns
         try:
             previous = _previous_index(out, settings, basis)
             previous_rows = (
@@ -274,7 +279,10 @@ def build_index(
             reused = previous is not None and all(w == "previous" for w, _ in sources.values())
             if reused and not writer.would_rewrite(previous.manifest, list(sources)):
                 manifest = previous.manifest  # a warm `segment --support DIR` writes nothing
-                writer.remove_unreferenced(manifest)
+                if not unwritable:
+                    writer.remove_unreferenced(manifest)
+            elif unwritable:
+                raise OutputWriteError(f"cannot write the index in {out}: {unwritable}")
             else:
                 manifest = _write_records(writer, sources, previous, previous_rows, staging)
             staging.remove()
@@ -283,6 +291,13 @@ def build_index(
             summary.shards = len(manifest["shards"])
             summary.partial = manifest["partial"]
             summary.elapsed_s = round(time.perf_counter() - started, 3)
+            summary.not_written = unwritable
+            if unwritable:
+                log.warning(
+                    "cannot write in %s (%s); its index is up to date and is used as it is",
+                    out,
+                    unwritable,
+                )
         except (OSError, OutputWriteError) as exc:  # a full disk: no stray journal, one line
             if staging is not None:
                 staging.remove()
@@ -292,6 +307,21 @@ def build_index(
                 f"cannot write the index in {out}: {exc.strerror or exc}"
             ) from exc
     return summary
+
+
+@contextlib.contextmanager
+def _write_lock(out: Path) -> Iterator[str]:
+    """:func:`index_lock` on ``out``, yielding ``""``; where the folder cannot be written (a
+    read-only cache, a full disk) no lock is held and the reason is yielded: the build may
+    then only find the index there up to date (renamed into place whole, it can be read
+    without the lock)."""
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(index_lock(out))
+        except OSError as exc:
+            yield write_error_reason(exc)
+        else:
+            yield ""
 
 
 def _write_records(

@@ -176,6 +176,8 @@ def validate_manifest(manifest: dict[str, Any], where: object) -> None:
             fail(f"shards[{i}].features", "does not match 'encoder'")
         counts.append(shard["count"])
     texts = ("id", "category", "source", "sha256")
+    seen_ids: dict[str, int] = {}
+    seen_slots: dict[tuple[int, int], int] = {}
     for i, entry in enumerate(manifest["entries"]):
         check(entry, dict, f"entries[{i}]")
         for key in IndexEntry.__dataclass_fields__:
@@ -201,6 +203,13 @@ def validate_manifest(manifest: dict[str, Any], where: object) -> None:
                 f"entries[{i}].slot",
                 f"is {entry['slot']}, shard {entry['shard']} holds {counts[entry['shard']]} records",
             )
+        # one entry per record: a repeated one made rows and records disagree (IndexError)
+        first = seen_ids.setdefault(entry["id"], i)
+        if first != i:
+            fail(f"entries[{i}].id", f"{entry['id']!r} repeats entries[{first}]")
+        first = seen_slots.setdefault((entry["shard"], entry["slot"]), i)
+        if first != i:
+            fail(f"entries[{i}]", f"names the record of entries[{first}] again (shard and slot)")
 
 
 def _tuple(kinds: Any) -> tuple:

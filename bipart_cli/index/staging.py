@@ -34,21 +34,28 @@ class Staging:
 
     def __init__(self, out: Path, fingerprint: str) -> None:
         self.folder = out / STAGING_DIR
+        self.fingerprint = fingerprint
         marker = self.folder / "settings.json"
-        if self.folder.exists() and (
-            not marker.is_file() or marker.read_text(encoding="utf-8") != fingerprint
-        ):
+        # made on the first save, not here: a build that stages nothing (an index that is
+        # up to date) writes nothing, so it also runs on a read-only or full disk
+        self._ready = marker.is_file() and marker.read_text(encoding="utf-8") == fingerprint
+
+    def _prepare(self) -> None:
+        """The journal folder for this build: one of other settings (or a damaged one) goes."""
+        if self._ready:
+            return
+        if self.folder.exists():
             shutil.rmtree(self.folder)
-        if not self.folder.exists():
-            self.folder.mkdir(parents=True)
-            atomic_write_text(marker, fingerprint)
+        self.folder.mkdir(parents=True)
+        atomic_write_text(self.folder / "settings.json", self.fingerprint)
+        self._ready = True
 
     def _path(self, shape_id: str, sha256: str) -> Path:
         return self.folder / f"{stable_hash(shape_id):016x}-{sha256[:16]}.safetensors"
 
     def load(self, shape_id: str, sha256: str) -> ShapeRecord | None:
         path = self._path(shape_id, sha256)
-        if not path.is_file():
+        if not self._ready or not path.is_file():
             return None
         try:
             (record,) = records_from_bytes(path.read_bytes())
@@ -60,6 +67,7 @@ class Staging:
     def save(self, record: ShapeRecord) -> None:
         data = records_to_bytes([record], with_features=True)
         try:
+            self._prepare()
             atomic_write_bytes(self._path(record.id, record.sha256), data)
         except OSError as exc:  # a full or read-only disk stops the build, not one file
             raise OutputWriteError(

@@ -76,7 +76,8 @@ def index_lock(out: str | Path, timeout: float | None = None) -> Iterator[None]:
                 f"index {out} is being built by {owner}; gave up after {timeout:g} s"
             ) from None
     try:
-        atomic_write_text(out / OWNER_NAME, f"{os.getpid()}\n")
+        with contextlib.suppress(OSError):  # only names the holder to a waiting writer
+            atomic_write_text(out / OWNER_NAME, f"{os.getpid()}\n")
         yield
     finally:
         (out / OWNER_NAME).unlink(missing_ok=True)

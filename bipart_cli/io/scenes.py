@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import io
+import json
+import struct
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..errors import InvalidInputError
+from ..runtime import log
 from .asset import Asset
 from .checks import DEFAULT_GREY, decode_text_bytes, finalize_asset, to_rgb_uint8, utf8_copy
 from .labels import (
@@ -59,40 +63,126 @@ def _visual_colors(geom: Any) -> tuple[np.ndarray, np.ndarray | None, np.ndarray
 
 def load_scene_file(path: Path) -> Asset:
     import trimesh
+    from PIL import Image
 
     fmt = path.suffix.lower().lstrip(".")
     if fmt == "obj":
         recoded = utf8_copy(path)
         source = path if recoded is None else io.BytesIO(recoded)
-        scene = trimesh.load_scene(
-            source,
-            file_type="obj",
-            resolver=recording_resolver(path),  # materials beside the file, reported
-            split_objects=True,
-            split_groups=True,
-            process=False,
-        )
+        with warnings.catch_warnings():  # an MTL's huge texture: dropped, not decoded
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            scene = trimesh.load_scene(
+                source,
+                file_type="obj",
+                resolver=recording_resolver(path),  # materials beside the file, reported
+                split_objects=True,
+                split_groups=True,
+                process=False,
+            )
+        _drop_oversized_textures(scene, path)
         name_of, order = _obj_names(path)
         return asset_from_scene(scene, path, name_of, node_order=order)
+    # checked first: trimesh blames a broken container on a missing charset_normalizer
+    header = read_gltf_json(path)
     # a glTF's buffers and textures are files beside it: the resolver reports each one read
-    scene = trimesh.load_scene(
-        path, file_type=fmt, resolver=recording_resolver(path), process=False
-    )
-    return asset_from_scene(scene, path, node_order=_gltf_node_order(path))
+    scene = _load_scene(path, fmt)
+    node_order = [str(node.get("name")) for node in _json_list(header, "nodes")]
+    return asset_from_scene(scene, path, node_order=node_order)
 
 
-def _gltf_node_order(path: Path) -> list[str]:
-    """Node names in file order (trimesh's scene graph does not keep it)."""
-    import json
-    import struct
+def _load_scene(path: Path, fmt: str) -> Any:
+    """trimesh's scene of a GLB/GLTF, textures over :data:`MAX_TEXTURE_PIXELS` left out."""
+    import trimesh
+    from PIL import Image
 
+    with warnings.catch_warnings():
+        # images are opened lazily (header only); too large ones are dropped below, so
+        # PIL's warning about their size is noise on stderr
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        scene = trimesh.load_scene(
+            path, file_type=fmt, resolver=recording_resolver(path), process=False
+        )
+    _drop_oversized_textures(scene, path)
+    return scene
+
+
+def read_gltf_json(path: Path) -> dict[str, Any]:
+    """The JSON of a ``.gltf``, or of a ``.glb``'s first chunk, as a dict.
+
+    Raises :class:`InvalidInputError` ("corrupt or truncated GLB file (...)") for a bad
+    magic, a JSON chunk that runs past the end of the file, bytes that are not UTF-8
+    (glTF's only encoding) or text that is not a JSON object.
+    """
     raw = path.read_bytes()
-    if raw[:4] == b"glTF":
-        (length,) = struct.unpack("<I", raw[12:16])
-        header = json.loads(raw[20 : 20 + length])
-    else:
-        header = json.loads(raw)
-    return [str(node.get("name")) for node in header.get("nodes", [])]
+    kind = "GLB" if path.suffix.lower() == ".glb" else "GLTF"
+
+    def corrupt(why: str) -> InvalidInputError:
+        return InvalidInputError(f"{path}: corrupt or truncated {kind} file ({why})")
+
+    if kind == "GLB":
+        if raw[:4] != b"glTF" or len(raw) < 20:
+            raise corrupt("no GLB header")
+        length, chunk_type = struct.unpack("<I4s", raw[12:20])
+        if chunk_type != b"JSON":
+            raise corrupt("its first chunk is not JSON")
+        if 20 + length > len(raw):
+            raise corrupt(
+                f"its JSON chunk of {length} bytes runs past the end of the {len(raw)}-byte file"
+            )
+        raw = raw[20 : 20 + length]
+    try:
+        header = json.loads(raw.decode("utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        raise corrupt(f"its JSON is not UTF-8, byte {exc.start}") from None
+    except ValueError as exc:
+        raise corrupt(f"bad JSON: {exc}") from None
+    if not isinstance(header, dict):
+        raise corrupt("its JSON is not an object")
+    return header
+
+
+def _json_list(header: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    """``header[key]``'s objects (a malformed entry is left to trimesh to judge)."""
+    items = header.get(key)
+    return [item for item in items if isinstance(item, dict)] if isinstance(items, list) else []
+
+
+MAX_TEXTURE_PIXELS = 4096 * 4096  # a 4K texture (1.4 GB for info at 8K); 12000x12000 took ~3 GB
+_TEXTURE_SLOTS = (
+    "baseColorTexture",
+    "image",
+    "metallicRoughnessTexture",
+    "normalTexture",
+    "emissiveTexture",
+    "occlusionTexture",
+)
+
+
+def _drop_oversized_textures(scene: Any, path: Path) -> None:
+    """Remove every texture of more than :data:`MAX_TEXTURE_PIXELS` from the scene's
+    materials, with one warning: trimesh opens images lazily, so only the header's size
+    has been read, and the mesh is then read (and written back) without them."""
+    dropped = set()
+    for geom in scene.geometry.values():
+        material = getattr(getattr(geom, "visual", None), "material", None)
+        for slot in _TEXTURE_SLOTS:
+            size = getattr(getattr(material, slot, None), "size", None)
+            if (
+                isinstance(size, tuple)
+                and len(size) == 2
+                and size[0] * size[1] > MAX_TEXTURE_PIXELS
+            ):
+                setattr(material, slot, None)
+                dropped.add(f"{size[0]}x{size[1]}")
+    if dropped:
+        log.warning(
+            "%s: skipped %s texture(s) of %s pixels, past the limit of %d megapixels; the "
+            "mesh is read without them",
+            path,
+            len(dropped),
+            ", ".join(sorted(dropped)),
+            MAX_TEXTURE_PIXELS // 10**6,
+        )
 
 
 def asset_from_scene(
@@ -123,6 +213,7 @@ def asset_from_scene(
             meshes.append((str(node), part, transform, geom))
         elif isinstance(geom, trimesh.PointCloud | trimesh.Trimesh) and len(geom.vertices) > 0:
             clouds.append((str(node), part, transform, geom))
+    _check_scene_size(meshes, clouds, path)
     if meshes:
         asset = _concat_meshes(meshes)
         item_instance = asset.face_geometry
@@ -135,6 +226,29 @@ def asset_from_scene(
     asset.scene = scene if meshes else None
     _attach_name_labels(asset, [part for _, part, _, _ in (meshes or clouds)], item_instance, path)
     return finalize_asset(asset, path or "scene")
+
+
+MAX_SCENE_FACES = 2_000_000  # triangles over every instance (5M took 1.5 GB in info)
+MAX_SCENE_POINTS = 5_000_000  # points over every point-cloud instance
+
+
+def _check_scene_size(meshes: list, clouds: list, path: Path | None) -> None:
+    """Refuse a scene whose instances add up to more than :data:`MAX_SCENE_FACES` triangles
+    (or :data:`MAX_SCENE_POINTS` points) before anything is copied into world coordinates:
+    40,000 nodes instancing one 2,000-triangle mesh fit in a small GLB, and took 3.8 GB."""
+    faces = sum(len(geom.faces) for *_, geom in meshes)
+    points = 0 if meshes else sum(len(geom.vertices) for *_, geom in clouds)
+    for count, limit, what in (
+        (faces, MAX_SCENE_FACES, "triangles"),
+        (points, MAX_SCENE_POINTS, "points"),
+    ):
+        if count > limit:
+            where = f"{path}: " if path else ""
+            instances = len(meshes) if meshes else len(clouds)
+            raise InvalidInputError(
+                f"{where}{count} {what} over its {instances} mesh instances, past bipart's "
+                f"limit of {limit}"
+            )
 
 
 def _concat_meshes(meshes: list) -> Asset:

@@ -248,6 +248,8 @@ class BiPartModel(nn.Module):
         """Load from a local folder, else from a Hugging Face Hub repo (``revision`` optional)."""
         folder = _resolve_folder(repo_or_dir, revision)
         config = _read_config(folder / CONFIG_NAME)
+        # before a byte is allocated: a 432-byte config.json asked for 3.5 GB of model
+        check_weights_file(folder / WEIGHTS_NAME, config)
         with torch.random.fork_rng(devices=[]):  # building must not disturb the caller's RNG
             model = cls(config)
         return model.load_weights(folder / WEIGHTS_NAME).eval()
@@ -318,6 +320,77 @@ def _check_seeded_encoder(path: Path, model: BiPartModel, saved_sha256: str) -> 
             f"this torch version it differs from the one trained with (sha256 {rebuilt[:12]}… "
             f"vs {saved_sha256[:12]}…); use the torch version named in the model card"
         )
+
+
+MAX_PARAMETERS = 100_000_000  # 400 MB of float32; the default model has 12.9M
+
+
+def model_shapes(config: BiPartConfig, where: object = "the config") -> dict[str, tuple[int, ...]]:
+    """The state dict's tensor shapes of a model of ``config``, built on the meta device
+    (no memory, no RNG); a :class:`CheckpointError` past :data:`MAX_PARAMETERS`."""
+    with torch.device("meta"):
+        shapes = {name: tuple(t.shape) for name, t in BiPartModel(config).state_dict().items()}
+    count = sum(int(torch.Size(shape).numel()) for shape in shapes.values())
+    if count > MAX_PARAMETERS:
+        raise CheckpointError(
+            f"{where} describes a model of {count:,} parameters, past bipart's limit of "
+            f"{MAX_PARAMETERS:,}"
+        )
+    return shapes
+
+
+def check_weights_file(path: Path, config: BiPartConfig) -> None:
+    """Check ``model.safetensors``'s header against ``config`` without loading a tensor.
+
+    Every tensor must be one the config's model has, with its shape, and every one it has
+    must be there (the seeded encoder, re-derived on load, excepted); the encoder fields the
+    file recorded when it was written (``encoder_init``, ``encoder_name``,
+    ``encoder_sha256``) must be the config's, so an edited config.json cannot make outputs
+    name another encoder. One :class:`CheckpointError` line otherwise.
+    """
+    from safetensors import safe_open
+
+    shapes = model_shapes(config, path.parent / CONFIG_NAME)
+    if not path.is_file():
+        raise ModelUnavailableError(f"no {WEIGHTS_NAME} in {path.parent}")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+            found = {name: tuple(handle.get_slice(name).get_shape()) for name in handle.keys()}  # noqa: SIM118
+    except Exception as exc:  # safetensors raises several types for corrupt files
+        raise CheckpointError(f"cannot read {path}: {exc}") from exc
+    seeded = SEEDED_ENCODER_KEY in metadata
+    for name, shape in shapes.items():
+        if name not in found and not (seeded and name.startswith(ENCODER_PREFIX)):
+            raise CheckpointError(f"{path}: missing key {name}")
+        if name in found and found[name] != shape:
+            raise CheckpointError(
+                f"{path}: {name} has shape {found[name]}, the config expects {shape}"
+            )
+    unexpected = sorted(set(found) - set(shapes))
+    if unexpected:
+        raise CheckpointError(f"{path}: unexpected key {unexpected[0]}")
+    _check_recorded_encoder(path, metadata, config)
+
+
+def _check_recorded_encoder(path: Path, metadata: dict[str, str], config: BiPartConfig) -> None:
+    """The encoder fields ``metadata`` recorded (JSON strings) are ``config``'s; a file
+    holding the seeded encoder names none."""
+    recorded = {}
+    for key in ("encoder_init", "encoder_name", "encoder_sha256"):
+        if key in metadata:
+            try:
+                recorded[key] = json.loads(metadata[key])
+            except ValueError:
+                recorded[key] = metadata[key]
+    if SEEDED_ENCODER_KEY in metadata:  # older files recorded no name: the seeded one has none
+        recorded.setdefault("encoder_name", None)
+    for key, value in recorded.items():
+        if getattr(config, key) != value:
+            raise CheckpointError(
+                f"{path.parent / CONFIG_NAME}: {key} is {getattr(config, key)!r}, but "
+                f"{path.name} was written with {value!r} (an edited config.json)"
+            )
 
 
 def _read_weights(path: Path, model: BiPartModel) -> tuple[dict[str, torch.Tensor], str | None]:

@@ -12,6 +12,7 @@ pickle code execution) and can be converted to safetensors for later loads.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
@@ -33,9 +34,16 @@ def _read_raw(path: Path) -> dict[str, torch.Tensor]:
             from safetensors.torch import load_file
 
             return load_file(str(path))
-        payload = torch.load(str(path), map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            # a plain pickle makes torch warn that its "weights_only Unpickler might not
+            # support" the protocol: two lines of noise around the one-line error below
+            warnings.filterwarnings(
+                "ignore", message=".*weights_only Unpickler", category=UserWarning
+            )
+            payload = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # torch and safetensors raise several types on bad files
-        raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from exc
+        reason = str(exc).strip() or f"{type(exc).__name__} (empty or truncated?)"
+        raise CheckpointError(f"cannot read checkpoint {path}: {reason}") from exc
     if isinstance(payload, dict) and "base_model" in payload:
         payload = payload["base_model"]
     if not isinstance(payload, dict):

@@ -24,6 +24,7 @@ from typing import Any
 
 from ..adapt import AdaptSettings
 from ..errors import UsageError
+from ..runtime import check_folder
 from ..support import unprovided_parts
 from .inputs import cache_root, check_inputs, expand_inputs, support_cache_dir
 from .request import SegmentOptions, SegmentResult
@@ -62,7 +63,7 @@ def segment(inputs: str | list[str], parts: str | list[str], **options: Any) -> 
     adapt_keys = {f.name for f in dataclasses.fields(AdaptSettings)}
     adapt = AdaptSettings(**{k: options.pop(k) for k in list(options) if k in adapt_keys})
     if "support_dir" in options and options["support_dir"] is not None:
-        options["support_dir"] = Path(options["support_dir"])
+        options["support_dir"] = check_folder("--support (support_dir)", options["support_dir"])
     if "out_dir" in options and options["out_dir"] is not None:
         options["out_dir"] = Path(options["out_dir"])
     segment_options = SegmentOptions(adapt=adapt, **options)

@@ -50,14 +50,28 @@ class SegmentOptions:
 
     def __post_init__(self) -> None:
         """The same checks as the CLI's, for the Python API (a :class:`UsageError` each)."""
+        from ..errors import UsageError
         from ..labeling.api import SEGMENT_LABELERS
         from ..orientation import UP_CHOICES
-        from ..runtime import check_choice, check_count, check_out_dir, check_rate
+        from ..runtime import (
+            MAX_DENSE_POINTS,
+            MAX_SEED,
+            check_choice,
+            check_count,
+            check_index_spec,
+            check_out_dir,
+            check_rate,
+        )
         from ..support import STRATEGIES
 
         check_choice("--up", self.up, UP_CHOICES)
         check_choice("--labeler", self.labeler, SEGMENT_LABELERS)
-        check_count("--points (n_dense)", self.n_dense, 1, 50_000_000)
+        if self.index is not None and self.support_dir is not None:
+            # one support source: the other one was silently ignored
+            raise UsageError("give --index or --support, not both: each names the support set")
+        check_count("--points (n_dense)", self.n_dense, 1, MAX_DENSE_POINTS)
+        check_count("--seed", self.seed, 0, MAX_SEED)
+        check_index_spec("--index", self.index)
         check_count("n_points", self.n_points, 1, 1_000_000)
         check_count("--steps", self.adapt.steps, 1, 10_000)
         check_rate("--lr", self.adapt.lr, 100.0)

@@ -165,6 +165,10 @@ class SupportBank:
             )
         if failed:
             log.warning("--support: %d file(s) skipped, e.g. %s", len(failed), failed[0]["error"])
+        if summary.not_written:  # said here: the build's own warning was silenced above
+            from ..store import warn_unwritable_cache
+
+            warn_unwritable_cache(cache, OSError(summary.not_written))
         return cls(index, model, encoder)
 
     def __len__(self) -> int:

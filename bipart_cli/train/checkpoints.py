@@ -151,19 +151,15 @@ def restore_checkpoint(
     when ``settings`` has another ``--seed`` than the run being resumed.
     """
     from ..errors import CheckpointError
-    from ..io import sha256_file
 
     try:
         state = json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
         if not isinstance(state, dict):
             raise ValueError("trainer_state.json is not a JSON object")
-        for name, digest in (state.get("sha256") or {}).items():
-            if name not in CHECKPOINT_FILES:
-                raise ValueError(f"unexpected file {name!r} in trainer_state.json")
-            if sha256_file(checkpoint / name) != digest:
-                raise ValueError(f"{name} is corrupt (sha256 mismatch)")
+        _verify_checksums(checkpoint, state.get("sha256"))
         if settings is not None:
             _check_same_run(state.get("settings") or {}, settings, same_run)
+        _check_same_model(checkpoint, model)
         epoch, step = int(state["epoch"]), int(state["step"])
         if epoch < 0 or step < 0:
             raise ValueError("negative epoch or step")
@@ -180,6 +176,51 @@ def restore_checkpoint(
         ) from exc
     _truncate_log(checkpoint.parent / "log.jsonl", step)
     return epoch, step
+
+
+def _verify_checksums(checkpoint: Path, checksums: Any) -> None:
+    """Every checkpoint file on disk has its sha256 in ``trainer_state.json``, and it matches.
+
+    A state without them (lost, or removed) is refused, not trusted: a flipped byte in
+    the weights would otherwise be resumed silently."""
+    from ..io import sha256_file
+
+    if not isinstance(checksums, dict) or not checksums:
+        raise ValueError(
+            "trainer_state.json records no sha256 of the checkpoint's files, so they cannot "
+            "be verified; start a new --out"
+        )
+    for name, digest in checksums.items():
+        if name not in CHECKPOINT_FILES:
+            raise ValueError(f"unexpected file {name!r} in trainer_state.json")
+        if sha256_file(checkpoint / name) != digest:
+            raise ValueError(f"{name} is corrupt (sha256 mismatch)")
+    for name in CHECKPOINT_FILES:
+        if name not in checksums and (checkpoint / name).exists():
+            raise ValueError(f"trainer_state.json records no sha256 of {name}")
+    if "model.safetensors" not in checksums:
+        raise ValueError("trainer_state.json records no sha256 of model.safetensors")
+
+
+def _check_same_model(checkpoint: Path, model) -> None:
+    """The checkpoint's ``config.json`` describes ``model``'s config: resumed with another
+    ``--model-config`` (or without the run's), the weights cannot fit, and loading them
+    printed a whole state-dict mismatch. A :class:`UsageError` naming the first field."""
+    path = checkpoint / "config.json"
+    if not path.is_file():
+        return  # model.safetensors' own checks still apply
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(saved, dict):
+        raise ValueError("config.json is not a JSON object")
+    current = model.config.to_dict()
+    for name, value in current.items():
+        before = saved.get(name)
+        if name in saved and json.loads(json.dumps(value)) != before:
+            raise UsageError(
+                f"--resume: the run's model has {name} {before}, this one {value}; resume with "
+                "the --model-config the run was started with (none if it had none), or start "
+                "a new --out"
+            )
 
 
 def _check_same_run(saved: dict[str, Any], settings, names: tuple[str, ...]) -> None:

@@ -287,3 +287,77 @@ def test_labeler_choices_follow_the_command(run_bipart):
     assert result.returncode == 2 and "index, none" in result.stderr
     result = run_bipart("index", "missing", "--labeler", "none")
     assert result.returncode == 2 and "given, detector, simulated" in result.stderr
+
+
+SEED_COMMANDS = {
+    "segment": ["segment", "chair.glb", "--parts", "back", *MISSING_WEIGHTS],
+    "label": ["label", "chair.glb", "--parts", "back", "--detector", "/no/such/detector"],
+    "index": ["index", ".", "--out", "index", *MISSING_WEIGHTS],
+    "train": ["train", "--index", ".", "--out", "run"],
+    "pretrain": ["pretrain", "--out", "run"],
+    "eval": ["eval", "--index", "."],
+    "examples": ["examples", "out"],
+}
+
+
+@pytest.mark.parametrize("command", sorted(SEED_COMMANDS))
+@pytest.mark.parametrize("seed", ["-1", "99999999999999999999", "4294967296"])
+def test_every_seed_is_checked_at_parse_time(run_bipart, chair_dir, command, seed):
+    """Issue 31 item 3: a negative or huge --seed ran (or failed deep inside NumPy)."""
+    result = run_bipart(*SEED_COMMANDS[command], "--seed", seed, cwd=chair_dir)
+    _assert_usage_error(result, "--seed", "0 to 4294967295", seed)
+    assert not any((chair_dir / name).exists() for name in ("index", "run", "out"))
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["segment", "chair.glb", "--parts", "back", *MISSING_WEIGHTS],
+        ["index", ".", "--out", "index", *MISSING_WEIGHTS],
+        ["label", "chair.glb", "--parts", "back", "--detector", "/no/such/detector"],
+    ],
+)
+def test_fifty_million_points_is_a_usage_error(run_bipart, chair_dir, argv):
+    """Issue 31 item 16: ``--points 50000000`` was accepted and ended in a MemoryError."""
+    result = run_bipart(*argv, "--points", "50000000", cwd=chair_dir)
+    _assert_usage_error(result, "--points", "2000000", "50000000")
+
+
+@pytest.mark.parametrize("option", ["--support", "--index"])
+def test_an_empty_support_or_index_is_not_the_current_folder(run_bipart, chair_dir, option):
+    """Issue 31 item 9: ``--support ""`` indexed the current folder."""
+    result = run_bipart(
+        "segment", "chair.glb", "--parts", "back", *MISSING_WEIGHTS, option, "", cwd=chair_dir
+    )
+    _assert_usage_error(result, option, "is empty")
+
+
+def test_index_and_support_together_are_refused(run_bipart, chair_dir, tmp_path):
+    """Issue 31 item 9: ``--index X --support Y`` silently ignored ``--index``."""
+    (tmp_path / "support").mkdir()
+    (tmp_path / "index").mkdir()
+    result = run_bipart(
+        "segment", "chair.glb", "--parts", "back", *MISSING_WEIGHTS,
+        "--index", str(tmp_path / "index"), "--support", str(tmp_path / "support"),
+        cwd=chair_dir,
+    )  # fmt: skip
+    _assert_usage_error(result, "--index", "--support", "not both")
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"support_dir": ""},
+        {"index": ""},
+        {"seed": -1},
+        {"seed": 2**64},
+        {"points": 50_000_000},
+        {"index": ".", "support_dir": "."},
+    ],
+)
+def test_python_api_refuses_what_the_cli_refuses(tmp_path, bad):
+    from bipart_cli import segment
+    from bipart_cli.errors import UsageError
+
+    with pytest.raises(UsageError):
+        segment(str(tmp_path / "chair.glb"), "back,seat", weights="/no/such", **bad)

@@ -742,3 +742,47 @@ def test_a_folder_walk_skips_the_outputs_of_a_file_beside_them(tmp_path):
         "chair.glb",
         "out/lamp.parts.glb",
     ]
+
+
+@pytest.mark.parametrize("how", ["copy", "same-id", "same-slot"])
+def test_a_manifest_naming_a_record_twice_is_corrupt(tmp_path, records, how):
+    """Issue 31 item 5: a repeated entry made ``segment`` and ``eval`` fail with an
+    IndexError and ``train`` use one shape twice; now every reader refuses it at open."""
+    out = tmp_path / "idx"
+    write_index(out, records)
+    path = out / "manifest.json"
+    manifest = json.loads(path.read_text())
+    entries = manifest["entries"]
+    if how == "copy":
+        entries.append(dict(entries[2]))
+    elif how == "same-id":
+        entries[4]["id"] = entries[1]["id"]
+    else:
+        entries[4]["shard"], entries[4]["slot"] = entries[1]["shard"], entries[1]["slot"]
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(IndexCorruptError, match=r"entries\[\d\].*(repeats|again)"):
+        ShapeIndex.open(out)
+
+
+def test_every_command_refuses_a_repeated_entry_in_one_line(tmp_path, records):
+    write_index(tmp_path / "idx", records)
+    path = tmp_path / "idx" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["entries"].append(manifest["entries"][0])
+    path.write_text(json.dumps(manifest))
+    (tmp_path / "chair.xyz").write_text("0 0 0\n1 0 0\n0 1 0\n0 0 1\n")
+    common = ["--index", "idx", "--device", "cpu", "-q"]
+    random = ["--weights", "random"]
+    for argv in (
+        ["segment", "chair.xyz", "--parts", "back,seat", "--labeler", "none", "--points", "64"]
+        + random,
+        ["eval", "--labeler", "none", *random],
+        ["train", "--out", "run", "--epochs", "1", "--max-steps", "1"],
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "bipart_cli", *argv, *common],
+            capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "NO_COLOR": "1"},
+        )  # fmt: skip
+        assert done.returncode == 1, (argv[0], done.stderr)
+        (line,) = done.stderr.strip().splitlines()
+        assert "].id 'chair/shape_000.glb' repeats entries[0]" in line, (argv[0], line)

@@ -377,3 +377,172 @@ def test_a_pickled_torch_checkpoint_is_refused_without_unsafe_advice(tmp_path):
     assert "pickled Python objects" in line and "\n" not in line
     assert "weights_only" not in line and "allow_pickle" not in line
     assert not marker.exists()
+
+
+# --- issue 31: small GLB/OBJ files that expand (instancing, textures) or lie -------------
+
+
+def glb_bytes(header: dict, binary: bytes) -> bytes:
+    """A GLB container: ``header`` as its JSON chunk, ``binary`` as its BIN chunk."""
+    import struct
+
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 4)
+    binary += b"\0" * (-len(binary) % 4)
+    body = struct.pack("<I", len(text)) + b"JSON" + text
+    body += struct.pack("<I", len(binary)) + b"BIN\0" + binary
+    return b"glTF" + struct.pack("<II", 2, 12 + len(body)) + body
+
+
+def textured_triangle_glb(png: bytes, nodes: int = 1, mesh: trimesh.Trimesh | None = None) -> bytes:
+    """A GLB of ``nodes`` nodes all instancing one mesh (a textured triangle, or ``mesh``
+    untextured when given), the PNG ``png`` embedded as its base-colour texture."""
+    if mesh is None:
+        vertices = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0]], np.float32)
+        faces = np.array([[0, 1, 2]], np.uint32)
+    else:
+        vertices = np.asarray(mesh.vertices, np.float32)
+        faces = np.asarray(mesh.faces, np.uint32)
+    uvs = np.clip(vertices[:, :2], 0, 1).astype(np.float32)
+    blobs = [vertices.tobytes(), uvs.tobytes(), faces.tobytes(), png]
+    offsets = np.cumsum([0] + [len(b) for b in blobs]).tolist()
+    views = [
+        {"buffer": 0, "byteOffset": offsets[i], "byteLength": len(blob)}
+        for i, blob in enumerate(blobs)
+    ]
+    header = {
+        "asset": {"version": "2.0"},
+        "scene": 0,
+        "scenes": [{"nodes": list(range(nodes))}],
+        "nodes": [{"mesh": 0}] * nodes,
+        "meshes": [
+            {
+                "primitives": [
+                    {"attributes": {"POSITION": 0, "TEXCOORD_0": 1}, "indices": 2, "material": 0}
+                ]
+            }
+        ],
+        "materials": [{"pbrMetallicRoughness": {"baseColorTexture": {"index": 0}}}],
+        "textures": [{"source": 0}],
+        "images": [{"bufferView": 3, "mimeType": "image/png"}],
+        "accessors": [
+            {
+                "bufferView": 0,
+                "componentType": 5126,
+                "count": len(vertices),
+                "type": "VEC3",
+                "min": vertices.min(0).tolist(),
+                "max": vertices.max(0).tolist(),
+            },
+            {"bufferView": 1, "componentType": 5126, "count": len(vertices), "type": "VEC2"},
+            {"bufferView": 2, "componentType": 5125, "count": faces.size, "type": "SCALAR"},
+        ],  # fmt: skip
+        "bufferViews": views,
+        "buffers": [{"byteLength": offsets[-1] + (-offsets[-1] % 4)}],
+    }
+    return glb_bytes(header, b"".join(blobs))
+
+
+def png_bytes(width: int, height: int) -> bytes:
+    """A black RGB PNG: its header says ``width`` x ``height``, its deflated rows are tiny."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height)).save(buffer, format="PNG", compress_level=9)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def huge_png(tmp_path_factory) -> bytes:
+    """A 12000x12000 PNG of ~420 KB: 430 MB decoded, ~3 GB as bipart baked it."""
+    from PIL import Image
+
+    limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+    try:
+        return png_bytes(12000, 12000)
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+
+
+def test_forty_thousand_instances_of_one_mesh_are_refused_in_bounded_memory(tmp_path):
+    """Issue 31 item 13: 40,000 nodes instancing one 2,000-triangle mesh (80M triangles in
+    a file under 1 MB) took 3.8 GB in ``info``, then a MemoryError."""
+    mesh = trimesh.creation.cylinder(radius=1, height=1, sections=500)
+    assert len(mesh.faces) == 2000
+    path = tmp_path / "instanced.glb"
+    path.write_bytes(textured_triangle_glb(png_bytes(2, 2), nodes=40_000, mesh=mesh))
+    assert path.stat().st_size < 1 << 20
+    line = one_error_line(run_limited("info", str(path)))
+    assert "instanced.glb: 80000000 triangles over its 40000 mesh instances" in line
+    assert "limit of 2000000" in line
+
+
+def test_a_few_instances_are_still_read(tmp_path):
+    path = tmp_path / "three.glb"
+    path.write_bytes(textured_triangle_glb(png_bytes(2, 2), nodes=3))
+    result = run_limited("info", str(path), "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["faces"] == 3
+
+
+def test_a_12000_pixel_texture_in_a_small_glb_is_skipped_in_bounded_memory(tmp_path, huge_png):
+    """Issue 31 item 14: the texture was decoded (and baked) whatever its size: ~3 GB."""
+    path = tmp_path / "bomb.glb"
+    path.write_bytes(textured_triangle_glb(huge_png))
+    assert path.stat().st_size < 1 << 20
+    result = run_limited("info", str(path), "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["faces"] == 1
+    (line,) = result.stderr.strip().splitlines()  # no DecompressionBombWarning either
+    assert line.startswith("warning: ") and "bomb.glb: skipped 1 texture(s) of 12000x12000" in line
+
+
+def test_a_12000_pixel_texture_of_an_obj_material_is_skipped_in_bounded_memory(tmp_path, huge_png):
+    (tmp_path / "big.png").write_bytes(huge_png)
+    (tmp_path / "tex.mtl").write_text("newmtl m\nmap_Kd big.png\n")
+    (tmp_path / "tex.obj").write_text(
+        "mtllib tex.mtl\nv 0 0 0\nv 1 0 0\nv 0 1 0\nvt 0 0\nvt 1 0\nvt 0 1\n"
+        "usemtl m\nf 1/1 2/2 3/3\n"
+    )
+    result = run_limited("info", str(tmp_path / "tex.obj"), "--json")
+    assert result.returncode == 0, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert "tex.obj: skipped 1 texture(s) of 12000x12000" in line
+
+
+def test_a_texture_within_the_limit_is_kept(tmp_path):
+    from bipart_cli.io import load_asset
+
+    path = tmp_path / "small.glb"
+    path.write_bytes(textured_triangle_glb(png_bytes(64, 32)))
+    (texture,) = load_asset(path).textures
+    assert texture.size == (64, 32)
+
+
+def _corrupt_glb(kind: str) -> bytes:
+    import struct
+
+    data = bytearray(textured_triangle_glb(png_bytes(2, 2)))
+    if kind == "utf8":
+        at = data.index(b'"asset"')
+        data[at + 1] = 0xFF  # "\xffsset": not UTF-8
+    else:  # the JSON chunk's length runs past the end of the file
+        data[12:16] = struct.pack("<I", 10**6)
+    return bytes(data)
+
+
+@pytest.mark.parametrize(
+    ("kind", "needle"),
+    [
+        ("utf8", "corrupt or truncated GLB file (its JSON is not UTF-8"),
+        ("length", "corrupt or truncated GLB file (its JSON chunk of 1000000 bytes runs past"),
+    ],
+)
+def test_a_glb_with_a_broken_json_chunk_is_called_corrupt(tmp_path, kind, needle):
+    """Issue 31 item 6: both were blamed on a missing ``charset_normalizer``."""
+    path = tmp_path / "broken.glb"
+    path.write_bytes(_corrupt_glb(kind))
+    line = one_error_line(run_limited("info", str(path)))
+    assert f"broken.glb: {needle}" in line and "charset" not in line

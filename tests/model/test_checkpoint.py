@@ -92,3 +92,27 @@ def test_conversion_to_safetensors_round_trips(tmp_path):
     target = BiPartModel(small_config(encoder_seed=3))
     target.load_encoder_checkpoint(out)
     assert torch.equal(target.encode(points()), source.encode(points()))
+
+
+def test_a_plain_pickle_is_one_error_without_torch_warnings(tmp_path, recwarn):
+    """Issue 31 item 12: torch warned "The weights_only Unpickler might not support all
+    instructions" (two more lines on stderr) before the clean one-line error."""
+    import pickle
+
+    from bipart_cli.errors import CheckpointError
+    from bipart_cli.runtime import user_message
+
+    path = tmp_path / "plain.pth"
+    path.write_bytes(pickle.dumps({"base_model": {"h_encoder.x": 1}}, protocol=4))
+    with pytest.raises(CheckpointError) as caught:
+        load_point_m2ae_checkpoint(path)
+    assert "pickled Python objects" in user_message(caught.value)
+    assert [str(w.message) for w in recwarn] == []
+
+
+def test_an_empty_checkpoint_says_why(tmp_path):
+    from bipart_cli.errors import CheckpointError
+
+    (tmp_path / "empty.pth").write_bytes(b"")
+    with pytest.raises(CheckpointError, match=r"empty\.pth: \w+"):
+        load_point_m2ae_checkpoint(tmp_path / "empty.pth")

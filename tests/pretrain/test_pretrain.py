@@ -248,6 +248,20 @@ def test_an_existing_run_needs_resume_and_the_same_options(tmp_path, run_bipart)
     assert len(damaged.stderr.strip().splitlines()) == 1
 
 
+def test_resume_with_another_model_config_is_one_line(tmp_path, run_bipart):
+    """Issue 31 item 8: the encoder's state-dict mismatch was printed whole."""
+    run = tmp_path / "run"
+    for name, dims in (("model.json", [24, 48, 96]), ("other.json", [12, 24, 48])):
+        config = dataclasses.asdict(tiny_config(encoder_dims=dims))
+        (tmp_path / name).write_text(json.dumps(config))
+    args = ["pretrain", "--procedural", "2", "--out", str(run), "--max-steps", "2", "-q"]
+    assert run_bipart(*args, "--model-config", str(tmp_path / "model.json")).returncode == 0
+    again = run_bipart(*args, "--model-config", str(tmp_path / "other.json"), "--resume")
+    assert again.returncode == 2, again.stderr
+    (line,) = again.stderr.strip().splitlines()
+    assert "--resume: the run's model has encoder_dims [24, 48, 96], this one [12, 24, 48]" in line
+
+
 # --- pretrain -> train --encoder -> segment ----------------------------------------------
 
 

@@ -424,6 +424,43 @@ def test_a_damaged_checkpoint_is_one_typed_error(one_epoch_run, tmp_path, damage
         _resume(run, one_epoch_run[1])
 
 
+@pytest.mark.parametrize("lost", ["the map", "the model's"])
+def test_a_resume_state_without_its_checksums_is_refused(one_epoch_run, tmp_path, lost):
+    """Issue 31 item 11: with ``sha256`` gone from trainer_state.json, a flipped weight
+    was resumed from without a word."""
+    from bipart_cli.errors import CheckpointError
+
+    run = tmp_path / "run"
+    shutil.copytree(one_epoch_run[0], run)
+    checkpoint = run / "checkpoint"
+    data = bytearray((checkpoint / "model.safetensors").read_bytes())
+    data[-100] ^= 0x01
+    (checkpoint / "model.safetensors").write_bytes(bytes(data))
+    state = json.loads((checkpoint / "trainer_state.json").read_text())
+    if lost == "the map":
+        del state["sha256"]
+    else:
+        del state["sha256"]["model.safetensors"]
+    (checkpoint / "trainer_state.json").write_text(json.dumps(state))
+    with pytest.raises(CheckpointError, match="records no sha256"):
+        _resume(run, one_epoch_run[1])
+
+
+def test_resume_with_another_model_config_is_one_usage_line(one_epoch_run, tmp_path):
+    """Issue 31 item 8: resumed without the run's --model-config, loading the weights
+    failed on the first mismatched tensor, with a hint about shapes."""
+    from bipart_cli.errors import UsageError
+
+    run = tmp_path / "run"
+    shutil.copytree(one_epoch_run[0], run)
+    settings = small_settings(epochs=2)
+    with pytest.raises(UsageError) as caught:
+        train_model(tiny_model(extractor_dim=64), one_epoch_run[1], run, settings, CPU, resume=True)
+    message = str(caught.value)
+    assert message.startswith("--resume: the run's model has extractor_dim 32, this one 64")
+    assert "--model-config the run was started with" in message and "\n" not in message
+
+
 def test_resume_with_another_seed_is_refused(one_epoch_run, tmp_path):
     from bipart_cli.errors import UsageError
 
