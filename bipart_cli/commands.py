@@ -88,9 +88,10 @@ def _print_segment_result(result, json_output: bool) -> None:
         f"{result.input}: {result.mode}{' (stored run)' if result.reused else ''}, "
         f"{len(result.support)} support shapes -> {summary}",
         highlight=False,
+        markup=False,  # file and part names are the user's text, never markup
     )
     for kind, path in result.outputs.items():
-        stdout_console.print(f"  {kind}: {path}", highlight=False)
+        stdout_console.print(f"  {kind}: {path}", highlight=False, markup=False)
 
 
 def run_eval(index_path: str | None, *, json_output: bool, quiet: bool, **options: Any) -> int:
@@ -220,10 +221,11 @@ def run_pretrain(
             f"pre-trained {report.steps} steps on {report.shapes} shapes in {record['seconds']} s: "
             f"loss {report.first_loss:.5f} -> {report.last_loss:.5f}; encoder in {report.encoder_dir}",
             highlight=False,
+            markup=False,
         )
     else:
         stdout_console.print(
-            f"nothing left to run; encoder in {report.encoder_dir}", highlight=False
+            f"nothing left to run; encoder in {report.encoder_dir}", highlight=False, markup=False
         )
     return EXIT_OK
 
@@ -267,5 +269,6 @@ def run_examples(
             stdout_console.print(
                 f"{folder}: {record['shapes']} labeled {category} shapes, parts {','.join(record['parts'])}",
                 highlight=False,
+                markup=False,
             )
     return EXIT_OK

@@ -107,3 +107,18 @@ def test_index_takes_the_outputs_as_labeled_shapes(segmented, root):
     index = ShapeIndex.open(root / "index")
     assert len(index) == 2  # the PLY and the GLB
     assert [record.part_names for record in index] == [NAMES, NAMES]
+
+
+def test_the_result_line_prints_names_that_look_like_markup_as_given(root):
+    """Rich markup in a part or file name is the user's text: printed, not interpreted."""
+    marked = ["[bold]back", "seat[/]", "leg", "arm"]
+    source = root / "shapes" / "chair_1.glb"
+    asset = load_asset(source)
+    dense = sample_dense(asset, 2000, seed=1)
+    write_outputs(asset, dense, dense.labels, np.ones(len(dense)), marked, root / "marked_support")
+    shutil.copy(root / "chair.glb", root / "[red]chair.glb")
+    args = ["segment", "[red]chair.glb", "--parts", ",".join(marked), "-o", "marked"]
+    run = bipart(root, *args, "--support", "marked_support", "--labeler", "none", *FAST)
+    assert run.returncode == 0, run.stderr
+    assert "[red]chair.glb:" in run.stdout
+    assert "[bold]back" in run.stdout and "seat[/]" in run.stdout
