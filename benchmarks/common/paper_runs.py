@@ -1,7 +1,7 @@
-"""Shared plumbing of the paper-table benchmarks (issue #7, items 1-5).
+"""Shared plumbing of the benchmarks: indexes, trained models, cached evaluations, tables.
 
-``table1_quality.py``, ``table3_ablation.py``, ``table4_selection.py``,
-``table5_support_steps.py`` and ``few_shot.py`` take from here:
+Every group takes from here (``paper/table*.py``, ``quality/few_shot.py``,
+``quality/adapt_options.py``, ``speed/example_speed.py``, ...):
 
 - the shape indexes of ``../shared/data`` under ``.bench/indexes`` (built on demand
   by ``shared_index.build``, one dataset and split at a time);
@@ -12,15 +12,20 @@
   1e-3, seed 0, the other settings at their defaults; this is ``MALLOC_ARENA_MAX=1
   bipart train --index .bench/indexes/psb-train-simulated --out .bench/runs/<name>
   --epochs 1 --outer-lr 1e-3 --seed 0 [--no-bilevel] [--no-extractor]``. G models
-  (``.bench/g_setting/<name>``, also made by ``g_setting.py``) train on the 7
+  (``.bench/g_setting/<name>``, also made by ``paper/g_setting.py``) train on the 7
   seen categories only, 3 epochs. human_seg is in neither training set;
 - evaluations through ``bipart_cli.evaluate.evaluate_index``, cached as JSON under
   ``.bench/evals/``, keyed by every argument of the evaluation, the sha256 of the
   weights and of the indexes' manifests, so that the scripts share them (the full
   BiPart-J evaluation is a row of tables 1, 3, 4 and 5) and a rerun only computes
   what is missing; each file records when, where and at which git revision it was made;
-- plain-text tables, each row with a footnote saying how it was made, and the
-  command, date, machine and git revision to paste into ``RESULTS.md``.
+- plain-text tables (:func:`print_table`, the one table printer of the benchmarks), each
+  row with a footnote saying how it was made, and the command, date, machine, git revision
+  and load average to paste into ``RESULTS.md`` (:func:`bench_run`).
+
+With ``BIPART_BENCH_CACHED_ONLY=1`` (``python -m benchmarks GROUP --cached-only``) nothing
+is computed: an evaluation, index or model that is not already under ``.bench/`` stops the
+script with a line naming it.
 
 The protocol of tables 1, 3, 4 and 5 (:data:`VLM`) is the paper's inference
 (Sec. 3.3.2, 4.1): the test shape's own pseudo labels join a support set of M=8
@@ -47,11 +52,10 @@ import sys
 import time
 from pathlib import Path
 
-from shared_index import DEFAULT_OUT, build
-
+from benchmarks.common.shared_index import DEFAULT_OUT, build
 from bipart_cli.adapt import PAPER_INNER_LOOP, AdaptSettings
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / ".bench"
 J_RUNS = BENCH / "runs"
 G_RUNS = BENCH / "g_setting"
@@ -77,6 +81,13 @@ VLM_SPLITS = {
     "human": ("human-test-simulated", "human-train-simulated"),
 }
 CACHE_VERSION = 2  # 2: the key holds every AdaptSettings field
+CACHED_ONLY = "BIPART_BENCH_CACHED_ONLY"
+
+
+def refuse_to_compute(what: str) -> None:
+    """Stop here under ``BIPART_BENCH_CACHED_ONLY=1``: ``what`` is not cached."""
+    if os.environ.get(CACHED_ONLY, "") not in ("", "0"):
+        raise SystemExit(f"not cached, and {CACHED_ONLY} is set: {what}")
 
 
 def rel(path: str | Path) -> str:
@@ -96,6 +107,7 @@ def index(name: str) -> Path:
     match = re.fullmatch(r"(psb|human|pm)-(train|test)(-simulated)?", name)
     if match is None:
         raise SystemExit(f"unknown index {name!r}")
+    refuse_to_compute(f"the index {rel(path)}")
     prefix, split, simulated = match.groups()
     labeler = "simulated" if simulated else "given"
     print(f"building {rel(path)} ({labeler} labeler)", file=sys.stderr, flush=True)
@@ -132,6 +144,7 @@ def train_if_missing(
             f"{rel(run_dir)} has no final model yet: a training run in progress or an "
             "interrupted one; wait for it, resume it (bipart train ... --resume) or delete it"
         )
+    refuse_to_compute(f"the model {rel(model_dir)}")
     print(f"training {rel(run_dir)}: {settings.to_dict()}", file=sys.stderr, flush=True)
     started = time.perf_counter()
     for report in train(str(train_index), run_dir, settings, device=device):
@@ -260,6 +273,7 @@ def evaluation(
     path = EVALS / f"{test}-{slug}-{digest}.json"
     if path.is_file() and not refresh:
         return {**json.loads(path.read_text()), "file": rel(path)}
+    refuse_to_compute(f"the evaluation {rel(path)}")
     print(f"evaluating {rel(path)}", file=sys.stderr, flush=True)
     made = provenance()
     started = time.perf_counter()
@@ -436,13 +450,19 @@ def provenance() -> dict:
     }
 
 
+def command_line() -> str:
+    """This script's command as run from the repository root (``python benchmarks/...``)."""
+    script = rel(sys.argv[0]) if sys.argv[0] else "?"
+    return " ".join(["python", script, *sys.argv[1:]])
+
+
 @contextlib.contextmanager
 def bench_run():
     """Print the RESULTS.md header (command, date, machine, git revision) and, at the end,
     the wall time and load average."""
     made = provenance()
     started = time.perf_counter()
-    print(f"- command: cd benchmarks && python {' '.join(sys.argv)}")
+    print(f"- command: {command_line()}")
     print(f"- date: {made['date']}")
     print(f"- machine: {made['machine']}")
     print(f"- git revision: {made['git']}")

@@ -11,7 +11,7 @@ import numpy as np
 
 DATA_ROOT = Path(
     os.environ.get(
-        "BIPART_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"
+        "BIPART_SHARED_DATA", Path(__file__).resolve().parents[2].parent / "shared" / "data"
     )
 )
 

@@ -1,4 +1,6 @@
-"""Shape indexes of ../shared/data's train and test splits, built through the library's IndexWriter.
+"""Which shape indexes do the benchmarks read? The dev sets' splits, built once under .bench/indexes.
+
+Shape indexes of ../shared/data's train and test splits, built through the library's IndexWriter.
 
 Each split of PSB (14 categories), human_seg and pm (6 PartNet-Mobility categories) becomes an index whose records
 hold the dataset's own 2048 points and ground truth, with ``given`` pseudo
@@ -8,20 +10,24 @@ detector over 10 rendered views (for training, as the paper trains on VLM labels
 They are written under ``.bench/`` (git ignored), never into the repository's
 tracked files. ``build`` also takes simulated-labeler noise options, a subset of
 datasets and categories, and a cap on train shapes per category
-(``benchmarks/noise_sweep.py`` uses them).
+(``benchmarks/paper/noise_sweep.py`` uses them).
 
-    python benchmarks/shared_index.py [--out .bench/indexes] [--labeler given|simulated]
+    python benchmarks/common/shared_index.py [--out .bench/indexes] [--labeler given|simulated]
         [--datasets psb,human_seg,pm] [--splits train,test]
 """
 
 from __future__ import annotations
 
-import argparse
+import sys
 from pathlib import Path
 
-import numpy as np
-from shared_data import INDEX_PREFIX, Category, load_categories
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout: benchmarks, bipart_cli
 
+import argparse
+
+import numpy as np
+
+from benchmarks.common.shared_data import INDEX_PREFIX, Category, load_categories
 from bipart_cli.descriptors import point_descriptors
 from bipart_cli.index import IndexWriter, ShapeRecord
 from bipart_cli.index.shape import default_basis
@@ -30,7 +36,7 @@ from bipart_cli.labeling import make_labeler
 from bipart_cli.support import bps_features
 
 GREY = np.array([180, 180, 180], dtype=np.uint8)
-DEFAULT_OUT = Path(__file__).resolve().parents[1] / ".bench" / "indexes"
+DEFAULT_OUT = Path(__file__).resolve().parents[2] / ".bench" / "indexes"
 
 
 def records(

@@ -1,26 +1,31 @@
-"""The paper's G setting on PSB: train on 7 seen categories, evaluate on all 14.
+"""Does bi-level training beat plain distillation on categories it never saw (the paper's G setting)?
+
+The paper's G setting on PSB: train on 7 seen categories, evaluate on all 14.
 
 Training uses the train splits of the seen categories, labeled by the simulated
 detector (``.bench/indexes/psb-train-simulated``, built by
-``python shared_index.py --labeler simulated``), as the paper trains on VLM
+``python benchmarks/common/shared_index.py --labeler simulated``), as the paper trains on VLM
 pseudo labels. Evaluation is few-shot on the test splits of all 14 categories
 (``bipart eval --labeler none``), support from the ground-truth train splits
 (``psb-train``). Seen are the categories at even positions of the alphabetical
 list, unseen the others. Three models are compared: the untrained one, the one
 trained with ``--no-bilevel`` and the bi-level one, with the same settings.
 
-    python benchmarks/g_setting.py [--epochs 3] [--outer-lr 1e-3]
+    python benchmarks/paper/g_setting.py [--epochs 3] [--outer-lr 1e-3]
 """
 
 from __future__ import annotations
 
-import argparse
-import time
+import sys
 from pathlib import Path
 
-from paper_runs import G_EPOCHS, OUTER_LR, g_model, seen_categories
-from shared_index import DEFAULT_OUT
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout: benchmarks, bipart_cli
 
+import argparse
+import time
+
+from benchmarks.common.paper_runs import G_EPOCHS, OUTER_LR, g_model, seen_categories
+from benchmarks.common.shared_index import DEFAULT_OUT
 from bipart_cli.evaluate import evaluate_index
 
 

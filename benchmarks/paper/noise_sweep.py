@@ -1,4 +1,6 @@
-"""Noise sweep of the simulated labeler: teacher and BiPart mIoU as misses and label swaps grow.
+"""Does the student stay above its teacher as the teacher's labels get noisier (paper item 7)?
+
+Noise sweep of the simulated labeler: teacher and BiPart mIoU as misses and label swaps grow.
 
 For each (miss_rate, swap_rate) of the grid, the PSB train and test splits of
 ``../shared/data`` (the datasets' own 2048 points and ground truth, read in place)
@@ -21,23 +23,26 @@ mIoU is the mean over categories of the per-shape mean part IoU, x100. The
 indexes go to ``.bench/noise/<miss>-<swap>/`` (git ignored) and are reused when
 their settings match; the ``.bench/indexes/*-simulated`` indexes are never touched.
 
-    python benchmarks/noise_sweep.py                                   # bipart-default weights
-    python benchmarks/noise_sweep.py --weights bipart-default --weights .bench/runs/j-bilevel/model
-    python benchmarks/noise_sweep.py --grid 0:0,0.3:0.3 --categories Chair,Table --limit 4
+    python benchmarks/paper/noise_sweep.py                                   # bipart-default weights
+    python benchmarks/paper/noise_sweep.py --weights bipart-default --weights .bench/runs/j-bilevel/model
+    python benchmarks/paper/noise_sweep.py --grid 0:0,0.3:0.3 --categories Chair,Table --limit 4
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
-import time
 from pathlib import Path
 
-from paper_runs import teacher_miou
-from shared_index import build
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout: benchmarks, bipart_cli
 
-ROOT = Path(__file__).resolve().parents[1]
+import argparse
+import json
+import time
+
+from benchmarks.common.paper_runs import teacher_miou
+from benchmarks.common.shared_index import build
+
+ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = ROOT / ".bench" / "noise"
 DEFAULT_GRID = "0:0,0.1:0.05,0.2:0.15,0.3:0.3"
 

@@ -1,4 +1,6 @@
-"""Table 1 analogue: quality of the teacher, plain distillation, BiPart-J and BiPart-G.
+"""Does BiPart beat its teacher and plain distillation, as in the paper's Table 1?
+
+Table 1 analogue: quality of the teacher, plain distillation, BiPart-J and BiPart-G.
 
 Test shapes: the PSB test split (14 categories, 56 shapes) and the human_seg test
 split (18 shapes), labeled by the simulated detector (``psb-test-simulated``,
@@ -21,12 +23,17 @@ set. Seen/unseen columns are category means over the G split's two halves, for
 every row (the J models saw all 14). Missing models are trained first (hours on a
 CPU); evaluations are cached under ``.bench/evals``.
 
-    cd benchmarks && python table1_quality.py [--no-human] [--limit N] [--device cpu]
+    python benchmarks/paper/table1_quality.py [--no-human] [--limit N] [--device cpu]
 """
 
 from __future__ import annotations
 
-from paper_runs import (
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout: benchmarks, bipart_cli
+
+from benchmarks.common.paper_runs import (
     TRAIN_INDEX,
     VLM,
     bench_parser,

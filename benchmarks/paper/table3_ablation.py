@@ -1,4 +1,6 @@
-"""Table 3 analogue: ablation of the support set, bi-level training and the extractor.
+"""What do the support set, bi-level training and the extractor each add (the paper's Table 3)?
+
+Table 3 analogue: ablation of the support set, bi-level training and the extractor.
 
 The paper's four rows, on the PSB test split (``psb-test-simulated``, 56 shapes),
 with J models trained on all 14 PSB categories' train splits (``paper_runs``):
@@ -16,12 +18,17 @@ In the paper rows 1-2 also lack the extractor; here they keep it (the
 ``j-nobilevel-noextractor`` (``--no-bilevel --no-extractor``, trained if missing).
 Evaluations are cached under ``.bench/evals`` and shared with the other tables.
 
-    cd benchmarks && python table3_ablation.py [--no-extractor-baselines] [--limit N]
+    python benchmarks/paper/table3_ablation.py [--no-extractor-baselines] [--limit N]
 """
 
 from __future__ import annotations
 
-from paper_runs import (
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout: benchmarks, bipart_cli
+
+from benchmarks.common.paper_runs import (
     VLM,
     bench_parser,
     bench_run,

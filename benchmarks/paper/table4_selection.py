@@ -1,4 +1,6 @@
-"""Table 4 analogue: support-set selection strategies, random / similarity / part-perfect.
+"""Does part-perfect support selection beat random and plain similarity (the paper's Table 4)?
+
+Table 4 analogue: support-set selection strategies, random / similarity / part-perfect.
 
 The bi-level J model (``.bench/runs/j-bilevel``, trained on all 14 PSB categories'
 train splits, trained first if missing) in the VLM protocol of ``paper_runs`` on
@@ -7,12 +9,17 @@ shapes of the target's category from ``psb-train-simulated``, K=10, lr 0.3, seed
 only the selection rule changes (Sec. 3.4: ``random``, BPS cosine ``similarity``,
 ``part-perfect``; random draws are seeded per target).
 
-    cd benchmarks && python table4_selection.py [--limit N] [--device cpu]
+    python benchmarks/paper/table4_selection.py [--limit N] [--device cpu]
 """
 
 from __future__ import annotations
 
-from paper_runs import (
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout: benchmarks, bipart_cli
+
+from benchmarks.common.paper_runs import (
     VLM,
     bench_parser,
     bench_run,

@@ -1,4 +1,6 @@
-"""Table 5 analogue: support-set size M and inner steps K, with mIoU and time per shape.
+"""How do the support-set size M and the inner steps K trade mIoU against time (the paper's Table 5)?
+
+Table 5 analogue: support-set size M and inner steps K, with mIoU and time per shape.
 
 The bi-level J model (``.bench/runs/j-bilevel``, trained on all 14 PSB categories'
 train splits, trained first if missing) in the VLM protocol of ``paper_runs`` on
@@ -15,12 +17,17 @@ same without opening the model and indexes). Times come from whichever run made
 the cached evaluation (see the footnotes): compare them only within one run on an
 otherwise idle machine (``--refresh`` recomputes).
 
-    cd benchmarks && python table5_support_steps.py [--limit N] [--device cpu] [--refresh]
+    python benchmarks/paper/table5_support_steps.py [--limit N] [--device cpu] [--refresh]
 """
 
 from __future__ import annotations
 
-from paper_runs import (
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout: benchmarks, bipart_cli
+
+from benchmarks.common.paper_runs import (
     VLM,
     bench_parser,
     bench_run,

@@ -1,32 +1,34 @@
-"""Teacher baseline: mIoU of the detector-only vote with the ``simulated`` labeler.
+"""How good is the teacher alone: the simulated detector's votes, before any student?
+
+Teacher baseline: mIoU of the detector-only vote with the ``simulated`` labeler.
 
 The teacher labels each dense point ``argmax_r Σ_d M^d_n Y^d_{n,r}``; points no box
 covers stay unassigned and count as wrong. Shapes: the 14 PSB categories (meshes +
 per-face labels) and the human_seg test meshes of ``../shared/data``, read in place.
 
-    python benchmarks/teacher.py                     # defaults of the labeler
-    python benchmarks/teacher.py --per-category 5 --n-dense 25000 --image-size 256
-    python benchmarks/teacher.py --sweep             # miss/swap grid on the same renders
+    python benchmarks/paper/teacher.py                     # defaults of the labeler
+    python benchmarks/paper/teacher.py --per-category 5 --n-dense 25000 --image-size 256
+    python benchmarks/paper/teacher.py --sweep             # miss/swap grid on the same renders
 
 Prints a table: per category, then the instance and category means.
 """
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout: benchmarks, bipart_cli
+
 import argparse
 import itertools
 import json
-import os
-import sys
 import time
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 
-DATA_ROOT = Path(
-    os.environ.get("BIPART_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
-)
+from benchmarks.common.shared_data import DATA_ROOT
 
 
 def shared_shapes(root: Path, per_category: int | None, human_split: str = "test"):

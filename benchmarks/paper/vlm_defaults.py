@@ -1,4 +1,6 @@
-"""VLM mode with the tool's adaptation defaults against the teacher (issue #12 item 7).
+"""With the tool's adaptation defaults, does the student beat its teacher in VLM mode?
+
+VLM mode with the tool's adaptation defaults against the teacher (issue #12 item 7).
 
 The VLM protocol of ``paper_runs`` (PSB test split labeled by the simulated detector at
 its default noise; the target's pseudo labels plus M=8 part-perfect support shapes
@@ -9,14 +11,19 @@ first when missing, about 15 min on 2 CPU cores), the shipped weights
 (K=10 SGD at lr 0.3, nothing else) and with the tool's defaults (descriptors, Adam,
 the kNN mix, smoothing, pose matching). The teacher row is the detector's votes alone.
 
-    cd benchmarks && python vlm_defaults.py [--limit N] [--refresh] [--no-j]
+    python benchmarks/paper/vlm_defaults.py [--limit N] [--refresh] [--no-j]
 """
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout: benchmarks, bipart_cli
+
 import dataclasses
 
-from paper_runs import (
+from benchmarks.common.paper_runs import (
     bench_parser,
     bench_run,
     describe,
@@ -27,7 +34,6 @@ from paper_runs import (
     teacher,
     vlm_eval,
 )
-
 from bipart_cli.adapt import PAPER_INNER_LOOP, AdaptSettings
 
 TOOL_DEFAULTS = {name: getattr(AdaptSettings(), name) for name in PAPER_INNER_LOOP}

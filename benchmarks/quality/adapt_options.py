@@ -1,4 +1,6 @@
-"""Few-shot adaptation options side by side, measured on the train splits only (validation).
+"""Which adaptation settings label best on the train splits (validation, never the test splits)?
+
+Few-shot adaptation options side by side, measured on the train splits only (validation).
 
 Choosing defaults on the test split would tune on it, so this script never opens
 one. Each train shape of PSB (every ``--every``-th, 14 categories), of
@@ -10,18 +12,23 @@ the same targets and support sets, and so does the nearest-neighbour floor (NN,
 xyz) beside it. Prints mIoU (%) per category, the mean over PSB's 14 categories
 plus human_seg, pm's mean, and seconds per shape.
 
-    cd benchmarks && python adapt_options.py [--variants paper,adam,adam-smooth2] [--weights W]
+    python benchmarks/quality/adapt_options.py [--variants paper,adam,adam-smooth2] [--weights W]
 """
 
 from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout: benchmarks, bipart_cli
 
 import argparse
 import time
 
 import numpy as np
-from nn_transfer import transfer
-from paper_runs import bench_run, index, print_table
 
+from benchmarks.common.floor import transfer
+from benchmarks.common.paper_runs import bench_run, index, print_table
 from bipart_cli.adapt import PAPER_INNER_LOOP
 
 # name -> AdaptSettings fields; the paper's inference first. Every variant but "default"

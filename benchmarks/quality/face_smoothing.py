@@ -1,4 +1,6 @@
-"""Face labels on real meshes: the per-face vote with and without smoothing over face adjacency.
+"""Do a mesh's face labels get better when the per-face vote is smoothed over face adjacency?
+
+Face labels on real meshes: the per-face vote with and without smoothing over face adjacency.
 
 Validation only (train splits): each ``--every``-th train mesh of PSB's 14 categories
 (``../shared/data/psb/meshes``) and each ``--human-every``-th of human_seg is segmented
@@ -9,19 +11,24 @@ turned into face labels (``io.faces.face_labels_from_points``) with 0, 2, 4 and 
 rounds of smoothing over face adjacency, and scored against the mesh's own per-face
 labels (mIoU over faces, %; a part absent from both counts as 1).
 
-    cd benchmarks && python face_smoothing.py [--every 4] [--human-every 32] [--rounds 0,2,4,8]
+    python benchmarks/quality/face_smoothing.py [--every 4] [--human-every 32] [--rounds 0,2,4,8]
 """
 
 from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout: benchmarks, bipart_cli
 
 import argparse
 import dataclasses
 import time
 
 import numpy as np
-from paper_runs import bench_run, index, print_table
-from shared_data import DATA_ROOT, load_categories
 
+from benchmarks.common.paper_runs import bench_run, index, print_table
+from benchmarks.common.shared_data import DATA_ROOT, load_categories
 from bipart_cli.evaluate import shape_miou
 from bipart_cli.io import load_asset, sample_dense
 from bipart_cli.io.faces import face_labels_from_points
@@ -30,7 +37,7 @@ from bipart_cli.segmentation import Segmenter, SegmentOptions
 
 def mesh_paths(category) -> tuple[str, str]:
     """Folder of the category's meshes and the index key prefix of its records."""
-    key = f"{category.dataset}-{category.name}"  # as benchmarks/shared_index.py writes it
+    key = f"{category.dataset}-{category.name}"  # as benchmarks/common/shared_index.py writes it
     if category.dataset == "psb":
         return str(DATA_ROOT / "psb" / "meshes" / category.name), key
     return str(DATA_ROOT / "human_seg" / "meshes" / "human"), key

@@ -1,4 +1,6 @@
-"""Few-shot, no detector: M labeled support shapes beside nearest-neighbour label transfer.
+"""How well does few-shot segmentation label each dev set's test split, against the nearest-neighbour floor?
+
+Few-shot, no detector: M labeled support shapes beside nearest-neighbour label transfer.
 
 For M in {1, 4, 8, 16}, each test shape of the PSB test split (``psb-test``, 56
 shapes), of the human_seg test split (``human-test``, 18) and of the PartNet-Mobility
@@ -14,15 +16,21 @@ label of its nearest point (raw coordinates) among the very support shapes the
 evaluation used for that target (the ids its report lists), so both columns see
 the same labeled shapes. PSB has 16 train shapes per category, so M=16 is all of them.
 
-    cd benchmarks && python few_shot.py [--weights bipart-default] [--weights DIR] [--sizes 1,4,8,16]
+    python benchmarks/quality/few_shot.py [--weights bipart-default] [--weights DIR] [--sizes 1,4,8,16]
         [--datasets psb,human,pm]
 """
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout: benchmarks, bipart_cli
+
 import numpy as np
-from nn_transfer import transfer
-from paper_runs import (
+
+from benchmarks.common.floor import transfer
+from benchmarks.common.paper_runs import (
     PAPER_ADAPT,
     bench_parser,
     bench_run,

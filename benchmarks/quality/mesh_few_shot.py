@@ -17,21 +17,26 @@ mIoU (%) is scored on the dense samples against the label of the face each was d
 on. NN is the floor: each dense sample takes the label of its nearest point among
 2048 samples of every support mesh of the category (as given, unit-sphere coordinates).
 
-    cd benchmarks && python mesh_few_shot.py [--datasets pm,psb,human_seg] [--split train|test]
+    python benchmarks/quality/mesh_few_shot.py [--datasets pm,psb,human_seg] [--split train|test]
         [--agreements 1,0.9,0.8,0.7,0.6,0.5] [--points 20000] [--every N]
 """
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout: benchmarks, bipart_cli
+
 import argparse
 import json
 import time
-from pathlib import Path
 
 import numpy as np
-from nn_transfer import transfer
-from paper_runs import BENCH, bench_run, pct, print_table
-from shared_data import DATA_ROOT
+
+from benchmarks.common.floor import transfer
+from benchmarks.common.paper_runs import BENCH, bench_run, pct, print_table
+from benchmarks.common.shared_data import DATA_ROOT
 
 MESHES = BENCH / "meshes"
 

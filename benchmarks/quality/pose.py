@@ -1,4 +1,6 @@
-"""Targets in random poses: few-shot mIoU with ``--up y`` (as given) and ``--up auto`` (PCA-aligned).
+"""What does a target in a random pose cost, and does ``--up auto`` win it back?
+
+Targets in random poses: few-shot mIoU with ``--up y`` (as given) and ``--up auto`` (PCA-aligned).
 
 Users' assets arrive in any orientation. Each test shape of PSB and human_seg is
 rotated by a seeded uniformly random rotation (``scipy.spatial.transform.Rotation.random``,
@@ -6,19 +8,24 @@ seed = row) and indexed as ``<name>-rotated`` under ``.bench/indexes``; the supp
 shapes (the train splits, ground-truth labels) stay as the dataset gives them. Each
 row evaluates with the tool's default adaptation settings.
 
-    cd benchmarks && python pose.py [--weights bipart-default]
+    python benchmarks/quality/pose.py [--weights bipart-default]
 """
 
 from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout: benchmarks, bipart_cli
 
 import argparse
 import dataclasses
 
 import numpy as np
-from paper_runs import bench_run, index, print_table
 from scipy.spatial.transform import Rotation
-from shared_index import DEFAULT_OUT
 
+from benchmarks.common.paper_runs import bench_run, index, print_table
+from benchmarks.common.shared_index import DEFAULT_OUT
 from bipart_cli.index import IndexWriter, ShapeIndex
 
 

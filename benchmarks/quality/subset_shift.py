@@ -1,4 +1,6 @@
-"""human_seg with one source subset held out: validation for targets unlike any support.
+"""How well does few-shot hold up on targets from a subset no support shape comes from?
+
+human_seg with one source subset held out: validation for targets unlike any support.
 
 human_seg's test split is all SHREC07 people, a subset its train split lacks, and its
 subsets use different axes. This script rebuilds that shift inside the train split, so
@@ -9,16 +11,22 @@ The indexes are copies of ``.bench/indexes/human-train`` records (git ignored, u
 ``.bench/subset_shift/``). Prints mIoU (%) per held-out subset and their mean, for the
 tool's defaults and for each ``--variants`` entry of ``adapt_options.VARIANTS``.
 
-    cd benchmarks && python subset_shift.py [--every 2] [--variants default,default+as-given]
+    python benchmarks/quality/subset_shift.py [--every 2] [--variants default,default+as-given]
 """
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout: benchmarks, bipart_cli
+
 import argparse
 
 import numpy as np
-from adapt_options import VARIANTS
-from paper_runs import BENCH, bench_run, index
+
+from benchmarks.common.paper_runs import BENCH, bench_run, index
+from benchmarks.quality.adapt_options import VARIANTS
 
 SUBSETS = ("scape", "faust", "adobe")
 OUT = BENCH / "subset_shift"

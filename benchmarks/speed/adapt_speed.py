@@ -1,4 +1,6 @@
-"""Per-shape fast-adaptation time (paper Table 5): cached features against a naive path.
+"""How long do adaptation and prediction take per shape, and how much do cached features save?
+
+Per-shape fast-adaptation time (paper Table 5): cached features against a naive path.
 
 For every support size M and inner-step count K, times one target's
 adaptation plus prediction of its 2048 points:
@@ -17,10 +19,15 @@ a step, descriptors, the kNN mix, smoothing) at their M, and lines before it the
 paper's loop on a draw of support points per step (``--paper-points``). Synthetic clouds and
 labels; the random-initialised model has the real sizes.
 
-    python benchmarks/adapt_speed.py [--device cpu] [--repeats 3]
+    python benchmarks/speed/adapt_speed.py [--device cpu] [--repeats 3]
 """
 
 from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout: benchmarks, bipart_cli
 
 import argparse
 import platform

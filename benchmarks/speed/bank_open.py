@@ -1,26 +1,31 @@
-"""Opening a large index for retrieval, as ``segment --index`` does, process after process.
+"""How long does opening a large index take, process after process, with the cache kept?
+
+Opening a large index for retrieval, as ``segment --index`` does, process after process.
 
 Each run is a child process that imports bipart and calls ``SupportBank.from_index(INDEX,
 bps_cache=CACHE)``, as ``segment --index`` does with ``$BIPART_CACHE/bps``: the first run of
 each checkout starts from an empty cache folder, the later ones find what the first kept.
 ``open s`` is the call alone (imports excluded); ``wall`` and ``peak MiB`` are the process's.
 Each ``--repo`` is a checkout to run the same call from (a worktree of an older revision gives
-the "before" rows). The index is the synthetic one ``speed_memory.py --sections retrieval``
+the "before" rows). The index is the synthetic one ``speed/speed_memory.py --sections retrieval``
 writes (100k entries by default).
 
-    cd benchmarks && python bank_open.py [--index DIR] [--repo DIR ...] [--runs 3]
+    python benchmarks/speed/bank_open.py [--index DIR] [--repo DIR ...] [--runs 3]
 """
 
 from __future__ import annotations
 
-import re
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
-from paper_runs import ROOT, bench_parser, bench_run, git_revision, print_table
-from speed_memory import run_child
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout: benchmarks, bipart_cli
+
+import re
+import shutil
+import tempfile
+
+from benchmarks.common.paper_runs import ROOT, bench_parser, bench_run, git_revision, print_table
+from benchmarks.speed.speed_memory import run_child
 
 OPEN = """
 import sys, time
@@ -70,7 +75,7 @@ def main() -> None:
     if not (args.index / "manifest.json").is_file():
         raise SystemExit(
             f"no index at {args.index}: write it with "
-            "'python speed_memory.py --sections retrieval' first"
+            "'python benchmarks/speed/speed_memory.py --sections retrieval' first"
         )
     with bench_run():
         rows = []

@@ -1,4 +1,6 @@
-"""Per-asset time in a batch: ``bipart segment`` of several assets in one process.
+"""How long does each later asset of a batch take, once the first has loaded everything?
+
+Per-asset time in a batch: ``bipart segment`` of several assets in one process.
 
 Generates ``--assets`` chairs (procedural seeds 11, 12, ...; not among the bundled
 support chairs) and segments them in ONE ``bipart segment`` process, few-shot from
@@ -8,19 +10,21 @@ sidecar timings are printed per asset: the first asset pays for loading the mode
 and the support set, later ones show what a batch shares. ``--repo`` runs another
 checkout's code (a worktree of an older revision) on the same inputs.
 
-    cd benchmarks && python batch_speed.py [--assets 4] [--repo DIR]
+    python benchmarks/speed/batch_speed.py [--assets 4] [--repo DIR]
 """
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
-from paper_runs import ROOT, bench_parser, bench_run, print_table
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout: benchmarks, bipart_cli
 
+import json
+import os
+import subprocess
+
+from benchmarks.common.paper_runs import ROOT, bench_parser, bench_run, print_table
 from bipart_cli.procedural import make_shape
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The CUDA rows of the speed benchmarks, and the CUDA tests, on a GPU machine (RESULTS 13).
+# The CUDA rows of the speed benchmarks, and the CUDA tests, on a GPU machine (RESULTS.md, "CUDA rows").
 #
-#   bash benchmarks/cuda_rows.sh OUT_DIR
+#   bash benchmarks/speed/cuda_rows.sh OUT_DIR
 #
 # One step at a time, each under its own time limit, each log to OUT_DIR/<step>.txt;
 # a failed step does not stop the later ones. Needs the project importable (installed,
@@ -25,8 +25,8 @@ step() {
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 python3 -c "import torch; print('torch', torch.__version__, 'CUDA', torch.version.cuda, torch.cuda.is_available())"
 step tests 180 python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_render.py -k cuda
-step segment 300 python3 benchmarks/speed_memory.py --sections segment --device cuda --workdir "$BIPART_CACHE/speed"
-step train 120 python3 benchmarks/train_speed.py --device cuda --batches 2 --shapes 16 --orders second,first
-step adapt 60 python3 benchmarks/adapt_speed.py --device cuda --sizes 8 --steps 10 --repeats 3
-step pretrain 60 python3 benchmarks/pretrain_speed.py --device cuda --steps 5
-step model 120 python3 benchmarks/model_speed.py
+step segment 300 python3 benchmarks/speed/speed_memory.py --sections segment --device cuda --workdir "$BIPART_CACHE/speed"
+step train 120 python3 benchmarks/training/train_speed.py --device cuda --batches 2 --shapes 16 --orders second,first
+step adapt 60 python3 benchmarks/speed/adapt_speed.py --device cuda --sizes 8 --steps 10 --repeats 3
+step pretrain 60 python3 benchmarks/training/pretrain_speed.py --device cuda --steps 5
+step model 120 python3 benchmarks/speed/model_speed.py

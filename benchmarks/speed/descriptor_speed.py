@@ -1,21 +1,28 @@
-"""Time of the geometric descriptors per shape, in total and per family (issue: <= 0.5 s at 2048 points).
+"""How long do the geometric descriptors take per shape, and which family costs most?
+
+Time of the geometric descriptors per shape, in total and per family (issue: <= 0.5 s at 2048 points).
 
 Shapes: the first ``--shapes`` of PSB's categories in ``../shared/data`` (2048 points
 each), one after the other in this process, single-process as ``segment`` runs them.
 
-    cd benchmarks && python descriptor_speed.py [--shapes 2] [--repeats 3]
+    python benchmarks/speed/descriptor_speed.py [--shapes 2] [--repeats 3]
 """
 
 from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout: benchmarks, bipart_cli
 
 import argparse
 import time
 
 import numpy as np
-from paper_runs import bench_run, print_table
 from scipy.spatial import KDTree
-from shared_data import load_categories
 
+from benchmarks.common.paper_runs import bench_run, print_table
+from benchmarks.common.shared_data import load_categories
 from bipart_cli import descriptors as d
 
 

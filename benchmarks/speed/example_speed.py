@@ -1,4 +1,6 @@
-"""The README's example, cold and warm: wall, peak RSS and the sidecar's stage timings.
+"""How long does the README's example take, cold, warm and on a new asset, and how much memory?
+
+The README's example, cold and warm: wall, peak RSS and the sidecar's stage timings.
 
 Runs ``bipart segment examples/chair.glb --parts back,seat,leg,arm --support
 examples/chairs --labeler none --json -q`` in a child process per run, offline
@@ -18,22 +20,25 @@ hooks, then the interpreter's teardown: final collections, module teardown; sinc
 console script skips the teardown, only the hooks and ``os._exit``). Each run calls what
 the ``bipart`` executable calls (``console_script``, or ``main`` before it existed).
 
-    cd benchmarks && python example_speed.py [--repo DIR ...] [--warm 3] [--new-assets 3]
+    python benchmarks/speed/example_speed.py [--repo DIR ...] [--warm 3] [--new-assets 3]
         [--rounds 1]
 """
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout: benchmarks, bipart_cli
+
 import re
 import shutil
 import statistics
-import sys
 import tempfile
 import time
-from pathlib import Path
 
-from paper_runs import ROOT, bench_parser, bench_run, git_revision, print_table
-from speed_memory import run_child
+from benchmarks.common.paper_runs import ROOT, bench_parser, bench_run, git_revision, print_table
+from benchmarks.speed.speed_memory import run_child
 
 STAGES = ("load", "reuse", "sample", "support", "pose", "adapt", "write", "total")
 

@@ -1,4 +1,6 @@
-"""Labeling speed on CPU (or --device cuda): render + back-project, and the detector forward.
+"""How long does labeling take: rendering, back-projection and the detector's forward?
+
+Labeling speed on CPU (or --device cuda): render + back-project, and the detector forward.
 
 1. Render 10 views of a 100k-point cloud (a generated chair) at 512 px and back-project
    the boxes of the simulated labeler (about 3 per view).
@@ -7,17 +9,20 @@
    queries) with RANDOM weights (no download), at the render size and at the
    processor's default 800 px, for a 10-token prompt like "back. seat. leg. arm.".
 
-    python benchmarks/labeling_speed.py [--points 100000] [--size 512] [--repeats 3]
+    python benchmarks/speed/labeling_speed.py [--points 100000] [--size 512] [--repeats 3]
 """
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout: benchmarks, bipart_cli
+
 import argparse
 import statistics
-import sys
 import tempfile
 import time
-from pathlib import Path
 
 
 def timed(function, repeats: int) -> tuple[float, object]:

@@ -1,6 +1,8 @@
-"""Forward time and peak memory of the model's modules, and the head-only vs full step ratio.
+"""How long do the model's modules take forward, and how much cheaper is a head-only step?
 
-Usage: python benchmarks/model_speed.py [--repeats 3] [--points 2048] [--batches 1 8]
+Forward time and peak memory of the model's modules, and the head-only vs full step ratio.
+
+Usage: python benchmarks/speed/model_speed.py [--repeats 3] [--points 2048] [--batches 1 8]
 
 Per device (CPU, and CUDA when present) and batch size it prints the median
 forward time and the peak extra memory of the encoder, the extractor and the
@@ -15,6 +17,11 @@ through a dispatch mode (torch has no CPU allocator counter); CUDA memory is
 """
 
 from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout: benchmarks, bipart_cli
 
 import argparse
 import statistics

@@ -1,4 +1,6 @@
-"""Pose matching, coarse to fine, against scoring every candidate on every point.
+"""Does the coarse-to-fine pose matching choose the turn a full search chooses, and how much faster?
+
+Pose matching, coarse to fine, against scoring every candidate on every point.
 
 ``orientation.matching_rotation`` scores its 48 candidate turns on every fourth
 matched point and rescores only the identity and the ``SHORTLIST`` best on all of
@@ -8,17 +10,22 @@ as given and randomly rotated, against the first 8 other train shapes of its
 category: the support ``segment`` would turn. Prints the pairs, how many choices differ, and the
 time per pair of each search.
 
-    cd benchmarks && python pose_shortlist.py
+    python benchmarks/speed/pose_shortlist.py
 """
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout: benchmarks, bipart_cli
+
 import time
 
 import numpy as np
-from paper_runs import bench_parser, bench_run, index, print_table
 from scipy.spatial.transform import Rotation
 
+from benchmarks.common.paper_runs import bench_parser, bench_run, index, print_table
 from bipart_cli.index import ShapeIndex
 from bipart_cli.orientation import POSE_MARGIN, SHORTLIST, matching_rotation, pose_costs
 

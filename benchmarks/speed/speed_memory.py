@@ -1,4 +1,6 @@
-"""Speed and memory: ``bipart segment``, ``bipart index`` and support retrieval, per device.
+"""How fast, and in how much memory, do segment (a 100k-face GLB), index and retrieval run?
+
+Speed and memory: ``bipart segment``, ``bipart index`` and support retrieval, per device.
 
 Every measured command runs in its own child process; "peak MiB" is that child's
 peak resident set size (``ru_maxrss`` from ``os.wait4``, Linux), "wall s" its wall
@@ -38,21 +40,26 @@ Sections (``--sections``, default all three):
   without one (``segment --index`` with no category: every entry sharing a part name
   is a candidate). NumPy only, so it runs on the CPU whatever ``--device`` says.
 - adaptation and training speed, cached against naive, are
-  ``benchmarks/adapt_speed.py`` and ``benchmarks/train_speed.py``; their commands are
+  ``benchmarks/speed/adapt_speed.py`` and ``benchmarks/training/train_speed.py``; their commands are
   printed at the end, or run (``--sections adapt,train``) in a child process.
 
 Generated files go to ``--workdir`` (default ``.bench/speed``, git ignored); the
 detector folder (0.7 GB) and the synthetic index (about 7 GB at 100k entries) are
 reused by later runs when their settings match.
 
-    python benchmarks/speed_memory.py                          # CPU, and CUDA when available
-    python benchmarks/speed_memory.py --sections retrieval --entries 100000
-    python benchmarks/speed_memory.py --sections segment,index,retrieval,adapt,train --device cpu
-    python benchmarks/speed_memory.py --faces 5000 --points 5000 --index-per-category 1 \\
+    python benchmarks/speed/speed_memory.py                          # CPU, and CUDA when available
+    python benchmarks/speed/speed_memory.py --sections retrieval --entries 100000
+    python benchmarks/speed/speed_memory.py --sections segment,index,retrieval,adapt,train --device cpu
+    python benchmarks/speed/speed_memory.py --faces 5000 --points 5000 --index-per-category 1 \\
         --entries 2000 --queries 5                             # a quick smoke test
 """
 
 from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout: benchmarks, bipart_cli
 
 import argparse
 import json
@@ -60,16 +67,15 @@ import os
 import platform
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
-from paper_runs import load_average
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchmarks.common.paper_runs import load_average
+
+ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 DEFAULT_WORKDIR = ROOT / ".bench" / "speed"
 CHAIR_PARTS = "back,seat,leg,arm"
@@ -491,11 +497,19 @@ def retrieval_section(args) -> None:
 
 def speed_script_section(name: str, args, devices: list[str]) -> None:
     commands = {
-        "adapt": ["adapt_speed.py", "--sizes", "8", "--steps", "10", "--repeats", "3"],
-        "train": ["train_speed.py", "--batches", "1", "--shapes", "16", "--orders", "second"],
+        "adapt": ["speed/adapt_speed.py", "--sizes", "8", "--steps", "10", "--repeats", "3"],
+        "train": [
+            "training/train_speed.py",
+            "--batches",
+            "1",
+            "--shapes",
+            "16",
+            "--orders",
+            "second",
+        ],
     }
     for device in devices:
-        command = [sys.executable, str(HERE / commands[name][0]), *commands[name][1:]]
+        command = [sys.executable, str(HERE.parent / commands[name][0]), *commands[name][1:]]
         command += ["--device", device]
         shown = ["python", os.path.relpath(command[1], ROOT), *command[2:]]
         print(f"\n$ MALLOC_ARENA_MAX=1 {' '.join(shown)}")
@@ -549,7 +563,7 @@ def write_synthetic_index(
     from bipart_cli.labeling.pseudo_labels import PseudoLabels
 
     settings = {
-        "source": "synthetic (benchmarks/speed_memory.py)",
+        "source": "synthetic (benchmarks/speed/speed_memory.py)",
         "labeler": "synthetic",
         "entries": entries,
         "categories": categories,
@@ -727,10 +741,12 @@ def main() -> int:
     if not_run:
         print("\nadaptation and training speed (cached vs naive, with the ratio) are separate:")
         if "adapt" in not_run:
-            print("  python benchmarks/adapt_speed.py --sizes 8 --steps 10 --repeats 3 --device D")
+            print(
+                "  python benchmarks/speed/adapt_speed.py --sizes 8 --steps 10 --repeats 3 --device D"
+            )
         if "train" in not_run:
             print(
-                "  MALLOC_ARENA_MAX=1 python benchmarks/train_speed.py --batches 1 --shapes 16 "
+                "  MALLOC_ARENA_MAX=1 python benchmarks/training/train_speed.py --batches 1 --shapes 16 "
                 "--orders second --device D"
             )
     print(f"load average at end {load_average()}")

@@ -14,13 +14,17 @@ Training is ``bipart_cli.train.train`` with the paper's settings except ``--epoc
 (default 2) and outer lr 1e-3, seed 0; a run folder that already holds a final model is
 reused (``.bench/loo/<name>``). Nothing is tuned on a test split.
 
-    cd benchmarks && python leave_one_out.py [--epochs 2] [--datasets pm,psb,human]
+    python benchmarks/training/leave_one_out.py [--epochs 2] [--datasets pm,psb,human]
 """
 
 from __future__ import annotations
 
-from few_shot import DATASETS
-from paper_runs import (
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout: benchmarks, bipart_cli
+
+from benchmarks.common.paper_runs import (
     BENCH,
     bench_parser,
     bench_run,
@@ -30,7 +34,8 @@ from paper_runs import (
     print_table,
     train_if_missing,
 )
-from shared_data import load_categories
+from benchmarks.common.shared_data import load_categories
+from benchmarks.quality.few_shot import DATASETS
 
 RUNS = BENCH / "loo"
 

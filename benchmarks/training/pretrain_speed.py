@@ -1,4 +1,6 @@
-"""Encoder pre-training throughput and memory (``bipart pretrain``'s step, default sizes).
+"""How fast does encoder pre-training run, and in how much memory?
+
+Encoder pre-training throughput and memory (``bipart pretrain``'s step, default sizes).
 
 Each row runs ``--steps`` optimizer steps (forward, backward, AdamW) of the masked
 autoencoder on seeded batches of generated shapes, after one warm-up step, and
@@ -6,16 +8,21 @@ reports steps/s, shapes/s and the peak memory of the process (CPU: max RSS, whic
 includes the corpus and torch itself; CUDA: peak allocated). bf16 autocast on CUDA,
 as in ``bipart pretrain``.
 
-    cd benchmarks && python pretrain_speed.py [--device cpu] [--batch-sizes 4,8] [--steps 5]
+    python benchmarks/training/pretrain_speed.py [--device cpu] [--batch-sizes 4,8] [--steps 5]
 """
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout: benchmarks, bipart_cli
+
 import time
 
 import torch
-from paper_runs import bench_parser, bench_run, print_table
 
+from benchmarks.common.paper_runs import bench_parser, bench_run, print_table
 from bipart_cli.model import BiPartConfig
 from bipart_cli.pretrain import PretrainSettings
 from bipart_cli.pretrain.corpus import build_corpus

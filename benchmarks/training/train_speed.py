@@ -1,4 +1,6 @@
-"""Bi-level training throughput: targets per second, cached path against a naive one.
+"""How fast does bi-level training run, and how much do cached support features save?
+
+Bi-level training throughput: targets per second, cached path against a naive one.
 
 cached: frozen-encoder features from the index cache, extractor features
 computed once per shape per outer step and shared by all inner steps and
@@ -6,10 +8,15 @@ targets (``bipart_cli.train.outer_loss``). naive: the full network re-run at
 every inner step (``bipart_cli.train.naive_outer_loss``). Both include the
 backward pass and the Adam step. Synthetic shapes in 2 categories, real sizes.
 
-    python benchmarks/train_speed.py [--device cpu] [--batches 2]
+    python benchmarks/training/train_speed.py [--device cpu] [--batches 2]
 """
 
 from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout: benchmarks, bipart_cli
 
 import argparse
 import time
