@@ -75,7 +75,10 @@ GROUPS: dict[str, tuple[str, list[Step]]] = {
                 ("--datasets", "pm", "--split", "train", "--agreements", "1,0.6"),
             ),
             Step(
-                "adapt_options", "quality/adapt_options.py", ("--variants", "default"), page=False
+                "adapt_options",
+                "quality/adapt_options.py",
+                ("--variants", "default,default+no-position"),
+                page=False,
             ),
             Step(
                 "subset_shift",
@@ -140,6 +143,7 @@ GROUPS: dict[str, tuple[str, list[Step]]] = {
                 "few_shot_j",
                 "quality/few_shot.py",
                 ("--weights", ".bench/runs/j-bilevel/model", "--settings", "paper"),
+                page=False,
                 cached=True,
             ),
             Step("vlm_defaults", "paper/vlm_defaults.py", ("--device", "cpu"), cached=True),
