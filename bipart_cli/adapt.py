@@ -28,7 +28,7 @@ class AdaptSettings:
     """Inner-loop settings at inference.
 
     The defaults were chosen on the train splits of ``../shared/data``, never the
-    test splits (``benchmarks/adapt_options.py``, RESULTS section 9): the head reads
+    test splits (``benchmarks/quality/adapt_options.py``, RESULTS section 9): the head reads
     the network features plus the geometric descriptors (``descriptors="geo-v1"``),
     is fitted by Adam for 100 steps of 512 support points drawn per step at lr 0.02
     on a loss that weighs every labeled point the same (``normalise="point"``),

@@ -116,7 +116,7 @@ def matching_rotation(
 
 
 # candidates rescored on all matched points: on the train splits of PSB and human_seg the
-# pick differs from a full search in 1 pair of 6632 (benchmarks/pose_shortlist.py)
+# pick differs from a full search in 1 pair of 6632 (benchmarks/speed/pose_shortlist.py)
 SHORTLIST = 12
 COARSE_STRIDE = 4  # every fourth matched point
 

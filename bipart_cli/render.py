@@ -14,7 +14,7 @@ depth (the bit pattern of a positive float32 orders like the float) above the po
 index, so the nearest point wins and ties go to the lower index.
 
 pytorch3d is not used: this renderer has no compiled parts and runs wherever torch
-does, and it is fast enough (see ``benchmarks/labeling_speed.py``).
+does, and it is fast enough (see ``benchmarks/speed/labeling_speed.py``).
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from .asset import Asset
 # the share of a region's points that must carry one label before the rest follow it, and
 # the most of the asset's points one region may relabel: a region that would move more is
 # likely a piece that holds two parts (a body modelled with its lid). Both chosen on the
-# train split of pm (benchmarks/mesh_few_shot.py, RESULTS section 28.3).
+# train split of pm (benchmarks/quality/mesh_few_shot.py, RESULTS section 28.3).
 REGION_AGREEMENT = 0.6
 REGION_MAX_CHANGE = 0.05
 

@@ -28,7 +28,7 @@ Calibration. The defaults were set so that the teacher (per-point vote
 ``argmax_r Σ_d M^d Y^d``, points without votes unassigned and counted wrong) lands in
 the zero-shot detector range of the paper's Table 1 (about 45-55 mIoU) on
 ``../shared/data`` (14 PSB categories and the human_seg test meshes), measured with
-``benchmarks/teacher.py`` (seed 0). A sweep on the first 2 shapes per category
+``benchmarks/paper/teacher.py`` (seed 0). A sweep on the first 2 shapes per category
 (25k points at 256 px, the same points-per-pixel density as 100k at 512) gave:
 no noise at all 60.1 (the rest is lost to overlapping boxes and never-visible
 points); miss 0 / swap 0 (jitter, false positives and small-part misses only) 53.9;

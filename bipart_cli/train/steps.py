@@ -163,7 +163,7 @@ def naive_outer_loss(
 ) -> torch.Tensor:
     """The same loss computed the slow way: a full forward (encoder and extractor) at every inner step.
 
-    Reference for ``benchmarks/train_speed.py`` and for tests of :func:`outer_loss`.
+    Reference for ``benchmarks/training/train_speed.py`` and for tests of :func:`outer_loss`.
     """
     import torch
 

@@ -1,0 +1,172 @@
+"""How well does ``bipart segment`` label whole meshes, and do labels that follow the mesh's own pieces help?
+
+The other quality scripts score the datasets' 2048-point clouds, which carry no mesh
+structure. Here each mesh of ``../shared/data/<dataset>/meshes/<Category>/`` is
+segmented as a user's file is: the Python API's :class:`Segmenter` with ``--labeler
+none``, ``--support`` a folder of the category's train meshes (their ``_labels.npy``
+and a ``parts.json`` of the category's parts, symlinked under ``.bench/meshes``),
+``--points`` dense samples, every other setting the tool's default. The target itself
+is never its own support (the segmenter leaves out a support file with the target's
+sha256), so ``--split train`` (validation: each train mesh against the other train
+meshes) chooses settings without opening a test mesh; ``--split test`` reports.
+
+Each run is computed once with the region step off (``region_agreement`` 1); the
+columns then apply :func:`bipart_cli.io.regions.labels_following_regions` at each
+``--agreements`` value to those labels, exactly as ``segment`` does after predicting.
+mIoU (%) is scored on the dense samples against the label of the face each was drawn
+on. NN is the floor: each dense sample takes the label of its nearest point among
+2048 samples of every support mesh of the category (as given, unit-sphere coordinates).
+
+    python benchmarks/quality/mesh_few_shot.py [--datasets pm,psb,human_seg] [--split train|test]
+        [--agreements 1,0.9,0.8,0.7,0.6,0.5] [--points 20000] [--every N]
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout: benchmarks, bipart_cli
+
+import argparse
+import json
+import time
+
+import numpy as np
+
+from benchmarks.common.floor import transfer
+from benchmarks.common.paper_runs import BENCH, bench_run, pct, print_table
+from benchmarks.common.shared_data import DATA_ROOT
+
+MESHES = BENCH / "meshes"
+
+
+def support_folders(dataset: str, split: str) -> dict[str, tuple[Path, list[Path]]]:
+    """Category -> (support folder of its train meshes, the target meshes of ``split``),
+    the folders made of symlinks under ``.bench/meshes`` (the data is never copied)."""
+    root = DATA_ROOT / dataset
+    meta = json.loads((root / "meta.json").read_text())["categories"]
+    out = {}
+    for name, info in sorted(meta.items()):
+        test_ids = {str(i) for i in info.get("test_ids", _test_ids(root, name))}
+        folders = {}
+        for part in ("train", "test"):
+            folders[part] = MESHES / dataset / name / part
+            folders[part].mkdir(parents=True, exist_ok=True)
+            (folders[part] / "parts.json").write_text(json.dumps({"parts": info["parts"]}))
+        for mesh in sorted((root / "meshes" / name).glob("*.ply")):
+            folder = folders["test" if mesh.stem in test_ids else "train"]
+            for file in (mesh, mesh.with_name(f"{mesh.stem}_labels.npy")):
+                if not (folder / file.name).is_symlink():
+                    (folder / file.name).symlink_to(file)
+        folder = folders["train"]
+        targets = sorted(folders[split].glob("*.ply"))
+        out[name] = (folder, targets)
+    return out
+
+
+def _test_ids(root: Path, category: str) -> list[str]:
+    """The test split's shape ids from a dataset's npz (human_seg's meta does not list them)."""
+    data = np.load(root / f"{category}.npz")
+    return [str(i) for i, split in zip(data["shape_ids"], data["split"], strict=True) if split == 2]
+
+
+def labeled_sample(path: Path, part_names: list[str], points: int, seed: int = 0):
+    """The asset at ``path``, its dense sample and the sample's ground truth (n,) int64."""
+    from bipart_cli.io import load_asset, sample_dense
+
+    asset = load_asset(path)
+    if asset.part_names != part_names:
+        raise SystemExit(f"{path}: parts {asset.part_names}, expected {part_names}")
+    dense = sample_dense(asset, n_points=points, seed=seed)
+    return asset, dense, asset.labels[dense.face_index].astype(np.int64)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--datasets", default="pm", help="comma-separated: pm, psb, human_seg")
+    parser.add_argument("--split", default="test", choices=["train", "test"])
+    parser.add_argument("--agreements", default="1,0.9,0.8,0.7,0.6,0.5")
+    parser.add_argument("--points", type=int, default=20_000, help="dense samples per mesh")
+    parser.add_argument("--every", type=int, default=1, help="every n-th target of a category")
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    from bipart_cli.adapt import AdaptSettings
+    from bipart_cli.evaluate import shape_miou
+    from bipart_cli.io.regions import labels_following_regions
+    from bipart_cli.segmentation import Segmenter, SegmentOptions
+
+    agreements = [float(a) for a in args.agreements.split(",")]
+    with bench_run():
+        rows, per_dataset = [], {}
+        for dataset in args.datasets.split(","):
+            for category, (folder, targets) in support_folders(dataset, args.split).items():
+                parts = json.loads((folder / "parts.json").read_text())["parts"]
+                options = SegmentOptions(
+                    support_dir=folder,
+                    labeler="none",
+                    adapt=AdaptSettings(region_agreement=1.0),
+                    n_dense=args.points,
+                    device=args.device,
+                    write=False,
+                    reuse=False,
+                )
+                segmenter = Segmenter(parts, options)
+                support = [labeled_sample(p, parts, 2048) for p in sorted(folder.glob("*.ply"))]
+                scores = {a: [] for a in agreements}
+                floor, started = [], time.perf_counter()
+                for path in targets[:: args.every]:
+                    result = segmenter.run(str(path))
+                    if not result.ok:
+                        raise SystemExit(result.error)
+                    asset, dense, truth = labeled_sample(path, parts, args.points)
+                    for agreement in agreements:
+                        labels, _, _ = labels_following_regions(
+                            asset,
+                            dense.face_index,
+                            result.dense_labels,
+                            result.dense_scores,
+                            len(parts),
+                            agreement,
+                        )
+                        scores[agreement].append(shape_miou(labels, truth, len(parts)))
+                    others = [s for s in support if s[0].sha256 != asset.sha256]
+                    nn = transfer(
+                        np.stack([s[1].points for s in others]),
+                        np.stack([s[2] for s in others]),
+                        dense.points,
+                    )
+                    floor.append(shape_miou(nn, truth, len(parts)))
+                seconds = (time.perf_counter() - started) / max(len(floor), 1)
+                means = [float(np.mean(scores[a])) for a in agreements]
+                per_dataset.setdefault(dataset, []).append((float(np.mean(floor)), means))
+                rows.append(
+                    [f"{dataset}/{category}", str(len(floor)), pct(np.mean(floor))]
+                    + [pct(m) for m in means]
+                    + [f"{seconds:.1f}"]
+                )
+                print(f"{rows[-1]}", flush=True)
+        for dataset, members in per_dataset.items():
+            rows.append(
+                [f"{dataset} mean", "", pct(np.mean([m[0] for m in members]))]
+                + [pct(np.mean([m[1][i] for m in members])) for i in range(len(agreements))]
+                + [""]
+            )
+        print_table(
+            [
+                f"Few-shot on whole meshes ({args.split} split targets; support: the other train "
+                "meshes of the category): mIoU (%) on the dense samples",
+                f"{args.points} dense points, the tool's defaults, seed 0; columns: labels "
+                "following the mesh's pieces at each agreement (1: off)",
+            ],
+            ["category", "shapes", "NN"]
+            + [f"agree {a:g}" if a < 1 else "off" for a in agreements]
+            + ["s/shape"],
+            rows,
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""What does training buy (real labels, held-out categories), and how fast does it run?"""
