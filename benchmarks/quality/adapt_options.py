@@ -88,6 +88,9 @@ for margin in (0.1, 0.25, 0.4, 0.5, 0.6):  # the Chamfer gain a turn must bring
 # the head also reads the points' place in the shape (AdaptSettings.position), or not
 VARIANTS["default+position"] = {"position": True}
 VARIANTS["default+no-position"] = {"position": False}
+# a part the target shows less than this share of its smallest support share is absent
+for ratio in (0.0, 0.25, 0.5, 0.75, 1.0):
+    VARIANTS[f"default+presence{ratio}"] = {"presence": ratio}
 # the adapted head's probabilities fused with kNN label transfer in the head's input space
 for weight in (0.25, 0.4, 0.5, 0.6, 0.75):
     for k in (4, 8, 32):
