@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .io.regions import REGION_AGREEMENT
-from .orientation import POSE_MARGIN
+from .orientation import ALIGNED_POSE_MARGIN, POSE_MARGIN
 from .presence import PART_PRESENCE
 from .runtime import check_choice, check_count, check_fraction
 
@@ -42,8 +42,11 @@ class AdaptSettings:
     73.2 (RESULTS section 14). With ``match_pose`` the support is retrieved at the
     target's best quarter turn and each shape turned to lie as the target does
     (:meth:`SupportShape.posed_like`, a turn must gain ``pose_margin`` of the Chamfer
-    distance): 73.2 -> 75.3 -> 75.9 (sections 17 and 19). With ``position`` the head
-    also reads where each point lies in the shape (:func:`~bipart_cli.predict.head_inputs`;
+    distance): 73.2 -> 75.3 -> 75.9 (sections 17 and 19). When most of the support already
+    fits the target as given (an aligned collection), a turn must gain
+    ``aligned_pose_margin`` instead (:func:`~bipart_cli.orientation.matching_rotations`).
+    With ``position`` the head also reads where each point lies in the shape
+    (:func:`~bipart_cli.predict.head_inputs`;
     validation pm 65.8 -> 67.2, PSB and human_seg 75.9 -> 76.3). On a mesh, the labels then
     follow the asset's own pieces (:mod:`~bipart_cli.io.regions`) where at least
     ``region_agreement`` of a piece's points agree (1: off; RESULTS section 28). A part
@@ -73,6 +76,7 @@ class AdaptSettings:
     knn_k: int = 4
     match_pose: bool = True
     pose_margin: float = POSE_MARGIN
+    aligned_pose_margin: float = ALIGNED_POSE_MARGIN
     position: bool = True
     region_agreement: float = REGION_AGREEMENT
     presence: float = PART_PRESENCE
@@ -85,6 +89,7 @@ class AdaptSettings:
         check_fraction("--knn-weight", self.knn_weight)
         check_count("--knn-k", self.knn_k, 1, MAX_KNN_K)
         check_fraction("pose_margin", self.pose_margin)
+        check_fraction("aligned_pose_margin", self.aligned_pose_margin)
         check_fraction("--region-agreement", self.region_agreement)
         check_fraction("--presence", self.presence)
 

@@ -74,6 +74,10 @@ AXIS_ROTATIONS = _axis_rotations()
 # the share of the Chamfer distance a turn must gain to be taken (chosen on the train splits;
 # 0.4 gained 0.5 there but lost 1.4 on PSB's test split, so it stays: RESULTS section 28)
 POSE_MARGIN = 0.25
+# a support set of which at least this share fits the target as given is an aligned collection
+ALIGNED_SHARE = 0.5
+# the gain a turn must bring within an aligned collection (RESULTS section 29)
+ALIGNED_POSE_MARGIN = POSE_MARGIN
 # points compared per cloud when matching poses; enough to tell a lying shape from a standing one
 MATCH_POINTS = 512
 
@@ -96,12 +100,21 @@ def matching_rotation(
 ) -> np.ndarray:
     """The rotation (3, 3) that best lays ``source`` (m, 3) over ``target`` (n, 3).
 
+    The identity is kept unless a rotation beats it by ``margin`` (a fraction of its
+    Chamfer distance, :func:`best_turn`): consistently oriented shapes stay as given.
+    Apply about the source's centroid: ``(source - c) @ R.T + c``.
+    """
+    rotation, gain = best_turn(target, source)
+    return rotation if gain > margin else np.eye(3)
+
+
+def best_turn(target: np.ndarray, source: np.ndarray) -> tuple[np.ndarray, float]:
+    """The candidate rotation (3, 3) that best lays ``source`` (m, 3) over ``target`` (n, 3),
+    and its gain: the share of the identity's Chamfer distance it saves (0 for the identity).
+
     Every candidate of :func:`candidate_rotations` is scored by the Chamfer distance
     of :func:`pose_costs`, coarse to fine: all of them on every fourth matched point,
     then the identity and the :data:`SHORTLIST` best on all :data:`MATCH_POINTS`.
-    The identity is kept unless a rotation beats it by ``margin`` (a fraction of its
-    distance): consistently oriented shapes stay as given. Apply about the source's
-    centroid: ``(source - c) @ R.T + c``.
     """
     target = _unit_cloud(target)
     source = _unit_cloud(source)
@@ -110,9 +123,33 @@ def matching_rotation(
     shortlist = np.union1d([0], np.argsort(coarse, kind="stable")[:SHORTLIST])  # identity first
     costs = _chamfer_costs(target, source, rotations[shortlist])
     best = int(np.argmin(costs))
-    if costs[best] < (1.0 - margin) * costs[0]:
-        return rotations[shortlist[best]]
-    return np.eye(3)
+    if costs[best] >= costs[0]:  # the identity first among equals, and a perfect fit
+        return np.eye(3), 0.0
+    return rotations[shortlist[best]], float(1.0 - costs[best] / costs[0])
+
+
+def matching_rotations(
+    target: np.ndarray,
+    sources: list[np.ndarray],
+    margin: float = POSE_MARGIN,
+    aligned_margin: float = ALIGNED_POSE_MARGIN,
+) -> np.ndarray:
+    """(M, 3, 3) rotations that lay each of ``sources`` (m_i, 3) over ``target`` (n, 3),
+    decided as a set.
+
+    When at least :data:`ALIGNED_SHARE` of the sources already fit the target as given (no
+    turn gains ``margin``), the collection and the target share one orientation, and a turn
+    must gain ``aligned_margin`` (1: never): a box-like shape's near-ties, and the odd shape
+    of an aligned collection, stay as they are. Otherwise each source is turned on its own
+    evidence (:func:`matching_rotation`).
+    """
+    turns = [best_turn(target, source) for source in sources]
+    if not turns:
+        return np.zeros((0, 3, 3))
+    gains = np.array([gain for _, gain in turns])
+    aligned = float(np.mean(gains <= margin)) >= ALIGNED_SHARE
+    threshold = max(margin, aligned_margin) if aligned else margin
+    return np.stack([rotation if gain > threshold else np.eye(3) for rotation, gain in turns])
 
 
 # candidates rescored on all matched points: on the train splits of PSB and human_seg the

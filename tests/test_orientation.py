@@ -10,8 +10,10 @@ from scipy.spatial.transform import Rotation
 from bipart_cli.orientation import (
     AXIS_ROTATIONS,
     POSE_MARGIN,
+    best_turn,
     candidate_rotations,
     matching_rotation,
+    matching_rotations,
     pose_costs,
 )
 
@@ -111,3 +113,39 @@ def test_the_shortlist_picks_what_a_full_search_picks(seed):
     turn = [np.eye(3), AXIS_ROTATIONS[seed % 24], Rotation.random(random_state=seed).as_matrix()]
     source = _lopsided_cloud(seed + 100, 2500) @ turn[seed % 3].T + rng.normal(size=3)
     assert np.array_equal(matching_rotation(target, source), _full_search_rotation(target, source))
+
+
+def test_a_set_of_sources_is_matched_as_a_set():
+    """Three sources as the target lies and one turned: an aligned collection. Within it a
+    turn must gain ``aligned_margin`` (1: never); with the margin alike, each source is
+    matched on its own. Three sources turned alike: not aligned, each is turned back."""
+    target = _lopsided_cloud(0)
+    as_given = [_lopsided_cloud(seed) for seed in (1, 2, 3)]
+    turned = _lopsided_cloud(4) @ AXIS_ROTATIONS[3].T
+    gain = best_turn(target, turned)[1]
+    assert gain > POSE_MARGIN
+    sources = [*as_given, turned]
+    on_their_own = [matching_rotation(target, s) for s in sources]
+    np.testing.assert_array_equal(
+        matching_rotations(target, sources, aligned_margin=POSE_MARGIN), on_their_own
+    )
+    kept = matching_rotations(target, sources, aligned_margin=1.0)
+    np.testing.assert_array_equal(kept, np.broadcast_to(np.eye(3), (4, 3, 3)))
+    assert np.allclose(
+        matching_rotations(target, sources, aligned_margin=gain * 0.99)[3] @ AXIS_ROTATIONS[3],
+        np.eye(3),
+    )
+    all_turned = [s @ AXIS_ROTATIONS[3].T for s in as_given]
+    for rotation in matching_rotations(target, all_turned, aligned_margin=1.0):
+        assert np.allclose(rotation @ AXIS_ROTATIONS[3], np.eye(3))
+    assert matching_rotations(target, []).shape == (0, 3, 3)
+
+
+def test_best_turn_s_gain_is_the_share_of_the_identity_s_distance_it_saves():
+    target = _lopsided_cloud(0)
+    source = _lopsided_cloud(1) @ AXIS_ROTATIONS[3].T
+    rotation, gain = best_turn(target, source)
+    _, costs = pose_costs(target, source)
+    assert np.allclose(rotation @ AXIS_ROTATIONS[3], np.eye(3))
+    assert gain == pytest.approx(1 - costs.min() / costs[0], rel=1e-9)
+    assert best_turn(target, target)[1] == pytest.approx(0.0)

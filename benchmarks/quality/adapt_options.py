@@ -85,6 +85,9 @@ VARIANTS["default+match-pose"] = {"match_pose": True}
 VARIANTS["default+as-given"] = {"match_pose": False}
 for margin in (0.1, 0.25, 0.4, 0.5, 0.6):  # the Chamfer gain a turn must bring
     VARIANTS[f"default+pose-margin{margin}"] = {"match_pose": True, "pose_margin": margin}
+# within an aligned collection (most support fits the target as given) a turn must gain this
+for margin in (0.5, 1.0):
+    VARIANTS[f"default+aligned-margin{margin}"] = {"aligned_pose_margin": margin}
 # the head also reads the points' place in the shape (AdaptSettings.position), or not
 VARIANTS["default+position"] = {"position": True}
 VARIANTS["default+no-position"] = {"position": False}

@@ -139,17 +139,19 @@ class StageSequence:
         self, network_points: np.ndarray, support: list[SupportShape]
     ) -> np.ndarray:
         """(M, 3, 3) rotations that lay each support shape as the target's points (N, 3) lie
-        (:meth:`SupportShape.posed_like`), from the store when an earlier process matched
-        the same shapes to the same points."""
-        from ..orientation import matching_rotation
+        (:func:`~bipart_cli.orientation.matching_rotations`: decided as a set), from the
+        store when an earlier process matched the same shapes to the same points."""
+        from ..orientation import ALIGNED_SHARE, matching_rotations
         from ..store import array_key
 
         margin = self.options.adapt.pose_margin
+        aligned_margin = self.options.adapt.aligned_pose_margin
         sizes = [len(shape.points) for shape in support]
 
         def match() -> dict[str, np.ndarray]:
-            rotations = [matching_rotation(network_points, s.points, margin) for s in support]
-            return {"rotations": np.stack(rotations).astype(np.float64)}
+            sources = [shape.points for shape in support]
+            rotations = matching_rotations(network_points, sources, margin, aligned_margin)
+            return {"rotations": rotations.astype(np.float64)}
 
         def valid(arrays: dict[str, np.ndarray]) -> bool:
             found = arrays.get("rotations")
@@ -160,7 +162,8 @@ class StageSequence:
                 and np.allclose(found @ found.transpose(0, 2, 1), np.eye(3), atol=1e-6)
             )
 
-        key = array_key(network_points, *[s.points for s in support], f"{margin} {sizes}")
+        rule = f"{margin} {aligned_margin} {ALIGNED_SHARE} {sizes}"
+        key = array_key(network_points, *[s.points for s in support], rule)
         return self.feature_cache.store.fetch("pose", key, match, valid)["rotations"]
 
     def segment_asset(self, asset: Asset) -> SegmentResult:
