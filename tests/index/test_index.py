@@ -566,8 +566,29 @@ def test_built_index_caches_the_descriptors_of_its_points(tmp_path, chair_glb):
         (lambda m: m["shards"][0].update(count=None), r"shards\[0\].count must be an integer"),
         (lambda m: m["bps_basis"].pop("file"), "bps_basis.file must be a string"),
         (lambda m: m.update(version="1"), "has format version '1', this bipart reads version 2"),
+        # issue 31's fuzz: a TypeError in source_path, and errors of two lines
+        (lambda m: m.update(source_root=5), "'source_root' must be a string or null"),
+        (lambda m: m["shards"][0].update(name="a\nb"), r"invalid file 'a\\nb'"),
+        (lambda m: m["shards"][0].update(sha256="a\nb"), r"shards\[0\].sha256 must be a sha256"),
+        (
+            lambda m: m["bps_basis"].update(sha256="AB" * 32),
+            r"bps_basis.sha256 must be a sha256",
+        ),
     ],
-    ids=["no-entries", "shard", "slot", "slot-type", "category", "count", "basis", "version"],
+    ids=[
+        "no-entries",
+        "shard",
+        "slot",
+        "slot-type",
+        "category",
+        "count",
+        "basis",
+        "version",
+        "source-root",
+        "name-line-break",
+        "sha256-line-break",
+        "sha256-upper-case",
+    ],
 )
 def test_bad_manifests_are_one_typed_error_naming_the_field(tmp_path, records, edit, field):
     """Issue 15 items 13 and 16: a missing ``entries`` was a KeyError, an out-of-range
@@ -577,8 +598,9 @@ def test_bad_manifests_are_one_typed_error_naming_the_field(tmp_path, records, e
     manifest = json.loads(path.read_text())
     edit(manifest)
     path.write_text(json.dumps(manifest))
-    with pytest.raises(IndexCorruptError, match=field):
+    with pytest.raises(IndexCorruptError, match=field) as caught:
         ShapeIndex.open(tmp_path / "idx")
+    assert "\n" not in str(caught.value)
 
 
 def test_records_are_decoded_one_slot_at_a_time(tmp_path, records):
@@ -637,6 +659,20 @@ def test_an_array_s_offsets_past_the_end_of_its_file_are_refused_before_reading(
     path.write_bytes((10**9).to_bytes(8, "little") + body)  # a header longer than the file
     with pytest.raises(ShardDecodeError, match="header"):
         FileArrays(path, "", "records", checked=False)
+
+
+@pytest.mark.parametrize("metadata", ["1.5", "[]", '{"sha256": []}', '{"sha256": "x"}'])
+def test_array_metadata_that_is_not_an_object_is_a_decode_error(tmp_path, metadata):
+    """Issue 31's fuzz: metadata JSON of another type was an AttributeError, not corruption."""
+    from bipart_cli.index.arrays import FileArrays, ShardDecodeError, arrays_from_bytes
+
+    body = json.dumps({"__metadata__": {"records": metadata}}).encode()
+    data = len(body).to_bytes(8, "little") + body
+    (tmp_path / "shard.safetensors").write_bytes(data)
+    with pytest.raises(ShardDecodeError, match="metadata is not a JSON object"):
+        FileArrays(tmp_path / "shard.safetensors", "", "records", checked=False)
+    with pytest.raises(ShardDecodeError, match="metadata is not a JSON object"):
+        arrays_from_bytes(data, "records")
 
 
 @pytest.mark.parametrize(
