@@ -10,6 +10,11 @@ test instead of swapping.
 Profiles: ``fuzz`` (1,000 cases, every run) and ``fuzz-slow`` (10,000 cases, the
 ``slow`` test, run with ``BIPART_FUZZ_SLOW=1``); ``BIPART_FUZZ_EXAMPLES`` overrides
 the count of the default run.
+
+A seeded fuzz (issue 31, every run, :mod:`_fuzz`) adds 2,000 fixed cases that also
+reach a glTF's ``.bin``, a GLB's JSON fields (wrong types, NaNs, huge counts), structured
+edits of the label array and ``parts.json``, the dense sample and the index's
+``parts.json`` reader; an asset left intact must never be called corrupt.
 """
 
 from __future__ import annotations
