@@ -51,7 +51,11 @@ def _split_header(body: bytes, metadata_key: str) -> tuple[dict[str, Any], dict[
     """A safetensors header's JSON ``body``: its array entries, and the JSON its metadata
     holds under ``metadata_key``."""
     header = json.loads(body)
-    return header, json.loads(header.pop("__metadata__")[metadata_key])
+    metadata = json.loads(header.pop("__metadata__")[metadata_key])
+    if not isinstance(metadata, dict) or not isinstance(metadata.get("sha256", {}), dict):
+        # read as a mapping (``metadata.get("sha256")``) outside any decoding step
+        raise ShardDecodeError(f"its {metadata_key!r} metadata is not a JSON object")
+    return header, metadata
 
 
 # safetensors' dtype names that NumPy has

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,8 @@ def index_file(root: Path, name: object, expected_bytes: object, max_bytes: int)
     ``expected_bytes`` when the manifest gives it). ``../../x``, ``/etc/passwd`` and
     ``/dev/zero`` are refused with :class:`IndexCorruptError` before any read.
     """
-    if not isinstance(name, str) or not name or "\x00" in name or "\\" in name:
+    if not isinstance(name, str) or not name or not name.isprintable() or "\\" in name:
+        # not printable: a NUL, or a line break that would split the error's one line
         raise IndexCorruptError(f"index {root}: manifest names an invalid file {name!r}")
     parts = name.split("/")
     if name.startswith("/") or os.path.isabs(name) or ".." in parts:
@@ -114,7 +116,10 @@ def _load_manifest(path: Path, store=None) -> tuple[dict[str, Any], str]:
     return manifest, digest
 
 
-VALIDATED_KIND = "validated"  # the store's sub-folder of manifests that passed validation
+# the store's sub-folder of manifests that passed validation, by the rules' version: a
+# manifest noted under older rules is checked again (2: 'source_root', printable file
+# names, sha256 fields of 64 hex digits)
+VALIDATED_KIND = "validated/2"
 
 
 def _entry_count(manifest: dict[str, Any]) -> np.ndarray:
@@ -152,15 +157,23 @@ def validate_manifest(manifest: dict[str, Any], where: object) -> None:
     check(manifest["entries"], list, "'entries'")
     check(manifest.get("encoder"), (dict, type(None)), "'encoder'")
     check(manifest.get("partial"), (dict, type(None)), "'partial'")
+    check(manifest.get("source_root"), (str, type(None)), "'source_root'")
+
+    def check_digest(value: Any, field: str) -> None:
+        check(value, str, field)
+        if not _HEX_DIGEST.fullmatch(value):
+            fail(field, f"must be a sha256 (64 hex digits), got {value[:80]!r}")
+
     basis = manifest["bps_basis"]
-    for key in ("file", "sha256"):
-        check(basis.get(key), str, f"bps_basis.{key}")
+    check(basis.get("file"), str, "bps_basis.file")
+    check_digest(basis.get("sha256"), "bps_basis.sha256")
     counts = []
     for i, shard in enumerate(manifest["shards"]):
         check(shard, dict, f"shards[{i}]")
-        for key in ("name", "sha256"):
-            check(shard.get(key), str, f"shards[{i}].{key}")
-        check(shard.get("header_sha256", ""), str, f"shards[{i}].header_sha256")
+        check(shard.get("name"), str, f"shards[{i}].name")
+        check_digest(shard.get("sha256"), f"shards[{i}].sha256")
+        if "header_sha256" in shard:
+            check_digest(shard["header_sha256"], f"shards[{i}].header_sha256")
         check(shard.get("count"), int, f"shards[{i}].count")
         check(shard.get("bytes", 0), int, f"shards[{i}].bytes")
         if shard["count"] < 0:
@@ -168,9 +181,10 @@ def validate_manifest(manifest: dict[str, Any], where: object) -> None:
         features = shard.get("features")
         check(features, (dict, type(None)), f"shards[{i}].features")
         if features is not None:
-            for key in ("name", "sha256"):
-                check(features.get(key), str, f"shards[{i}].features.{key}")
-            check(features.get("header_sha256", ""), str, f"shards[{i}].features.header_sha256")
+            check(features.get("name"), str, f"shards[{i}].features.name")
+            check_digest(features.get("sha256"), f"shards[{i}].features.sha256")
+            if "header_sha256" in features:
+                check_digest(features["header_sha256"], f"shards[{i}].features.header_sha256")
             check(features.get("bytes", 0), int, f"shards[{i}].features.bytes")
         if (features is None) != (manifest.get("encoder") is None):
             fail(f"shards[{i}].features", "does not match 'encoder'")
@@ -210,6 +224,9 @@ def validate_manifest(manifest: dict[str, Any], where: object) -> None:
         first = seen_slots.setdefault((entry["shard"], entry["slot"]), i)
         if first != i:
             fail(f"entries[{i}]", f"names the record of entries[{first}] again (shard and slot)")
+
+
+_HEX_DIGEST = re.compile(r"[0-9a-f]{64}")
 
 
 def _tuple(kinds: Any) -> tuple:

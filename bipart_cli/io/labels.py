@@ -209,7 +209,7 @@ def _names_from_json(data: object, source: Path) -> list[str] | None:
     elif all(isinstance(p, dict) and "name" in p for p in parts):
         try:
             ordered = sorted(parts, key=lambda p: int(p.get("id", 0)))
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: an id of Infinity
             raise InvalidInputError(f"{source}: a part 'id' is not an integer") from None
         names = [str(p["name"]).strip() for p in ordered]
     else:

@@ -13,10 +13,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _synthetic_index import (
+    CATEGORIES,
+    ENCODER,
+    N_POINTS,
+    SETTINGS,
+    assert_same_record,
+    index_writer,
+    synthetic_basis,
+    synthetic_record,
+    write_index,
+)
 
 from bipart_cli.errors import IndexCorruptError, InvalidInputError, UsageError
 from bipart_cli.index import (
-    BasisInfo,
     IndexWriter,
     ShapeIndex,
     ShapeRecord,
@@ -26,87 +36,6 @@ from bipart_cli.index import (
 from bipart_cli.index.build import build_index
 from bipart_cli.index.walk import in_shard
 from bipart_cli.labeling.pseudo_labels import PseudoLabels
-
-N_POINTS = 2048
-CATEGORIES = ["chair", "table", "lamp"]
-SETTINGS = {"n_points": N_POINTS, "seed": 0, "labeler": "synthetic"}
-ENCODER = {"init": "random-seeded", "seed": 0, "weights_sha256": "ab" * 32}
-
-
-def synthetic_record(i: int, with_features: bool = False) -> ShapeRecord:
-    """A record with random arrays; every third has ground truth."""
-    rng = np.random.default_rng(i)
-    part_names = ["back", "seat", "leg", "arm"][: 2 + i % 3]
-    num_boxes = 1 + i % 4
-    n_dense = 300 + 7 * i
-    labels = None
-    if i % 3 == 0:
-        labels = rng.integers(-1, len(part_names), N_POINTS)
-    return ShapeRecord(
-        id=f"{CATEGORIES[i % 3]}/shape_{i:03d}.glb",
-        category=CATEGORIES[i % 3],
-        part_names=part_names,
-        source=f"{CATEGORIES[i % 3]}/shape_{i:03d}.glb",
-        sha256=f"{i:064x}",
-        points=rng.normal(size=(N_POINTS, 3)).astype(np.float32),
-        dense_points=rng.normal(size=(n_dense, 3)).astype(np.float32),
-        dense_colors=rng.integers(0, 256, (n_dense, 3), dtype=np.uint8),
-        bps=rng.uniform(0, 2, 1024).astype(np.float32),
-        pseudo_labels=PseudoLabels(
-            masks=rng.random((num_boxes, N_POINTS)) < 0.3,
-            part_index=rng.integers(0, len(part_names), num_boxes),
-            scores=rng.uniform(0.5, 1, num_boxes).astype(np.float32),
-            part_names=part_names,
-            provenance={"labeler": "synthetic", "n": i},
-        ),
-        gt_labels=labels,
-        dense_gt_labels=None if labels is None else rng.integers(-1, len(part_names), n_dense),
-        features=rng.normal(size=(N_POINTS, 681)).astype(np.float16) if with_features else None,
-        descriptors=rng.normal(size=(N_POINTS, 5)).astype(np.float16) if i % 2 else None,
-    )
-
-
-def synthetic_basis() -> BasisInfo:
-    rng = np.random.default_rng(123)
-    return BasisInfo(points=rng.normal(size=(1024, 3)).astype(np.float32), seed=0, radius=1.5)
-
-
-def index_writer(out: Path, encoder=None, per_shard: int = 3) -> IndexWriter:
-    return IndexWriter(
-        out,
-        settings=SETTINGS,
-        basis=synthetic_basis(),
-        encoder=encoder,
-        source_root="/data/shapes",
-        records_per_shard=per_shard,
-    )
-
-
-def write_index(out: Path, records: list[ShapeRecord], encoder=None, per_shard: int = 3) -> dict:
-    writer = index_writer(out, encoder, per_shard)
-    for record in sorted(records, key=lambda r: r.id):
-        writer.add(record)
-    return writer.commit()
-
-
-def assert_same_record(a: ShapeRecord, b: ShapeRecord, features: bool = True) -> None:
-    for name in ("id", "category", "part_names", "source", "sha256"):
-        assert getattr(a, name) == getattr(b, name), name
-    for name in ("points", "dense_points", "dense_colors", "bps"):
-        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
-    for name in ("gt_labels", "dense_gt_labels", "descriptors") + (
-        ("features",) if features else ()
-    ):
-        x, y = getattr(a, name), getattr(b, name)
-        assert (x is None) == (y is None), name
-        if x is not None:
-            np.testing.assert_array_equal(x, y)
-    pa, pb = a.pseudo_labels, b.pseudo_labels
-    np.testing.assert_array_equal(pa.masks, pb.masks)
-    np.testing.assert_array_equal(pa.part_index, pb.part_index)
-    np.testing.assert_array_equal(pa.scores, pb.scores)
-    assert pa.part_names == pb.part_names
-    assert pa.provenance == pb.provenance
 
 
 @pytest.fixture
@@ -637,8 +566,29 @@ def test_built_index_caches_the_descriptors_of_its_points(tmp_path, chair_glb):
         (lambda m: m["shards"][0].update(count=None), r"shards\[0\].count must be an integer"),
         (lambda m: m["bps_basis"].pop("file"), "bps_basis.file must be a string"),
         (lambda m: m.update(version="1"), "has format version '1', this bipart reads version 2"),
+        # issue 31's fuzz: a TypeError in source_path, and errors of two lines
+        (lambda m: m.update(source_root=5), "'source_root' must be a string or null"),
+        (lambda m: m["shards"][0].update(name="a\nb"), r"invalid file 'a\\nb'"),
+        (lambda m: m["shards"][0].update(sha256="a\nb"), r"shards\[0\].sha256 must be a sha256"),
+        (
+            lambda m: m["bps_basis"].update(sha256="AB" * 32),
+            r"bps_basis.sha256 must be a sha256",
+        ),
     ],
-    ids=["no-entries", "shard", "slot", "slot-type", "category", "count", "basis", "version"],
+    ids=[
+        "no-entries",
+        "shard",
+        "slot",
+        "slot-type",
+        "category",
+        "count",
+        "basis",
+        "version",
+        "source-root",
+        "name-line-break",
+        "sha256-line-break",
+        "sha256-upper-case",
+    ],
 )
 def test_bad_manifests_are_one_typed_error_naming_the_field(tmp_path, records, edit, field):
     """Issue 15 items 13 and 16: a missing ``entries`` was a KeyError, an out-of-range
@@ -648,8 +598,9 @@ def test_bad_manifests_are_one_typed_error_naming_the_field(tmp_path, records, e
     manifest = json.loads(path.read_text())
     edit(manifest)
     path.write_text(json.dumps(manifest))
-    with pytest.raises(IndexCorruptError, match=field):
+    with pytest.raises(IndexCorruptError, match=field) as caught:
         ShapeIndex.open(tmp_path / "idx")
+    assert "\n" not in str(caught.value)
 
 
 def test_records_are_decoded_one_slot_at_a_time(tmp_path, records):
@@ -708,6 +659,20 @@ def test_an_array_s_offsets_past_the_end_of_its_file_are_refused_before_reading(
     path.write_bytes((10**9).to_bytes(8, "little") + body)  # a header longer than the file
     with pytest.raises(ShardDecodeError, match="header"):
         FileArrays(path, "", "records", checked=False)
+
+
+@pytest.mark.parametrize("metadata", ["1.5", "[]", '{"sha256": []}', '{"sha256": "x"}'])
+def test_array_metadata_that_is_not_an_object_is_a_decode_error(tmp_path, metadata):
+    """Issue 31's fuzz: metadata JSON of another type was an AttributeError, not corruption."""
+    from bipart_cli.index.arrays import FileArrays, ShardDecodeError, arrays_from_bytes
+
+    body = json.dumps({"__metadata__": {"records": metadata}}).encode()
+    data = len(body).to_bytes(8, "little") + body
+    (tmp_path / "shard.safetensors").write_bytes(data)
+    with pytest.raises(ShardDecodeError, match="metadata is not a JSON object"):
+        FileArrays(tmp_path / "shard.safetensors", "", "records", checked=False)
+    with pytest.raises(ShardDecodeError, match="metadata is not a JSON object"):
+        arrays_from_bytes(data, "records")
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,11 @@ test instead of swapping.
 Profiles: ``fuzz`` (1,000 cases, every run) and ``fuzz-slow`` (10,000 cases, the
 ``slow`` test, run with ``BIPART_FUZZ_SLOW=1``); ``BIPART_FUZZ_EXAMPLES`` overrides
 the count of the default run.
+
+A seeded fuzz (issue 31, every run, :mod:`_fuzz`) adds 2,000 fixed cases that also
+reach a glTF's ``.bin``, a GLB's JSON fields (wrong types, NaNs, huge counts), structured
+edits of the label array and ``parts.json``, the dense sample and the index's
+``parts.json`` reader; an asset left intact must never be called corrupt.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ import trimesh
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bipart_cli.errors import BipartError
+from bipart_cli.errors import BipartError, InvalidInputError
 from bipart_cli.io import load_asset
 
 _COMMON = dict(
@@ -172,3 +177,135 @@ def test_loaders_raise_only_typed_errors(case):
 def test_loaders_raise_only_typed_errors_long_run(case):
     with address_space_cap():
         check_case(case)
+
+
+# --- seeded fuzz: every format, its sidecars and a glTF's buffers (issue 31) ----------
+
+FUZZ_SEED = 31
+FUZZ_CASES = 2000
+
+
+def _gltf_seed() -> dict[str, bytes]:
+    """The two boxes as ``shape.gltf`` with its buffers in ``.bin`` files beside it."""
+    scene = trimesh.Scene()
+    for name, offset in (("seat", 0.0), ("back", 1.5)):
+        box = trimesh.creation.box(extents=(1, 1, 1))
+        box.apply_translation((0, offset, 0))
+        scene.add_geometry(box, node_name=name, geom_name=name)
+    files = scene.export(file_type="gltf")
+    return {
+        ("shape.gltf" if name.endswith(".gltf") else name): data for name, data in files.items()
+    }
+
+
+GLTF = _gltf_seed()
+ASSET_KINDS = [*sorted(SEEDS), "gltf", "glb-json"]
+PARTS_SEEDS = [
+    ["seat", "back"],
+    {"parts": ["seat", "back"]},
+    {"parts": [{"id": 1, "name": "seat"}, {"id": 2, "name": "back"}]},
+]
+
+
+def _asset_case(seed: int):
+    """Files of one fuzz case (name -> bytes), the asset's name among them. One of the
+    asset, its label array or its ``parts.json`` is mutated (now and then two), so the
+    sidecars are read beside an asset that loads."""
+    from _fuzz import (
+        glb_bytes,
+        glb_chunks,
+        mutate_bytes,
+        mutate_json,
+        mutate_json_value,
+        mutate_npy,
+        npy_bytes,
+    )
+
+    rng = np.random.default_rng([FUZZ_SEED, seed])
+    kind = ASSET_KINDS[seed % len(ASSET_KINDS)]
+    target = str(rng.choice(["asset", "labels", "parts", "all"], p=[0.4, 0.25, 0.25, 0.1]))
+    edit_main = target in ("asset", "all")
+    if kind == "gltf":
+        files = dict(GLTF)
+        name = "shape.gltf"
+        if edit_main:
+            edited = sorted(files)[int(rng.integers(0, len(files)))]
+            edit = mutate_json if edited.endswith(".gltf") else mutate_bytes
+            files[edited] = edit(rng, files[edited])
+    elif kind == "glb-json":  # the JSON chunk mutated, the GLB still well framed
+        name = "shape.glb"
+        document, binary = glb_chunks(SEEDS["glb"])
+        if edit_main:
+            document = mutate_json_value(rng, document)
+        files = {name: glb_bytes(document, binary)}
+    else:
+        name = f"shape.{kind.split('-')[0]}"
+        files = {name: mutate_bytes(rng, SEEDS[kind]) if edit_main else SEEDS[kind]}
+    # a parts.json is read for the labels of an array beside the asset: give it one
+    if target in ("labels", "parts", "all") or rng.random() < 0.3:
+        count = 16 if kind in ("npy", "npz", "xyz") else 24  # a label per point, or per face
+        labels = np.repeat(np.array([0, 1], np.int64), count // 2)
+        edit = target in ("labels", "all")
+        files["shape_labels.npy"] = mutate_npy(rng, labels) if edit else npy_bytes(labels)
+    if target in ("parts", "all") or rng.random() < 0.3:
+        parts = json.dumps(PARTS_SEEDS[int(rng.integers(0, len(PARTS_SEEDS)))]).encode()
+        edit = target in ("parts", "all")
+        files["parts.json"] = mutate_json(rng, parts) if edit else parts
+    return kind, name, files, edit_main
+
+
+def _load_fuzzed(folder: Path, name: str, asset_edited: bool = True) -> None:
+    """``load_asset``, then what the index does with it: its dense sample and the
+    ``parts.json`` names the index walk reads. An asset left as it was is never called
+    corrupt: the error names the sidecar at fault."""
+    from bipart_cli.index.walk import folder_part_names
+    from bipart_cli.io import sample_dense
+
+    path = folder / name
+    try:
+        asset = load_asset(path)
+    except InvalidInputError as exc:
+        if not asset_edited and "corrupt or truncated" in str(exc):
+            raise AssertionError(f"a valid asset called corrupt: {exc}") from exc
+        raise
+    if asset.labels is not None:  # what was loaded is consistent
+        n = len(asset.faces) if asset.faces is not None else len(asset.vertices)
+        assert asset.labels.shape == (n,)
+        assert asset.labels.max(initial=-1) < len(asset.part_names)
+    sample = sample_dense(asset, n_points=256, seed=0)
+    assert np.isfinite(sample.points).all()
+    folder_part_names(path, folder)
+
+
+@needs_procfs
+def test_seeded_fuzz_of_every_format_and_sidecar_raises_only_typed_errors(tmp_path):
+    """2,000 seeded cases: PLY (ASCII, binary), OBJ, OFF, STL (ASCII, binary), GLB (its
+    bytes, or its JSON chunk with a field of the wrong type, huge, negative or NaN), a glTF
+    (its JSON or a ``.bin``), npy, npz and xyz clouds; beside them a ``_labels.npy``
+    (a lying header, another dtype or shape, NaNs, huge values, a pickle) and a
+    ``parts.json`` (wrong types, repeated or missing names, NaN ids). Loading, sampling and
+    the index's ``parts.json`` reader return or raise a one-line :class:`BipartError`."""
+    import shutil
+
+    from _fuzz import address_space_cap, run_cases
+
+    def make_case(seed: int):
+        kind, name, files, asset_edited = _asset_case(seed)
+        folder = tmp_path / f"case-{seed}"
+
+        def run() -> None:
+            folder.mkdir()
+            try:
+                for file, data in files.items():
+                    (folder / file).write_bytes(data)
+                _load_fuzzed(folder, name, asset_edited)
+            finally:
+                shutil.rmtree(folder)
+
+        return kind, run
+
+    with address_space_cap():
+        outcomes, failures = run_cases(make_case, range(FUZZ_CASES))
+    assert not failures, f"{len(failures)} of {FUZZ_CASES} cases:\n" + "\n".join(failures[:40])
+    # the fuzz reaches both sides: assets that load and assets that are refused
+    assert outcomes.get("ok", 0) > 100 and outcomes.get("InvalidInputError", 0) > 100, outcomes

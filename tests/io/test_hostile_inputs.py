@@ -253,7 +253,7 @@ def test_a_writer_that_cannot_get_the_index_lock_names_the_holder(tmp_path):
 @pytest.fixture
 def small_index(tmp_path) -> Path:
     """A one-shard synthetic index (no labeler or model runs)."""
-    from test_index import synthetic_record, write_index
+    from _synthetic_index import synthetic_record, write_index
 
     out = tmp_path / "idx"
     write_index(out, [synthetic_record(i) for i in range(3)])

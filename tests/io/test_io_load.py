@@ -358,6 +358,9 @@ def test_latin1_obj_and_stl_load_with_their_names(tmp_path):
     ("content", "message"),
     [
         ([{"id": "x", "name": "top"}], "a part 'id' is not an integer"),
+        # JSON's Infinity: an OverflowError blamed the OBJ ("corrupt") or escaped (issue 31)
+        ([{"id": float("inf"), "name": "top"}], "a part 'id' is not an integer"),
+        ([{"id": float("-inf"), "name": "top"}], "a part 'id' is not an integer"),
         (["top", "Top"], "names the part 'Top' twice"),
         (["top", " "], "a part name is empty"),
         ({"parts": [1, 2]}, "'parts' must be a list of names"),

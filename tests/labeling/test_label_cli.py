@@ -66,7 +66,7 @@ def test_label_simulated_json_and_preview(chair_glb, tmp_path):
 
 
 def test_label_tiny_detector_offline(chair_glb, tmp_path, monkeypatch):
-    from test_detectors import build_tiny_grounding_dino
+    from _detectors import build_tiny_grounding_dino
 
     model = build_tiny_grounding_dino(tmp_path / "tiny")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

@@ -1,7 +1,8 @@
 """Every byte a result was computed from is in its key (issue 31): a label array, a
-``parts.json``, a glTF's ``.bin`` or a weights ``config.json`` edited in place, keeping its
-size and modification time, changes what ``segment`` and the index give, the same as a
-fresh cache does; bipart's own outputs never become support.
+``parts.json``, a glTF's ``.bin``, a mesh file or a weights ``config.json`` or
+``model.safetensors`` edited in place, keeping its size and modification time, changes what
+``segment``, the index and ``eval`` give, the same as a fresh cache does; bipart's own
+outputs never become support.
 
 Generated chairs: a support folder in the PSB layout (``<stem>.off`` + ``<stem>_labels.npy``
 + ``parts.json``), a target glTF with its buffers in ``.bin`` files, tiny weights in a folder.
@@ -256,3 +257,127 @@ def test_a_target_in_its_own_support_folder_never_supports_itself(chairs, tmp_pa
     assert second.support == first.support
     np.testing.assert_array_equal(second.dense_labels, first.dense_labels)
     np.testing.assert_array_equal(fresh.dense_labels, first.dense_labels)
+
+
+# --- eval: a warm cache scores as a fresh cache does ----------------------------------
+
+
+def write_eval_folder(folder: Path) -> Path:
+    """One category, ``chair/``: PSB-layout chairs (``.off`` + ``_labels.npy`` + ``parts.json``)
+    and, in ``chair/gltf/``, a chair whose buffers are ``.bin`` files (its parts are its node
+    names, so a swap in the PSB chairs' labels or names is a disagreement it does not share)."""
+    write_psb_support(folder / "chair")
+    write_gltf(folder / "chair" / "gltf", TARGET_SEEDS[0])
+    return folder
+
+
+def turn_off_mesh(path: Path) -> None:
+    """Swap y and z of every vertex line of an ASCII ``.off`` (same size, same times)."""
+    lines = path.read_bytes().split(b"\n")
+    assert lines[0].strip() == b"OFF"
+    n_vertices = int(lines[1].split()[0])
+    for i in range(2, 2 + n_vertices):
+        x, y, z = lines[i].split(b" ")
+        lines[i] = b" ".join([x, z, y])
+    edit_in_place(path, b"\n".join(lines))
+
+
+def negate_tensor(path: Path, name: str) -> None:
+    """Flip the sign bit of every float32 of tensor ``name`` in a ``.safetensors`` file
+    (same size, same times)."""
+    data = bytearray(path.read_bytes())
+    header_size = int.from_bytes(data[:8], "little")
+    entry = json.loads(data[8 : 8 + header_size])[name]
+    assert entry["dtype"] == "F32"
+    start, end = (8 + header_size + offset for offset in entry["data_offsets"])
+    values = np.frombuffer(bytes(data[start:end]), dtype="<f4")
+    data[start:end] = (-values).astype("<f4").tobytes()
+    edit_in_place(path, bytes(data))
+
+
+def edit_config(weights: Path, old: str, new: str) -> None:
+    config = weights / "config.json"
+    text = config.read_text()
+    assert text.count(old) == 1
+    edit_in_place(config, text.replace(old, new).encode())
+
+
+EVAL_EDITS = {
+    "mesh_off": lambda shapes, weights: turn_off_mesh(shapes / "chair" / "chair_1.off"),
+    "gltf_bin": lambda shapes, weights: turn_gltf_positions(
+        shapes / "chair" / "gltf" / "chair.gltf"
+    ),
+    "labels_npy": lambda shapes, weights: swap_labels(shapes / "chair"),
+    "parts_json": lambda shapes, weights: swap_parts_json(shapes / "chair"),
+    # a size of the extractor only: the index's cached encoder features stay valid
+    "config_extractor_k": lambda shapes, weights: edit_config(
+        weights, '"extractor_k": 16', '"extractor_k": 12'
+    ),
+    # a size of the encoder: the index's cached encoder features are stale
+    "config_local_radius": lambda shapes, weights: edit_config(weights, "    0.64,", "    0.25,"),
+    "model_safetensors": lambda shapes, weights: negate_tensor(
+        weights / "model.safetensors", "head.fc1.weight"
+    ),
+}
+
+
+def _index_for_eval(folder: Path, out: Path, weights: Path):
+    """``bipart index`` of ``folder`` (labels given, encoder features of ``weights`` kept)."""
+    summary = build_index(
+        folder, out, labeler="given", weights=str(weights), n_dense=N_DENSE, progress=False
+    )
+    assert summary.ok and not summary.failed, summary.failed
+    return summary
+
+
+def _eval(index: Path, weights: Path, cache: Path) -> list[tuple]:
+    """``bipart eval --index INDEX --labeler none`` (support: the index's other shapes) with
+    ``$BIPART_CACHE`` at ``cache`` and 10 inner steps (what is kept does not depend on how
+    many): each shape's id, mIoU, part IoUs and support ids."""
+    from bipart_cli.evaluate import evaluate_index
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("BIPART_CACHE", str(cache))
+        report = evaluate_index(
+            str(index), labeler="none", weights=str(weights), device="cpu", seed=0, steps=10
+        )
+    scores = [(s.shape_id, s.miou, s.part_ious, s.support) for s in report.shapes]
+    assert len(scores) == len(SUPPORT_SEEDS) + 1  # every shape has ground truth
+    return scores
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory) -> tuple[Path, list[tuple]]:
+    """``shapes/`` (:func:`write_eval_folder`), tiny ``weights/``, their ``index/`` and a
+    ``cache/`` that holds one eval of it; and that eval's scores."""
+    root = tmp_path_factory.mktemp("evaluated")
+    shapes = write_eval_folder(root / "shapes")
+    weights = _tiny_weights(root / "weights")
+    _index_for_eval(shapes, root / "index", weights)
+    scores = _eval(root / "index", weights, root / "cache")
+    assert _eval(root / "index", weights, root / "cache") == scores  # read back as computed
+    return root, scores
+
+
+@pytest.mark.parametrize("edit", list(EVAL_EDITS))
+def test_eval_follows_an_edit_to_any_byte_it_read(evaluated, tmp_path, edit):
+    """``bipart eval`` after one file it read, directly or through the index, was edited in
+    place (size and times kept): an ``.off`` mesh, a glTF's ``.bin``, the ``_labels.npy``
+    arrays, the ``parts.json``, the weights' ``config.json`` (an extractor or an encoder
+    size) or ``model.safetensors`` (a head weight). The index is built again in place and
+    eval run with the warm cache; it scores exactly as a fresh index and a fresh cache do,
+    and not as before the edit."""
+    import shutil
+
+    root, before = evaluated
+    shutil.copytree(root, tmp_path / "copy")  # times kept: the warm state of one eval
+    root = tmp_path / "copy"
+    shapes, weights, index = root / "shapes", root / "weights", root / "index"
+
+    EVAL_EDITS[edit](shapes, weights)
+    _index_for_eval(shapes, index, weights)  # incremental: what changed is indexed again
+    warm = _eval(index, weights, root / "cache")
+    _index_for_eval(shapes, tmp_path / "fresh-index", weights)
+    fresh = _eval(tmp_path / "fresh-index", weights, tmp_path / "fresh-cache")
+    assert fresh != before
+    assert warm == fresh
