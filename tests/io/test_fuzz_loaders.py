@@ -19,18 +19,17 @@ edits of the label array and ``parts.json``, the dense sample and the index's
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import os
 import re
-import resource
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import trimesh
+from _fuzz import address_space_cap
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -122,20 +121,6 @@ def cases(draw):
         )
     )
     return kind.split("-")[0], data, labels, parts
-
-
-@contextlib.contextmanager
-def address_space_cap(extra: int = 3 << 30):
-    """Cap this process's address space at its current size plus ``extra`` bytes."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-    with open("/proc/self/statm") as handle:
-        used = int(handle.read().split()[0]) * resource.getpagesize()
-    cap = used + extra if hard == resource.RLIM_INFINITY else min(used + extra, hard)
-    resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
-    try:
-        yield
-    finally:
-        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 
 
 def check_case(case) -> None:
