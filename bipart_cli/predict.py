@@ -285,7 +285,7 @@ def adapt_and_predict(
     target_features = feature_cache.head_inputs(
         target_points, target_encoder_features, target_descriptors
     )[None]  # (1, N, C')
-    target = _Target(target_points, target_features, dense_points, num_parts)
+    target = _Target(target_points, target_features, dense_points, num_parts, len(support))
     feature_blocks, label_list = [], []
     if target_labels is not None:
         feature_blocks.append(target_features)
@@ -331,12 +331,14 @@ def adapt_and_predict(
 
 class _Target(NamedTuple):
     """What is predicted: network points (N, 3), their head inputs (1, N, C'), the dense
-    points (n, 3) to label, and the number of parts R."""
+    points (n, 3) to label, the number of parts R, and how many support shapes the last
+    rows of the packed labels are."""
 
     points: np.ndarray
     features: torch.Tensor
     dense_points: np.ndarray
     num_parts: int
+    support_count: int
 
 
 def _dense_predictions(
@@ -371,7 +373,9 @@ def _dense_predictions(
             )
             probs = (1 - settings.knn_weight) * probs + settings.knn_weight * transferred
         probs = smooth_probabilities(target_points, probs, settings.smooth)
-        probs = drop_absent_parts(probs, labels.targets[..., :num_parts], settings.presence)
+        if target.support_count:  # how large a part is, from the support's labels alone
+            support_targets = labels.targets[-target.support_count :, :, :num_parts]
+            probs = drop_absent_parts(probs, support_targets, settings.presence)
         dense = np.ascontiguousarray(target.dense_points, dtype=np.float32)
         dense = torch.from_numpy(dense).to(device)
         out_labels, out_scores = [], []

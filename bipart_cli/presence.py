@@ -8,6 +8,9 @@ how large a part is when a shape has it: a part the target shows far less of tha
 smallest share it has in any support shape that has it is taken as absent, and its
 points go to their next most likely part.
 
+The shares come from the support shapes' labels alone, never the target's own pseudo
+labels: zero-shot (the target its own support) keeps every part.
+
 Light module: numpy only at import; torch inside the function.
 """
 

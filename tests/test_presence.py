@@ -106,3 +106,22 @@ def test_segmenting_drops_the_part_the_target_shows_least_of_its_support_share()
     assert not (dropped == lower).any()
     np.testing.assert_array_equal(dropped[kept != lower], kept[kept != lower])
     np.testing.assert_array_equal(labels_at(ratios[lower] * 0.9), kept)
+
+
+def test_zero_shot_keeps_every_part():
+    """With the target its own support (its pseudo labels, no support shapes) no part is
+    dropped: presence reads how large a part is from support shapes alone."""
+    torch.manual_seed(0)
+    model = BiPartModel(tiny_config()).eval()
+    target = unit_cloud(np.random.default_rng(6))
+    top = target[:, 1] > np.quantile(target[:, 1], 0.7)  # 30% of the points
+    labels = PseudoLabels(np.stack([~top, top]), np.array([0, 1]), np.ones(2), ["a", "b"])
+    found = {}
+    for presence in (0.0, 1.0):
+        settings = AdaptSettings(presence=presence, match_pose=False)
+        cache = FeatureCache(model, torch.device("cpu"), settings)
+        found[presence], _ = adapt_and_predict(
+            model, target, target, labels, [], 2, settings, cache
+        )
+    assert 0 < (found[0.0] == 1).mean() < top.mean()  # fewer than its labels: would be dropped
+    np.testing.assert_array_equal(found[0.0], found[1.0])
