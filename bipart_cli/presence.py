@@ -30,15 +30,17 @@ def support_part_shares(support_targets: torch.Tensor) -> torch.Tensor:
     """The smallest share each part has in a support shape that has it.
 
     support_targets : (M, N, R) float, each support point's weight per part (Eq. 2's
-    targets; a ground-truth label is a one-hot row)  ->  (R,) float, in (0, 1], or +inf
-    for a part no support shape has.
+    targets; a ground-truth label is a one-hot row)  ->  (R,) float, in (0, 1], or 0 for a
+    part no support shape has (nothing says how large it is: it is never taken as absent,
+    so a part only the target's own pseudo labels show is kept).
     """
     import torch
 
     mass = support_targets.sum(1)  # (M, R)
     shares = mass / mass.sum(-1, keepdim=True).clamp_min(1e-12)  # (M, R)
     shares = torch.where(shares > 0, shares, torch.full_like(shares, float("inf")))
-    return shares.min(0).values  # (R,)
+    smallest = shares.min(0).values  # (R,)
+    return torch.where(torch.isinf(smallest), torch.zeros_like(smallest), smallest)
 
 
 def absent_parts(probs: torch.Tensor, smallest_shares: torch.Tensor, ratio: float) -> torch.Tensor:

@@ -26,7 +26,7 @@ def test_support_shares_against_a_loop():
     expected = []
     for part in range(3):
         shares = [t[:, part].sum() / t.sum() for t in targets if t[:, part].sum() > 0]
-        expected.append(min(shares) if shares else np.inf)
+        expected.append(min(shares) if shares else 0.0)
     np.testing.assert_allclose(found, expected)
 
 
@@ -49,8 +49,8 @@ def test_a_part_shown_far_less_than_in_any_support_shape_is_absent():
     assert absent_parts(probs, shares, 0.5).tolist() == [False, True, False]
     assert absent_parts(probs, shares, 0.0).tolist() == [False, False, False]
     assert absent_parts(probs, shares, 1.0).tolist() == [False, True, True]
-    # a part no support shape has is absent: nothing taught the head what it is
-    assert absent_parts(probs, torch.tensor([0.4, np.inf, 0.3]), 0.5)[1]
+    # a part no support shape has (share 0) is never absent: only the target may show it
+    assert not absent_parts(probs, torch.tensor([0.4, 0.0, 0.3]), 1.0)[1]
 
 
 def test_every_part_is_never_absent():
@@ -125,3 +125,28 @@ def test_zero_shot_keeps_every_part():
         )
     assert 0 < (found[0.0] == 1).mean() < top.mean()  # fewer than its labels: would be dropped
     np.testing.assert_array_equal(found[0.0], found[1.0])
+
+
+def test_a_part_only_the_target_s_pseudo_labels_show_is_kept():
+    """Support shapes without part "b", a target whose detector labels show it: presence has
+    no support share to compare with, so "b" stays."""
+    torch.manual_seed(0)
+    model = BiPartModel(tiny_config()).eval()
+    rng = np.random.default_rng(7)
+    target = unit_cloud(rng)
+    top = target[:, 1] > np.quantile(target[:, 1], 0.7)
+    target_labels = PseudoLabels(np.stack([~top, top]), np.array([0, 1]), np.ones(2), ["a", "b"])
+    support = []
+    for i in range(2):
+        points = unit_cloud(rng)
+        only_a = PseudoLabels(np.ones((1, len(points)), bool), np.array([0]), np.ones(1), ["a"])
+        support.append(SupportShape(f"s{i}", points, only_a))
+    found = {}
+    for presence in (0.0, 0.5):
+        settings = AdaptSettings(presence=presence, match_pose=False)
+        cache = FeatureCache(model, torch.device("cpu"), settings)
+        found[presence], _ = adapt_and_predict(
+            model, target, target, target_labels, support, 2, settings, cache
+        )
+    assert (found[0.0] == 1).any()
+    np.testing.assert_array_equal(found[0.0], found[0.5])
