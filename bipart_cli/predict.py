@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 from .adapt import AdaptSettings
-from .store import array_key
+from .store import array_key, code_identity
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -398,8 +398,9 @@ def support_head_key(
     seed: int,
 ) -> str:
     """sha256 hex of all a head adapted on the support alone depends on: the support's head
-    inputs (M, N, C'), the exact packed targets, φ_0, the adaptation settings, the seed
-    and the device type (CUDA's float error differs from the CPU's)."""
+    inputs (M, N, C'), the exact packed targets, φ_0, the adaptation settings, the seed,
+    the device type (CUDA's float error differs from the CPU's) and bipart's code (a
+    version that adapts or predicts otherwise never reads an older one's heads or labels)."""
     import dataclasses
 
     digest = hashlib.sha256()
@@ -411,6 +412,7 @@ def support_head_key(
         digest.update(f"{name}{tuple(tensor.shape)}{tensor.dtype}".encode())
         digest.update(tensor.numpy().tobytes())
     digest.update(repr((dataclasses.astuple(settings), seed, features.device.type)).encode())
+    digest.update(code_identity().encode())
     return digest.hexdigest()
 
 

@@ -15,9 +15,11 @@ A read-only or full disk only costs speed.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import math
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -25,9 +27,30 @@ import numpy as np
 from .errors import UsageError
 from .runtime import log, printable
 
+# what a stored result also depends on: bipart's code and the libraries that compute
+COMPUTING_LIBRARIES = ("numpy", "scipy", "torch", "trimesh", "safetensors")
+
+
+@functools.cache
+def code_identity() -> str:
+    """sha256 of bipart's source files (by relative path) and the computing libraries' versions."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    package = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted(package.rglob("*.py")):
+        digest.update(path.relative_to(package).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes())
+    for name in COMPUTING_LIBRARIES:
+        try:
+            digest.update(f"{name} {version(name)}\0".encode())
+        except PackageNotFoundError:
+            digest.update(f"{name} absent\0".encode())
+    return digest.hexdigest()
+
+
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from pathlib import Path
 
 FEATURE_CACHE_ENV = "BIPART_FEATURE_CACHE_MB"
 TRIM_EVERY = 64  # files written between two looks at the store's size

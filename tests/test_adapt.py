@@ -558,3 +558,34 @@ def test_support_features_from_encoder_features_go_shape_by_shape_with_the_same_
     with torch.no_grad():
         batched = model.extract(torch.from_numpy(clouds), encoder_features=encoded.float())
     assert torch.equal(features, batched)
+
+
+def test_a_stored_head_or_prediction_follows_bipart_s_code(model, tmp_path):
+    """Heads and labels kept in the store are keyed by bipart's source (``code_identity``):
+    another version of the code adapts and predicts anew instead of reading an older one's."""
+    from bipart_cli import adapt as adapt_module
+    from bipart_cli import predict as predict_module
+
+    rng = np.random.default_rng(10)
+    support = half_space_support(rng)
+    target = unit_cloud(rng)
+    settings = AdaptSettings(steps=5, descriptors="none", smooth=1)
+
+    def run():
+        cache = FeatureCache(model, torch.device("cpu"), settings, store=tmp_path / "features")
+        return adapt_and_predict(model, target, target, None, support, 2, settings, cache)
+
+    run()
+    calls = []
+    original = adapt_module.predict_probabilities
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(
+            adapt_module,
+            "predict_probabilities",
+            lambda *a, **k: calls.append(1) or original(*a, **k),
+        )
+        run()
+        assert calls == []  # the same code: read back
+        patch.setattr(predict_module, "code_identity", lambda: "another version of bipart")
+        run()
+        assert calls == [1]  # another code: predicted anew

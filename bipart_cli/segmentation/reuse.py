@@ -23,7 +23,6 @@ fails is computed again and replaced.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import os
@@ -32,6 +31,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from ..store import code_identity
 
 if TYPE_CHECKING:
     from ..store import ArrayStore
@@ -48,7 +49,6 @@ RECORD_FIELDS = {
     "warnings": list,
 }
 # what computes a run's labels besides bipart's own code
-COMPUTING_LIBRARIES = ("numpy", "scipy", "torch", "trimesh", "safetensors")
 
 
 @dataclass
@@ -86,24 +86,6 @@ def run_key(
         default=str,
     )
     return hashlib.sha256(described.encode()).hexdigest()
-
-
-@functools.cache
-def code_identity() -> str:
-    """sha256 of bipart's source files (by relative path) and the computing libraries' versions."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    package = Path(__file__).resolve().parent.parent
-    digest = hashlib.sha256()
-    for path in sorted(package.rglob("*.py")):
-        digest.update(path.relative_to(package).as_posix().encode() + b"\0")
-        digest.update(path.read_bytes())
-    for name in COMPUTING_LIBRARIES:
-        try:
-            digest.update(f"{name} {version(name)}\0".encode())
-        except PackageNotFoundError:
-            digest.update(f"{name} absent\0".encode())
-    return digest.hexdigest()
 
 
 def folder_identity(folder: Path) -> str:
