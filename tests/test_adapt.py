@@ -37,6 +37,14 @@ def half_space_support(rng: np.random.Generator, count: int = 3) -> list[Support
     return shapes
 
 
+def counted(patch: pytest.MonkeyPatch, module, name: str) -> list[int]:
+    """Patch ``module.name`` to note each call (then run as before); returns the notes."""
+    calls: list[int] = []
+    original = getattr(module, name)
+    patch.setattr(module, name, lambda *a, **k: calls.append(1) or original(*a, **k))
+    return calls
+
+
 @pytest.fixture(scope="module")
 def model():
     torch.manual_seed(0)
@@ -213,14 +221,8 @@ def test_a_target_s_predictions_are_kept_and_follow_what_they_depend_on(model, t
         return adapt_and_predict(model, points, dense_points, None, shapes, 2, settings, cache)
 
     cold = run()
-    calls = []
-    original = adapt_module.predict_probabilities
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(
-            adapt_module,
-            "predict_probabilities",
-            lambda *a, **k: calls.append(1) or original(*a, **k),
-        )
+        calls = counted(patch, adapt_module, "predict_probabilities")
         warm = run()
         assert calls == []
         np.testing.assert_array_equal(warm[0], cold[0])
@@ -576,14 +578,8 @@ def test_a_stored_head_or_prediction_follows_bipart_s_code(model, tmp_path):
         return adapt_and_predict(model, target, target, None, support, 2, settings, cache)
 
     run()
-    calls = []
-    original = adapt_module.predict_probabilities
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(
-            adapt_module,
-            "predict_probabilities",
-            lambda *a, **k: calls.append(1) or original(*a, **k),
-        )
+        calls = counted(patch, adapt_module, "predict_probabilities")
         run()
         assert calls == []  # the same code: read back
         patch.setattr(predict_module, "code_identity", lambda: "another version of bipart")
