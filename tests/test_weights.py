@@ -287,4 +287,5 @@ def test_config_sizes_are_checked_against_the_weights_before_building(tmp_path, 
     )
     error, peak_kib = done.stdout.strip().splitlines()
     assert error.startswith("CheckpointError") and needle in error, done.stdout + done.stderr
-    assert int(peak_kib) < 1 << 20, f"{int(peak_kib) >> 10} MiB"  # well under 1.5 GB
+    # issue #31's bound (the defect took 3.5 GB); a fresh CI venv's imports alone peak near 1 GiB
+    assert int(peak_kib) < 1536 << 10, f"{int(peak_kib) >> 10} MiB"
