@@ -68,3 +68,22 @@ def run_bipart():
         )
 
     return run
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--slow",
+        action="store_true",
+        help="also run the tests marked slow (CI runs them all: python -m pytest --slow)",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    """The default run leaves out the tests marked slow, so that it stays quick on a laptop;
+    ``--slow`` (or ``-m slow``) runs them, as CI does."""
+    if config.getoption("--slow") or config.getoption("-m"):
+        return
+    slow = [item for item in items if item.get_closest_marker("slow")]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if not item.get_closest_marker("slow")]
