@@ -154,7 +154,6 @@ class Outputs:
                     result.dense_labels,
                     self.part_names,
                     Path(outputs["preview"]),
-                    device=result.settings["device"],
                     up=self.options.up,
                     title=f"{asset.source.name if asset.source else asset.stem}, up {self.options.up}",
                     outputs=staged,
