@@ -5,7 +5,7 @@ Not :mod:`bipart_cli.render` (the labeler's PartSLIP cameras, in torch): a store
 its preview without importing torch, which alone took 3.8 s of the 7 s a preview cost.
 
 The cameras use :func:`~bipart_cli.render.camera_frames` (world ``+y`` up; azimuth 0 looks
-at the object's front, from ``+z``). Each view is a perspective projection from
+from ``+z``, glTF's front). Each view is a perspective projection from
 :data:`CAMERA_DISTANCE`, then zoomed and centred so that the object's projection fills the
 panel less a margin: a tall floor lamp is as tall as its panel, a sofa as wide.
 """
@@ -57,13 +57,10 @@ class PreviewPanels:
     """Rendered panels.
 
     images : (V, size, size, 3) uint8
-    index_maps : (V, size, size) int64
-        The point (an index into the points given) seen at each pixel, -1 for background.
     views : the V views
     """
 
     images: np.ndarray
-    index_maps: np.ndarray
     views: tuple[PreviewView, ...]
 
 
@@ -107,7 +104,6 @@ def render_panels(
     )
     frame = np.eye(3) if frame is None else np.asarray(frame, dtype=np.float64)
     images = np.full((len(views), size, size, 3), 255, np.uint8)
-    index_maps = np.full((len(views), size, size), -1, np.int64)
     for v, (center, rotation) in enumerate(zip(centers, rotations, strict=True)):
         if not len(points):
             continue
@@ -119,8 +115,7 @@ def render_panels(
         index = _zbuffer(pixel_xy, depth, size, radius)
         light = None if normals is None else _light(_rotate(normals, to_camera), rotation)
         images[v] = _compose(index, colors, labels, light)
-        index_maps[v] = np.where(index >= 0, chosen[np.maximum(index, 0)], -1)
-    return PreviewPanels(images=images, index_maps=index_maps, views=views)
+    return PreviewPanels(images=images, views=views)
 
 
 def _rotate(points: np.ndarray, rotation: np.ndarray) -> np.ndarray:
