@@ -10,6 +10,7 @@ import numpy as np
 
 if TYPE_CHECKING:
     from .io import PointSample
+    from .preview_views import PreviewPanels
 
 
 # Fonts tried, in this order, when Pillow's own default cannot draw every legend character
@@ -95,34 +96,23 @@ def legend_text(text: str, font: Any) -> str:
     return "".join(escape_character(c) if c in missing else c for c in text)
 
 
-def part_colors_for(labels: np.ndarray, num_parts: int) -> np.ndarray:
-    """(n,) labels -> (n, 3) uint8 colours from the part palette (grey when unassigned)."""
-    from .parts import part_colors
+def legend_entries(labels: np.ndarray, part_names: list[str]) -> list[tuple[str, int]]:
+    """The legend's entries: each part's name and its point count, in ``part_names`` order
+    (a part no point took included, with 0), then ``unassigned`` when points are.
 
-    palette = np.vstack([part_colors(num_parts), np.array([[160, 160, 160]], np.uint8)])
-    return palette[np.where(labels >= 0, labels, num_parts)]
-
-
-def preview_splat_radius(points: np.ndarray, settings) -> float:
-    """Splat radius (pixels) that closes the gaps between surface points (n, 3).
-
-    Each splat reaches the median distance to a point's 6th nearest neighbour, seen at
-    the nearest depth the unit sphere can have: a pixel then has ~6 points within reach,
-    so a random sample leaves no holes (e^-6) for the far side to show through; the
-    z-buffer keeps the nearest splat. Clipped to 1.5..10 pixels.
+    labels : (n,) int64, ``-1`` unassigned, else an index into ``part_names``
     """
-    import math
+    labels = np.asarray(labels, dtype=np.int64)
+    counts = np.bincount(labels[labels >= 0], minlength=len(part_names))
+    entries = [(name, int(count)) for name, count in zip(part_names, counts, strict=True)]
+    unassigned = int((labels < 0).sum())
+    return entries + [("unassigned", unassigned)] if unassigned else entries
 
-    from scipy.spatial import cKDTree
 
-    if len(points) < 8:
-        return 1.5
-    rng = np.random.default_rng(0)
-    probes = points[rng.choice(len(points), min(len(points), 2000), replace=False)]
-    distances, _ = cKDTree(points).query(probes, k=7)  # self + 6 neighbours
-    reach = float(np.median(distances[:, -1]))
-    focal = (settings.image_size / 2) / math.tan(math.radians(settings.fov_deg) / 2)
-    return float(np.clip(reach * focal / max(settings.distance - 1.0, 0.1), 1.5, 10.0))
+PANEL_SIZE = 384  # pixels of each square view
+TITLE_HEIGHT = 24
+LEGEND_ROW = 22
+FONT_SIZE = 13
 
 
 def write_preview(
@@ -130,61 +120,80 @@ def write_preview(
     labels: np.ndarray,
     part_names: list[str],
     path: Path,
-    device="cpu",
     up: str = "y",
     title: str | None = None,
     outputs=None,
 ) -> Path:
-    """A PNG with four views of the labeled dense cloud, a title and a legend.
+    """A PNG of the labeled dense cloud: a title, the :data:`~.preview_views.PREVIEW_VIEWS`
+    side by side (each captioned and framed to fill its panel), and a legend of every part's
+    colour and point count (:func:`legend_entries`).
 
     Names in any language: the legend takes a font that draws them
     (:func:`preview_font`), escaping any character no font found can draw.
 
     The cloud is shown in bipart's Y-up frame after ``up`` (as the network saw it),
-    with z-buffered splats sized to the point density (no pinholes, no far side).
-    ``outputs`` (a :class:`~bipart_cli.io.atomic.StagedOutputs`): stage the PNG there
-    instead of writing it now.
+    with z-buffered splats sized to the point density (no pinholes, no far side). No torch:
+    a stored run's preview costs only its drawing. ``outputs`` (a
+    :class:`~bipart_cli.io.atomic.StagedOutputs`): stage the PNG there instead of writing
+    it now.
     """
-    import dataclasses
-
-    from PIL import Image, ImageDraw
-
     from .io.atomic import atomic_path
-    from .orientation import apply_rotation, up_rotation
-    from .parts import part_colors
-    from .render import RenderSettings, render_views
+    from .orientation import up_rotation
+    from .preview_views import render_panels
 
-    rotation = up_rotation(dense.points, up)
-    points = apply_rotation(dense.points, rotation)
-    normals = None if dense.normals is None else apply_rotation(dense.normals, rotation)
-    # Elevation 30: the camera (2.2 from the centre) is then above the unit sphere, so tops
-    # show; at 20 it sits at height 0.75, the horizon, where a chair back is seen edge-on.
-    views = [(30.0, 30.0), (30.0, 120.0), (30.0, 210.0), (30.0, 300.0)]
-    size = 384
-    settings = RenderSettings(image_size=size, views=views)
-    settings = dataclasses.replace(settings, point_radius=preview_splat_radius(points, settings))
-    colors = part_colors_for(labels, len(part_names))
-    rendering = render_views(points, colors, normals, settings=settings, device=device)
-    tiles = [Image.fromarray(img) for img in rendering.images]
-    top = 24
-    sheet = Image.new("RGB", (size * len(tiles), top + size + 28), "white")
-    for i, tile in enumerate(tiles):
-        sheet.paste(tile, (i * size, top))
-    draw = ImageDraw.Draw(sheet)
-    font = preview_font([title or "", *part_names])
-    if title:
-        draw.text((8, 6), legend_text(title, font), fill="black", font=font)
-    x = 8
-    for name, color in zip(part_names, part_colors(len(part_names)), strict=True):
-        draw.rectangle(
-            [x, top + size + 8, x + 14, top + size + 22], fill=tuple(int(c) for c in color)
-        )
-        label = legend_text(name, font)
-        draw.text((x + 18, top + size + 9), label, fill="black", font=font)
-        x += 26 + max(round(draw.textlength(label, font=font)), 7 * len(label))
+    frame = up_rotation(dense.points, up)
+    panels = render_panels(
+        dense.points, labels, len(part_names), dense.normals, frame=frame, size=PANEL_SIZE
+    )
+    sheet = _sheet(panels, legend_entries(labels, part_names), len(part_names), title)
     if outputs is not None:
         sheet.save(outputs.stage(path), format="PNG")
         return path
     with atomic_path(path) as tmp:
         sheet.save(tmp, format="PNG")
     return path
+
+
+def _sheet(
+    panels: PreviewPanels, entries: list[tuple[str, int]], num_parts: int, title: str | None
+) -> Any:
+    """The PIL image: title band, the panels in a row with their captions, and the legend
+    (swatch, name, count), wrapped onto as many rows as it needs."""
+    from PIL import Image, ImageDraw
+
+    from .preview_views import label_colors
+
+    size = PANEL_SIZE
+    width = size * len(panels.images)
+    captions = [view.caption for view in panels.views]
+    font = preview_font([title or "", *captions, *(name for name, _ in entries)], size=FONT_SIZE)
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    # entry num_parts, when there, is "unassigned": the palette's grey after the parts
+    swatches = label_colors(np.arange(len(entries)), num_parts)
+    items, x, row = [], 8, 0
+    for (name, count), color in zip(entries, swatches, strict=True):
+        text = f"{legend_text(name, font)} {count:,}"
+        advance = 26 + max(round(measure.textlength(text, font=font)), 7 * len(text))
+        if x > 8 and x + advance > width:
+            x, row = 8, row + 1
+        items.append((x, row, text, tuple(int(c) for c in color)))
+        x += advance
+    legend_top = TITLE_HEIGHT + size + 6
+    sheet = Image.new("RGB", (width, legend_top + (row + 1) * LEGEND_ROW + 4), "white")
+    draw = ImageDraw.Draw(sheet)
+    for v, (image, caption) in enumerate(zip(panels.images, captions, strict=True)):
+        sheet.paste(Image.fromarray(image), (v * size, TITLE_HEIGHT))
+        caption = legend_text(caption, font)
+        draw.text((v * size + 6, TITLE_HEIGHT + 4), caption, fill=(110, 110, 110), font=font)
+        if v:  # a thin rule between panels
+            draw.line(
+                [(v * size, TITLE_HEIGHT), (v * size, TITLE_HEIGHT + size - 1)],
+                fill=(225, 225, 225),
+            )
+    if title:
+        draw.text((8, 6), legend_text(title, font), fill="black", font=font)
+    for x, row, text, color in items:
+        y = legend_top + row * LEGEND_ROW
+        draw.rectangle([x, y + 2, x + 14, y + 16], fill=color)
+        draw.text((x + 18, y + 3), text, fill="black", font=font)
+    return sheet

@@ -1,5 +1,6 @@
 """Issue #14, defect 6: the ``--preview`` PNG honours ``--up``, hides the far side, has a
-title; issue 31: its legend in any language."""
+title; issue 31: its legend in any language; issue 32 item 6: views at eye level and from
+below, framed to fill their panels, a legend with point counts, and no torch."""
 
 from __future__ import annotations
 
@@ -9,7 +10,13 @@ from PIL import Image
 from bipart_cli.io.asset import PointSample
 from bipart_cli.orientation import Z_UP_TO_Y_UP
 from bipart_cli.parts import part_colors
-from bipart_cli.preview import legend_text, missing_characters, preview_font, write_preview
+from bipart_cli.preview import (
+    legend_entries,
+    legend_text,
+    missing_characters,
+    preview_font,
+    write_preview,
+)
 
 SIZE, TOP = 384, 24  # tile size and title band of the sheet
 
@@ -118,3 +125,121 @@ def test_legend_in_any_language_draws_or_escapes_every_name(tmp_path):
     path = write_preview(dense, labels, names, tmp_path / "p.png", title="chaise\n.glb, up y")
     sheet = np.asarray(Image.open(path).convert("L"))
     assert (sheet[TOP + SIZE :] < 128).sum() > 100  # the legend is drawn
+
+
+def _parts_cloud(
+    meshes: list, n_per_part: int = 6000, seed: int = 0
+) -> tuple[PointSample, np.ndarray]:
+    """Surface samples of ``meshes`` (part k = meshes[k]) in the unit sphere, with their normals
+    and labels (n,)."""
+    import trimesh
+
+    points, normals, labels = [], [], []
+    for k, mesh in enumerate(meshes):
+        xyz, faces = trimesh.sample.sample_surface(mesh, n_per_part, seed=seed + k)
+        points.append(xyz)
+        normals.append(mesh.face_normals[faces])
+        labels.append(np.full(n_per_part, k))
+    xyz = np.concatenate(points)
+    xyz -= (xyz.min(0) + xyz.max(0)) / 2
+    xyz /= np.linalg.norm(xyz, axis=1).max()
+    dense = PointSample(
+        points=xyz.astype(np.float32),
+        colors=np.full((len(xyz), 3), 128, np.uint8),
+        normals=np.concatenate(normals).astype(np.float32),
+    )
+    return dense, np.concatenate(labels)
+
+
+def _cylinder(radius: float, bottom: float, top: float):
+    import trimesh
+
+    mesh = trimesh.creation.cylinder(radius=radius, height=top - bottom, sections=48)
+    mesh.apply_transform(trimesh.transformations.rotation_matrix(-np.pi / 2, [1, 0, 0]))
+    mesh.apply_translation([0, (top + bottom) / 2, 0])  # the axis along +y
+    return mesh
+
+
+def _seen(tile: np.ndarray, color: np.ndarray) -> np.ndarray:
+    """(H, W) bool: pixels of ``tile`` in the hue of ``color`` (shading and the darker part
+    lines scale a colour, so its direction in RGB stays)."""
+    rgb = tile.astype(np.float64) + 1e-9
+    direction = rgb / np.linalg.norm(rgb, axis=-1, keepdims=True)
+    target = color / np.linalg.norm(color)
+    return (direction @ target > 0.995) & (rgb.sum(-1) < 740)  # not the white background
+
+
+def test_views_look_from_eye_level_and_from_below():
+    """Issue #32 item 6: besides a view from above, two at eye level and one from below, and no
+    two views opposite at the same height (a symmetric object's would look the same)."""
+    from bipart_cli.preview_views import PREVIEW_VIEWS
+
+    elevations = [view.elevation for view in PREVIEW_VIEWS]
+    assert sum(abs(e) <= 15 for e in elevations) >= 2
+    assert any(e <= -20 for e in elevations) and any(e >= 25 for e in elevations)
+    for a in PREVIEW_VIEWS:
+        for b in PREVIEW_VIEWS:
+            if a is not b and a.elevation == b.elevation:
+                assert abs((a.azimuth - b.azimuth) % 360 - 180) > 30, (a, b)
+
+
+def test_a_round_table_s_pedestal_shows(tmp_path):
+    """Issue #32 item 6: a round table's pedestal, hidden under its top when every view looked
+    from above, shows in the eye-level and below views."""
+    top = _cylinder(1.0, 0.72, 0.78)
+    pedestal = _cylinder(0.06, 0.05, 0.72)
+    base = _cylinder(0.35, 0.0, 0.05)
+    dense, labels = _parts_cloud([top, pedestal, base])
+    path = write_preview(dense, labels, ["top", "pedestal", "base"], tmp_path / "t.png")
+    pedestal_color = part_colors(3)[1].astype(np.float64)
+    shown = [int(_seen(tile, pedestal_color).sum()) for tile in _tiles(path)]
+    assert sum(count > 800 for count in shown) >= 3, shown
+
+
+def test_a_floor_lamp_fills_its_panels(tmp_path):
+    """Issue #32 item 6: a tall, thin floor lamp is as tall as its panels, not a small figure
+    in the middle of the unit sphere's frame."""
+    pole = _cylinder(0.02, 0.03, 1.5)
+    shade = _cylinder(0.18, 1.3, 1.65)
+    foot = _cylinder(0.15, 0.0, 0.03)
+    dense, labels = _parts_cloud([pole, shade, foot])
+    path = write_preview(dense, labels, ["pole", "shade", "foot"], tmp_path / "lamp.png")
+    for tile in _tiles(path):
+        rows = np.flatnonzero((tile < 250).any(-1).any(-1)[20:]) + 20  # below the caption
+        assert rows.max() - rows.min() > 0.85 * SIZE, (rows.min(), rows.max())
+
+
+def test_legend_lists_each_part_s_point_count(tmp_path):
+    """Issue #32 item 6: the legend gives every part's point count (a part with none too),
+    and the unassigned points when there are."""
+    labels = np.array([0, 0, 2, -1, 0, 2, -1])
+    assert legend_entries(labels, ["back", "seat", "leg"]) == [
+        ("back", 3),
+        ("seat", 0),
+        ("leg", 2),
+        ("unassigned", 2),
+    ]
+    assert legend_entries(np.array([1, 1]), ["a", "b"]) == [("a", 0), ("b", 2)]
+
+
+def test_the_preview_needs_no_torch(tmp_path):
+    """Issue #32 item 6: a stored run reads its labels back without torch; its preview must
+    not import it either (torch's import alone was 3.8 s of the preview's 7 s)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, numpy as np\n"
+        "from bipart_cli.io.asset import PointSample\n"
+        "from bipart_cli.preview import write_preview\n"
+        "rng = np.random.default_rng(0)\n"
+        "points = rng.normal(size=(3000, 3)).astype(np.float32)\n"
+        "points /= np.linalg.norm(points, axis=1, keepdims=True)\n"
+        "dense = PointSample(points=points, colors=np.full((3000, 3), 128, np.uint8))\n"
+        "write_preview(dense, (points[:, 1] > 0).astype(int), ['a', 'b'], "
+        f"__import__('pathlib').Path({str(tmp_path / 'p.png')!r}), up='auto')\n"
+        "assert 'torch' not in sys.modules, 'torch imported'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "p.png").is_file()

@@ -103,7 +103,11 @@ def segment(
     out_dir: OutDirOpt = None,
     preview: Annotated[
         bool,
-        typer.Option("--preview", metavar=FLAG, help="Also write a PNG render of the result."),
+        typer.Option(
+            "--preview",
+            metavar=FLAG,
+            help="Also write <stem>.parts.png: the labeled points from four views, with point counts.",
+        ),
     ] = False,
     colorize: Annotated[
         bool,

@@ -61,6 +61,9 @@ class Asset:
         Index into ``textures`` of each face's base-colour image, ``-1`` for none.
     textures : list of PIL.Image.Image
         Base-colour images used by ``face_texture``.
+    animations, skins : int
+        How many glTF animations and skins the file holds (trimesh reads neither; the
+        labeled GLB, split into parts in world space, cannot carry them).
     """
 
     vertices: np.ndarray
@@ -81,6 +84,8 @@ class Asset:
     vertex_uv: np.ndarray | None = None
     face_texture: np.ndarray | None = None
     textures: list[Any] = field(default_factory=list)
+    animations: int = 0
+    skins: int = 0
 
     @property
     def is_mesh(self) -> bool:

@@ -87,7 +87,10 @@ def load_scene_file(path: Path) -> Asset:
     # a glTF's buffers and textures are files beside it: the resolver reports each one read
     scene = _load_scene(path, fmt)
     node_order = [str(node.get("name")) for node in _json_list(header, "nodes")]
-    return asset_from_scene(scene, path, node_order=node_order)
+    asset = asset_from_scene(scene, path, node_order=node_order)
+    asset.animations = len(_json_list(header, "animations"))
+    asset.skins = len(_json_list(header, "skins"))
+    return asset
 
 
 def _load_scene(path: Path, fmt: str) -> Any:

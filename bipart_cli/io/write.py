@@ -123,6 +123,20 @@ def write_outputs(
     return paths
 
 
+def dropped_features(asset: Asset) -> str | None:
+    """The one warning for what the labeled GLB leaves out of ``asset``'s file (its glTF
+    animations and skins: the parts are static meshes in world space, which no node
+    animation or joint can drive), or None when it leaves nothing out."""
+    counts = [(asset.animations, "animation"), (asset.skins, "skin")]
+    left_out = [f"{n} {what}{'' if n == 1 else 's'}" for n, what in counts if n]
+    if not left_out:
+        return None
+    return (
+        f"{asset.stem}.parts.glb leaves out the file's {' and '.join(left_out)}: "
+        "its parts are static meshes in world space"
+    )
+
+
 def _jsonable(value: Any) -> Any:
     """numpy scalars/arrays and paths in ``metadata`` -> JSON types; anything else fails."""
     if isinstance(value, np.generic | np.ndarray):
@@ -282,9 +296,8 @@ def _part_chunks(
         source = asset.scene.geometry[geom_name]
         sub = source.submesh([local], append=True)
         sub.apply_transform(transform)
+        _keep_material(sub, source)
         if not colorize:
-            if getattr(sub.visual, "kind", None) == "texture":
-                sub.visual.material = source.visual.material  # shared, not copied
             chunks.append(sub)
             continue
         if getattr(sub.visual, "kind", None) == "texture":
@@ -298,6 +311,25 @@ def _part_chunks(
             )
         chunks.append(sub)
     return chunks
+
+
+def _keep_material(sub: Any, source: Any) -> None:
+    """Give ``sub`` (a submesh of ``source``) the very material object of ``source``.
+
+    trimesh's ``submesh`` keeps a textured visual's UVs but drops a material that has no
+    UVs (a plain ``baseColorFactor``, as glTF exporters write for untextured primitives):
+    such a piece would be written without a material and render white. Sharing the
+    object (not a copy) lets the exporter write each material and image once.
+    """
+    import trimesh
+
+    visual = getattr(source, "visual", None)
+    if getattr(visual, "kind", None) != "texture" or visual.material is None:
+        return
+    if getattr(sub.visual, "kind", None) == "texture":
+        sub.visual.material = visual.material
+    else:
+        sub.visual = trimesh.visual.TextureVisuals(material=visual.material)
 
 
 def _add_part_node(scene: Any, node: str, chunks: list, extras: dict) -> None:

@@ -34,11 +34,22 @@ class Outputs:
     ) -> None:
         """Write the outputs (or only sum up the parts) and record the input's timings."""
         if self.options.write:
+            self._warn_dropped_features(asset, result)
             with self.stages("write", str(self.options.out_dir or "next to the input")):
                 self._write(asset, dense, result, started, before)
         else:
             self._summarize(result)
         result.timings = self._timings(started, before)
+
+    def _warn_dropped_features(self, asset: Asset, result: SegmentResult) -> None:
+        """One warning (log and sidecar) when the labeled GLB leaves out animations or skins;
+        a stored run already carries it in its warnings."""
+        from ..io.write import dropped_features
+
+        warning = dropped_features(asset)
+        if warning is not None and warning not in result.warnings:
+            result.warnings = [*result.warnings, warning]
+            self._warn(asset, [warning])
 
     def _timings(self, started: float, before: dict[str, float]) -> dict[str, float]:
         """Seconds per stage spent on the current input, and ``total``."""
@@ -143,7 +154,6 @@ class Outputs:
                     result.dense_labels,
                     self.part_names,
                     Path(outputs["preview"]),
-                    device=result.settings["device"],
                     up=self.options.up,
                     title=f"{asset.source.name if asset.source else asset.stem}, up {self.options.up}",
                     outputs=staged,

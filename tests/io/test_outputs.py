@@ -443,3 +443,143 @@ def test_a_failure_on_the_last_rename_leaves_no_file_either(chair_asset, tmp_pat
             chair_asset, dense, dense.labels, np.ones(2000), chair_asset.part_names, tmp_path
         )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["chair.parts.json"]
+
+
+def _mixed_material_scene() -> trimesh.Scene:
+    """A table: a textured top ("wood") and two legs in plain colours ("red", "blue"),
+    materials with a base colour and no UVs, as glTF exporters write untextured parts."""
+    from PIL import Image
+
+    pixels = np.random.default_rng(1).integers(0, 255, (8, 8, 3), dtype=np.uint8)
+    top = trimesh.creation.box(extents=(2.0, 0.3, 2.0))
+    top.visual = trimesh.visual.TextureVisuals(
+        uv=np.random.default_rng(0).random((len(top.vertices), 2)),
+        material=trimesh.visual.material.PBRMaterial(
+            name="wood", baseColorTexture=Image.fromarray(pixels)
+        ),
+    )
+    scene = trimesh.Scene()
+    scene.add_geometry(top, node_name="top", geom_name="top")
+    for k, (name, rgba) in enumerate((("red", [200, 30, 30, 255]), ("blue", [30, 30, 200, 255]))):
+        leg = trimesh.creation.box(extents=(0.3, 1.5, 0.3))
+        leg.visual = trimesh.visual.TextureVisuals(
+            material=trimesh.visual.material.PBRMaterial(name=name, baseColorFactor=rgba)
+        )
+        scene.add_geometry(
+            leg,
+            node_name=f"leg{k}",
+            geom_name=f"leg{k}",
+            transform=trimesh.transformations.translation_matrix([1.6 * k - 0.8, -0.9, 0]),
+        )
+    return scene
+
+
+def test_every_primitive_keeps_its_own_material(tmp_path):
+    """Issue #32 item 5: a textured primitive beside plain-coloured ones. Each part cuts the
+    textured top and holds one leg; every written primitive keeps its source material (the
+    plain ones used to lose theirs and render white)."""
+    _mixed_material_scene().export(tmp_path / "table.glb")
+    asset = load_asset(tmp_path / "table.glb")
+    dense = sample_dense(asset, 4000)
+    labels = (dense.points[:, 0] > 0).astype(np.int64)  # left: the red leg, right: the blue
+    paths = write_outputs(
+        asset, dense, labels, np.ones(len(dense)), ["left", "right"], tmp_path / "out"
+    )
+    written = _gltf_json(paths.glb)
+    assert sorted(m["name"] for m in written["materials"]) == ["blue", "red", "wood"]
+    primitives = [p for mesh in written["meshes"] for p in mesh["primitives"]]
+    assert all("material" in p for p in primitives), primitives
+    out = trimesh.load_scene(paths.glb)
+    for part, leg_name, rgba in (
+        ("left", "red", [200, 30, 30, 255]),
+        ("right", "blue", [30, 30, 200, 255]),
+    ):
+        pieces = [
+            out.geometry[out.graph[n][1]] for n in out.graph.nodes_geometry if n.startswith(part)
+        ]
+        names = sorted(mesh.visual.material.name for mesh in pieces)
+        assert names == sorted([leg_name, "wood"]), names
+        for mesh in pieces:
+            material = mesh.visual.material
+            if material.name == "wood":
+                assert mesh.visual.uv is not None and material.baseColorTexture is not None
+            else:
+                np.testing.assert_array_equal(material.baseColorFactor, rgba)
+
+
+def _with_animation_and_skin(glb: bytes) -> bytes:
+    """``glb`` with one animation (node 0 moves up over one second) and one skin added to
+    its JSON, their keyframes appended to its binary chunk: trimesh writes neither."""
+    json_length = struct.unpack_from("<I", glb, 12)[0]
+    header = json.loads(glb[20 : 20 + json_length])
+    binary = bytearray(glb[20 + json_length + 8 :])
+    times = np.array([0.0, 1.0], np.float32)
+    moves = np.array([[0, 0, 0], [0, 1, 0]], np.float32)
+    views = header["bufferViews"]
+    accessors = header["accessors"]
+    for values, kind in ((times, "SCALAR"), (moves, "VEC3")):
+        views.append({"buffer": 0, "byteOffset": len(binary), "byteLength": values.nbytes})
+        accessors.append(
+            {
+                "bufferView": len(views) - 1,
+                "componentType": 5126,
+                "count": len(values),
+                "type": kind,
+                "min": np.atleast_1d(values.min(0)).tolist(),
+                "max": np.atleast_1d(values.max(0)).tolist(),
+            }
+        )
+        binary += values.tobytes()
+    header["buffers"][0]["byteLength"] = len(binary)
+    n = len(accessors)
+    header["animations"] = [
+        {
+            "samplers": [{"input": n - 2, "output": n - 1}],
+            "channels": [{"sampler": 0, "target": {"node": 0, "path": "translation"}}],
+        }
+    ]
+    header["skins"] = [{"joints": [0]}]
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 4)
+    body = struct.pack("<I4s", len(text), b"JSON") + text
+    body += struct.pack("<I4s", len(binary), b"BIN\x00") + bytes(binary)
+    return struct.pack("<4sII", b"glTF", 2, 12 + len(body)) + body
+
+
+def test_animations_and_skins_are_counted_and_named_in_one_warning(chair_glb, tmp_path):
+    """Issue #32 item 5: the loader counts a glTF's animations and skins from its JSON
+    (trimesh reads neither), and one warning names what the labeled GLB leaves out."""
+    from bipart_cli.io.write import dropped_features
+
+    target = tmp_path / "walking_chair.glb"
+    target.write_bytes(_with_animation_and_skin(chair_glb.read_bytes()))
+    asset = load_asset(target)
+    assert (asset.animations, asset.skins) == (1, 1)
+    assert dropped_features(asset) == (
+        "walking_chair.parts.glb leaves out the file's 1 animation and 1 skin: "
+        "its parts are static meshes in world space"
+    )
+    assert dropped_features(load_asset(chair_glb)) is None
+
+
+@pytest.mark.slow
+def test_dropped_animations_warn_once_in_the_log_and_the_sidecar(chair_glb, tmp_path, caplog):
+    """Issue #32 item 5, end to end: ``segment`` logs the warning once and keeps it in the
+    sidecar's ``warnings``."""
+    from bipart_cli import segment
+
+    target = tmp_path / "walking_chair.glb"
+    target.write_bytes(_with_animation_and_skin(chair_glb.read_bytes()))
+    parts = load_asset(target).part_names
+    caplog.set_level("WARNING")
+    (result,) = segment(
+        str(target), parts, labeler="given", weights="random", n_dense=2048, n_points=512, steps=1
+    )
+    assert result.ok, result.error
+    sidecar = json.loads((tmp_path / "walking_chair.parts.json").read_text())
+    dropped = [w for w in sidecar["warnings"] if "leaves out the file's" in w]
+    assert dropped == [
+        "walking_chair.parts.glb leaves out the file's 1 animation and 1 skin: "
+        "its parts are static meshes in world space"
+    ]
+    assert sum("leaves out the file's" in r.getMessage() for r in caplog.records) == 1

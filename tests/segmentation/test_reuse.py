@@ -74,7 +74,7 @@ _TWO_RUNS = """
 import json, sys
 from bipart_cli import segment
 (result,) = segment(sys.argv[1], sys.argv[2], support_dir=sys.argv[3], weights=sys.argv[4],
-                    labeler="none", n_dense=int(sys.argv[5]), out_dir=sys.argv[6])
+                    labeler="none", n_dense=int(sys.argv[5]), out_dir=sys.argv[6], preview=True)
 print(json.dumps({"ok": result.ok, "error": result.error, "reused": result.reused,
                   "torch": "torch" in sys.modules, "outputs": result.outputs}))
 """
@@ -82,7 +82,9 @@ print(json.dumps({"ok": result.ok, "error": result.error, "reused": result.reuse
 
 def test_a_rerun_reads_its_labels_back_without_torch(tmp_path):
     """Two processes segment the same file with the same settings: the second imports no
-    torch, and writes the same PLY and GLB as the first, which computed them."""
+    torch, not even for its preview (issue #32 item 6: torch's import was most of the 7 s a
+    stored run's preview cost), and writes the same PLY, GLB and PNG as the first, which
+    computed them."""
     target = _target_support_and_weights(tmp_path)
     env = {**os.environ, "BIPART_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
 
@@ -102,7 +104,7 @@ def test_a_rerun_reads_its_labels_back_without_torch(tmp_path):
     assert first["ok"] and second["ok"], (first["error"], second["error"])
     assert (first["reused"], first["torch"]) == (False, True)
     assert (second["reused"], second["torch"]) == (True, False)
-    for kind in ("ply", "glb"):
+    for kind in ("ply", "glb", "preview"):
         written = [Path(run["outputs"][kind]).read_bytes() for run in (first, second)]
         assert written[0] == written[1], kind
     sidecar = json.loads(Path(second["outputs"]["json"]).read_text())
