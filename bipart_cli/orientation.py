@@ -2,16 +2,19 @@
 
 Real assets arrive Y-up (glTF), Z-up (many OBJ exports) or arbitrarily rotated,
 and PSB shapes are not consistent within a category. bipart works in a Y-up
-frame; ``--up z`` rotates Z-up assets into it and ``--up auto`` aligns every
-cloud (target and support alike) to its principal axes. :func:`matching_rotation`
-turns one cloud to lie as another does (``--match-pose``).
+frame; ``--up z`` rotates Z-up assets into it, ``--up auto`` settles Y or Z per file
+(:func:`settle_up`: glTF by its specification, other files by the support's fit) and
+``--up pca`` aligns every cloud (target and support alike) to its principal axes.
+:func:`matching_rotation` turns one cloud to lie as another does (``--match-pose``).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 
-UP_CHOICES = ("y", "z", "auto", "none")
+UP_CHOICES = ("auto", "y", "z", "pca", "none")
 
 # Z-up -> Y-up: a -90 degree turn about X maps +Z to +Y.
 Z_UP_TO_Y_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
@@ -41,14 +44,17 @@ def pca_rotation(points: np.ndarray) -> np.ndarray:
 
 
 def up_rotation(points: np.ndarray, up: str) -> np.ndarray:
-    """Rotation (3, 3) into bipart's frame for ``--up y|z|auto|none``; apply as ``points @ R.T``."""
+    """Rotation (3, 3) into bipart's frame for ``--up y|z|pca|none``; apply as ``points @ R.T``.
+
+    ``auto`` is settled into ``y`` or ``z`` first (:func:`settle_up`).
+    """
     if up in ("y", "none"):
         return np.eye(3)
     if up == "z":
         return Z_UP_TO_Y_UP.copy()
-    if up == "auto":
+    if up == "pca":
         return pca_rotation(np.asarray(points, dtype=np.float64))
-    raise ValueError(f"unknown up axis {up!r}; expected one of {UP_CHOICES}")
+    raise ValueError(f"unknown up axis {up!r}; expected y, z, pca or none")
 
 
 def apply_rotation(points: np.ndarray, rotation: np.ndarray) -> np.ndarray:
@@ -193,3 +199,101 @@ def _unit_cloud(points: np.ndarray) -> np.ndarray:
     centred = points - points.mean(0)
     radius = np.sqrt((centred**2).sum(1).mean())
     return centred / max(radius, 1e-12)
+
+
+# The up axis a file is read with: its format's specification, else the one the support fits.
+
+# the up axes a file may be written with, as rotations into bipart's Y-up frame
+UP_AXES = {"y": np.eye(3), "z": Z_UP_TO_Y_UP}
+# formats whose specification fixes the up axis (glTF 2.0: "glTF uses a right-handed
+# coordinate system ... +Y is up"); OBJ, STL, PLY, OFF and point clouds have none
+SPECIFIED_UP = {"glb": "y", "gltf": "y"}
+# the share of the Y reading's support distance the Z reading must save for ``--up auto`` to
+# read a file of no specified axis Z-up (Kenney furniture, 45 assets and their Z-up copies,
+# support of their category or chairs: no Y-up original saves over 14% read Z-up)
+UP_MARGIN = 0.15
+# the share another axis must save for a warning that the axis used is likely wrong
+UP_WARNING_MARGIN = POSE_MARGIN
+# the quarter turns about the vertical: a support shape may face any way, but stands as it stands
+VERTICAL_TURNS = AXIS_ROTATIONS[np.isclose(AXIS_ROTATIONS[:, 1, 1], 1.0)]  # (4, 3, 3)
+
+
+def up_distances(points: np.ndarray, supports: list[np.ndarray]) -> dict[str, float]:
+    """How far the support lies from ``points`` (n, 3) read with each axis of :data:`UP_AXES`.
+
+    Per support shape (m_i, 3), the symmetric Chamfer distance of the unit-RMS clouds at
+    its best quarter turn about the vertical; the median over the shapes, so a shape of
+    the support in another pose does not sway it. Empty without support.
+    """
+    if not supports:
+        return {}
+    target = _unit_cloud(points)  # centring and scaling commute with the turns below
+    shapes = [_unit_cloud(shape) for shape in supports]
+    return {
+        axis: float(
+            np.median(
+                [_chamfer_costs(target @ rotation.T, s, VERTICAL_TURNS).min() for s in shapes]
+            )
+        )
+        for axis, rotation in UP_AXES.items()
+    }
+
+
+@dataclass(frozen=True)
+class UpReading:
+    """The up axis a target is read with (``y``, ``z``, ``pca`` or ``none``), why, the
+    support's distance per axis (:func:`up_distances`) and a warning when another axis
+    fits much better."""
+
+    axis: str
+    reason: str
+    distances: dict[str, float] = field(default_factory=dict)
+    warning: str | None = None
+
+
+def settle_up(
+    points: np.ndarray, up: str, supports: list[np.ndarray], file_format: str | None = None
+) -> UpReading:
+    """The up axis to read ``points`` (n, 3) with, for ``--up`` ``up``.
+
+    ``auto``: the axis of the file format's specification (:data:`SPECIFIED_UP`), else Z
+    when the support (clouds (m_i, 3) as they are stored) lies :data:`UP_MARGIN` closer to
+    the target read Z-up than Y-up, else Y. ``y`` and ``z`` are taken as asked; with them and
+    with a specified axis, a warning says when the other axis fits :data:`UP_WARNING_MARGIN`
+    better. ``pca`` and ``none`` are not measured.
+    """
+    if up in ("pca", "none"):
+        return UpReading(up, "as asked")
+    if up not in UP_AXES and up != "auto":
+        raise ValueError(f"unknown up axis {up!r}; expected one of {UP_CHOICES}")
+    distances = up_distances(points, supports)
+    specified = SPECIFIED_UP.get(file_format or "")
+    if up != "auto":
+        axis, reason = up, "as asked"
+    elif specified:
+        axis, reason = specified, f"as the {str(file_format).upper()} format specifies"
+    elif distances and _saving(distances, "z", "y") > UP_MARGIN:
+        axis = "z"
+        reason = f"the support lies {_saving(distances, 'z', 'y'):.0%} closer than read Y-up"
+    else:
+        axis, reason = "y", "bipart's frame; the support fits no other axis clearly better"
+    return UpReading(axis, reason, distances, _up_warning(axis, reason, distances))
+
+
+def _saving(distances: dict[str, float], axis: str, than: str) -> float:
+    """The share of ``than``'s support distance that reading ``axis`` up saves."""
+    return 1.0 - distances[axis] / max(distances[than], 1e-12)
+
+
+def _up_warning(axis: str, reason: str, distances: dict[str, float]) -> str | None:
+    """One line when another axis fits :data:`UP_WARNING_MARGIN` better than ``axis``."""
+    if not distances:
+        return None
+    other = next(name for name in UP_AXES if name != axis)
+    saving = _saving(distances, other, axis)
+    if saving <= UP_WARNING_MARGIN:
+        return None
+    return (
+        f"read {axis.upper()}-up ({reason}), but the support lies {saving:.0%} closer to it "
+        f"read {other.upper()}-up: if the file is {other.upper()}-up, pass --up {other}"
+    )

@@ -1,4 +1,5 @@
-"""Pose matching (``orientation.matching_rotation``) against a slow reference, and on turned clouds."""
+"""Pose matching (``orientation.matching_rotation``) against a slow reference, and on turned
+clouds; the up axis a file is read with (``orientation.settle_up``)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,16 @@ from scipy.spatial.transform import Rotation
 from bipart_cli.orientation import (
     AXIS_ROTATIONS,
     POSE_MARGIN,
+    UP_MARGIN,
+    Z_UP_TO_Y_UP,
     best_turn,
     candidate_rotations,
     matching_rotation,
     matching_rotations,
     pose_costs,
+    settle_up,
+    up_distances,
+    up_rotation,
 )
 
 
@@ -149,3 +155,72 @@ def test_best_turn_s_gain_is_the_share_of_the_identity_s_distance_it_saves():
     assert np.allclose(rotation @ AXIS_ROTATIONS[3], np.eye(3))
     assert gain == pytest.approx(1 - costs.min() / costs[0], rel=1e-9)
     assert best_turn(target, target)[1] == pytest.approx(0.0)
+
+
+_VERTICAL = [r for r in AXIS_ROTATIONS if r[1, 1] == 1]  # the 4 quarter turns about Y
+
+
+def _chair_points(seed: int, n: int = 2048) -> np.ndarray:
+    """(n, 3) surface samples of a generated Y-up chair."""
+    from bipart_cli.procedural import make_shape
+
+    mesh = make_shape("chair", seed).to_geometry()
+    return np.asarray(mesh.sample(n, seed=seed), dtype=np.float64)
+
+
+@pytest.fixture(scope="module")
+def chairs():
+    """A target chair, its Z-up copy (as a Y-up exporter's +90 degree turn about X writes it),
+    and five support chairs, Y-up and facing every which way."""
+    target = _chair_points(11)
+    support = [_chair_points(seed) @ _VERTICAL[seed % 4].T for seed in (1, 2, 3, 4, 5)]
+    return target, target @ Z_UP_TO_Y_UP, support
+
+
+def test_auto_reads_a_file_of_no_specified_axis_as_the_support_fits_it(chairs):
+    """Issue 32 item 2: a Z-up OBJ was read lying on its back. ``auto`` reads it Z-up, the
+    Y-up original Y-up, both without a warning; each reading lands on the same points."""
+    target, z_up, support = chairs
+    original = settle_up(target, "auto", support, "obj")
+    copy = settle_up(z_up, "auto", support, "obj")
+    assert (original.axis, copy.axis) == ("y", "z")
+    assert original.warning is None and copy.warning is None
+    assert 1 - copy.distances["z"] / copy.distances["y"] > UP_MARGIN
+    np.testing.assert_allclose(z_up @ up_rotation(z_up, copy.axis).T, target, atol=1e-12)
+
+
+def test_gltf_stays_y_up_as_specified_and_a_much_better_axis_is_named(chairs):
+    target, z_up, support = chairs
+    assert settle_up(target, "auto", support, "glb").warning is None
+    reading = settle_up(z_up, "auto", support, "glb")
+    assert reading.axis == "y" and "GLB" in reading.reason
+    assert "closer to it read Z-up" in reading.warning and "--up z" in reading.warning
+
+
+def test_an_asked_axis_is_kept_and_warned_about_only_when_the_other_fits_much_better(chairs):
+    target, z_up, support = chairs
+    asked_y = settle_up(z_up, "y", support, "obj")
+    assert asked_y.axis == "y" and "--up z" in asked_y.warning
+    assert settle_up(z_up, "z", support, "obj").warning is None
+    asked_z = settle_up(target, "z", support, "obj")
+    assert asked_z.axis == "z" and "--up y" in asked_z.warning
+    assert settle_up(target, "y", support, "obj").warning is None
+
+
+def test_without_support_auto_reads_y_up_and_pca_and_none_are_not_measured(chairs):
+    target, z_up, support = chairs
+    alone = settle_up(z_up, "auto", [], "obj")
+    assert (alone.axis, alone.distances, alone.warning) == ("y", {}, None)
+    for up in ("pca", "none"):
+        reading = settle_up(z_up, up, support, "obj")
+        assert (reading.axis, reading.distances, reading.warning) == (up, {}, None)
+    with pytest.raises(ValueError, match="auto"):
+        up_rotation(target, "auto")
+
+
+def test_up_distances_do_not_depend_on_where_a_support_shape_faces(chairs):
+    """A support shape turned about the vertical fits as well: the distance takes its best
+    quarter turn about Y."""
+    target, _, support = chairs
+    turned = [s @ _VERTICAL[k % 4].T for k, s in enumerate(support, start=1)]
+    assert up_distances(target, turned) == pytest.approx(up_distances(target, support), rel=1e-9)

@@ -78,7 +78,10 @@ for name in ("fast+desc+smooth4", "fast+desc+smooth0"):
     VARIANTS[f"{name}+box"] = {**VARIANTS[name], "normalise": "box"}
     VARIANTS[f"{name}+point"] = {**VARIANTS[name], "normalise": "point"}
 VARIANTS["slow+desc+smooth4+point"] = {**VARIANTS["fast+desc+smooth4+point"], "steps": 200}
-# the tool's defaults on PCA-aligned targets and support (evaluate_index's ``up``)
+# the tool's defaults on PCA-aligned targets and support (evaluate_index's ``up``; this
+# variant was "default+up-auto" until issue 32 gave ``auto`` its meaning below)
+VARIANTS["default+up-pca"] = {"up": "pca"}
+# each target read Y- or Z-up, whichever the support fits clearly better (segment's default)
 VARIANTS["default+up-auto"] = {"up": "auto"}
 # each support shape turned to the target's pose (AdaptSettings.match_pose), or left as given
 VARIANTS["default+match-pose"] = {"match_pose": True}

@@ -88,7 +88,9 @@ UpOpt = Annotated[
     str,
     typer.Option(
         "--up",
-        help="Up axis of the targets: y (glTF), z (many OBJ exports), auto (PCA-align target and support) or none.",
+        help="Up axis of the targets: auto (glTF files Y-up, as the format specifies; other "
+        "files Y or Z, whichever the support fits clearly better), y, z (many OBJ and STL "
+        "exports), pca (PCA-align target and support, for assets turned any way) or none.",
         callback=_checked(check_choice, UP_CHOICES),
     ),
 ]

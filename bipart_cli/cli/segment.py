@@ -98,7 +98,7 @@ def segment(
     support_size: SupportSizeOpt = 8,
     strategy: StrategyOpt = "part-perfect",
     box_reduction: BoxReductionOpt = "mean",
-    up: UpOpt = "y",
+    up: UpOpt = "auto",
     n_dense: PointsOpt = 100_000,
     out_dir: OutDirOpt = None,
     preview: Annotated[

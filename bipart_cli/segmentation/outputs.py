@@ -123,6 +123,7 @@ class Outputs:
             "mode": result.mode,
             "labeler": result.labeler,
             "up": self.options.up,
+            "up_axis": result.up_axis,
             "support": result.support,
             "adapt": self.options.adapt.__dict__,
             "seed": self.options.seed,
@@ -154,8 +155,8 @@ class Outputs:
                     result.dense_labels,
                     self.part_names,
                     Path(outputs["preview"]),
-                    up=self.options.up,
-                    title=f"{asset.source.name if asset.source else asset.stem}, up {self.options.up}",
+                    up=result.up_axis,
+                    title=f"{asset.source.name if asset.source else asset.stem}, up {result.up_axis}",
                     outputs=staged,
                 )
         result.outputs = {

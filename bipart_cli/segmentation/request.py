@@ -37,7 +37,7 @@ class SegmentOptions:
     n_dense: int = 100_000
     n_points: int = 2048
     adapt: AdaptSettings = field(default_factory=AdaptSettings)
-    up: str = "y"
+    up: str = "auto"
     device: str = "auto"
     seed: int = 0
     write: bool = True
@@ -96,6 +96,8 @@ class SegmentResult:
     timings: dict[str, float] = field(default_factory=dict)
     weights: dict[str, Any] = field(default_factory=dict)
     labeler: str = ""
+    # the up axis the network read the input with: --up, with auto settled to y or z
+    up_axis: str = ""
     warnings: list[str] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)
     error: str | None = None

@@ -45,6 +45,7 @@ RECORD_FIELDS = {
     "support": list,
     "weights": dict,
     "labeler": str,
+    "up_axis": str,
     "settings": dict,
     "warnings": list,
 }

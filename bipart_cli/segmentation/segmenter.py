@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BipartError
+from ..orientation import UpReading
 from ..runtime import log
 from .inputs import cache_root
 from .loading import NetworkLoading
@@ -45,6 +46,7 @@ class Segmenter(NetworkLoading, StoredRuns, StageSequence, Outputs):
         self.device = None  # set by load_network
         self.runs = None
         self._unprovided: list[str] = []
+        self._up = UpReading(options.up, "not settled yet")  # settle_up's, per input
         self._input_mark: tuple[float, dict[str, float]] | None = None
         if self.part_names:
             from ..store import ArrayStore

@@ -54,14 +54,16 @@ class StageSequence:
         category: str | None = None,
         target_encoder_features: np.ndarray | None = None,
         target_descriptors: np.ndarray | None = None,
+        file_format: str | None = None,
     ) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """Core shared by ``segment`` and ``eval``: dense labels (n,), scores (n,) and support ids.
 
-        The network sees the target in bipart's Y-up frame (``--up``); with ``--up auto``
-        target and support shapes are each PCA-aligned. Labels are per point, so they
-        need no rotating back.
+        The network sees the target in bipart's Y-up frame (``--up``; ``auto`` settles Y or
+        Z from ``file_format`` and the support, :func:`~bipart_cli.orientation.settle_up`,
+        kept in ``self._up``); with ``--up pca`` target and support shapes are each
+        PCA-aligned. Labels are per point, so they need no rotating back.
         """
-        from ..orientation import apply_rotation, up_rotation
+        from ..orientation import apply_rotation, settle_up, up_rotation
 
         up = self.options.up
         with self.stages("support", f"up to {self.options.adapt.support_size} shapes") as line:
@@ -72,11 +74,15 @@ class StageSequence:
             raise UsageError(
                 f"no support shapes match the parts {', '.join(part_names)} and the target has no pseudo labels"
             )
-        rotation = up_rotation(network_points, up)
+        with self.stages("up", up) as line:
+            sources = [shape.points for shape in support]
+            self._up = settle_up(network_points, up, sources, file_format)
+            line.detail = f"{self._up.axis} ({self._up.reason})"
+        rotation = up_rotation(network_points, self._up.axis)
         network_points = apply_rotation(network_points, rotation)
         dense_points = apply_rotation(dense_points, rotation)
         support_ids = [s.shape_id for s in support]
-        if up == "auto":
+        if self._up.axis == "pca":
             support = [shape.principal_aligned() for shape in support]
         if support and self.options.adapt.match_pose:
             with self.stages("pose", "matching the support to the target") as line:
@@ -200,6 +206,7 @@ class StageSequence:
             dense.points[network_idx],
             target_labels,
             exclude_sha256=asset.sha256 or None,
+            file_format=asset.format,
         )
         agreement = self.options.adapt.region_agreement
         with self.stages("regions", f"agreement {agreement:g}") as line:
@@ -211,6 +218,8 @@ class StageSequence:
             f"no support shape or detector box provides the part {name!r}"
             for name in self._unprovided
         ]
+        if self._up.warning:
+            warnings.append(self._up.warning)
         self._warn(asset, warnings)
         result = SegmentResult(
             input=str(asset.source),
@@ -220,6 +229,7 @@ class StageSequence:
             support=support_ids,
             weights=self.weights_info.to_dict(),
             labeler=self.labeler_name,
+            up_axis=self._up.axis,
             warnings=warnings,
             settings=self.settings(),
             dense_labels=labels,

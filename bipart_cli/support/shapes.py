@@ -39,7 +39,7 @@ class SupportShape:
     descriptors: np.ndarray | None = None
 
     def principal_aligned(self) -> SupportShape:
-        """This shape turned onto its principal axes (``--up auto``)."""
+        """This shape turned onto its principal axes (``--up pca``)."""
         from ..orientation import apply_rotation, pca_rotation
 
         points = apply_rotation(self.points, pca_rotation(self.points.astype(np.float64)))

@@ -110,7 +110,7 @@ def test_unprovided_part_warns_on_stderr_and_in_json(offline_run, root):
 
 def test_sidecar_records_settings_timings_and_parts(offline_run, root):
     sidecar = json.loads((root / "out" / "chair.parts.json").read_text())
-    assert sidecar["up"] == "y"
+    assert sidecar["up"] == "auto" and sidecar["up_axis"] == "y"  # a GLB: Y-up, as specified
     settings = sidecar["settings"]
     assert settings["parts"] == [*PARTS.split(","), "cushion"]
     assert settings["labeler"] == "none" and settings["labeler_requested"] == "auto"

@@ -21,6 +21,7 @@ from _chairs import (
 )
 
 from bipart_cli.evaluate import shape_miou
+from bipart_cli.io import load_asset, sample_dense
 from bipart_cli.procedural import make_shape, write_examples
 
 
@@ -158,6 +159,51 @@ def test_up_z_undoes_a_z_up_export(api_run, tmp_path):
     assert float((plain.dense_labels == results[0].dense_labels).mean()) < agreement
 
 
+def _chair_obj(path: Path, seed: int, rotation: np.ndarray) -> Path:
+    """A generated chair turned by ``rotation`` (3, 3), written as OBJ (no specified up axis)."""
+    scene = make_shape("chair", seed)
+    transform = np.eye(4)
+    transform[:3, :3] = rotation
+    scene.apply_transform(transform)
+    path.write_text(scene.export(file_type="obj"))
+    return path
+
+
+def test_a_z_up_obj_gets_the_labels_of_its_y_up_original(api_run, tmp_path):
+    """Issue 32 item 2: a Z-up OBJ (the Y-up chair turned +90 degrees about X, as exporters
+    write Z-up) was read lying on its back, and 6% of its points changed part. With the
+    default ``--up auto`` it is read Z-up, as the support fits it, and every point keeps its
+    label; the two files sample the same faces, so point i of one is point i of the other."""
+    from bipart_cli.orientation import Z_UP_TO_Y_UP
+
+    root = api_run[0]
+    seed = TARGET_SEEDS[0]
+    y_up = _chair_obj(tmp_path / "y_up.obj", seed, np.eye(3))
+    z_up = _chair_obj(tmp_path / "z_up.obj", seed, Z_UP_TO_Y_UP.T)
+    samples = [sample_dense(load_asset(p), N_DENSE, seed=0).points for p in (y_up, z_up)]
+    np.testing.assert_allclose(samples[1] @ Z_UP_TO_Y_UP.T, samples[0], atol=1e-5)
+    original, copy = few_shot_segment(root, [y_up, z_up])
+    agreement = float((copy.dense_labels == original.dense_labels).mean())
+    assert agreement > 0.99, agreement
+    assert (original.up_axis, copy.up_axis) == ("y", "z")
+    assert original.warnings == [] and copy.warnings == []
+
+
+def test_a_z_up_gltf_is_read_y_up_as_specified_with_a_warning(api_run, tmp_path):
+    """glTF is Y-up by its specification, so a Z-up GLB is read Y-up; one warning, in the
+    result and the sidecar's ``warnings``, names ``--up z``. Asked for, ``--up z`` warns not."""
+    from bipart_cli.orientation import Z_UP_TO_Y_UP
+
+    root = api_run[0]
+    z_up = _rotated_chair(tmp_path / "z_up.glb", TARGET_SEEDS[0], Z_UP_TO_Y_UP.T)
+    read_y_up = few_shot_segment(root, [z_up])[0]
+    assert read_y_up.ok and read_y_up.up_axis == "y"
+    (warning,) = read_y_up.warnings
+    assert "read Y-up (as the GLB format specifies)" in warning and "--up z" in warning
+    asked = few_shot_segment(root, [z_up], up="z")[0]
+    assert asked.up_axis == "z" and asked.warnings == []
+
+
 def test_match_pose_turns_the_support_to_a_target_lying_on_its_back(api_run, tmp_path):
     """Without --up z, ``--match-pose`` (the default) turns the upright support chairs to
     the Z-up target, so its parts come out right; as given, they do not."""
@@ -176,13 +222,13 @@ def test_match_pose_turns_the_support_to_a_target_lying_on_its_back(api_run, tmp
     assert matched_miou > as_given_miou + 0.1, (matched_miou, as_given_miou)
 
 
-def test_up_auto_is_invariant_to_the_target_rotation(api_run, tmp_path):
+def test_up_pca_is_invariant_to_the_target_rotation(api_run, tmp_path):
     from scipy.spatial.transform import Rotation
 
     _, targets, _ = api_run
     turned = Rotation.from_euler("xyz", [35, 70, -20], degrees=True).as_matrix()
     rotated = _rotated_chair(tmp_path / "turned.glb", TARGET_SEEDS[0], turned)
-    upright, tilted = _segment_with_up(api_run, [targets[0], rotated], "auto")
+    upright, tilted = _segment_with_up(api_run, [targets[0], rotated], "pca")
     assert upright.ok and tilted.ok
     agreement = float((upright.dense_labels == tilted.dense_labels).mean())
     assert agreement > 0.95, agreement
