@@ -237,7 +237,7 @@ def test_the_preview_needs_no_torch(tmp_path):
         "points /= np.linalg.norm(points, axis=1, keepdims=True)\n"
         "dense = PointSample(points=points, colors=np.full((3000, 3), 128, np.uint8))\n"
         "write_preview(dense, (points[:, 1] > 0).astype(int), ['a', 'b'], "
-        f"__import__('pathlib').Path({str(tmp_path / 'p.png')!r}), up='auto')\n"
+        f"__import__('pathlib').Path({str(tmp_path / 'p.png')!r}), up='pca')\n"
         "assert 'torch' not in sys.modules, 'torch imported'\n"
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
