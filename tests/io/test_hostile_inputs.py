@@ -185,6 +185,7 @@ def test_pickled_arrays_are_never_loaded(tmp_path, where):
 # --- item 3: concurrent runs -------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_four_concurrent_cold_cache_segment_runs_all_succeed_with_identical_labels(tmp_path):
     """3 of 4 failed with "staged record ... is missing in .../.staging" (the cache's
     staging folder was shared and removed under the others)."""

@@ -142,6 +142,7 @@ def losses(run: Path) -> list[tuple[int, float]]:
     return [(r["step"], r["loss"]) for r in map(json.loads, lines)]
 
 
+@pytest.mark.slow
 def test_the_loss_falls_on_a_small_procedural_corpus(tmp_path):
     settings = PretrainSettings(procedural=6, steps=40, batch_size=4, save_every=20, seed=1)
     report = pretrain(
@@ -182,6 +183,7 @@ def pretrain_command(run: Path, config: Path, *extra: str) -> list[str]:
     ]  # fmt: skip
 
 
+@pytest.mark.slow
 def test_a_killed_run_resumes_to_the_uninterrupted_losses(tmp_path):
     config = tmp_path / "model.json"
     config.write_text(json.dumps(dataclasses.asdict(tiny_config())))
@@ -232,6 +234,7 @@ def test_usage_errors_are_one_line(extra, message, run_bipart, tmp_path):
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_an_existing_run_needs_resume_and_the_same_options(tmp_path, run_bipart):
     config = tmp_path / "model.json"
     config.write_text(json.dumps(dataclasses.asdict(tiny_config())))
@@ -248,6 +251,7 @@ def test_an_existing_run_needs_resume_and_the_same_options(tmp_path, run_bipart)
     assert len(damaged.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_resume_with_another_model_config_is_one_line(tmp_path, run_bipart):
     """Issue 31 item 8: the encoder's state-dict mismatch was printed whole."""
     run = tmp_path / "run"
@@ -265,6 +269,7 @@ def test_resume_with_another_model_config_is_one_line(tmp_path, run_bipart):
 # --- pretrain -> train --encoder -> segment ----------------------------------------------
 
 
+@pytest.mark.slow
 def test_pretrain_train_segment_chain_records_the_encoder(tmp_path, run_bipart, monkeypatch):
     from bipart_cli.procedural import write_examples
 
@@ -372,6 +377,7 @@ save_file({{k: v.contiguous() for k, v in model.state_dict().items()}}, str(out 
 """
 
 
+@pytest.mark.slow
 def test_two_gloo_processes_end_with_the_same_model(tmp_path):
     import torch.distributed as dist
 

@@ -103,6 +103,7 @@ def check_outputs(result: dict, out_dir: Path, stem: str, mode: str) -> None:
     assert summary["mode"] == mode
 
 
+@pytest.mark.slow
 def test_index_then_segment_unlabeled_chair_then_eval(workspace):
     target = unlabeled_chair(workspace / "new_chair.glb", seed=21)
     out_dir = workspace / "out_fewshot"
@@ -141,6 +142,7 @@ def test_index_then_segment_unlabeled_chair_then_eval(workspace):
     assert all(0.0 <= s["miou"] <= 1.0 and len(s["part_ious"]) == 4 for s in report["shapes"])
 
 
+@pytest.mark.slow
 def test_segment_with_support_folder(workspace):
     target = unlabeled_chair(workspace / "other_chair.glb", seed=22)
     out_dir = workspace / "out_support"

@@ -22,6 +22,9 @@ from bipart_cli.index import ShapeIndex, build_index
 from bipart_cli.io import load_asset
 from bipart_cli.procedural import make_shape
 
+# each test segments, indexes or evaluates twice, end to end: the slow set, run by CI
+pytestmark = pytest.mark.slow
+
 SUPPORT_SEEDS = (1, 2, 3)
 
 

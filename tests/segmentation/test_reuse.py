@@ -145,6 +145,7 @@ def test_a_changed_setting_or_support_file_computes_again(few_shot, tmp_path):
     ],
     ids=["labels-past-the-parts", "nan-scores", "one-label-short", "fields-missing", "not-json"],
 )
+@pytest.mark.slow
 def test_a_damaged_stored_run_is_computed_again(damage, few_shot, tmp_path):
     """A stored run that reads back whole but does not fit (labels, scores or its record) is
     computed again, with the computed labels, and replaced."""

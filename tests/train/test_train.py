@@ -119,6 +119,7 @@ def test_no_bilevel_is_the_plain_loss_of_the_targets(outer_case):
 # --- determinism and divergence -----------------------------------------------------
 
 
+@pytest.mark.slow
 def test_same_seed_gives_identical_parameters_and_losses(tmp_path, basis_points):
     shapes = make_shapes(6, basis_points)
     settings = small_settings(epochs=2, batch_size=4, val_fraction=0.34)
@@ -136,6 +137,7 @@ def test_same_seed_gives_identical_parameters_and_losses(tmp_path, basis_points)
     assert any(not torch.equal(first[n], state_a[n]) for n in first)
 
 
+@pytest.mark.slow
 def test_nan_points_stop_the_run_and_keep_the_previous_checkpoint(tmp_path, basis_points):
     shapes = make_shapes(6, basis_points)
     model = tiny_model()
