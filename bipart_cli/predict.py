@@ -280,6 +280,7 @@ def adapt_and_predict(
     import torch
 
     from .adapt import adapt_head, pack_labels, widen_head
+    from .geometry import one_thread_on_cpu
 
     device = feature_cache.device
     target_features = feature_cache.head_inputs(
@@ -299,7 +300,7 @@ def adapt_and_predict(
     head_0 = widen_head(head_0, features.shape[-1] - head_0["fc1.weight"].shape[1])
 
     def adapt() -> dict[str, torch.Tensor]:
-        with torch.no_grad():
+        with torch.no_grad(), one_thread_on_cpu(device):
             return adapt_head(
                 features,
                 labels,
@@ -358,13 +359,13 @@ def _dense_predictions(
     import torch
 
     from .adapt import labeled_points, predict_probabilities
-    from .geometry import three_nn_interpolate
+    from .geometry import one_thread_on_cpu, three_nn_interpolate
     from .presence import drop_absent_parts
 
     target_points, target_features, num_parts = target.points, target.features, target.num_parts
     device = target_features.device
     points = torch.from_numpy(np.ascontiguousarray(target_points, dtype=np.float32)).to(device)
-    with torch.no_grad():
+    with torch.no_grad(), one_thread_on_cpu(device):
         probs = predict_probabilities(model, target_features, head, num_parts)[0]  # (N, R)
         if settings.knn_weight > 0:
             reference, weights, _ = labeled_points(features, labels, head, box_reduction="sum")
