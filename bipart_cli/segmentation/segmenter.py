@@ -45,7 +45,7 @@ class Segmenter(NetworkLoading, StoredRuns, StageSequence, Outputs):
             import_pipeline_libraries(network=False)
         self.device = None  # set by load_network
         self.runs = None
-        self._unprovided: list[str] = []
+        self._support_gap: str | None = None  # the support's missing parts, one line
         self._up = UpReading(options.up, "not settled yet")  # settle_up's, per input
         self._input_mark: tuple[float, dict[str, float]] | None = None
         if self.part_names:
