@@ -16,6 +16,7 @@ from .options import (
     CategoriesOpt,
     DeviceOpt,
     JsonOpt,
+    PartsOpt,
     QuietOpt,
     SeedOpt,
     VerboseOpt,
@@ -65,17 +66,23 @@ def info(
         Path | None,
         typer.Argument(help="An asset to summarise (format, size, labeled parts, bbox)."),
     ] = None,
+    parts: PartsOpt = None,
     device: DeviceOpt = "auto",
     json_output: JsonOpt = False,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Show versions, device and caches; with ASSET, summarise that asset instead."""
+    """Show versions, device and caches; with ASSET, summarise that asset instead.
+
+    An asset's node names are part labels only when --parts (or a parts.json beside it)
+    names them: exporters name nodes too."""
     with reported_errors(verbose, quiet):
         if asset is not None:
             from ..io import describe_asset, format_asset_summary, load_asset
+            from ..parts import parse_part_names
 
-            facts = describe_asset(load_asset(asset))
+            requested = None if parts is None else parse_part_names(parts)
+            facts = describe_asset(load_asset(asset), requested)
             lines = format_asset_summary(facts)
         else:
             from ..info import collect_info

@@ -153,13 +153,20 @@ class SupportBank:
                 seed=seed,
                 device=device,
                 progress=False,
+                # names are matched to the request at retrieval (candidates by part name)
+                names_as_parts=True,
             )
         finally:
             log.setLevel(level)
         index = ShapeIndex.open(cache)
         failed = list(getattr(summary, "failed", []) or [])
+        unlabeled = list(getattr(summary, "unlabeled", []) or [])
         if not index.entries:
-            found = f"{len(failed)} file(s), none labeled" if failed else "no assets"
+            found = (
+                f"{len(failed) + len(unlabeled)} file(s), none labeled"
+                if failed or unlabeled
+                else "no assets"
+            )
             raise UsageError(
                 f"--support {folder}: the folder has no labeled shapes ({found}); label parts by "
                 "node names, a PLY label property or <stem>_labels.npy with parts.json, "
@@ -167,6 +174,14 @@ class SupportBank:
             )
         if failed:
             log.warning("--support: %d file(s) skipped, e.g. %s", len(failed), failed[0]["error"])
+        if unlabeled:
+            first = unlabeled[0]
+            log.warning(
+                "--support: %d unlabeled file(s) left out, e.g. %s (%s)",
+                len(unlabeled),
+                first["path"],
+                first["names"],
+            )
         if summary.not_written:  # said here: the build's own warning was silenced above
             from ..store import warn_unwritable_cache
 
