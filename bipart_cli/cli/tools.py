@@ -100,7 +100,7 @@ def info(
 
             if asset.is_dir():
                 raise InvalidInputError(
-                    f"{asset}: a folder without a bipart index (manifest.json); give an asset "
+                    f"{asset}: is a directory without a bipart index (manifest.json); give an asset "
                     "file or an index folder"
                 )
             requested = None if parts is None else parse_part_names(parts)

@@ -53,7 +53,7 @@ def test_info_describes_an_index(tmp_path):
     assert facts["kind"] == "index" and facts["shapes"] == 6 and facts["labeler"] == "synthetic"
     assert facts["categories"]["table"]["part_shapes"] == {"back": 2, "seat": 2, "leg": 2}
     folder = CliRunner().invoke(app, ["info", str(tmp_path)])
-    assert folder.exit_code == 1 and "a folder without a bipart index" in folder.stderr
+    assert folder.exit_code == 1 and "is a directory without a bipart index" in folder.stderr
 
 
 def test_info_shows_bipart_cache(tmp_path, monkeypatch):
