@@ -127,8 +127,8 @@ def support_gap_warning(
         line += f"; only the detector's boxes teach {_quoted(taught)}"
     if untaught:
         them = "it" if len(untaught) == 1 else "them"
+        untaught_text = them if untaught == lacking else _quoted(untaught)
         line += (
-            f"; nothing teaches {_quoted(untaught)}: add labeled shapes that have {them} to "
-            "the support"
+            f"; nothing teaches {untaught_text}: add labeled shapes that have {them} to the support"
         )
     return line

@@ -134,8 +134,10 @@ def test_one_warning_names_the_parts_the_support_lacks_even_when_boxes_cover_the
     assert warning.startswith("none of the 3 support shapes has the parts 'arm', 'cushion'")
     assert "only the detector's boxes teach the part 'arm'" in warning
     assert "nothing teaches the part 'cushion'" in warning
-    few_shot = support_gap_warning(parts, support, None)
-    assert "nothing teaches the parts 'arm', 'cushion'" in few_shot
+    assert support_gap_warning(parts, support, None) == (
+        "none of the 3 support shapes has the parts 'arm', 'cushion'; nothing teaches them: "
+        "add labeled shapes that have them to the support"
+    )
     assert support_gap_warning(parts[:3], support, None) is None
     assert support_gap_warning(parts, [], boxes, zero_shot=True).startswith(
         "no detector box finds the parts 'seat', 'leg', 'cushion'"
