@@ -59,14 +59,18 @@ def run_segment(
     paths = expand_inputs(inputs)
     check_inputs(paths, segment_options.out_dir, collisions=segment_options.write)
     check_output_folders(paths, segment_options.out_dir, segment_options.preview)
+    names = input_names(paths)  # what each input's progress lines are about
     # one live display at a time: a batch shows its progress bar, a single file a spinner
-    stages = Stages(quiet=quiet, spinner=len(paths) < 2)
+    stages = Stages(
+        quiet=quiet, spinner=len(paths) < 2, subject_width=max(map(len, names), default=0)
+    )
     segmenter = Segmenter(part_names, segment_options, stages=stages)
     failures = 0
     with progress(quiet or len(paths) < 2) as bar:
         task = bar.add_task("segmenting", total=len(paths))
-        for path in paths:
-            result = segmenter.run(path)
+        for path, name in zip(paths, names, strict=True):
+            with stages.about(name):
+                result = segmenter.run(path)
             failures += not result.ok
             if not result.ok:  # one line naming the input (load errors already do)
                 print_error(result.error if path in result.error else f"{path}: {result.error}")
@@ -75,6 +79,18 @@ def run_segment(
     if failures == 0:
         return EXIT_OK
     return EXIT_ERROR if len(paths) == 1 else EXIT_PARTIAL
+
+
+def input_names(paths: list[str]) -> list[str]:
+    """The name each input's progress lines go by: its file name, or the path as given
+    where two inputs of the batch share a file name."""
+    from .runtime import printable
+
+    names = [Path(path).name for path in paths]
+    shared = {name for name in names if names.count(name) > 1}
+    return [
+        printable(path if name in shared else name) for path, name in zip(paths, names, strict=True)
+    ]
 
 
 def _print_segment_result(result, json_output: bool) -> None:

@@ -388,25 +388,52 @@ def progress(quiet: bool = False):
 class Stages:
     """Named pipeline stages on stderr: a live status while one runs, then one line with its time.
 
-    ``with stages("adapt", "chair.glb"):`` shows ``adapt chair.glb...`` (a spinner on a
-    terminal) and then ``adapt  chair.glb  1.2 s``; ``seconds`` keeps each stage's time.
-    Quiet: nothing is printed, times are still kept.
+    Each line names what it is about, the input (set with :meth:`about`) or ``setup`` for
+    the process's one-time work (libraries, weights, the support), then the stage, its time
+    and what it found, in aligned columns::
+
+        setup      load      2.2 s  torch
+        chair.glb  sample    0.1 s  20000 points
+        chair.glb  adapt     7.3 s  100 steps, 20000 points
+
+    ``seconds`` keeps each stage's time. Quiet: nothing is printed, times are still kept.
     """
 
-    def __init__(self, quiet: bool = True, spinner: bool = True) -> None:
+    SETUP = "setup"  # what a line is about outside any input
+    NAME_WIDTH = 7  # the longest stage name: support, regions
+
+    def __init__(self, quiet: bool = True, spinner: bool = True, subject_width: int = 0) -> None:
         self.quiet = quiet
         self.spinner = spinner  # off under another live display (a batch's progress bar)
         self.seconds: dict[str, float] = {}
+        self.subject: str | None = None  # the input the stages are about; None: setup
+        # the widest subject of the run (a batch's longest input name), so columns align
+        self.subject_width = max(subject_width, len(self.SETUP))
+
+    @contextlib.contextmanager
+    def about(self, subject: str | None) -> Iterator[None]:
+        """Lines inside the block are about ``subject`` (an input's name; None: setup)."""
+        previous, self.subject = self.subject, subject
+        try:
+            yield
+        finally:
+            self.subject = previous
+
+    def line(self, name: str, detail: str, elapsed: float | None = None) -> str:
+        """A stage's line (rich markup): subject, stage, time (when done) and detail."""
+        subject = printable(self.SETUP if self.subject is None else self.subject)
+        head = f"[dim]{_escape(subject.ljust(self.subject_width))}[/]  {name:<{self.NAME_WIDTH}}"
+        time_column = "" if elapsed is None else f" {elapsed:5.1f} s"
+        return f"{head}{time_column}  {_escape(printable(detail))}".rstrip()
 
     @contextlib.contextmanager
     def __call__(self, name: str, detail: str = "") -> Iterator[types.SimpleNamespace]:
         """Yields the stage's line: set ``.detail`` to print what the stage found."""
         started = time.perf_counter()
-        label = f"{name} {detail}".strip()
         line = types.SimpleNamespace(detail=detail)
         status = None
         if not self.quiet and self.spinner and stderr_console.is_terminal:
-            status = stderr_console.status(f"{_escape(label)}...", spinner="dots")
+            status = stderr_console.status(f"{self.line(name, detail)}...", spinner="dots")
             status.start()
         try:
             yield line
@@ -418,9 +445,7 @@ class Stages:
             self.seconds[name] = self.seconds.get(name, 0.0) + elapsed
             if not self.quiet:
                 stderr_console.print(
-                    f"[dim]{name:>7}[/] {_escape(detail)} [dim]{elapsed:.1f} s[/]",
-                    highlight=False,
-                    soft_wrap=True,
+                    self.line(name, detail, elapsed), highlight=False, soft_wrap=True
                 )
 
     def timed(self, name: str, detail: str = ""):

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Annotated
 
 import typer
+import typer.core
 
 from .. import __version__
 from ..errors import BipartError
@@ -17,7 +18,30 @@ from ..runtime import (
 )
 from .options import FLAG
 
-app = typer.Typer(
+
+class _PlainUsageCommand(typer.core.TyperCommand):
+    """A command whose usage line names its arguments as ``--help`` does: ``DIR``,
+    ``[ASSET]``, ``INPUT...``, not typer's ``{out}``."""
+
+    def collect_usage_pieces(self, ctx) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if param.param_type_name == "argument":
+                name = param.metavar or param.name.upper()
+                name = name if param.required or name.startswith("[") else f"[{name}]"
+                more = param.nargs != 1 and not name.endswith("...")
+                pieces.append(name + ("..." if more else ""))
+        return pieces
+
+
+class _Typer(typer.Typer):
+    """Every command gets :class:`_PlainUsageCommand`."""
+
+    def command(self, *args, cls=None, **kwargs):
+        return super().command(*args, cls=cls or _PlainUsageCommand, **kwargs)
+
+
+app = _Typer(
     name="bipart",
     help="Split 3D assets (GLB/OBJ/PLY meshes, point clouds) into named semantic parts.",
     no_args_is_help=True,

@@ -271,13 +271,17 @@ ModelConfigOpt = Annotated[
         "pretrain reads only the encoder's.",
     ),
 ]
-OutOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--out",
-        help="Folder to write: index, the index; train and pretrain, the run (log.jsonl, "
-        "checkpoint/ and the result, model/ or encoder/).",
-    ),
+
+
+def _out(what: str) -> typer.models.OptionInfo:
+    """``--out``: the folder a command writes (one meaning everywhere), in its own words."""
+    return typer.Option("--out", metavar="DIR", help=f"Folder to write: {what}.")
+
+
+IndexOutOpt = Annotated[Path | None, _out("the index (new, empty, or a bipart index to update)")]
+TrainOutOpt = Annotated[Path | None, _out("the run: log.jsonl, checkpoint/ and the trained model/")]
+PretrainOutOpt = Annotated[
+    Path | None, _out("the run: log.jsonl, checkpoint/ and the pre-trained encoder/")
 ]
 OutDirOpt = Annotated[
     Path | None,

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from ..errors import InvalidInputError
 from ..runtime import (
     check_count,
     check_out_dir,
@@ -16,6 +17,7 @@ from .options import (
     CategoriesOpt,
     DeviceOpt,
     JsonOpt,
+    PartsOpt,
     QuietOpt,
     SeedOpt,
     VerboseOpt,
@@ -25,7 +27,12 @@ from .options import (
 
 @app.command()
 def examples(
-    out: Annotated[Path, typer.Argument(help="Folder to write the support sets into.")],
+    out: Annotated[
+        Path,
+        typer.Argument(
+            metavar="DIR", help="Folder to write the support sets into (DIR/<category>/)."
+        ),
+    ],
     categories: CategoriesOpt = None,
     per_category: Annotated[
         int,
@@ -40,8 +47,8 @@ def examples(
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Write labeled support folders OUT/<category>/ of procedural shapes, for offline few-shot
-    use: bipart segment lamp.glb --parts base,pole,shade --support OUT/lamp. The posed
+    """Write labeled support folders DIR/<category>/ of procedural shapes, for offline few-shot
+    use: bipart segment lamp.glb --parts base,pole,shade --support DIR/lamp. The posed
     creatures (humanoid, quadruped, bird, fish, hand, octopus) only when named in --categories."""
     with reported_errors(verbose, quiet):
         check_out_dir("OUT", out)
@@ -63,25 +70,47 @@ def examples(
 def info(
     asset: Annotated[
         Path | None,
-        typer.Argument(help="An asset to summarise (format, size, labeled parts, bbox)."),
+        typer.Argument(
+            metavar="[ASSET | INDEX]",
+            help="An asset to summarise (format, size, labeled parts, bbox), or an index folder "
+            "(shapes, categories, parts, how it was built).",
+        ),
     ] = None,
+    parts: PartsOpt = None,
     device: DeviceOpt = "auto",
     json_output: JsonOpt = False,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Show versions, device and caches; with ASSET, summarise that asset instead."""
-    with reported_errors(verbose, quiet):
-        if asset is not None:
-            from ..io import describe_asset, format_asset_summary, load_asset
+    """Show versions, device and caches (the Hub's and bipart's own); with ASSET, summarise
+    that asset, with INDEX that index instead.
 
-            facts = describe_asset(load_asset(asset))
+    An asset's node names are part labels only when --parts (or a parts.json beside it)
+    names them: exporters name nodes too."""
+    with reported_errors(verbose, quiet):
+        if asset is not None and (asset / "manifest.json").is_file():
+            from ..index import ShapeIndex
+            from ..index.describe import describe_index, format_index_summary
+
+            facts = describe_index(ShapeIndex.open(asset, verify=False))
+            lines = format_index_summary(facts)
+        elif asset is not None:
+            from ..io import describe_asset, format_asset_summary, load_asset
+            from ..parts import parse_part_names
+
+            if asset.is_dir():
+                raise InvalidInputError(
+                    f"{asset}: is a directory without a bipart index (manifest.json); give an asset "
+                    "file or an index folder"
+                )
+            requested = None if parts is None else parse_part_names(parts)
+            facts = describe_asset(load_asset(asset), requested)
             lines = format_asset_summary(facts)
         else:
-            from ..info import collect_info
+            from ..info import collect_info, format_info
 
             facts = collect_info(device)
-            lines = [f"{key:>18}: {value}" for key, value in facts.items()]
+            lines = format_info(facts)
         if json_output:
             import json
 

@@ -41,9 +41,9 @@ from .options import (
     OldRevisionOpt,
     OptimizerOpt,
     OuterLrOpt,
-    OutOpt,
     PositionOpt,
     PresenceOpt,
+    PretrainOutOpt,
     QuietOpt,
     ResumeOpt,
     SeedOpt,
@@ -51,6 +51,7 @@ from .options import (
     StepsOpt,
     StrategyOpt,
     SupportSizeOpt,
+    TrainOutOpt,
     UpOpt,
     VerboseOpt,
     WeightsOpt,
@@ -64,7 +65,7 @@ from .options import (
 @app.command()
 def train(
     index_path: IndexOpt = None,
-    out: OutOpt = None,
+    out: TrainOutOpt = None,
     epochs: Annotated[
         int,
         typer.Option("--epochs", help="Outer-loop epochs.", callback=_checked(check_count, 1)),
@@ -175,7 +176,7 @@ def pretrain(
             callback=_checked(check_count, 0, 1_000_000),
         ),
     ] = 0,
-    out: OutOpt = None,
+    out: PretrainOutOpt = None,
     max_steps: MaxStepsOpt = 2000,
     batch_size: BatchSizeOpt = 8,
     outer_lr: OuterLrOpt = 1e-3,

@@ -36,6 +36,7 @@ from typing import Any
 
 from ..errors import IndexCorruptError, InvalidInputError, OutputWriteError, UsageError
 from ..io.atomic import write_error_reason
+from ..io.labels import Unlabeled, unlabeled_for
 from ..runtime import log
 from .arrays import sha256_bytes
 from .format import (
@@ -80,6 +81,8 @@ class BuildSummary:
     features_cached: bool = False
     partial: dict[str, Any] | None = None
     failed: list[dict[str, str]] = field(default_factory=list)
+    # files left out as unlabeled (``given``/``simulated``): ``{"path", "why", "names"}`` each
+    unlabeled: list[dict[str, str]] = field(default_factory=list)
     elapsed_s: float = 0.0
     # why the folder could not be written (read-only, full), when its index was up to date
     not_written: str = ""
@@ -141,6 +144,7 @@ def build_index(
     n_points: int = N_NETWORK_POINTS,
     n_dense_kept: int = N_DENSE_KEPT,
     records_per_shard: int = RECORDS_PER_SHARD,
+    names_as_parts: bool = False,
 ) -> BuildSummary:
     """Index the assets under ``folder`` into the index folder ``out``.
 
@@ -160,9 +164,15 @@ def build_index(
         with :func:`merge_indexes`).
     n_dense : dense points sampled and labeled per shape; ``n_points`` network points;
         ``n_dense_kept`` dense points stored for kNN transfer and previews.
+    names_as_parts : take node names as part labels without a request (``segment
+        --support DIR``: retrieval then keeps the shapes whose names are the requested
+        parts). Otherwise, for ``given`` and ``simulated``, node names are part labels only
+        when ``parts`` or a ``parts.json`` names them, since exporters name nodes too.
 
     One file that cannot be indexed is logged and listed in ``failed``; the
-    others go on. Returns a :class:`BuildSummary`.
+    others go on. A file without part labels (``given`` and ``simulated``) is left out
+    and listed in ``unlabeled`` with why (:func:`~bipart_cli.io.labels.unlabeled_for`).
+    Returns a :class:`BuildSummary`.
     """
     from ..labeling import make_labeler
     from ..parts import parse_part_names
@@ -212,6 +222,7 @@ def build_index(
         encoder_model=encoder_model,
         encoder=encoder,
         device=torch_device,
+        names_as_parts=names_as_parts,
     )
     staging = None
     with _write_lock(out) as unwritable:  # concurrent writers of one index take turns
@@ -250,6 +261,8 @@ def build_index(
                         )
                     except OutputWriteError:
                         raise
+                    except UnlabeledShape as exc:  # expected in a folder of mixed assets
+                        summary.unlabeled.append(exc.entry(shape_id))
                     except Exception as exc:  # noqa: BLE001 - one bad file must not stop the build
                         message = str(exc) or type(exc).__name__
                         named = shape_id in message or str(path) in message
@@ -344,6 +357,19 @@ def _write_records(
     return writer.commit()
 
 
+class UnlabeledShape(Exception):
+    """A file left out of a ``given`` or ``simulated`` build: it has no part labels (for
+    the build's request)."""
+
+    def __init__(self, unlabeled: Unlabeled) -> None:
+        super().__init__(str(unlabeled))
+        self.unlabeled = unlabeled
+
+    def entry(self, shape_id: str) -> dict[str, str]:
+        """The :attr:`BuildSummary.unlabeled` item of file ``shape_id``."""
+        return {"path": shape_id, "why": self.unlabeled.why, "names": self.unlabeled.names_text()}
+
+
 def _index_one(
     path: Path,
     shape_id: str,
@@ -375,6 +401,13 @@ def _index_one(
             and (names is None or record.part_names == names)
         )
 
+    if context.settings["labeler"] in ("given", "simulated"):  # both need labels
+        requested = names
+        if requested is None and context.names_as_parts:
+            requested = list(asset.part_names)  # its own: retrieval matches the request
+        unlabeled = unlabeled_for(asset, requested)
+        if unlabeled is not None:
+            raise UnlabeledShape(unlabeled)
     staged = staging.load(shape_id, sha256)
     if staged is not None and same_shape(staged):
         return "resumed", sha256

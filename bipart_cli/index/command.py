@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
-from ..runtime import stdout_console
+from ..runtime import log, print_error, stdout_console
 
-EXIT_OK, EXIT_PARTIAL = 0, 3
+EXIT_OK, EXIT_ERROR, EXIT_PARTIAL = 0, 1, 3
 # the CLI's --labeler checks these at parse time (cli/options.py)
 CLI_LABELERS = ("given", "detector", "simulated")
 
@@ -29,7 +29,8 @@ def run_index(
 ) -> int:
     """``bipart index DIR --out INDEX`` or ``bipart index merge PART... --out INDEX``.
 
-    Returns the exit code: 0, or 3 when some files could not be indexed.
+    Returns the exit code: 0, 3 when some files could not be indexed, or 1 when no file
+    was labeled. Files left out as unlabeled are summed up in one warning per reason.
     """
     from .build import build_index
     from .merge import merge_indexes
@@ -58,11 +59,32 @@ def run_index(
             progress=not quiet,
             **options,
         )
+    unlabeled = getattr(summary, "unlabeled", [])  # a merge has none
+    for line in unlabeled_lines(unlabeled, summary.files):
+        log.warning("%s", line)
     if json_output:
         print(json.dumps(summary.to_json(), sort_keys=True))
     elif not quiet or summary.failed:
         stdout_console.print(_summary_line(summary), highlight=False, markup=False)
+    if unlabeled and summary.entries == 0:
+        print_error(
+            f"{inputs[0]}: none of its {summary.files} files has part labels; name the parts "
+            "with --parts or a parts.json, or use --labeler detector"
+        )
+        return EXIT_ERROR
     return EXIT_PARTIAL if summary.failed else EXIT_OK
+
+
+def unlabeled_lines(unlabeled: list[dict[str, str]], files: int) -> list[str]:
+    """One line per reason files were left out as unlabeled, with how many and an example."""
+    by_reason: dict[str, list[dict[str, str]]] = {}
+    for item in unlabeled:
+        by_reason.setdefault(item["why"], []).append(item)
+    return [
+        f"{len(items)} of {files} files left out as unlabeled: {why} "
+        f"(e.g. {items[0]['path']}, {items[0]['names']})"
+        for why, items in by_reason.items()
+    ]
 
 
 def _summary_line(summary) -> str:
@@ -75,4 +97,6 @@ def _summary_line(summary) -> str:
         f"{summary.removed} removed"
     )
     failed = f"; {len(summary.failed)} failed" if summary.failed else ""
-    return f"{done}: {work}{failed}"
+    unlabeled = getattr(summary, "unlabeled", [])
+    skipped = f"; {len(unlabeled)} unlabeled, left out" if unlabeled else ""
+    return f"{done}: {work}{failed}{skipped}"

@@ -37,6 +37,8 @@ class ShapeContext:
     encoder_model: Any
     encoder: dict[str, Any] | None
     device: Any
+    # node names are part labels without a request (a --support folder's build)
+    names_as_parts: bool = False
 
 
 def make_record(

@@ -33,6 +33,11 @@ class Asset:
         Existing part labels, ``-1`` unassigned, else an index into ``part_names``.
     part_names : list of str
         Names of the labeled parts; empty when the asset has no labels.
+    labels_from_names : bool
+        The labels come from node (or geometry) names alone, with no sidecar JSON naming
+        the parts. Exporters name nodes too (``bedDouble_2a4d3a``, ``cover.001``), so such
+        names are part labels only for a request that names them
+        (:func:`~bipart_cli.io.labels.unlabeled_for`).
     center : (3,) float64 and scale : float
         Unit-sphere normalisation: ``normalized = (x - center) / scale``.
     source : Path or None
@@ -72,6 +77,7 @@ class Asset:
     face_colors: np.ndarray | None = None
     labels: np.ndarray | None = None
     part_names: list[str] = field(default_factory=list)
+    labels_from_names: bool = False
     center: np.ndarray = field(default_factory=lambda: np.zeros(3))
     scale: float = 1.0
     source: Path | None = None

@@ -85,6 +85,14 @@ class StagedOutputs:
         self._staged.append((Path(tmp_name), target))
         return Path(tmp_name)
 
+    def staged(self, target: str | Path) -> Path | None:
+        """The temporary staged for ``target`` (the last one), or None."""
+        target = Path(target)
+        for tmp, staged_target in reversed(self._staged):
+            if staged_target == target:
+                return tmp
+        return None
+
     def commit(self) -> None:
         """Rename every temporary over its target; on a failure remove the targets
         renamed so far, so the outputs appear all together or not at all."""

@@ -8,14 +8,22 @@ import numpy as np
 
 from .asset import Asset
 from .checks import DEFAULT_GREY, used_vertices
+from .labels import NO_LABELS, unlabeled_for
 
 
-def describe_asset(asset: Asset) -> dict[str, Any]:
-    """A JSON-ready summary: format, sizes, colours, labeled parts, bbox, normalisation."""
+def describe_asset(asset: Asset, requested: list[str] | None = None) -> dict[str, Any]:
+    """A JSON-ready summary: format, sizes, colours, labeled parts, bbox, normalisation.
+
+    ``requested``: the part names of a request (``info --parts``); node names are part
+    labels only when it names them, or a sidecar JSON does (:func:`~.labels.unlabeled_for`).
+    ``unlabeled`` then says why the asset counts as unlabeled, with its node names.
+    """
+    unlabeled = unlabeled_for(asset, requested)
+    labeled = unlabeled is None
     counts = None if asset.labels is None else np.bincount(asset.labels + 1, minlength=1)
     unit = "faces" if asset.is_mesh else "points"
     parts = []
-    for i, name in enumerate(asset.part_names if asset.has_labels else []):
+    for i, name in enumerate(asset.part_names if labeled else []):
         parts.append(
             {"id": i + 1, "name": name, unit: int(counts[i + 1]) if i + 1 < len(counts) else 0}
         )
@@ -37,9 +45,11 @@ def describe_asset(asset: Asset) -> dict[str, Any]:
         "faces": 0 if asset.faces is None else len(asset.faces),
         "geometries": len(asset.geometry_nodes) if asset.geometry_nodes else 1,
         "colors": colors,
-        "labeled": asset.has_labels,
+        "labeled": labeled,
         "parts": parts,
-        "unassigned_" + unit: int(counts[0]) if counts is not None and asset.has_labels else None,
+        "unassigned_" + unit: int(counts[0]) if counts is not None and labeled else None,
+        "node_names": list(dict.fromkeys(asset.geometry_nodes)),
+        "unlabeled": None if labeled else {"why": unlabeled.why, "text": unlabeled.names_text()},
         "bbox": {"min": used.min(0).tolist(), "max": used.max(0).tolist()},
         "normalization": {"center": np.asarray(asset.center).tolist(), "scale": asset.scale},
     }
@@ -82,8 +92,10 @@ def format_asset_summary(facts: dict[str, Any]) -> list[str]:
         f"scale {facts['normalization']['scale']:.4g}",
         f"{'sha256':>14}: {facts['sha256']}",
     ]
-    if not facts["parts"]:
-        return [*lines, f"{'parts':>14}: none (unlabeled)"]
+    if not facts["labeled"]:
+        unlabeled = facts["unlabeled"]
+        why = "" if unlabeled["why"] == NO_LABELS else f"; {unlabeled['why']}"
+        return [*lines, f"{'parts':>14}: unlabeled ({printable(unlabeled['text'])}){why}"]
     unit = "faces" if facts["kind"] == "mesh" else "points"
     lines.append(f"{'parts':>14}: {len(facts['parts'])} labeled")
     for part in facts["parts"]:

@@ -8,7 +8,10 @@ Rules (issue 2, item 6):
 - generic exporter names (``Object_3``, ``Cube.001``, ``geometry_0``...) and names
   without a letter (``2``, ``4``) are not parts;
 - an asset counts as labeled when its names give at least two distinct parts, or
-  when a bipart sidecar ``<stem>.parts.json`` names its parts.
+  when a bipart sidecar ``<stem>.parts.json`` names its parts;
+- exporters name nodes too (``bedDouble_2a4d3a``, ``cover.001``), so names alone are part
+  labels only for a request that names them (``--parts``, an index's ``parts.json``), or
+  when a ``parts.json`` beside the file names them (issue 32 item 3, :func:`unlabeled_for`).
 
 PLY files store ``0`` = unassigned and ``1..K``; names come from a header comment
 or a sidecar JSON. PLY comments hold printable ASCII alone (plyfile refuses anything
@@ -26,7 +29,9 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -111,6 +116,56 @@ def names_to_labels(names: list[str | None], part_names: list[str]) -> np.ndarra
                 labels[i] = table[key]
                 break
     return labels
+
+
+# why an asset's labels are no part labels for a request (Unlabeled.why)
+NO_LABELS = "no part labels"
+NAMES_UNCONFIRMED = "node names are part labels only when --parts or a parts.json names them"
+NAMES_UNREQUESTED = "none of its node names is a requested part"
+PARTS_UNREQUESTED = "none of its labeled parts is a requested part"
+SHOWN_NAMES = 4  # node names a message lists before "..."
+
+
+@dataclass(frozen=True)
+class Unlabeled:
+    """Why an asset has no part labels for a request: ``why``, one of the rules above (the
+    same text for every file it applies to), and the asset's distinct node names."""
+
+    why: str
+    node_names: tuple[str, ...] = ()
+
+    def names_text(self) -> str:
+        """``node names: a, b, c, d, ... (9 in all)``, or ``no node names``."""
+        if not self.node_names:
+            return "no node names"
+        shown = ", ".join(self.node_names[:SHOWN_NAMES])
+        more = len(self.node_names) - SHOWN_NAMES
+        return f"node names: {shown}" + (
+            f", ... ({len(self.node_names)} in all)" if more > 0 else ""
+        )
+
+    def __str__(self) -> str:
+        return f"unlabeled ({self.names_text()}): {self.why}"
+
+
+def unlabeled_for(asset: Any, requested: list[str] | None = None) -> Unlabeled | None:
+    """Why ``asset``'s labels are no part labels for the ``requested`` part names (None: no
+    request), or None when they are.
+
+    Labels from a file (a PLY label property, ``<stem>_labels.npy``) or named by a sidecar
+    JSON always count; labels from node names alone (``asset.labels_from_names``) count only
+    when a requested part is among them. With a request, at least one requested part must
+    be among the asset's parts (whether it labels any face is for the labeler to judge).
+    """
+    nodes = tuple(ordered_unique(asset.geometry_nodes or []))
+    if not asset.has_labels:  # names that label no face (a PSB file missing its array) count
+        return Unlabeled(NO_LABELS, nodes)
+    if requested is None:
+        return Unlabeled(NAMES_UNCONFIRMED, nodes) if asset.labels_from_names else None
+    wanted = {name.casefold() for name in requested}  # as labels_for_parts matches them
+    if any(name.casefold() in wanted for name in asset.part_names):
+        return None
+    return Unlabeled(NAMES_UNREQUESTED if asset.labels_from_names else PARTS_UNREQUESTED, nodes)
 
 
 PLY_PARTS_KEY = "parts:"

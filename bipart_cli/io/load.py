@@ -92,6 +92,7 @@ def _read_label_array_sidecar(asset: Asset, path: Path) -> None:
     asset.labels, asset.part_names = file_labels_to_library(
         np.where(labels >= 0, labels + 1, 0), names, sidecar
     )
+    asset.labels_from_names = False
 
 
 _LOADERS = {

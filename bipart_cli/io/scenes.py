@@ -320,6 +320,7 @@ def _attach_name_labels(
         return  # one name (or none) is just an object name, not a labeling
     asset.labels = names_to_labels(instance_parts, part_names)[item_instance]
     asset.part_names = part_names
+    asset.labels_from_names = sidecar is None
 
 
 def _obj_names(path: Path):

@@ -47,12 +47,15 @@ class NetworkLoading:
         # what cached encoder features must match: the sha256 checked at load (hashed here only
         # for --weights random), the model is never changed here
         self.encoder = None
-        with self.stages("support", str(options.support_dir or options.index or "none")):
+        source = str(options.support_dir or options.index or "none")
+        with self.stages("support", source) as line:
             if not options.zero_shot and (
                 options.support_dir is not None or options.index is not None
             ):
                 self.encoder = encoder_identity(self.model, self.weights_info.encoder_sha256)
             self.bank = self._open_support(device)
+            if self.bank is not None:
+                line.detail = f"{source}: {len(self.bank)} shapes"
         if self.labeler_name == "auto-index":
             self.labeler_name = self._fallback_for_index()
         self.labeler = self._make_labeler()
@@ -159,14 +162,18 @@ class NetworkLoading:
         is the process's work, and the first input's times compare with the hundredth's."""
         mark = self._input_mark
         if self.device is not None or mark is None:
-            self.load_network()
+            with self.stages.about(None):
+                self.load_network()
             return
         clock, seconds = time.perf_counter(), dict(self.stages.seconds)
-        self.load_network()
+        with self.stages.about(None):  # the process's work, shown as setup
+            self.load_network()
         started, before = mark
         spent = {
             name: total - seconds.get(name, 0.0) for name, total in self.stages.seconds.items()
         }
         names = set(before) | set(spent)
         moved = {name: before.get(name, 0.0) + spent.get(name, 0.0) for name in names}
-        self._input_mark = (started + time.perf_counter() - clock, moved)
+        loading = time.perf_counter() - clock
+        self._setup_seconds += loading
+        self._input_mark = (started + loading, moved)

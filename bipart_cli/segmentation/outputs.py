@@ -51,14 +51,27 @@ class Outputs:
             result.warnings = [*result.warnings, warning]
             self._warn(asset, [warning])
 
-    def _timings(self, started: float, before: dict[str, float]) -> dict[str, float]:
-        """Seconds per stage spent on the current input, and ``total``."""
-        timings = {
-            name: round(seconds - before.get(name, 0.0), 4)
-            for name, seconds in self.stages.seconds.items()
-            if seconds - before.get(name, 0.0) > 0
+    def _timings(
+        self, started: float, before: dict[str, float], running: tuple[str, float] | None = None
+    ) -> dict[str, float]:
+        """Seconds per stage spent on the current input, ``other`` (the work between
+        stages) and ``total``, their sum: the input's wall time from its load on.
+
+        ``running``: a stage still under way and its seconds so far (the sidecar is written
+        inside ``write``). ``setup``, outside ``total``, on the process's first input: its
+        one-time work (libraries, torch, the weights, the support), before or during it.
+        """
+        spent = {
+            name: seconds - before.get(name, 0.0) for name, seconds in self.stages.seconds.items()
         }
-        timings["total"] = round(time.perf_counter() - started, 4)
+        if running is not None:
+            spent[running[0]] = spent.get(running[0], 0.0) + running[1]
+        timings = {name: round(seconds, 4) for name, seconds in spent.items() if seconds > 0}
+        wall = time.perf_counter() - started
+        timings["other"] = round(max(0.0, wall - sum(timings.values())), 4)
+        timings["total"] = round(sum(timings.values()), 4)
+        if self._setup_seconds:
+            timings["setup"] = round(self._setup_seconds, 4)
         return timings
 
     def _summarize(self, result: SegmentResult) -> None:
@@ -131,8 +144,9 @@ class Outputs:
             "settings": result.settings,
             "warnings": result.warnings,
             "reused": result.reused,
-            "timings": self._timings(started, before),
+            "timings": {},  # filled in last, with the write stage's own time
         }
+        writing = time.perf_counter()
         with staged_outputs(f"outputs to {out_dir}") as staged:  # all files or none
             paths = write_outputs(
                 asset,
@@ -159,7 +173,19 @@ class Outputs:
                     title=f"{asset.source.name if asset.source else asset.stem}, up {result.up_axis}",
                     outputs=staged,
                 )
+            timings = self._timings(started, before, ("write", time.perf_counter() - writing))
+            _set_sidecar_timings(staged.staged(paths.json), timings)
         result.outputs = {
             **{k: str(v) for k, v in paths.__dict__.items() if v is not None},
             **outputs,
         }
+
+
+def _set_sidecar_timings(path: Path, timings: dict[str, float]) -> None:
+    """Put ``timings`` in the staged sidecar at ``path``: known only once the other files
+    are written, they take the place ``write_outputs`` kept for them (a few KB rewritten)."""
+    import json
+
+    summary = json.loads(path.read_text(encoding="utf-8"))
+    summary["timings"] = timings
+    path.write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n", encoding="utf-8")

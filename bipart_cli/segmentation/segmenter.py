@@ -14,6 +14,7 @@ lives in its own module, as one base class of :class:`Segmenter`:
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ class Segmenter(NetworkLoading, StoredRuns, StageSequence, Outputs):
     def __init__(self, part_names: list[str] | None, options: SegmentOptions, stages=None) -> None:
         from ..runtime import Stages, import_pipeline_libraries
 
+        started = time.perf_counter()
         self.part_names = list(part_names or [])
         self.options = options
         self.stages = stages if stages is not None else Stages(quiet=True)
@@ -45,18 +47,21 @@ class Segmenter(NetworkLoading, StoredRuns, StageSequence, Outputs):
             import_pipeline_libraries(network=False)
         self.device = None  # set by load_network
         self.runs = None
-        self._unprovided: list[str] = []
+        self._support_gap: str | None = None  # the support's missing parts, one line
         self._up = UpReading(options.up, "not settled yet")  # settle_up's, per input
         self._input_mark: tuple[float, dict[str, float]] | None = None
+        self._setup_seconds = 0.0  # the process's one-time work told with the current input
         if self.part_names:
             from ..store import ArrayStore
             from .reuse import RunStore
 
-            with self.stages("support", "hashing its files and the weights'"):
+            with self.stages("reuse", "stored runs: support files and weights hashed"):
                 store = ArrayStore(cache_root() / "features")
                 self.runs = RunStore.for_options(options, self.labeler_name, store)
         if self.runs is None:  # every input computes: the model now, and its errors now
             self.load_network()
+        # the process's one-time work, told as the first input's "setup" (outside its total)
+        self._setup_pending = time.perf_counter() - started
 
     def run(self, path: str) -> SegmentResult:
         """Segment one file; any error becomes a failed result, not an exception.

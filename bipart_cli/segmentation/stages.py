@@ -12,7 +12,7 @@ import numpy as np
 from ..errors import InvalidInputError, UsageError
 from ..io.regions import labels_following_regions
 from ..predict import adapt_and_predict
-from ..support import SupportShape, unprovided_parts
+from ..support import SupportShape, support_gap_warning
 from .request import SegmentResult
 
 if TYPE_CHECKING:
@@ -69,10 +69,14 @@ class StageSequence:
         with self.stages("support", f"up to {self.options.adapt.support_size} shapes") as line:
             support = self.retrieve(network_points, part_names, exclude_sha256, category)
             line.detail = f"{len(support)} shapes"
-        self._unprovided = unprovided_parts(part_names, support, target_labels)
+        self._support_gap = support_gap_warning(
+            part_names, support, target_labels, zero_shot=self.bank is None
+        )
         if not support and target_labels is None:
             raise UsageError(
-                f"no support shapes match the parts {', '.join(part_names)} and the target has no pseudo labels"
+                f"no support shape labels at least half of the parts {', '.join(part_names)} "
+                "(a shape that labels fewer is another kind of object, never support) and the "
+                "target has no pseudo labels"
             )
         with self.stages("up", up) as line:
             sources = [shape.points for shape in support]
@@ -214,10 +218,7 @@ class StageSequence:
                 asset, dense.face_index, labels, scores, len(self.part_names), agreement
             )
             line.detail = f"{changed} points follow their piece"
-        warnings = [
-            f"no support shape or detector box provides the part {name!r}"
-            for name in self._unprovided
-        ]
+        warnings = [self._support_gap] if self._support_gap else []
         if self._up.warning:
             warnings.append(self._up.warning)
         self._warn(asset, warnings)

@@ -24,8 +24,13 @@ class StoredRuns:
 
         # the input's timings start before its load
         self._input_mark = (time.perf_counter(), dict(self.stages.seconds))
-        with self.stages("load", path.name):
+        self._setup_seconds, self._setup_pending = self._setup_pending, 0.0
+        with self.stages("load", "the asset") as line:
             asset = load_asset(path)
+            count, unit = (
+                (len(asset.faces), "faces") if asset.is_mesh else (len(asset.vertices), "points")
+            )
+            line.detail = f"{count} {unit}"
         if self.runs is None or not asset.sha256:
             return asset
         return self._reused_result(asset) or asset

@@ -24,7 +24,7 @@ from .selection import (
     surviving_part_count,
     surviving_parts,
 )
-from .shapes import SupportShape, remap_pseudo_labels, unprovided_parts
+from .shapes import SupportShape, remap_pseudo_labels, support_gap_warning, unprovided_parts
 
 __all__ = [
     "BPS_POINTS",
@@ -42,6 +42,7 @@ __all__ = [
     "remap_pseudo_labels",
     "select_support",
     "surviving_part_count",
+    "support_gap_warning",
     "surviving_parts",
     "unprovided_parts",
 ]

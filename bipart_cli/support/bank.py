@@ -2,9 +2,11 @@
 
 A :class:`SupportBank` wraps an opened index. For a target it keeps the
 entries of the same category (or, without a category, those whose part names
-match the target's), ranks them by centred-cosine BPS similarity, applies the
-part-perfect rule, and returns :class:`~bipart_cli.support.SupportShape` items
-whose labels are re-indexed to the target's part names.
+match the target's), leaves out those whose labels name fewer than half the requested
+parts (another kind of object: :data:`~.selection.MIN_NAMED_SHARE`), ranks the rest by
+centred-cosine BPS similarity, applies the part-perfect rule, and returns
+:class:`~bipart_cli.support.SupportShape` items whose labels are re-indexed to the
+target's part names.
 """
 
 from __future__ import annotations
@@ -151,13 +153,20 @@ class SupportBank:
                 seed=seed,
                 device=device,
                 progress=False,
+                # names are matched to the request at retrieval (candidates by part name)
+                names_as_parts=True,
             )
         finally:
             log.setLevel(level)
         index = ShapeIndex.open(cache)
         failed = list(getattr(summary, "failed", []) or [])
+        unlabeled = list(getattr(summary, "unlabeled", []) or [])
         if not index.entries:
-            found = f"{len(failed)} file(s), none labeled" if failed else "no assets"
+            found = (
+                f"{len(failed) + len(unlabeled)} file(s), none labeled"
+                if failed or unlabeled
+                else "no assets"
+            )
             raise UsageError(
                 f"--support {folder}: the folder has no labeled shapes ({found}); label parts by "
                 "node names, a PLY label property or <stem>_labels.npy with parts.json, "
@@ -165,6 +174,14 @@ class SupportBank:
             )
         if failed:
             log.warning("--support: %d file(s) skipped, e.g. %s", len(failed), failed[0]["error"])
+        if unlabeled:
+            first = unlabeled[0]
+            log.warning(
+                "--support: %d unlabeled file(s) left out, e.g. %s (%s)",
+                len(unlabeled),
+                first["path"],
+                first["names"],
+            )
         if summary.not_written:  # said here: the build's own warning was silenced above
             from ..store import warn_unwritable_cache
 
@@ -180,8 +197,10 @@ class SupportBank:
         """Entry rows usable as support for a target with ``part_names``.
 
         With a category: its entries. Without: every entry that shares at least one
-        part name with the target; part-perfect selection then prefers those that
-        show the most of the target's parts, and BPS similarity the closest shapes.
+        part name with the target. Either way an entry whose labels name fewer than half
+        of ``part_names`` is left out: a table (top, leg) is no support for a chair's back,
+        seat and leg, even to fill M. Part-perfect selection then prefers those that show
+        the most of the target's parts, and BPS similarity the closest shapes.
         """
         return self._candidate_rows(part_names, category, exclude_sha256).tolist()
 
@@ -199,7 +218,20 @@ class SupportBank:
             rows = np.flatnonzero(listed)
         if exclude_sha256:
             rows = rows[~np.isin(rows, self._lookups.rows_with_sha256(exclude_sha256))]
-        return rows
+        return rows[self._names_enough_parts(rows, part_names)]
+
+    def _names_enough_parts(self, rows: np.ndarray, part_names: list[str]) -> np.ndarray:
+        """(R,) bool: which entry ``rows`` name enough of ``part_names`` to be support
+        (:func:`~.selection.names_enough_parts`). The entries' own part names decide, not
+        which parts survive in their labels: a category whose shapes all list its parts
+        (every benchmark index) keeps every shape, so its picks are as before."""
+        from .selection import names_enough_parts
+
+        requested = lower_names(part_names)
+        named = np.zeros(len(self.entries), dtype=np.int64)
+        for name in requested:
+            named[self._lookups.part.get(name, [])] += 1
+        return names_enough_parts(named[rows], len(requested))
 
     def part_counts(self, rows: list[int], part_names: list[str]) -> np.ndarray:
         """How many of the target's parts survive (Eq. 4) in each candidate."""

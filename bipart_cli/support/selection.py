@@ -25,6 +25,17 @@ from ..signatures import (  # noqa: F401  (re-exported: the support set's vocabu
 
 STRATEGIES = ("part-perfect", "similarity", "random")
 
+# A candidate whose labels name fewer than this share of the requested parts is another kind
+# of object (a table for a chair's back, seat and leg), never support: fewer shapes beat
+# wrong ones. Half keeps a chair without arms for back, seat, leg and arm.
+MIN_NAMED_SHARE = 0.5
+
+
+def names_enough_parts(named_counts: np.ndarray, requested: int) -> np.ndarray:
+    """(M,) bool: the candidates whose labels name at least :data:`MIN_NAMED_SHARE` of the
+    ``requested`` parts, from how many of them each names, (M,) int."""
+    return np.asarray(named_counts) >= MIN_NAMED_SHARE * requested
+
 
 def centered_cosine_similarity(
     query: np.ndarray, bank: np.ndarray, mean: np.ndarray | None = None

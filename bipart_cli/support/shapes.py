@@ -89,3 +89,46 @@ def unprovided_parts(
         has_points = labels.masks.any(axis=1) if labels.num_boxes else np.zeros(0, bool)
         provided.update(int(p) for p in labels.part_index[has_points])
     return [name for i, name in enumerate(part_names) if i not in provided]
+
+
+def _quoted(names: list[str]) -> str:
+    """``the part 'arm'`` or ``the parts 'arm', 'cushion'``."""
+    listed = ", ".join(repr(name) for name in names)
+    return f"the part {listed}" if len(names) == 1 else f"the parts {listed}"
+
+
+def support_gap_warning(
+    part_names: list[str],
+    support: list[SupportShape],
+    target_labels: PseudoLabels | None,
+    zero_shot: bool = False,
+) -> str | None:
+    """One warning line naming the requested parts that no support shape labels (and
+    whether the target's detector boxes make up for them), or None when none is missing.
+
+    ``zero_shot``: the support set is the target's own boxes, so only they count.
+    """
+    boxed = (
+        set()
+        if target_labels is None
+        else set(part_names) - set(unprovided_parts(part_names, [], target_labels))
+    )
+    if zero_shot:
+        missing = [name for name in part_names if name not in boxed]
+        return f"no detector box finds {_quoted(missing)}: nothing labels it" if missing else None
+    lacking = unprovided_parts(part_names, support, None)
+    if not lacking:
+        return None
+    shapes = f"none of the {len(support)} support shapes has" if support else "no support shape has"
+    line = f"{shapes} {_quoted(lacking)}"
+    taught = [name for name in lacking if name in boxed]
+    untaught = [name for name in lacking if name not in boxed]
+    if taught:
+        line += f"; only the detector's boxes teach {_quoted(taught)}"
+    if untaught:
+        them = "it" if len(untaught) == 1 else "them"
+        untaught_text = them if untaught == lacking else _quoted(untaught)
+        line += (
+            f"; nothing teaches {untaught_text}: add labeled shapes that have {them} to the support"
+        )
+    return line

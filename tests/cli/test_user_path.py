@@ -88,14 +88,19 @@ def test_stdout_holds_only_the_result(offline_run):
 def test_stages_are_shown_on_stderr_with_times(offline_run):
     stage_lines = {}
     for line in offline_run.stderr.splitlines():
-        words = line.split()
-        if words and words[0] in ("load", "sample", "label", "support", "adapt", "write"):
-            assert words[-1] == "s" and float(words[-2]) >= 0, line
-            stage_lines.setdefault(words[0], line)
+        words = line.split()  # about, stage, seconds, "s", what it found (issue 32 item 7)
+        if len(words) > 3 and words[1] in ("load", "sample", "label", "support", "adapt", "write"):
+            assert words[0] in ("setup", "chair.glb"), line
+            assert words[3] == "s" and float(words[2]) >= 0, line
+            stage_lines.setdefault(words[1], line)
     assert {"load", "sample", "support", "adapt", "write"} <= set(stage_lines), offline_run.stderr
     assert "label" not in stage_lines  # few-shot: no labeler ran
     used = len(json.loads(offline_run.stdout)["support"])  # the shapes found, not --support-size
-    retrieved = [line.split()[1:3] for line in offline_run.stderr.splitlines() if "shapes" in line]
+    retrieved = [
+        line.split()[4:6]
+        for line in offline_run.stderr.splitlines()
+        if line.startswith("chair.glb") and "shapes" in line
+    ]
     assert retrieved == [[str(used), "shapes"]], offline_run.stderr
 
 

@@ -547,6 +547,7 @@ def test_built_index_caches_the_descriptors_of_its_points(tmp_path, chair_glb):
         no_cache_features=True,
         n_dense=3000,
         progress=False,
+        names_as_parts=True,
     )
     index = ShapeIndex.open(tmp_path / "idx")
     assert index.manifest["descriptors"] == DESCRIPTOR_SET

@@ -34,9 +34,13 @@ def write_shape(path: Path, category: str, seed: int) -> None:
 
 @pytest.fixture(scope="module")
 def shapes_dir(tmp_path_factory) -> Path:
+    """Chairs and tables by category folder, each with a ``parts.json``: node names are
+    part labels only when one names them (issue 32 item 3)."""
     root = tmp_path_factory.mktemp("shapes")
     for category, seed in SHAPES:
         write_shape(root / category / f"{category}_{seed}.glb", category, seed)
+    for category in {category for category, _ in SHAPES}:
+        (root / category / "parts.json").write_text(json.dumps(CATEGORIES[category]))
     return root
 
 

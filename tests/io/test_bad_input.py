@@ -210,6 +210,8 @@ def test_line_breaks_in_node_names_are_escaped(run_bipart, tmp_path):
         box.apply_translation((0, 2.0 * shift, 0))
         scene.add_geometry(box, node_name=name, geom_name=f"g{shift}")
     (tmp_path / "lines.glb").write_bytes(scene.export(file_type="glb"))
+    # node names are part labels when a parts.json names them (issue 32 item 3)
+    (tmp_path / "parts.json").write_text(json.dumps(list(names)))
     result = run_bipart("info", "lines.glb", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()

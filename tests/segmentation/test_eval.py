@@ -41,6 +41,8 @@ def workspace(tmp_path_factory) -> Path:
         str(root / "index"),
         "--labeler",
         "given",
+        "--parts",  # node names are part labels when a request names them (issue 32 item 3)
+        ",".join(PARTS),
         "--no-cache-features",
         "--points",
         N_DENSE,

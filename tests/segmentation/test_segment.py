@@ -468,7 +468,9 @@ def test_an_index_s_features_and_the_target_s_are_kept_for_the_next_process(tmp_
     target = write_chair(tmp_path / "target.glb", TARGET_SEEDS[0])
     weights = _tiny_weights(tmp_path / "weights")
     index = tmp_path / "index"
-    build_index(tmp_path / "chairs", index, weights=str(weights), progress=False)
+    build_index(
+        tmp_path / "chairs", index, weights=str(weights), progress=False, names_as_parts=True
+    )
     monkeypatch.setenv("BIPART_CACHE", str(tmp_path / "cache"))
 
     def run():
