@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -21,7 +22,8 @@ def write_examples(
     colors: ColorMode = "natural",
 ) -> list[Path]:
     """Write ``<category>.glb`` for each category and ``chairs/chair_<k>.glb`` (a labeled
-    few-shot support set of ``n_chairs`` chairs with seeds ``seed + 1 ..``)."""
+    few-shot support set of ``n_chairs`` chairs with seeds ``seed + 1 ..``, with a
+    ``parts.json`` that makes their node names part labels for ``bipart index`` too)."""
     out_dir = Path(out_dir)
     jobs = [(out_dir / f"{category}.glb", category, seed) for category in categories]
     jobs += [
@@ -31,6 +33,10 @@ def write_examples(
     for path, category, shape_seed in jobs:
         atomic_write_bytes(path, make_shape(category, shape_seed, colors).export(file_type="glb"))
         written.append(path)
+    if n_chairs:
+        names = json.dumps({"parts": CATEGORIES["chair"]}) + "\n"
+        atomic_write_text(out_dir / "chairs" / "parts.json", names)
+        written.append(out_dir / "chairs" / "parts.json")
     return written
 
 

@@ -81,9 +81,23 @@ def test_write_examples(tmp_path):
         "table.glb",
         "chairs/chair_0.glb",
         "chairs/chair_1.glb",
+        "chairs/parts.json",
     ]
     assert load_asset(paths[0]).part_names == ["top", "leg"]
     assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_the_example_chairs_can_be_indexed(tmp_path):
+    """Node names are part labels for ``bipart index`` only when a parts.json names them
+    (issue #32 item 3): the example chairs, written or bundled, carry one."""
+    from bipart_cli.index import ShapeIndex, build_index
+
+    write_examples(tmp_path, categories=(), n_chairs=2)
+    for folder in (tmp_path / "chairs", EXAMPLES / "chairs"):
+        out = tmp_path / f"index-{folder.parent.name}"
+        build_index(folder, out, no_cache_features=True, progress=False, n_dense=4096)
+        chairs = len(list(folder.glob("*.glb")))
+        assert len(ShapeIndex.open(out).entries) == chairs
 
 
 def test_committed_examples_are_small_and_labeled():
