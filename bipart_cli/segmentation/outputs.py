@@ -143,6 +143,7 @@ class Outputs:
             "device": result.settings["device"],
             "settings": result.settings,
             "warnings": result.warnings,
+            "support_fit": result.support_fit,
             "reused": result.reused,
             "timings": {},  # filled in last, with the write stage's own time
         }

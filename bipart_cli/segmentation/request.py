@@ -103,6 +103,8 @@ class SegmentResult:
     error: str | None = None
     # the labels of an earlier run of the same file and settings, read from bipart's cache
     reused: bool = False
+    # how well the support fits the input (bipart_cli.fit.SupportFit.to_json); None without one
+    support_fit: dict[str, Any] | None = None
     dense_labels: np.ndarray | None = None
     dense_scores: np.ndarray | None = None
 

@@ -48,6 +48,7 @@ RECORD_FIELDS = {
     "up_axis": str,
     "settings": dict,
     "warnings": list,
+    "support_fit": (dict, type(None)),
 }
 # what computes a run's labels besides bipart's own code
 

@@ -49,6 +49,7 @@ class Segmenter(NetworkLoading, StoredRuns, StageSequence, Outputs):
         self.runs = None
         self._support_gap: str | None = None  # the support's missing parts, one line
         self._up = UpReading(options.up, "not settled yet")  # settle_up's, per input
+        self.support_fit = None  # the last computed input's (bipart_cli.fit.SupportFit)
         self._input_mark: tuple[float, dict[str, float]] | None = None
         self._setup_seconds = 0.0  # the process's one-time work told with the current input
         if self.part_names:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import InvalidInputError, UsageError
+from ..fit import calibrated_scores, measure_fit
 from ..io.regions import labels_following_regions
 from ..predict import adapt_and_predict
 from ..support import SupportShape, support_gap_warning
@@ -116,6 +117,12 @@ class StageSequence:
             target_descriptors=target_descriptors,
             seed=self.options.seed,
         )
+        self.support_fit = None
+        if support:
+            with self.stages("fit", "the support against the target") as line:
+                fit = measure_fit(network_points, dense_points, labels, support)
+                line.detail = f"distance {fit.distance:.2f}, agreement {fit.agreement:.0%}"
+            self.support_fit = fit
         return labels, scores, support_ids
 
     def _network_indices(self, points: np.ndarray) -> np.ndarray:
@@ -221,6 +228,8 @@ class StageSequence:
         warnings = [self._support_gap] if self._support_gap else []
         if self._up.warning:
             warnings.append(self._up.warning)
+        fit = self.support_fit
+        warnings += self._fit_warnings(fit)
         self._warn(asset, warnings)
         result = SegmentResult(
             input=str(asset.source),
@@ -234,10 +243,23 @@ class StageSequence:
             warnings=warnings,
             settings=self.settings(),
             dense_labels=labels,
-            dense_scores=scores,
+            dense_scores=calibrated_scores(scores, fit),
+            support_fit=None if fit is None else fit.to_json(support_ids),
         )
         self._finish(asset, dense, result, started, before)
         return result
+
+    def _fit_warnings(self, fit) -> list[str]:
+        """The one warning of a support that fits the target poorly (:mod:`bipart_cli.fit`)."""
+        options = self.options
+        if options.support_dir is not None:
+            source = f"the shapes in {options.support_dir}"
+        else:
+            source = f"the index {options.index}" + (
+                f", category {options.category}" if options.category else ""
+            )
+        warning = None if fit is None else fit.warning(source)
+        return [] if warning is None else [warning]
 
 
 def _repeat_labels(labels: PseudoLabels, times: int) -> PseudoLabels:
