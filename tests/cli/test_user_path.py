@@ -105,10 +105,12 @@ def test_stages_are_shown_on_stderr_with_times(offline_run):
 
 
 def test_unprovided_part_warns_on_stderr_and_in_json(offline_run, root):
+    # an office chair from three four-legged ones: the support's fit may warn too (test_fit)
     warnings = [line for line in offline_run.stderr.splitlines() if line.startswith("warning:")]
-    assert len(warnings) == 1 and "'cushion'" in warnings[0], offline_run.stderr
+    about_parts = [line for line in warnings if "fits this shape poorly" not in line]
+    assert len(about_parts) == 1 and "'cushion'" in about_parts[0], offline_run.stderr
     record = json.loads(offline_run.stdout)
-    assert len(record["warnings"]) == 1 and "'cushion'" in record["warnings"][0]
+    assert len(record["warnings"]) == len(warnings) and "'cushion'" in record["warnings"][0]
     sidecar = json.loads((root / "out" / "chair.parts.json").read_text())
     assert sidecar["warnings"] == record["warnings"]
 
@@ -160,7 +162,8 @@ def test_quiet_silences_progress_and_notices(root):
         *FAST,
     )
     assert done.returncode == 0, done.stderr
-    assert done.stderr == ""
+    # warnings still show (here the support's fit: an office chair from four-legged ones)
+    assert all(line.startswith("warning: ") for line in done.stderr.splitlines()), done.stderr
     assert done.stdout.startswith("targets/chair.glb: few-shot")
 
 
