@@ -88,6 +88,12 @@ GROUPS: dict[str, tuple[str, list[Step]]] = {
             ),
             Step("pose", "quality/pose.py", page=False),
             Step("face_smoothing", "quality/face_smoothing.py", page=False),
+            Step(
+                "support_fit",
+                "quality/support_fit.py",
+                env={"BIPART_FEATURE_CACHE_MB": "30000"},
+                page=False,
+            ),
         ],
     ),
     "speed": (
