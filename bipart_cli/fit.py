@@ -37,13 +37,13 @@ if TYPE_CHECKING:
 # the support's distance is the mean over this many nearest shapes: one close shape among
 # unlike ones is not a fitting support
 NEAREST = 3
-# chosen on the train splits (benchmarks/quality/support_fit.py): they warn on 86% of the runs
+# chosen on the train splits (benchmarks/quality/support_fit.py): they warn on 84% of the runs
 # with another category's support, 53% of own-category runs under 60 mIoU, 5% of the others
 DISTANCE_LIMIT = 0.40
 AGREEMENT_LIMIT = 0.65
 # logit of P(the support is of the target's kind) = a * distance + b * agreement + c, fitted
 # on the same runs (as many from each category's own support as from another's)
-FIT_LOGIT = (-24.83, 3.70, 5.99)
+FIT_LOGIT = (-25.81, 2.85, 6.96)
 # target points compared with the transfer: enough for a share to within a percent
 AGREEMENT_POINTS = 4096
 
@@ -97,8 +97,9 @@ class SupportFit:
             return None
         reasons = []
         if self.distance > DISTANCE_LIMIT:
+            nearest = min(NEAREST, len(self.distances))
             reasons.append(
-                f"its nearest {NEAREST} shapes are at Chamfer distance {self.distance:.2f} "
+                f"its nearest {nearest} shapes are at Chamfer distance {self.distance:.2f} "
                 f"(poor above {DISTANCE_LIMIT:.2f})"
             )
         if self.agreement < AGREEMENT_LIMIT:
