@@ -67,6 +67,7 @@ def run_eval(tiny_eval, **options):
     return evaluate_index(str(tiny_eval / "index"), **options)
 
 
+@pytest.mark.slow
 def test_report_lists_each_targets_support_shapes(tiny_eval):
     from bipart_cli.index import ShapeIndex
 

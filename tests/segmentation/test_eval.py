@@ -159,6 +159,7 @@ def test_segment_with_support_folder(workspace):
     assert not any((workspace / "chairs").glob("*.safetensors"))
 
 
+@pytest.mark.slow
 def test_zero_shot_without_index(workspace):
     out_dir = workspace / "out_zero"
     result = segment_chair(

@@ -68,6 +68,7 @@ def test_few_shot_random_weights_beats_chance(api_run):
         assert shape_miou(result.dense_labels, gt, len(PARTS)) > 0.42, path.name
 
 
+@pytest.mark.slow
 def test_batch_with_corrupt_input_and_glob(tmp_path, run_bipart, monkeypatch):
     monkeypatch.setenv("BIPART_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("COLUMNS", "300")  # rich wraps log lines at the terminal width
@@ -142,6 +143,7 @@ def _segment_with_up(api_run, targets: list[Path], up: str) -> list:
     return few_shot_segment(api_run[0], targets, up=up)
 
 
+@pytest.mark.slow
 def test_up_z_undoes_a_z_up_export(api_run, tmp_path):
     """A Z-up copy of a target segmented with ``--up z`` gets the Y-up target's labels."""
     from bipart_cli.orientation import Z_UP_TO_Y_UP
@@ -204,6 +206,7 @@ def test_a_z_up_gltf_is_read_y_up_as_specified_with_a_warning(api_run, tmp_path)
     assert asked.up_axis == "z" and asked.warnings == []
 
 
+@pytest.mark.slow
 def test_match_pose_turns_the_support_to_a_target_lying_on_its_back(api_run, tmp_path):
     """Without --up z, ``--match-pose`` (the default) turns the upright support chairs to
     the Z-up target, so its parts come out right; as given, they do not."""
@@ -222,6 +225,7 @@ def test_match_pose_turns_the_support_to_a_target_lying_on_its_back(api_run, tmp
     assert matched_miou > as_given_miou + 0.1, (matched_miou, as_given_miou)
 
 
+@pytest.mark.slow
 def test_up_pca_is_invariant_to_the_target_rotation(api_run, tmp_path):
     from scipy.spatial.transform import Rotation
 
@@ -432,6 +436,7 @@ def test_the_support_s_poses_are_kept_and_checked(tmp_path, monkeypatch):
     np.testing.assert_array_equal(store.read("pose", key)["rotations"], rotations)  # replaced
 
 
+@pytest.mark.slow
 def test_stored_support_features_follow_the_weights_file(tmp_path):
     """``--support DIR`` keeps its shapes' features keyed by the weights file's sha256:
     other weights written over the same folder get their own features, equal to those

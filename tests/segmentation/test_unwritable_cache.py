@@ -53,6 +53,7 @@ def chairs(tmp_path):
     return tmp_path
 
 
+@pytest.mark.slow
 def test_a_read_only_cache_with_a_complete_support_index_is_used(chairs):
     """Issue 31 item 1: the support index's lock could not be created: internal error."""
     cache = chairs / "cache"
@@ -77,6 +78,7 @@ def test_a_read_only_cache_with_a_complete_support_index_is_used(chairs):
     assert line.startswith("error: cannot write the index in ") and "internal" not in line
 
 
+@pytest.mark.slow
 def test_a_full_cache_disk_costs_only_speed(chairs, monkeypatch, capsys):
     """Issue 31 item 2: safetensors wraps ENOSPC in a SafetensorError, which the store let
     through (it caught OSError only). The disk is full for every write the store makes."""
@@ -100,6 +102,8 @@ def test_a_full_cache_disk_costs_only_speed(chairs, monkeypatch, capsys):
         points=2048, device="cpu", write=False,
     )  # fmt: skip
     assert [r.ok for r in results] == [True, True], [r.error for r in results]
-    (warning,) = capsys.readouterr().err.strip().splitlines()  # once, for every write
-    assert "cannot write bipart's cache" in warning and "No space left on device" in warning
+    lines = capsys.readouterr().err.strip().splitlines()
+    # once, for every write (three generated chairs may also be warned as a poor fit)
+    (warning,) = [line for line in lines if "cannot write bipart's cache" in line]
+    assert "No space left on device" in warning
     assert not list((chairs / "cache").rglob("features/*/*.safetensors"))

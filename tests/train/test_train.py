@@ -75,6 +75,7 @@ def test_outer_loss_equals_naive_loss_and_gradients(outer_case, first_order):
         torch.testing.assert_close(grad, naive_grads[name], rtol=1e-4, atol=1e-6, msg=name)
 
 
+@pytest.mark.slow
 def test_second_order_gradients_differ_from_first_order(outer_case):
     shapes, batch, supports = outer_case
     model = tiny_model()
