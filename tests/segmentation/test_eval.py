@@ -153,7 +153,7 @@ def test_segment_with_support_folder(workspace):
         target, out_dir, "--support", str(workspace / "chairs"), labeler="none", cache=cache
     )
     check_outputs(result, out_dir, "other_chair", mode="few-shot")
-    assert sorted(result["support"]) == sorted(p.name for p in (workspace / "chairs").iterdir())
+    assert sorted(result["support"]) == sorted(p.name for p in (workspace / "chairs").glob("*.glb"))
     # the folder was indexed into $BIPART_CACHE, not next to the assets
     assert any((cache / "support").rglob("*.safetensors"))
     assert not any((workspace / "chairs").glob("*.safetensors"))
