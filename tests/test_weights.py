@@ -88,6 +88,7 @@ def test_default_weights_beat_the_untrained_model_on_unseen_chairs(chair_scores)
     assert (trained > untrained).sum() >= 6, (trained, untrained)
 
 
+@pytest.mark.slow
 def test_the_tool_defaults_segment_unseen_chairs_well_with_either_weights(chair_scores):
     """The descriptors and the kNN mix carry most of the tool's defaults on these easy
     chairs, so the weights matter less there. Measured: 0.904 trained, 0.907 untrained."""
@@ -140,6 +141,7 @@ def test_folder_weights_record_verify_and_reject_non_finite(tmp_path):
         resolve_weights(str(tmp_path / "nan"))
 
 
+@pytest.mark.slow
 def test_equal_weights_give_equal_files_in_every_process(tmp_path):
     """Issue 15 item 19: safetensors wrote its metadata in a per-process hash order, so the
     same seed gave files with different sha256s."""

@@ -102,6 +102,7 @@ console_script()
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("thread", ["none", "thread"])
 def test_the_executable_skips_the_teardown_but_not_its_code_output_or_exit_hooks(tmp_path, thread):
     """The console script ends without the interpreter's teardown (~0.2 s), after running

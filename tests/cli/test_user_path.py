@@ -238,6 +238,7 @@ def test_batch_script_passes_options_through(root):
     assert record["weights"]["weights_id"] == "random"  # --weights reached bipart
 
 
+@pytest.mark.slow
 def test_examples_command_writes_labeled_support_sets(root):
     """``bipart examples``: one labeled support folder per category, usable offline."""
     from bipart_cli.io import load_asset

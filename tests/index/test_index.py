@@ -730,6 +730,7 @@ def test_a_manifest_naming_a_record_twice_is_corrupt(tmp_path, records, how):
         ShapeIndex.open(out)
 
 
+@pytest.mark.slow
 def test_every_command_refuses_a_repeated_entry_in_one_line(tmp_path, records):
     write_index(tmp_path / "idx", records)
     path = tmp_path / "idx" / "manifest.json"

@@ -231,6 +231,7 @@ def test_bad_files_are_reported_and_skipped_with_exit_3(shapes_dir, tmp_path):
     assert len(ShapeIndex.open(out)) == len(SHAPES)
 
 
+@pytest.mark.slow
 def test_killed_build_resumes_to_the_same_index(shapes_dir, reference, tmp_path):
     out = tmp_path / "index"
     args = [str(shapes_dir), "--out", str(out), *FAST]
@@ -247,6 +248,7 @@ def test_killed_build_resumes_to_the_same_index(shapes_dir, reference, tmp_path)
     assert not (out / STAGING_DIR).exists()
 
 
+@pytest.mark.slow
 def test_interrupted_rebuild_resumes_and_keeps_the_old_index_valid(
     shapes_dir, reference, tmp_path, monkeypatch
 ):

@@ -234,6 +234,7 @@ def kill_mid_epoch_2(command: list[str], run: Path) -> None:
         process.wait()
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_uninterrupted_losses_and_weights(tmp_path, basis_points):
     index, config = tmp_path / "index", tmp_path / "model.json"
     write_tiny_index(index, basis_points)
@@ -312,6 +313,7 @@ def gloo_available() -> bool:
     return dist.is_available() and dist.is_gloo_available()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not gloo_available(), reason="torch.distributed with gloo is not built in")
 def test_two_gloo_processes_match_one_process(tmp_path):
     script = tmp_path / "dist_train.py"
