@@ -34,10 +34,15 @@ def write_examples(
         atomic_write_bytes(path, make_shape(category, shape_seed, colors).export(file_type="glb"))
         written.append(path)
     if n_chairs:
-        names = json.dumps({"parts": CATEGORIES["chair"]}) + "\n"
-        atomic_write_text(out_dir / "chairs" / "parts.json", names)
-        written.append(out_dir / "chairs" / "parts.json")
+        written.append(_write_part_names(out_dir / "chairs", "chair"))
     return written
+
+
+def _write_part_names(folder: Path, category: str) -> Path:
+    """``folder/parts.json``: the category's part names in ``CATEGORIES`` order."""
+    path = folder / "parts.json"
+    atomic_write_text(path, json.dumps({"parts": CATEGORIES[category]}) + "\n")
+    return path
 
 
 def write_corpus(
@@ -56,8 +61,6 @@ def write_corpus(
     the bundled examples (plain small seeds). Existing files are kept (re-runs resume).
     ``categories`` None: ``DEFAULT_CATEGORIES``.
     """
-    import json
-
     out_dir = Path(out_dir)
     chosen = list(DEFAULT_CATEGORIES) if categories is None else list(categories)
     unknown = [c for c in chosen if c not in CATEGORIES]
@@ -67,7 +70,7 @@ def write_corpus(
     for category in chosen:
         folder = out_dir / category
         folder.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(folder / "parts.json", json.dumps({"parts": CATEGORIES[category]}) + "\n")
+        _write_part_names(folder, category)
         code = list(CATEGORIES).index(category)
         for k in range(per_category):
             path = folder / f"{category}_{k:04d}.glb"

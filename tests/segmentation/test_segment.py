@@ -131,11 +131,14 @@ def test_a_registry_without_default_asks_for_explicit_weights(monkeypatch):
 
 
 def _rotated_chair(path: Path, seed: int, rotation: np.ndarray) -> Path:
+    """A generated chair turned by ``rotation`` (3, 3), written in the format of ``path``'s
+    suffix (GLB: Y-up by its spec; OBJ: no specified up axis)."""
     scene = make_shape("chair", seed)
     transform = np.eye(4)
     transform[:3, :3] = rotation
     scene.apply_transform(transform)
-    path.write_bytes(scene.export(file_type="glb"))
+    data = scene.export(file_type=path.suffix[1:])
+    path.write_bytes(data if isinstance(data, bytes) else data.encode())
     return path
 
 
@@ -161,16 +164,6 @@ def test_up_z_undoes_a_z_up_export(api_run, tmp_path):
     assert float((plain.dense_labels == results[0].dense_labels).mean()) < agreement
 
 
-def _chair_obj(path: Path, seed: int, rotation: np.ndarray) -> Path:
-    """A generated chair turned by ``rotation`` (3, 3), written as OBJ (no specified up axis)."""
-    scene = make_shape("chair", seed)
-    transform = np.eye(4)
-    transform[:3, :3] = rotation
-    scene.apply_transform(transform)
-    path.write_text(scene.export(file_type="obj"))
-    return path
-
-
 def test_a_z_up_obj_gets_the_labels_of_its_y_up_original(api_run, tmp_path):
     """Issue 32 item 2: a Z-up OBJ (the Y-up chair turned +90 degrees about X, as exporters
     write Z-up) was read lying on its back, and 6% of its points changed part. With the
@@ -180,8 +173,8 @@ def test_a_z_up_obj_gets_the_labels_of_its_y_up_original(api_run, tmp_path):
 
     root = api_run[0]
     seed = TARGET_SEEDS[0]
-    y_up = _chair_obj(tmp_path / "y_up.obj", seed, np.eye(3))
-    z_up = _chair_obj(tmp_path / "z_up.obj", seed, Z_UP_TO_Y_UP.T)
+    y_up = _rotated_chair(tmp_path / "y_up.obj", seed, np.eye(3))
+    z_up = _rotated_chair(tmp_path / "z_up.obj", seed, Z_UP_TO_Y_UP.T)
     samples = [sample_dense(load_asset(p), N_DENSE, seed=0).points for p in (y_up, z_up)]
     np.testing.assert_allclose(samples[1] @ Z_UP_TO_Y_UP.T, samples[0], atol=1e-5)
     original, copy = few_shot_segment(root, [y_up, z_up])
