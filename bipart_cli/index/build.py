@@ -225,7 +225,8 @@ def build_index(
         names_as_parts=names_as_parts,
     )
     staging = None
-    with _write_lock(out) as unwritable:  # concurrent writers of one index take turns
+    with _write_lock(out) as lock_error:  # concurrent writers of one index take turns
+        unwritable = "" if lock_error is None else write_error_reason(lock_error)
         try:
             previous = _previous_index(out, settings, basis)
             previous_rows = (
@@ -295,7 +296,8 @@ def build_index(
                 if not unwritable:
                     writer.remove_unreferenced(manifest)
             elif unwritable:
-                raise OutputWriteError(f"cannot write the index in {out}: {unwritable}")
+                message = f"cannot write the index in {out}: {unwritable}"
+                raise OutputWriteError(message) from lock_error
             else:
                 manifest = _write_records(writer, sources, previous, previous_rows, staging)
             staging.remove()
@@ -323,18 +325,18 @@ def build_index(
 
 
 @contextlib.contextmanager
-def _write_lock(out: Path) -> Iterator[str]:
-    """:func:`index_lock` on ``out``, yielding ``""``; where the folder cannot be written (a
-    read-only cache, a full disk) no lock is held and the reason is yielded: the build may
+def _write_lock(out: Path) -> Iterator[OSError | None]:
+    """:func:`index_lock` on ``out``, yielding None; where the folder cannot be written (a
+    read-only cache, a full disk) no lock is held and the error is yielded: the build may
     then only find the index there up to date (renamed into place whole, it can be read
     without the lock)."""
     with contextlib.ExitStack() as stack:
         try:
             stack.enter_context(index_lock(out))
         except OSError as exc:
-            yield write_error_reason(exc)
+            yield exc
         else:
-            yield ""
+            yield None
 
 
 def _write_records(

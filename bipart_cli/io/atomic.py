@@ -126,9 +126,12 @@ def is_write_error(exc: BaseException) -> bool:
 
 
 def write_error_reason(exc: BaseException) -> str:
-    """``No space left on device``-style text of a write error."""
+    """``No space left on device``-style text of a write error, or of the write error that
+    caused it (an :class:`~bipart_cli.errors.OutputWriteError` raised from one)."""
     if isinstance(exc, OSError):
         return exc.strerror or str(exc)
+    if exc.__cause__ is not None and is_write_error(exc.__cause__):
+        return write_error_reason(exc.__cause__)
     text = str(exc)
     return text.split("I/O error:", 1)[-1].strip() if "I/O error:" in text else text
 

@@ -11,7 +11,9 @@ target's part names.
 
 from __future__ import annotations
 
+import functools
 import logging
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,6 +22,9 @@ import numpy as np
 from .lookup import lower_names, row_lookups
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from ..index import BuildSummary
     from .shapes import SupportShape
 
 # From this many candidates a query is bounded on a projection first (SupportBank._pruned_similarity)
@@ -104,6 +109,8 @@ class SupportBank:
         self._projected: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         # lookups built once: a 100k-entry index took ~60 ms a query to filter in a loop
         self._lookups = row_lookups(index)
+        # a temporary folder holding the index, when the cache could not (from_folder)
+        self._scratch: tempfile.TemporaryDirectory | None = None
 
     @classmethod
     def from_index(
@@ -130,63 +137,37 @@ class SupportBank:
         model=None,
         encoder: dict | None = None,
     ) -> SupportBank:
-        """Index a folder of labeled assets with the ``given`` labeler (incremental, cached), then open it."""
-        from ..errors import UsageError
-        from ..index import ShapeIndex, build_index
+        """Index a folder of labeled assets with the ``given`` labeler (incremental, kept in
+        ``cache``), then open it.
+
+        Where ``cache`` cannot be written (a read-only or full disk) and holds no index of
+        the folder that is up to date, the folder is indexed into a temporary folder, which
+        the bank keeps while it reads it (removed when the bank goes, or at exit); one
+        warning says that the cache was not written, so a later run indexes it again.
+        """
+        from ..errors import OutputWriteError, UsageError
+        from ..index import ShapeIndex
+        from ..store import warn_unwritable_cache
 
         if not Path(folder).is_dir():
             raise UsageError(f"--support {folder}: not a folder of labeled assets")
-        from ..runtime import log
-
-        level = log.level
-        log.setLevel(logging.CRITICAL)  # per-file errors are summed up below, in one line
+        index_folder = functools.partial(
+            _index_folder, folder, seed=seed, device=device, model=model, encoder=encoder
+        )
+        scratch = None
         try:
-            summary = build_index(
-                folder,
-                cache,
-                labeler="given",
-                # the model's encoder features are cached with the shapes, so a later
-                # process runs no encoder pass over them (a changed encoder re-encodes)
-                no_cache_features=model is None,
-                encoder_model=model,
-                encoder=encoder,
-                seed=seed,
-                device=device,
-                progress=False,
-                # names are matched to the request at retrieval (candidates by part name)
-                names_as_parts=True,
-            )
-        finally:
-            log.setLevel(level)
+            summary = index_folder(cache)
+        except OutputWriteError as exc:  # a read-only or full cache: a temporary index
+            scratch, summary = _index_in_scratch(index_folder, exc)
+            warn_unwritable_cache(cache, exc)
+            cache = Path(scratch.name)
         index = ShapeIndex.open(cache)
-        failed = list(getattr(summary, "failed", []) or [])
-        unlabeled = list(getattr(summary, "unlabeled", []) or [])
-        if not index.entries:
-            found = (
-                f"{len(failed) + len(unlabeled)} file(s), none labeled"
-                if failed or unlabeled
-                else "no assets"
-            )
-            raise UsageError(
-                f"--support {folder}: the folder has no labeled shapes ({found}); label parts by "
-                "node names, a PLY label property or <stem>_labels.npy with parts.json, "
-                "or write ready-made support sets with 'bipart examples DIR'"
-            )
-        if failed:
-            log.warning("--support: %d file(s) skipped, e.g. %s", len(failed), failed[0]["error"])
-        if unlabeled:
-            first = unlabeled[0]
-            log.warning(
-                "--support: %d unlabeled file(s) left out, e.g. %s (%s)",
-                len(unlabeled),
-                first["path"],
-                first["names"],
-            )
-        if summary.not_written:  # said here: the build's own warning was silenced above
-            from ..store import warn_unwritable_cache
-
+        _check_labeled(folder, index, summary)
+        if summary.not_written:  # said here: the build's own warning was silenced
             warn_unwritable_cache(cache, OSError(summary.not_written))
-        return cls(index, model, encoder)
+        bank = cls(index, model, encoder)
+        bank._scratch = scratch  # the temporary index is read as long as the bank is
+        return bank
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -364,3 +345,85 @@ class SupportBank:
                 descriptors=record.descriptors,
             )
         return self._records[key]
+
+
+def _index_folder(
+    folder: Path, out: Path, *, seed: int, device: str, model, encoder: dict | None
+) -> BuildSummary:
+    """:func:`~bipart_cli.index.build_index` of a ``--support`` folder into ``out``, its
+    per-file errors silenced (:func:`_check_labeled` sums them up in one line)."""
+    from ..index import build_index
+    from ..runtime import log
+
+    level = log.level
+    log.setLevel(logging.CRITICAL)
+    try:
+        return build_index(
+            folder,
+            out,
+            labeler="given",
+            # the model's encoder features are cached with the shapes, so a later
+            # process runs no encoder pass over them (a changed encoder re-encodes)
+            no_cache_features=model is None,
+            encoder_model=model,
+            encoder=encoder,
+            seed=seed,
+            device=device,
+            progress=False,
+            # names are matched to the request at retrieval (candidates by part name)
+            names_as_parts=True,
+        )
+    finally:
+        log.setLevel(level)
+
+
+def _index_in_scratch(
+    index_folder: Callable[[Path], BuildSummary], unwritable: Exception
+) -> tuple[tempfile.TemporaryDirectory, BuildSummary]:
+    """``index_folder`` into a new temporary folder, as the cache could not take it
+    (``unwritable``): (that folder, the build's summary)."""
+    from ..errors import OutputWriteError
+    from ..io.atomic import write_error_reason
+
+    try:
+        scratch = tempfile.TemporaryDirectory(prefix="bipart-support-", ignore_cleanup_errors=True)
+        try:
+            return scratch, index_folder(Path(scratch.name))
+        except BaseException:
+            scratch.cleanup()
+            raise
+    except (OSError, OutputWriteError) as exc:
+        raise OutputWriteError(
+            f"{unwritable}; nor in a temporary folder: {write_error_reason(exc)}"
+        ) from exc
+
+
+def _check_labeled(folder: Path, index, summary: BuildSummary) -> None:
+    """One error when the indexed ``--support`` folder gave no shape, one warning each for
+    the files it skipped and the unlabeled ones it left out."""
+    from ..errors import UsageError
+    from ..runtime import log
+
+    failed = list(getattr(summary, "failed", []) or [])
+    unlabeled = list(getattr(summary, "unlabeled", []) or [])
+    if not index.entries:
+        found = (
+            f"{len(failed) + len(unlabeled)} file(s), none labeled"
+            if failed or unlabeled
+            else "no assets"
+        )
+        raise UsageError(
+            f"--support {folder}: the folder has no labeled shapes ({found}); label parts by "
+            "node names, a PLY label property or <stem>_labels.npy with parts.json, "
+            "or write ready-made support sets with 'bipart examples DIR'"
+        )
+    if failed:
+        log.warning("--support: %d file(s) skipped, e.g. %s", len(failed), failed[0]["error"])
+    if unlabeled:
+        first = unlabeled[0]
+        log.warning(
+            "--support: %d unlabeled file(s) left out, e.g. %s (%s)",
+            len(unlabeled),
+            first["path"],
+            first["names"],
+        )
