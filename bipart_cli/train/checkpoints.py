@@ -205,10 +205,19 @@ def _verify_checksums(checkpoint: Path, checksums: Any) -> None:
 def _check_same_model(checkpoint: Path, model) -> None:
     """The checkpoint's ``config.json`` describes ``model``'s config: resumed with another
     ``--model-config`` (or without the run's), the weights cannot fit, and loading them
-    printed a whole state-dict mismatch. A :class:`UsageError` naming the first field."""
+    printed a whole state-dict mismatch. A :class:`UsageError` naming the first field.
+
+    A checkpoint that has lost its ``config.json`` is a :class:`CheckpointError`: the
+    weights record too little of the config (a radius or a neighbour count changes no
+    tensor's shape), so the run could go on with another model than it was started with."""
+    from ..errors import CheckpointError
+
     path = checkpoint / "config.json"
     if not path.is_file():
-        return  # model.safetensors' own checks still apply
+        raise CheckpointError(
+            f"cannot resume from {checkpoint}: its config.json is missing, so the run's model "
+            "cannot be compared with this one; start a new --out"
+        )
     saved = json.loads(path.read_text(encoding="utf-8"))
     if not isinstance(saved, dict):
         raise ValueError("config.json is not a JSON object")

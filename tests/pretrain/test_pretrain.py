@@ -175,6 +175,23 @@ def test_a_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
     assert state["step"] == 4
 
 
+def test_resume_without_the_checkpoints_config_is_refused(tmp_path):
+    """Issue 31 item 8: a checkpoint that had lost its config.json was not compared: an
+    encoder whose radii differ fits the same weights, and the run went on with it."""
+    rng = np.random.default_rng(0)
+    corpus = Corpus()
+    corpus.add("test", rng.normal(size=(400, 3)) * 0.5)
+    settings = PretrainSettings(steps=2, batch_size=2, save_every=2)
+    run = tmp_path / "run"
+    run_steps(MaskedAutoencoder(tiny_config()), corpus, run, settings, CPU, quiet=True)
+    (run / "checkpoint" / "config.json").unlink()
+    other = MaskedAutoencoder(tiny_config(local_radius=[0.1, 0.2, 0.4]))
+    longer = dataclasses.replace(settings, steps=4)
+    with pytest.raises(CheckpointError, match="its config.json is missing.*start a new --out"):
+        run_steps(other, corpus, run, longer, CPU, resume=True, quiet=True)
+    assert json.loads((run / "checkpoint" / "trainer_state.json").read_text())["step"] == 2
+
+
 def pretrain_command(run: Path, config: Path, *extra: str) -> list[str]:
     return [
         sys.executable, "-m", "bipart_cli", "pretrain", "--procedural", "6", "--out", str(run),

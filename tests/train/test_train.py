@@ -466,6 +466,25 @@ def test_resume_with_another_model_config_is_one_usage_line(one_epoch_run, tmp_p
     assert "--model-config the run was started with" in message and "\n" not in message
 
 
+def test_resume_without_the_checkpoints_config_is_refused(one_epoch_run, tmp_path):
+    """Issue 31 item 8: a checkpoint that had lost its config.json was not compared: a model
+    whose radii differ fits the same weights, and the run went on with it."""
+    from bipart_cli.errors import CheckpointError
+
+    run = tmp_path / "run"
+    shutil.copytree(one_epoch_run[0], run)
+    (run / "checkpoint" / "config.json").unlink()
+    model = tiny_model(local_radius=[0.1, 0.2, 0.4])
+    settings = small_settings(epochs=2)
+    with pytest.raises(CheckpointError) as caught:
+        train_model(model, one_epoch_run[1], run, settings, CPU, resume=True, quiet=True)
+    assert str(caught.value) == (
+        f"cannot resume from {run / 'checkpoint'}: its config.json is missing, so the run's "
+        "model cannot be compared with this one; start a new --out"
+    )
+    assert CheckpointError.exit_code == 1  # as a checkpoint without its checksums
+
+
 def test_resume_with_another_seed_is_refused(one_epoch_run, tmp_path):
     from bipart_cli.errors import UsageError
 
