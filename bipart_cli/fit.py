@@ -146,7 +146,8 @@ def calibrated_scores(scores: np.ndarray, fit: SupportFit | None) -> np.ndarray:
 
 
 def support_distances(target_points: np.ndarray, support: list[SupportShape]) -> list[float]:
-    """The Chamfer distance of target_points (N, 3) to each support shape as it lies."""
+    """The Chamfer distance of target_points (N, 3) to each support shape as it lies (a shape
+    pose matching left as it lay was scored there: the cost is read back, not recomputed)."""
     from .orientation import chamfer_distance
 
     return [chamfer_distance(target_points, shape.points) for shape in support]

@@ -10,7 +10,10 @@ frame; ``--up z`` rotates Z-up assets into it, ``--up auto`` settles Y or Z per 
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -95,8 +98,11 @@ def candidate_rotations(target: np.ndarray, source: np.ndarray) -> np.ndarray:
     24 that map ``source``'s principal axes onto ``target``'s in every order and sign
     (shapes turned by any angle). The identity comes first.
     """
-    target_frame = pca_rotation(target)
-    source_frame = pca_rotation(source)
+    return _candidates(pca_rotation(target), pca_rotation(source))
+
+
+def _candidates(target_frame: np.ndarray, source_frame: np.ndarray) -> np.ndarray:
+    """(48, 3, 3) :func:`candidate_rotations` from the two clouds' principal frames (3, 3)."""
     principal = target_frame.T @ AXIS_ROTATIONS @ source_frame  # (24, 3, 3)
     return np.concatenate([AXIS_ROTATIONS, principal])
 
@@ -122,10 +128,9 @@ def best_turn(target: np.ndarray, source: np.ndarray) -> tuple[np.ndarray, float
     of :func:`pose_costs`, coarse to fine: all of them on every fourth matched point,
     then the identity and the :data:`SHORTLIST` best on all :data:`MATCH_POINTS`.
     """
-    target = _unit_cloud(target)
-    source = _unit_cloud(source)
-    rotations = candidate_rotations(target, source)
-    coarse = _chamfer_costs(target[::COARSE_STRIDE], source[::COARSE_STRIDE], rotations)  # (48,)
+    target, source = match_cloud(target), match_cloud(source)
+    rotations = _candidates(target.frame, source.frame)
+    coarse = _chamfer_costs(target.coarse, source.coarse, rotations)  # (48,)
     shortlist = np.union1d([0], np.argsort(coarse, kind="stable")[:SHORTLIST])  # identity first
     costs = _chamfer_costs(target, source, rotations[shortlist])
     best = int(np.argmin(costs))
@@ -170,9 +175,8 @@ def pose_costs(target: np.ndarray, source: np.ndarray) -> tuple[np.ndarray, np.n
     Both clouds are centred and scaled to unit RMS radius first, and each keeps
     :data:`MATCH_POINTS` points (a seeded draw, so the answer is deterministic).
     """
-    target = _unit_cloud(target)
-    source = _unit_cloud(source)
-    rotations = candidate_rotations(target, source)
+    target, source = match_cloud(target), match_cloud(source)
+    rotations = _candidates(target.frame, source.frame)
     return rotations, _chamfer_costs(target, source, rotations)
 
 
@@ -182,21 +186,113 @@ def chamfer_distance(target: np.ndarray, source: np.ndarray) -> float:
     :func:`best_turn` gives a pose: 0 for the same shape; on the dev sets' train splits, 0.15
     to 0.39 to the nearest shapes of its category, 0.32 to 0.61 to another's (5th to 95th
     percentiles, ``benchmarks/quality/support_fit.py``)."""
-    return float(_chamfer_costs(_unit_cloud(target), _unit_cloud(source), np.eye(3)[None])[0])
+    return float(_chamfer_costs(match_cloud(target), match_cloud(source), IDENTITY)[0])
 
 
-def _chamfer_costs(target: np.ndarray, source: np.ndarray, rotations: np.ndarray) -> np.ndarray:
-    """(R,) symmetric Chamfer distances of ``source`` (m, 3) turned by each of
-    ``rotations`` (R, 3, 3) to ``target`` (n, 3)."""
-    from scipy.spatial import cKDTree
+def _chamfer_costs(target: MatchCloud, source: MatchCloud, rotations: np.ndarray) -> np.ndarray:
+    """(R,) symmetric Chamfer distances of ``source`` turned by each of ``rotations``
+    (R, 3, 3) to ``target``: those ``target`` scored before are read back, the others scored
+    now and kept (:attr:`MatchCloud.costs`).
 
-    # |R s - t| = |s - R^T t|: two trees and two batched queries score every candidate
-    turned_source = np.einsum("rij,nj->rni", rotations, source)  # (R, m, 3)
-    turned_target = np.einsum("rji,nj->rni", rotations, target)  # (R, n, 3)
-    to_target, _ = cKDTree(target).query(turned_source.reshape(-1, 3), workers=-1)
-    to_source, _ = cKDTree(source).query(turned_target.reshape(-1, 3), workers=-1)
-    count = len(rotations)
-    return to_target.reshape(count, -1).mean(1) + to_source.reshape(count, -1).mean(1)
+    A cost is the same number whichever batch scores it (one point's nearest distance
+    does not depend on the other queries), so reading it back changes nothing: the fit's
+    distance at the identity is the one pose matching scored, and ``--up auto``'s Y
+    reading scores the identity and the quarter turns pose matching needs again.
+    """
+    scored = target.costs.get(source.key)
+    if scored is None:
+        scored = target.costs[source.key] = {}
+        if len(target.costs) > MATCH_CLOUDS_KEPT:  # bounded, as the clouds are
+            del target.costs[next(iter(target.costs))]
+    keys = [rotation.tobytes() for rotation in rotations]
+    first = {}  # rotation bytes -> index of its first row, for the ones not scored yet
+    for index, key in enumerate(keys):
+        if key not in scored:
+            first.setdefault(key, index)
+    if first:
+        todo = rotations[list(first.values())]  # (T, 3, 3)
+        # |R s - t| = |s - R^T t|: two trees and two batched queries score every candidate
+        turned_source = np.einsum("rij,nj->rni", todo, source.points)  # (T, m, 3)
+        turned_target = np.einsum("rji,nj->rni", todo, target.points)  # (T, n, 3)
+        to_target, _ = target.tree.query(turned_source.reshape(-1, 3), workers=-1)
+        to_source, _ = source.tree.query(turned_target.reshape(-1, 3), workers=-1)
+        count = len(todo)
+        costs = to_target.reshape(count, -1).mean(1) + to_source.reshape(count, -1).mean(1)
+        scored.update(zip(first, costs.tolist(), strict=True))
+    return np.array([scored[key] for key in keys])
+
+
+IDENTITY = np.eye(3)[None]  # (1, 3, 3)
+# prepared clouds kept per process: a target, its up readings and a support set of 8 shapes
+# as given and turned take about 20
+MATCH_CLOUDS_KEPT = 64
+_MATCH_CLOUDS: OrderedDict[bytes, MatchCloud] = OrderedDict()
+
+
+class MatchCloud:
+    """A cloud as the Chamfer costs read it (:func:`match_cloud`), with what is derived from
+    it made once: its KD-tree, principal frame, every :data:`COARSE_STRIDE`-th point, the
+    cloud turned to each up axis, and the costs already scored against other clouds.
+
+    points : (m, 3) float64, at most :data:`MATCH_POINTS`, centred, at unit RMS radius;
+    key : bytes naming the points it was made from.
+    """
+
+    def __init__(self, points: np.ndarray, key: bytes) -> None:
+        self.points = points
+        self.key = key
+        # source key -> rotation bytes -> symmetric Chamfer distance (:func:`_chamfer_costs`)
+        self.costs: dict[bytes, dict[bytes, float]] = {}
+        self._turned: dict[bytes, MatchCloud] = {}
+
+    @cached_property
+    def tree(self):
+        """scipy's ``cKDTree`` of :attr:`points`."""
+        from scipy.spatial import cKDTree
+
+        return cKDTree(self.points)
+
+    @cached_property
+    def frame(self) -> np.ndarray:
+        """(3, 3) :func:`pca_rotation` of :attr:`points`."""
+        return pca_rotation(self.points)
+
+    @cached_property
+    def coarse(self) -> MatchCloud:
+        """Every :data:`COARSE_STRIDE`-th point, for the coarse pass of :func:`best_turn`."""
+        return MatchCloud(self.points[::COARSE_STRIDE], self.key + b" coarse")
+
+    def turned(self, rotation: np.ndarray) -> MatchCloud:
+        """The cloud turned by ``rotation`` (3, 3), itself for the identity (no
+        arithmetic, so the costs it scored are shared)."""
+        if np.array_equal(rotation, np.eye(3)):
+            return self
+        key = rotation.tobytes()
+        if key not in self._turned:
+            self._turned[key] = MatchCloud(self.points @ rotation.T, self.key + b" turned " + key)
+        return self._turned[key]
+
+
+def match_cloud(points: np.ndarray) -> MatchCloud:
+    """The :class:`MatchCloud` of ``points`` (n, 3): made once per process for the same
+    points (the same dtype, shape and bytes), so ``--up auto``, pose matching and the support
+    fit centre, scale and build trees for a cloud once."""
+    array = np.ascontiguousarray(points)
+    digest = hashlib.blake2b(f"{array.dtype.str} {array.shape}".encode(), digest_size=20)
+    digest.update(array)
+    key = digest.digest()
+    cloud = _MATCH_CLOUDS.get(key)
+    if cloud is None:
+        cloud = _MATCH_CLOUDS[key] = MatchCloud(_unit_cloud(array), key)
+        if len(_MATCH_CLOUDS) > MATCH_CLOUDS_KEPT:
+            _MATCH_CLOUDS.popitem(last=False)
+    _MATCH_CLOUDS.move_to_end(key)
+    return cloud
+
+
+def clear_match_clouds() -> None:
+    """Forget every kept :class:`MatchCloud` (a measurement from scratch)."""
+    _MATCH_CLOUDS.clear()
 
 
 def _unit_cloud(points: np.ndarray) -> np.ndarray:
@@ -236,12 +332,12 @@ def up_distances(points: np.ndarray, supports: list[np.ndarray]) -> dict[str, fl
     """
     if not supports:
         return {}
-    target = _unit_cloud(points)  # centring and scaling commute with the turns below
-    shapes = [_unit_cloud(shape) for shape in supports]
+    target = match_cloud(points)  # centring and scaling commute with the turns below
+    shapes = [match_cloud(shape) for shape in supports]
     return {
         axis: float(
             np.median(
-                [_chamfer_costs(target @ rotation.T, s, VERTICAL_TURNS).min() for s in shapes]
+                [_chamfer_costs(target.turned(rotation), s, VERTICAL_TURNS).min() for s in shapes]
             )
         )
         for axis, rotation in UP_AXES.items()

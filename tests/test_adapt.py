@@ -392,6 +392,20 @@ def test_knn_transfer_against_a_loop(model):
     np.testing.assert_allclose(fast.sum(1).numpy(), 1.0, rtol=1e-9)
 
 
+def test_knn_transfer_does_not_depend_on_the_block_of_target_points():
+    """Issue 33: the blocks' size is a speed setting only. On float32 head inputs as the
+    segmenter blends them, every block size picks the same neighbours as one block of all
+    target points, so the transfer is the same to the bit."""
+    generator = torch.Generator().manual_seed(11)
+    reference = torch.randn(700, 40, generator=generator)
+    target = torch.randn(300, 40, generator=generator)
+    weights = torch.rand(700, 4, generator=generator)
+    whole = knn_probabilities(target, reference, weights, k=4, chunk=len(target))
+    for chunk in (1, 64, 128, 512):
+        assert torch.equal(knn_probabilities(target, reference, weights, k=4, chunk=chunk), whole)
+    assert torch.equal(knn_probabilities(target, reference, weights, k=4), whole)
+
+
 @pytest.mark.parametrize("field, value", [("knn_weight", 1.5), ("knn_weight", -0.1), ("knn_k", 0)])
 def test_knn_settings_out_of_range_are_usage_errors(field, value):
     from bipart_cli.errors import UsageError

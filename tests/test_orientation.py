@@ -10,11 +10,16 @@ from scipy.spatial.transform import Rotation
 
 from bipart_cli.orientation import (
     AXIS_ROTATIONS,
+    MATCH_CLOUDS_KEPT,
     POSE_MARGIN,
     UP_MARGIN,
     Z_UP_TO_Y_UP,
+    apply_rotation,
     best_turn,
     candidate_rotations,
+    chamfer_distance,
+    clear_match_clouds,
+    match_cloud,
     matching_rotation,
     matching_rotations,
     pose_costs,
@@ -224,3 +229,65 @@ def test_up_distances_do_not_depend_on_where_a_support_shape_faces(chairs):
     target, _, support = chairs
     turned = [s @ _VERTICAL[k % 4].T for k, s in enumerate(support, start=1)]
     assert up_distances(target, turned) == pytest.approx(up_distances(target, support), rel=1e-9)
+
+
+def _up_pose_fit(target: np.ndarray, support: list[np.ndarray], fresh: bool) -> list:
+    """What the segmenter's stages ask for, in their order: ``--up auto``'s reading, the
+    poses and the fit's distances (to the support as posed). ``fresh``: every call from
+    scratch, nothing kept from an earlier one."""
+    clear = clear_match_clouds if fresh else (lambda: None)
+    clear()
+    reading = settle_up(target, "auto", support, "obj")
+    target = apply_rotation(target, up_rotation(target, reading.axis))
+    clear()
+    rotations = matching_rotations(target, support)
+    posed = [
+        s if np.array_equal(r, np.eye(3)) else s @ r.T
+        for s, r in zip(support, rotations, strict=True)
+    ]
+    distances = []
+    for shape in posed:
+        clear()
+        distances.append(chamfer_distance(target, shape))
+    return [reading.axis, reading.distances, rotations, distances]
+
+
+@pytest.mark.parametrize("z_up", [False, True])
+def test_the_work_the_stages_share_gives_what_each_computes_alone(chairs, z_up):
+    """Issue 33: the up reading, pose matching and the support fit prepare each cloud once
+    and read back the costs another scored (the fit's identity, the Y reading's quarter
+    turns); every number is the one each computes from scratch, bit for bit."""
+    target, z_up_target, support = chairs
+    support = [*support[:3], support[3] @ AXIS_ROTATIONS[3].T]  # one lies on its side
+    target = z_up_target if z_up else target
+    shared = _up_pose_fit(target, support, fresh=False)
+    alone = _up_pose_fit(target, support, fresh=True)
+    assert shared[:2] == alone[:2] and shared[0] == ("z" if z_up else "y")
+    np.testing.assert_array_equal(shared[2], alone[2])
+    assert not np.array_equal(shared[2][3], np.eye(3))  # the lying shape was turned
+    assert shared[3] == alone[3]
+
+
+def test_the_fit_reads_the_distance_pose_matching_scored(chairs):
+    """After pose matching, the distance of a shape left as it lies is scored already:
+    the fit queries no tree, and the cloud of the same points is the one kept."""
+    target, _, support = chairs
+    clear_match_clouds()
+    matching_rotations(target, support)
+    kept = match_cloud(target)
+    assert match_cloud(target.copy()) is kept and match_cloud(target.astype(np.float32)) is not kept
+    scored = {key: dict(costs) for key, costs in kept.costs.items()}
+    distance = chamfer_distance(target, support[0])
+    assert kept.costs == scored
+    assert distance == scored[match_cloud(support[0]).key][np.eye(3).tobytes()]
+
+
+def test_the_kept_clouds_are_bounded():
+    rng = np.random.default_rng(0)
+    clouds = [rng.normal(size=(8, 3)) for _ in range(MATCH_CLOUDS_KEPT + 1)]
+    clear_match_clouds()
+    first = match_cloud(clouds[0])
+    for cloud in clouds[1:]:
+        match_cloud(cloud)
+    assert match_cloud(clouds[-1]) is match_cloud(clouds[-1])
+    assert match_cloud(clouds[0]) is not first

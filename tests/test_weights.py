@@ -190,11 +190,13 @@ def test_non_finite_weights_are_refused_and_large_ones_kept(values, refused):
     with torch.no_grad():
         weight = next(p for p in model.parameters() if p.numel() >= len(values))
         weight.view(-1)[: len(values)] = torch.tensor(values)
+    threads = torch.get_num_threads()
     if refused:
         with pytest.raises(ModelUnavailableError, match="NaN or inf"):
             _check_finite(model, "test")
     else:
         _check_finite(model, "test")
+    assert torch.get_num_threads() == threads  # checked on one thread, the count given back
 
 
 def test_the_files_key_covers_the_config_json(tmp_path):

@@ -5,9 +5,29 @@
   decoder and the Chamfer loss;
 - :mod:`.settings`: the run's options and learning-rate schedule;
 - :mod:`.loop`: steps, log, checkpoints, resume, and the exported ``RUN_DIR/encoder``.
+
+Names are exported lazily: the command line reads :data:`.corpus.ROTATIONS` for its
+options at every start, and the loop would bring the training package with it.
 """
 
-from .loop import ENCODER_FOLDER, PretrainReport, pretrain
-from .settings import PretrainSettings
+from __future__ import annotations
 
-__all__ = ["ENCODER_FOLDER", "PretrainReport", "PretrainSettings", "pretrain"]
+from typing import Any
+
+_LAZY = {
+    "ENCODER_FOLDER": ("bipart_cli.pretrain.loop", "ENCODER_FOLDER"),
+    "PretrainReport": ("bipart_cli.pretrain.loop", "PretrainReport"),
+    "pretrain": ("bipart_cli.pretrain.loop", "pretrain"),
+    "PretrainSettings": ("bipart_cli.pretrain.settings", "PretrainSettings"),
+}
+
+__all__ = list(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(module), attr)
+    raise AttributeError(f"module 'bipart_cli.pretrain' has no attribute {name!r}")

@@ -42,6 +42,19 @@ def test_help_does_not_import_torch_or_transformers(argv):
     assert _modules_after(argv) == set()
 
 
+def test_the_command_line_does_not_load_the_training_loops():
+    """Issue 33: every start (``--help``, a ``segment``) read ``pretrain``'s rotation choices
+    through the package, which loaded the pre-training and training loops with them."""
+    code = (
+        "import sys\n"
+        "import bipart_cli.cli\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('bipart_cli.train', "
+        "'bipart_cli.pretrain.loop', 'bipart_cli.pretrain.settings'))))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
 def test_unknown_option_is_usage_error():
     assert _run("info", "--no-such-option").returncode == 2
 
