@@ -28,8 +28,9 @@ def save_checkpoint(run_dir: Path, model, optimizer, state: dict[str, Any]) -> P
     The folder is written beside the old one and swapped in by rename, so a kill
     at any moment leaves the last good checkpoint intact (a kill between the two
     renames is repaired by :func:`recover_checkpoint`). ``trainer_state.json``,
-    written last, records the sha256 of the other files, ``config.json`` included. A failed write (a full
-    disk) removes the staging folder and raises one OutputWriteError line.
+    written last, records the sha256 of the other files, ``config.json`` included.
+    A failed write (a full disk) removes the staging folder and raises one
+    OutputWriteError line.
     """
     import shutil
 
