@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 
 
 CHECKPOINT_FILES = ("model.safetensors", "optimizer.safetensors", "rng_state.safetensors")
+# Recorded too since issue 31; optional on resume: a checkpoint written before has no entry.
+CHECKPOINT_CONFIG = "config.json"
 
 
 def save_checkpoint(run_dir: Path, model, optimizer, state: dict[str, Any]) -> Path:
@@ -26,8 +28,9 @@ def save_checkpoint(run_dir: Path, model, optimizer, state: dict[str, Any]) -> P
     The folder is written beside the old one and swapped in by rename, so a kill
     at any moment leaves the last good checkpoint intact (a kill between the two
     renames is repaired by :func:`recover_checkpoint`). ``trainer_state.json``,
-    written last, records the sha256 of the other files. A failed write (a full
-    disk) removes the staging folder and raises one OutputWriteError line.
+    written last, records the sha256 of the other files, ``config.json`` included.
+    A failed write (a full disk) removes the staging folder and raises one
+    OutputWriteError line.
     """
     import shutil
 
@@ -49,7 +52,7 @@ def save_checkpoint(run_dir: Path, model, optimizer, state: dict[str, Any]) -> P
         save_file(_rng_tensors(), str(staging / "rng_state.safetensors"))
         checksums = {
             name: sha256_file(staging / name)
-            for name in CHECKPOINT_FILES
+            for name in (*CHECKPOINT_FILES, CHECKPOINT_CONFIG)
             if (staging / name).is_file()
         }
         (staging / "trainer_state.json").write_text(
@@ -156,6 +159,7 @@ def restore_checkpoint(
         state = json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
         if not isinstance(state, dict):
             raise ValueError("trainer_state.json is not a JSON object")
+        _require_config(checkpoint)
         _verify_checksums(checkpoint, state.get("sha256"))
         if settings is not None:
             _check_same_run(state.get("settings") or {}, settings, same_run)
@@ -182,7 +186,10 @@ def _verify_checksums(checkpoint: Path, checksums: Any) -> None:
     """Every checkpoint file on disk has its sha256 in ``trainer_state.json``, and it matches.
 
     A state without them (lost, or removed) is refused, not trusted: a flipped byte in
-    the weights would otherwise be resumed silently."""
+    the weights would otherwise be resumed silently. ``config.json`` is verified when the
+    map lists it: an edited one could name the model being resumed with, not the run's.
+    A checkpoint written before its sha256 was recorded has no entry, and resumes as it
+    did (its config.json is still compared with the model, :func:`_check_same_model`)."""
     from ..io import sha256_file
 
     if not isinstance(checksums, dict) or not checksums:
@@ -191,10 +198,10 @@ def _verify_checksums(checkpoint: Path, checksums: Any) -> None:
             "be verified; start a new --out"
         )
     for name, digest in checksums.items():
-        if name not in CHECKPOINT_FILES:
+        if name not in (*CHECKPOINT_FILES, CHECKPOINT_CONFIG):
             raise ValueError(f"unexpected file {name!r} in trainer_state.json")
         if sha256_file(checkpoint / name) != digest:
-            raise ValueError(f"{name} is corrupt (sha256 mismatch)")
+            raise ValueError(f"{name} is corrupt or was edited (sha256 mismatch)")
     for name in CHECKPOINT_FILES:
         if name not in checksums and (checkpoint / name).exists():
             raise ValueError(f"trainer_state.json records no sha256 of {name}")
@@ -202,23 +209,24 @@ def _verify_checksums(checkpoint: Path, checksums: Any) -> None:
         raise ValueError("trainer_state.json records no sha256 of model.safetensors")
 
 
-def _check_same_model(checkpoint: Path, model) -> None:
-    """The checkpoint's ``config.json`` describes ``model``'s config: resumed with another
-    ``--model-config`` (or without the run's), the weights cannot fit, and loading them
-    printed a whole state-dict mismatch. A :class:`UsageError` naming the first field.
-
-    A checkpoint that has lost its ``config.json`` is a :class:`CheckpointError`: the
+def _require_config(checkpoint: Path) -> None:
+    """A checkpoint that has lost its ``config.json`` is a :class:`CheckpointError`: the
     weights record too little of the config (a radius or a neighbour count changes no
     tensor's shape), so the run could go on with another model than it was started with."""
     from ..errors import CheckpointError
 
-    path = checkpoint / "config.json"
-    if not path.is_file():
+    if not (checkpoint / CHECKPOINT_CONFIG).is_file():
         raise CheckpointError(
             f"cannot resume from {checkpoint}: its config.json is missing, so the run's model "
             "cannot be compared with this one; start a new --out"
         )
-    saved = json.loads(path.read_text(encoding="utf-8"))
+
+
+def _check_same_model(checkpoint: Path, model) -> None:
+    """The checkpoint's ``config.json`` describes ``model``'s config: resumed with another
+    ``--model-config`` (or without the run's), the weights cannot fit, and loading them
+    printed a whole state-dict mismatch. A :class:`UsageError` naming the first field."""
+    saved = json.loads((checkpoint / CHECKPOINT_CONFIG).read_text(encoding="utf-8"))
     if not isinstance(saved, dict):
         raise ValueError("config.json is not a JSON object")
     current = model.config.to_dict()

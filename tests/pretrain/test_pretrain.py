@@ -192,6 +192,31 @@ def test_resume_without_the_checkpoints_config_is_refused(tmp_path):
     assert json.loads((run / "checkpoint" / "trainer_state.json").read_text())["step"] == 2
 
 
+def test_resume_from_a_checkpoint_with_an_edited_config_is_refused(tmp_path):
+    """Issue 31: config.json had no sha256 in trainer_state.json, so a checkpoint whose
+    config.json was edited to name the encoder resumed with (other radii, the same weights'
+    shapes) passed the comparison, and the run went on with another encoder."""
+    rng = np.random.default_rng(0)
+    corpus = Corpus()
+    corpus.add("test", rng.normal(size=(400, 3)) * 0.5)
+    settings = PretrainSettings(steps=2, batch_size=2, save_every=2)
+    run = tmp_path / "run"
+    run_steps(MaskedAutoencoder(tiny_config()), corpus, run, settings, CPU, quiet=True)
+    config_path = run / "checkpoint" / "config.json"
+    config = json.loads(config_path.read_text())
+    config["local_radius"] = [0.1, 0.2, 0.4]
+    config_path.write_text(json.dumps(config, indent=2))
+    other = MaskedAutoencoder(tiny_config(local_radius=[0.1, 0.2, 0.4]))
+    longer = dataclasses.replace(settings, steps=4)
+    with pytest.raises(CheckpointError) as caught:
+        run_steps(other, corpus, run, longer, CPU, resume=True, quiet=True)
+    assert str(caught.value) == (
+        f"cannot resume from {run / 'checkpoint'}: ValueError: config.json is corrupt or was "
+        "edited (sha256 mismatch)"
+    )
+    assert json.loads((run / "checkpoint" / "trainer_state.json").read_text())["step"] == 2
+
+
 def pretrain_command(run: Path, config: Path, *extra: str) -> list[str]:
     return [
         sys.executable, "-m", "bipart_cli", "pretrain", "--procedural", "6", "--out", str(run),

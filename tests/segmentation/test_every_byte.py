@@ -123,6 +123,12 @@ def _gt_by_id(out: Path) -> dict[str, np.ndarray]:
     return {index.entries[i].id: index.record(i) for i in rows}
 
 
+def _part_ratios(out: Path) -> dict[str, list[float]]:
+    """The manifest's ``part_ratio`` per shape id (what retrieval ranks support by)."""
+    index = ShapeIndex.open(out)
+    return {index.entries[i].id: index.entries[i].part_ratio for i in range(len(index.entries))}
+
+
 @pytest.mark.parametrize("edit", ["labels_npy", "parts_json", "gltf_bin"])
 def test_the_index_reads_again_a_shape_whose_sidecar_or_buffer_changed(tmp_path, edit):
     """``bipart index --parts`` again after an in-place edit of a label array, the
@@ -136,7 +142,7 @@ def test_the_index_reads_again_a_shape_whose_sidecar_or_buffer_changed(tmp_path,
     out = tmp_path / "index"
     first = _build(folder, out)
     assert first.ok and first.indexed == first.files
-    before = _gt_by_id(out)
+    before, ratios_before = _gt_by_id(out), _part_ratios(out)
     {"labels_npy": swap_labels, "parts_json": swap_parts_json}.get(
         edit, lambda f: turn_gltf_positions(f / "chair.gltf")
     )(folder)
@@ -151,6 +157,10 @@ def test_the_index_reads_again_a_shape_whose_sidecar_or_buffer_changed(tmp_path,
         assert record.sha256 == expected[shape_id].sha256
         np.testing.assert_array_equal(getattr(record, field), getattr(expected[shape_id], field))
         assert not np.array_equal(getattr(record, field), getattr(before[shape_id], field))
+    # the manifest too: "unchanged" had kept the old part_ratio
+    assert _part_ratios(out) == _part_ratios(tmp_path / "fresh")
+    if edit != "gltf_bin":
+        assert _part_ratios(out) != ratios_before
 
 
 # --- segment: a warm cache gives what a fresh cache gives -----------------------------

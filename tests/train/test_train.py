@@ -485,6 +485,40 @@ def test_resume_without_the_checkpoints_config_is_refused(one_epoch_run, tmp_pat
     assert CheckpointError.exit_code == 1  # as a checkpoint without its checksums
 
 
+def test_resume_from_a_checkpoint_with_an_edited_config_is_refused(one_epoch_run, tmp_path):
+    """Issue 31: config.json had no sha256 in trainer_state.json, so a checkpoint whose
+    config.json was edited to name the model resumed with (other radii, the same weights'
+    shapes) passed the comparison, and the run went on with another model."""
+    from bipart_cli.errors import CheckpointError
+
+    run = tmp_path / "run"
+    shutil.copytree(one_epoch_run[0], run)
+    config_path = run / "checkpoint" / "config.json"
+    config = json.loads(config_path.read_text())
+    config["local_radius"] = [0.1, 0.2, 0.4]
+    config_path.write_text(json.dumps(config, indent=2))
+    model = tiny_model(local_radius=[0.1, 0.2, 0.4])
+    settings = small_settings(epochs=2)
+    with pytest.raises(CheckpointError) as caught:
+        train_model(model, one_epoch_run[1], run, settings, CPU, resume=True, quiet=True)
+    assert str(caught.value) == (
+        f"cannot resume from {run / 'checkpoint'}: ValueError: config.json is corrupt or was "
+        "edited (sha256 mismatch)"
+    )
+
+
+def test_a_checkpoint_without_its_configs_sha256_still_resumes(one_epoch_run, tmp_path):
+    """Guard: a checkpoint written before config.json's sha256 was recorded resumes as before."""
+    run = tmp_path / "run"
+    shutil.copytree(one_epoch_run[0], run)
+    state_path = run / "checkpoint" / "trainer_state.json"
+    state = json.loads(state_path.read_text())
+    del state["sha256"]["config.json"]
+    state_path.write_text(json.dumps(state))
+    reports = _resume(run, one_epoch_run[1])
+    assert [r.epoch for r in reports] == [1]
+
+
 def test_resume_with_another_seed_is_refused(one_epoch_run, tmp_path):
     from bipart_cli.errors import UsageError
 
