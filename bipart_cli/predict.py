@@ -286,7 +286,14 @@ def adapt_and_predict(
     target_features = feature_cache.head_inputs(
         target_points, target_encoder_features, target_descriptors
     )[None]  # (1, N, C')
-    target = _Target(target_points, target_features, dense_points, num_parts, len(support))
+    target = _Target(
+        target_points,
+        target_features,
+        dense_points,
+        num_parts,
+        len(support),
+        [shape.points for shape in support],
+    )
     feature_blocks, label_list = [], []
     if target_labels is not None:
         feature_blocks.append(target_features)
@@ -314,12 +321,12 @@ def adapt_and_predict(
             )
 
     if target_labels is not None:  # the head depends on the target: nothing to reuse
-        return _dense_predictions(model, adapt(), features, labels, target, settings, chunk)
+        return _dense_predictions(model, adapt(), features, labels, target, settings, chunk, seed)
     key = support_head_key(features, labels, head_0, settings, seed)
 
     def predict() -> tuple[np.ndarray, np.ndarray]:
         head = feature_cache.adapted_head(key, adapt, head_0)
-        return _dense_predictions(model, head, features, labels, target, settings, chunk)
+        return _dense_predictions(model, head, features, labels, target, settings, chunk, seed)
 
     # what the head then makes of this target: also a function of the key, and of the
     # target's points and head inputs
@@ -332,14 +339,15 @@ def adapt_and_predict(
 
 class _Target(NamedTuple):
     """What is predicted: network points (N, 3), their head inputs (1, N, C'), the dense
-    points (n, 3) to label, the number of parts R, and how many support shapes the last
-    rows of the packed labels are."""
+    points (n, 3) to label, the number of parts R, how many support shapes the last rows
+    of the packed labels are, and their points (each (N, 3), as posed for the target)."""
 
     points: np.ndarray
     features: torch.Tensor
     dense_points: np.ndarray
     num_parts: int
     support_count: int
+    support_points: list[np.ndarray]
 
 
 def _dense_predictions(
@@ -350,32 +358,22 @@ def _dense_predictions(
     target: _Target,
     settings: AdaptSettings,
     chunk: int,
+    seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The adapted ``head``'s labels (n,) int64 and probabilities (n,) float32 of the
-    target's dense points: predicted on its network points, blended with the k-NN
-    transfer from the labeled points of ``features`` (M', N, C') and ``labels``,
-    smoothed over neighbours, without the parts the target lacks
-    (:mod:`~bipart_cli.presence`), then interpolated to the dense points."""
+    target's dense points: :func:`_network_point_probabilities`, without the parts the
+    target lacks (:mod:`~bipart_cli.presence`), interpolated to the dense points."""
     import torch
 
-    from .adapt import labeled_points, predict_probabilities
     from .geometry import one_thread_on_cpu, three_nn_interpolate
     from .presence import drop_absent_parts
 
-    target_points, target_features, num_parts = target.points, target.features, target.num_parts
-    device = target_features.device
-    points = torch.from_numpy(np.ascontiguousarray(target_points, dtype=np.float32)).to(device)
+    device = target.features.device
+    points = torch.from_numpy(np.ascontiguousarray(target.points, dtype=np.float32)).to(device)
     with torch.no_grad(), one_thread_on_cpu(device):
-        probs = predict_probabilities(model, target_features, head, num_parts)[0]  # (N, R)
-        if settings.knn_weight > 0:
-            reference, weights, _ = labeled_points(features, labels, head, box_reduction="sum")
-            transferred = knn_probabilities(
-                target_features[0], reference, weights[:, :num_parts], settings.knn_k
-            )
-            probs = (1 - settings.knn_weight) * probs + settings.knn_weight * transferred
-        probs = smooth_probabilities(target_points, probs, settings.smooth)
+        probs = _network_point_probabilities(model, head, features, labels, target, settings, seed)
         if target.support_count:  # how large a part is, from the support's labels alone
-            support_targets = labels.targets[-target.support_count :, :, :num_parts]
+            support_targets = labels.targets[-target.support_count :, :, : target.num_parts]
             probs = drop_absent_parts(probs, support_targets, settings.presence)
         dense = np.ascontiguousarray(target.dense_points, dtype=np.float32)
         dense = torch.from_numpy(dense).to(device)
@@ -389,6 +387,82 @@ def _dense_predictions(
     return torch.cat(out_labels).numpy().astype(np.int64), torch.cat(out_scores).numpy().astype(
         np.float32
     )
+
+
+def _network_point_probabilities(
+    model, head, features, labels, target: _Target, settings: AdaptSettings, seed: int
+) -> torch.Tensor:
+    """(N, R) probabilities of the target's network points (:mod:`~bipart_cli.refine`): the
+    head's, mixed with the kNN transfer from the support shapes nearest the target,
+    smoothed; then the same again with the head fitted on the target's confident labels
+    beside the labeled points of ``features`` (M', N, C') and ``labels``."""
+    from .adapt import fit_head, labeled_points, predict_probabilities
+    from .refine import (
+        SELF_TRAINING_BATCH,
+        SELF_TRAINING_LR,
+        knn_probabilities,
+        self_training_targets,
+        smooth_probabilities,
+    )
+
+    num_parts, target_features = target.num_parts, target.features
+    transferred = None
+    if settings.knn_weight > 0:
+        rows = _knn_rows(target, len(features), settings.knn_shapes)
+        reference, weights, _ = labeled_points(
+            features[rows], labels.select(rows), head, box_reduction="sum"
+        )
+        transferred = knn_probabilities(
+            target_features[0], reference, weights[:, :num_parts], settings.knn_k
+        )
+
+    def probabilities(head) -> torch.Tensor:
+        probs = predict_probabilities(model, target_features, head, num_parts)[0]  # (N, R)
+        if transferred is not None:
+            probs = (1 - settings.knn_weight) * probs + settings.knn_weight * transferred
+        return smooth_probabilities(
+            target.points,
+            probs,
+            settings.smooth,
+            features=target_features[0],
+            edge_scale=settings.edge_scale,
+        )
+
+    probs = probabilities(head)
+    if settings.self_training_steps <= 0:
+        return probs
+    import torch
+
+    points, weights, mask = labeled_points(features, labels, head, box_reduction="sum")
+    rows, own_weights, own_mask = self_training_targets(
+        probs, weights.sum(), len(features), weights.shape[1]
+    )
+    refit = fit_head(
+        torch.cat([points, target_features[0][rows]]),
+        torch.cat([weights, own_weights]),
+        torch.cat([mask, own_mask]),
+        head,
+        settings.self_training_steps,
+        SELF_TRAINING_LR,
+        optimizer="adam",
+        batch_points=SELF_TRAINING_BATCH,
+        seed=seed,
+    )
+    return probabilities(refit)
+
+
+def _knn_rows(target: _Target, rows: int, count: int):
+    """(k,) rows of the packed features the kNN transfer reads: the target's own labeled
+    rows (VLM mode) and the ``count`` support shapes nearest it (all with 0)."""
+    import torch
+
+    from .refine import nearest_shapes
+
+    first_support = rows - target.support_count
+    if count <= 0 or count >= target.support_count:
+        return torch.arange(rows)
+    nearest = nearest_shapes(target.points, target.support_points, count) + first_support
+    return torch.from_numpy(np.concatenate([np.arange(first_support), np.sort(nearest)]))
 
 
 def support_head_key(
@@ -415,54 +489,3 @@ def support_head_key(
     digest.update(repr((dataclasses.astuple(settings), seed, features.device.type)).encode())
     digest.update(code_identity().encode())
     return digest.hexdigest()
-
-
-def knn_probabilities(
-    target_features: torch.Tensor,
-    reference: torch.Tensor,
-    weights: torch.Tensor,
-    k: int,
-    chunk: int = 512,
-) -> torch.Tensor:
-    """Label transfer in the head's input space: each target point takes the mean label
-    distribution of its ``k`` nearest labeled support points.
-
-    target_features : (N, C); reference : (P, C) the labeled support points' head inputs
-    and weights : (P, R) their Eq. 2 targets (:func:`adapt.labeled_points`)  ->  (N, R),
-    rows summing to 1. A point's distribution is its targets normalised. ``chunk`` target
-    points at a time: a row's distances are the same numbers in any block, and a (512, P)
-    block (25 MB for 6 support shapes) took ~15% less CPU time than 1024 rows on 2 cores.
-    """
-    import torch
-
-    distributions = weights / weights.sum(-1, keepdim=True)  # (P, R)
-    k = min(k, len(reference))
-    out = []
-    for start in range(0, len(target_features), chunk):
-        block = target_features[start : start + chunk]  # (c, C)
-        # the matrix-product distance is fine here: neighbours in a learned feature space
-        # have no exact ties worth keeping, and it is what makes (c, P) cheap
-        nearest = torch.cdist(block, reference).topk(k, largest=False).indices  # (c, k)
-        out.append(distributions[nearest].mean(1))  # (c, R)
-    return torch.cat(out)
-
-
-def smooth_probabilities(
-    points: np.ndarray, probs: torch.Tensor, rounds: int, k: int = 10
-) -> torch.Tensor:
-    """``rounds`` of ``p <- (p + mean of the k nearest neighbours' p) / 2``.
-
-    points : (N, 3); probs : (N, R)  ->  (N, R), rows still summing to 1. A point's
-    label then agrees with its surroundings: stray points inside a part take its label.
-    """
-    if rounds <= 0:
-        return probs
-    import torch
-    from scipy.spatial import KDTree
-
-    k = min(k, len(points))
-    _, neighbours = KDTree(np.asarray(points, dtype=np.float64)).query(points, k=k, workers=-1)
-    neighbours = torch.from_numpy(neighbours.reshape(len(points), k)).to(probs.device)
-    for _ in range(rounds):
-        probs = 0.5 * probs + 0.5 * probs[neighbours].mean(1)  # (N, R)
-    return probs

@@ -18,13 +18,8 @@ from bipart_cli.adapt import (
 )
 from bipart_cli.model import BiPartModel
 from bipart_cli.model.loss import distillation_loss
-from bipart_cli.predict import (
-    FeatureCache,
-    adapt_and_predict,
-    head_inputs,
-    knn_probabilities,
-    smooth_probabilities,
-)
+from bipart_cli.predict import FeatureCache, adapt_and_predict, head_inputs
+from bipart_cli.refine import knn_probabilities, smooth_probabilities
 from bipart_cli.support import SupportShape
 
 
@@ -213,7 +208,8 @@ def test_a_target_s_predictions_are_kept_and_follow_what_they_depend_on(model, t
     support = half_space_support(rng)
     target = unit_cloud(rng)
     dense = np.concatenate([target, unit_cloud(rng)])
-    settings = AdaptSettings(steps=5, descriptors="none", smooth=1)
+    # one head prediction per target (no refit on the target's labels): the calls count targets
+    settings = AdaptSettings(steps=5, descriptors="none", smooth=1, self_training_steps=0)
     store = tmp_path / "features"
 
     def run(points=target, dense_points=dense, shapes=support):
@@ -585,7 +581,8 @@ def test_a_stored_head_or_prediction_follows_bipart_s_code(model, tmp_path):
     rng = np.random.default_rng(10)
     support = half_space_support(rng)
     target = unit_cloud(rng)
-    settings = AdaptSettings(steps=5, descriptors="none", smooth=1)
+    # one head prediction per target (no refit on the target's labels): the calls count targets
+    settings = AdaptSettings(steps=5, descriptors="none", smooth=1, self_training_steps=0)
 
     def run():
         cache = FeatureCache(model, torch.device("cpu"), settings, store=tmp_path / "features")

@@ -64,7 +64,7 @@ def smooth_over_faces(
     between vertices at the same place: exporters split vertices along UV seams and
     flat-shaded edges, so vertices are merged by position first. A face with no
     neighbour keeps its shares. The mesh-side twin of the point smoothing
-    (``predict.smooth_probabilities``): a face then agrees with the faces around it.
+    (``refine.smooth_probabilities``): a face then agrees with the faces around it.
     """
     if rounds <= 0 or len(faces) < 2:
         return shares
