@@ -80,7 +80,7 @@ def test_report_lists_each_targets_support_shapes(tiny_eval):
     assert report.to_json()["shapes"][0]["support"] == report.shapes[0].support
 
 
-def test_zero_shot_adapts_on_the_target_repeated_m_times(tiny_eval):
+def test_zero_shot_adapts_on_the_target_repeated_m_times(tiny_eval, tmp_path):
     import torch
 
     from bipart_cli.adapt import AdaptSettings
@@ -107,7 +107,8 @@ def test_zero_shot_adapts_on_the_target_repeated_m_times(tiny_eval):
             [],
             len(record.part_names),
             settings,
-            FeatureCache(model, torch.device("cpu")),
+            # with a store, as the evaluation's: network features rounded to float16
+            FeatureCache(model, torch.device("cpu"), store=tmp_path / "features"),
         )
         expected = shape_miou(predicted, record.gt_labels, len(record.part_names))
         assert shape.shape_id == record.id and shape.miou == pytest.approx(expected)
