@@ -7,7 +7,11 @@ The build is incremental and resumable:
   shape in progress; re-running finds those files and goes on;
 * a shape already in ``OUT``'s index with the same content identity (the sha256 over
   every file loading it read: ``Asset.sha256``), category, part names and build
-  settings is reused, not recomputed;
+  settings is reused, not recomputed. Its identity is known without loading it again:
+  its record names the files loading read and those it looked for in vain
+  (``ShapeRecord.reads``), so hashing the first and finding the second still missing
+  says that a load would give the same asset (:func:`~bipart_cli.io.sources.identity_if_unchanged`);
+  only a shape whose files changed is parsed again;
 * at the end the records are packed in id order by :class:`IndexWriter`, the
   manifest written last, and the staging folder removed.
 
@@ -32,7 +36,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import IndexCorruptError, InvalidInputError, OutputWriteError, UsageError
 from ..io.atomic import write_error_reason
@@ -50,6 +54,7 @@ from .shape import (
     N_DENSE_KEPT,
     N_NETWORK_POINTS,
     ShapeContext,
+    asset_reads,
     default_basis,
     encode_points,
     encoder_identity,
@@ -59,6 +64,9 @@ from .shape import (
 from .staging import Staging, fault_hook
 from .walk import category_for, find_assets, folder_part_names, in_shard, parse_shard_spec
 from .writer import RECORDS_PER_SHARD, IndexWriter, check_writable_index_folder, index_lock
+
+if TYPE_CHECKING:
+    from ..io import Asset
 
 DEFAULT_N_DENSE = 100_000
 
@@ -250,7 +258,7 @@ def build_index(
                 task = bar.add_task("indexing", total=len(selected))
                 for shape_id, path in selected:
                     try:
-                        outcome, sha256 = _index_one(
+                        outcome, sha256, where = _index_one(
                             path,
                             shape_id,
                             names_override,
@@ -270,10 +278,7 @@ def build_index(
                         log.error("%s", message if named else f"{shape_id}: {message}")
                         summary.failed.append({"path": shape_id, "error": message})
                     else:
-                        sources[shape_id] = (
-                            "previous" if outcome == "unchanged" else "staged",
-                            sha256,
-                        )
+                        sources[shape_id] = (where, sha256)
                         setattr(summary, outcome, getattr(summary, outcome) + 1)
                         if outcome == "indexed":
                             fault_hook(summary.indexed)
@@ -381,20 +386,25 @@ def _index_one(
     staging: Staging,
     previous: ShapeIndex | None,
     row: int | None,
-) -> tuple[str, str]:
-    """Make sure shape ``shape_id`` is staged or reusable; returns (outcome, sha256).
+) -> tuple[str, str, str]:
+    """Make sure shape ``shape_id`` is staged or reusable; returns (outcome, sha256, where).
 
     outcome: ``resumed`` (staged by an interrupted run), ``unchanged`` (reused from
-    the previous index) or ``indexed`` (computed now). ``sha256`` is the loaded asset's
-    content identity (``Asset.sha256``): every file its readers opened (buffers, label
-    arrays, sidecars), so a changed ``.bin`` or ``_labels.npy`` is indexed again.
-    """
-    from ..io import load_asset
+    the previous index) or ``indexed`` (computed now). ``sha256`` is the asset's content
+    identity (``Asset.sha256``): every file its readers opened (buffers, label arrays,
+    sidecars), so a changed ``.bin`` or ``_labels.npy`` is indexed again. ``where`` the
+    record is: ``previous`` (the index's own) or ``staged``.
 
-    asset = load_asset(path)
-    sha256 = asset.sha256
+    The asset is loaded only when its previous record cannot say that its files are as
+    they were (:func:`_unchanged_identity`), or when a record must be made.
+    """
     category = category_for(shape_id, context.folder, category_override)
     names = names_override or folder_part_names(path, context.folder)
+    sha256 = _unchanged_identity(path, previous, row)
+    # an unchanged shape's record was made from these bytes for these names: its labels
+    # passed the check below then
+    asset = None if sha256 is not None else _load_labeled(path, names, context)
+    sha256 = sha256 or asset.sha256
 
     def same_shape(record: ShapeRecord) -> bool:
         return (
@@ -403,6 +413,59 @@ def _index_one(
             and (names is None or record.part_names == names)
         )
 
+    staged = staging.load(shape_id, sha256)
+    if staged is not None and same_shape(staged):
+        return "resumed", sha256, "staged"
+    old = _reusable(previous, row)
+    if old is not None and same_shape(old):
+        if context.encoder is not None and previous.encoder != context.encoder:
+            old.features = encode_points(context.encoder_model, old.points, context.device)
+            if old.reads is None and asset is not None:
+                old.reads = asset_reads(asset)
+            staging.save(old)  # only the stale feature cache is recomputed
+            return "indexed", sha256, "staged"
+        if old.reads is None and asset is not None:
+            return _with_reads(old, asset, staging)
+        return "unchanged", sha256, "previous"
+    if asset is None:  # the same files, but another category or other part names
+        asset = _load_labeled(path, names, context)
+        sha256 = asset.sha256
+    staging.save(make_record(asset, shape_id, category, names, context))
+    return "indexed", sha256, "staged"
+
+
+def _with_reads(old: ShapeRecord, asset: Asset, staging: Staging) -> tuple[str, str, str]:
+    """An unchanged record of an index written before records kept what loading read: staged
+    with them, so the next build needs no load. Only speed: where the index cannot be
+    written, the previous record is used as it is."""
+    old.reads = asset_reads(asset)
+    try:
+        staging.save(old)
+    except OutputWriteError:
+        return "unchanged", old.sha256, "previous"
+    return "unchanged", old.sha256, "staged"
+
+
+def _unchanged_identity(path: Path, previous: ShapeIndex | None, row: int | None) -> str | None:
+    """The previous record's content identity when loading ``path`` now would read the
+    same bytes it was made from (its ``reads``), without loading it; else None."""
+    from ..io.sources import identity_if_unchanged
+
+    if previous is None or row is None:
+        return None
+    entry = previous.entries[row]
+    if entry.reads is None:
+        return None
+    sha256 = identity_if_unchanged(path, entry.reads)
+    return sha256 if sha256 == entry.sha256 else None
+
+
+def _load_labeled(path: Path, names: list[str] | None, context: ShapeContext) -> Asset:
+    """The asset at ``path``; for the ``given`` and ``simulated`` labelers, raises
+    :class:`UnlabeledShape` when it has no part labels for ``names``."""
+    from ..io import load_asset
+
+    asset = load_asset(path)
     if context.settings["labeler"] in ("given", "simulated"):  # both need labels
         requested = names
         if requested is None and context.names_as_parts:
@@ -410,15 +473,4 @@ def _index_one(
         unlabeled = unlabeled_for(asset, requested)
         if unlabeled is not None:
             raise UnlabeledShape(unlabeled)
-    staged = staging.load(shape_id, sha256)
-    if staged is not None and same_shape(staged):
-        return "resumed", sha256
-    old = _reusable(previous, row)
-    if old is not None and same_shape(old):
-        if context.encoder is None or previous.encoder == context.encoder:
-            return "unchanged", sha256
-        old.features = encode_points(context.encoder_model, old.points, context.device)
-        staging.save(old)  # only the stale feature cache is recomputed
-        return "indexed", sha256
-    staging.save(make_record(asset, shape_id, category, names, context))
-    return "indexed", sha256
+    return asset

@@ -71,7 +71,12 @@ class ShapeRecord:
     source : str
         Source path relative to the manifest's ``source_root``.
     sha256 : str
-        Of the source file's bytes.
+        The content identity of every file loading the shape read (``Asset.sha256``).
+    reads : dict or None
+        The files loading it read besides the source and those it looked for and did not
+        find, ``{"files": [...], "missing": [...]}`` relative to the source's folder
+        (:func:`bipart_cli.io.sources.read_names`): a rebuild checks them instead of loading
+        the shape again. None in an index written before they were kept.
     points : (2048, 3) float32
         The network points, unit-sphere normalised.
     dense_points : (n, 3) float32
@@ -105,6 +110,7 @@ class ShapeRecord:
     dense_gt_labels: np.ndarray | None = None
     features: np.ndarray | None = None
     descriptors: np.ndarray | None = None
+    reads: dict[str, list[str]] | None = None
 
     def __post_init__(self) -> None:
         self.points = np.asarray(self.points, dtype=np.float32).reshape(-1, 3)
@@ -132,7 +138,8 @@ class IndexEntry:
 
     ``part_ratio`` is Eq. 4's normalised point share per part (from the pseudo
     labels); ``surviving_parts`` counts the parts with a share of at least 0.01,
-    the "part-perfect" criterion. ``shard`` and ``slot`` locate the record.
+    the "part-perfect" criterion. ``shard`` and ``slot`` locate the record. ``reads``: the
+    record's (:attr:`ShapeRecord.reads`), left out of the JSON when None.
     """
 
     id: str
@@ -146,6 +153,7 @@ class IndexEntry:
     surviving_parts: int
     shard: int = -1
     slot: int = -1
+    reads: dict[str, list[str]] | None = None
 
     @property
     def surviving_part_names(self) -> list[str]:
@@ -156,11 +164,14 @@ class IndexEntry:
         ]
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if data["reads"] is None:  # an index written before: its manifest as it was
+            del data["reads"]
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> IndexEntry:
-        return cls(**{key: data[key] for key in cls.__dataclass_fields__})
+        return cls(**{key: data[key] for key in cls.__dataclass_fields__ if key in data})
 
 
 class ManifestEntries(Sequence[IndexEntry]):
@@ -222,6 +233,19 @@ class BasisInfo:
         )
 
 
+def reads_are_valid(reads: Any) -> bool:
+    """Whether ``reads`` is a record's :attr:`ShapeRecord.reads`: exactly ``{"files": [...],
+    "missing": [...]}``, lists of strings."""
+    return (
+        isinstance(reads, dict)
+        and set(reads) == {"files", "missing"}
+        and all(
+            isinstance(names, list) and all(isinstance(name, str) for name in names)
+            for names in reads.values()
+        )
+    )
+
+
 def canonical_json(value: Any) -> str:
     """JSON with sorted keys and no spaces: equal values give equal bytes."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -250,4 +274,5 @@ def summarize(record: ShapeRecord) -> IndexEntry:
         num_boxes=int(record.pseudo_labels.num_boxes),
         part_ratio=[round(float(r), 6) for r in ratio],
         surviving_parts=int((ratio >= PART_PERFECT_MIN_RATIO).sum()),
+        reads=record.reads,
     )

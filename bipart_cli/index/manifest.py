@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import IndexCorruptError, InvalidInputError
 from .arrays import sha256_bytes
-from .format import FORMAT_NAME, FORMAT_VERSION, MANIFEST_NAME, IndexEntry
+from .format import FORMAT_NAME, FORMAT_VERSION, MANIFEST_NAME, IndexEntry, reads_are_valid
 
 # bounds on what a manifest may make bipart read (an index made by a stranger)
 MAX_MANIFEST_BYTES = 1 << 30
@@ -195,8 +195,10 @@ def validate_manifest(manifest: dict[str, Any], where: object) -> None:
     for i, entry in enumerate(manifest["entries"]):
         check(entry, dict, f"entries[{i}]")
         for key in IndexEntry.__dataclass_fields__:
-            if key not in entry:
+            if key not in entry and key != "reads":  # written only since they were kept
                 fail(f"entries[{i}].{key}", "is missing")
+        if "reads" in entry and not reads_are_valid(entry["reads"]):
+            fail(f"entries[{i}].reads", 'must be {"files": [names], "missing": [names]}')
         for key in texts:
             check(entry[key], str, f"entries[{i}].{key}")
         for key in ("num_boxes", "surviving_parts", "shard", "slot"):

@@ -91,10 +91,18 @@ def make_record(
         gt_labels=None if gt_dense is None else gt_dense[network],
         dense_gt_labels=None if gt_dense is None else gt_dense[kept],
     )
+    record.reads = asset_reads(asset)
     record.descriptors = point_descriptors(points)
     if context.encoder is not None:
         record.features = encode_points(context.encoder_model, points, context.device)
     return record
+
+
+def asset_reads(asset: Asset) -> dict[str, list[str]] | None:
+    """:attr:`ShapeRecord.reads` of a loaded asset (None when it was built in memory)."""
+    from ..io.sources import read_names
+
+    return read_names(asset.sources, asset.missing) if asset.sources else None
 
 
 def _dense_subset(n: int, keep: int, seed: int) -> np.ndarray:

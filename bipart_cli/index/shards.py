@@ -20,7 +20,7 @@ from .arrays import (
     array_digests,
     arrays_from_bytes,
 )
-from .format import FORMAT_VERSION, SHARD_FORMAT, ShapeRecord, canonical_json
+from .format import FORMAT_VERSION, SHARD_FORMAT, ShapeRecord, canonical_json, reads_are_valid
 
 _PSEUDO_KEYS = ("masks_packed", "num_points", "part_index", "scores", "view_index", "boxes")
 
@@ -55,16 +55,17 @@ def records_to_bytes(records: list[ShapeRecord], with_features: bool = False) ->
             tensors[prefix + "descriptors"] = record.descriptors
         if with_features and record.features is not None:
             tensors[prefix + "features"] = record.features
-        metas.append(
-            {
-                "id": record.id,
-                "category": record.category,
-                "part_names": record.part_names,
-                "source": record.source,
-                "sha256": record.sha256,
-                "pseudo_labels": record.pseudo_labels.metadata(),
-            }
-        )
+        meta = {
+            "id": record.id,
+            "category": record.category,
+            "part_names": record.part_names,
+            "source": record.source,
+            "sha256": record.sha256,
+            "pseudo_labels": record.pseudo_labels.metadata(),
+        }
+        if record.reads is not None:
+            meta["reads"] = record.reads
+        metas.append(meta)
     tensors = {key: np.ascontiguousarray(value) for key, value in tensors.items()}
     header = canonical_json(
         {
@@ -160,4 +161,11 @@ def _record_from(tensors: dict[str, np.ndarray], meta: dict[str, Any], slot: int
         dense_gt_labels=optional("dense_gt_labels"),
         features=tensors.get(prefix + "features"),
         descriptors=tensors.get(prefix + "descriptors"),
+        reads=_checked_reads(meta.get("reads")),
     )
+
+
+def _checked_reads(reads: Any) -> dict[str, list[str]] | None:
+    """A record's ``reads`` as written, or None when it is not ``{"files": [str...],
+    "missing": [str...]}`` (the shape is then loaded again, never trusted)."""
+    return reads if reads_are_valid(reads) else None

@@ -45,6 +45,10 @@ class Asset:
         Every file loading read: ``source`` first, then the files beside it that its reader
         opened (a glTF's buffers and textures, an OBJ's materials, ``<stem>_labels.npy``,
         ``parts.json``) in name order; empty when built in memory.
+    missing : list of Path
+        The files loading looked for and did not find (a ``<stem>_labels.npy``, a sidecar
+        JSON, a buffer name), in name order: one that appears there changes what loading
+        reads (:func:`bipart_cli.io.sources.identity_if_unchanged`).
     sha256 : str
         The content identity of ``sources`` (:func:`bipart_cli.io.sources.content_identity`):
         the source file's own sha256 when it was read alone, else a sha256 over every
@@ -82,6 +86,7 @@ class Asset:
     scale: float = 1.0
     source: Path | None = None
     sources: list[Path] = field(default_factory=list)
+    missing: list[Path] = field(default_factory=list)
     sha256: str = ""
     format: str = ""
     scene: Any = None

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidInputError
-from .sources import note_read
+from .sources import note_missing, note_read
 
 UNASSIGNED_NODE = "unassigned"
 
@@ -236,7 +236,10 @@ def read_sidecar_part_names(path: Path) -> list[str] | None:
     list of names, or ``{"parts": ["a", "b"]}``. Part ``id`` gives the file label.
     """
     for candidate in sidecar_candidates(path):
-        if not candidate.is_file() or candidate == path:
+        if candidate == path:
+            continue
+        if not candidate.is_file():
+            note_missing(candidate)  # one that appears later would be read
             continue
         note_read(candidate)
         try:

@@ -5,7 +5,8 @@ GLB/GLTF, OBJ, OFF and STL; :mod:`.ply`; :mod:`.clouds` for ``.npy``, ``.npz``,
 ``.xyz`` and ``.txt``), reads a ``<stem>_labels.npy`` sidecar, then validates and
 normalises the result (:mod:`.checks`). Every failure is one
 :class:`InvalidInputError` line. The readers report every file they open
-(:mod:`.sources`): ``Asset.sources`` lists them and ``Asset.sha256`` covers their bytes.
+(:mod:`.sources`): ``Asset.sources`` lists them and ``Asset.sha256`` covers their bytes;
+``Asset.missing`` lists the files they looked for and did not find.
 """
 
 from __future__ import annotations
@@ -25,7 +26,13 @@ from .labels import (
 )
 from .ply import load_ply
 from .scenes import load_scene_file, load_trimesh_file
-from .sources import content_identity, ordered_sources, recording_reads
+from .sources import (
+    content_identity,
+    note_missing,
+    ordered_missing,
+    ordered_sources,
+    recording_reads,
+)
 
 
 def load_asset(path: str | Path) -> Asset:
@@ -46,7 +53,8 @@ def load_asset(path: str | Path) -> Asset:
     asset.source = path
     asset.format = fmt
     # the key of every cache of this asset covers every byte its readers opened
-    asset.sources = ordered_sources(path, read)
+    asset.sources = ordered_sources(path, read.files)
+    asset.missing = ordered_missing(path, read.missing)
     asset.sha256 = content_identity(asset.sources)
     return finalize_asset(asset, path)
 
@@ -76,6 +84,7 @@ def _read_label_array_sidecar(asset: Asset, path: Path) -> None:
     """
     sidecar = path.with_name(f"{path.stem}_labels.npy")
     if not sidecar.is_file():
+        note_missing(sidecar)
         return
     raw = read_npy(sidecar, "label array")
     has_faces = asset.faces is not None and len(asset.faces) > 0

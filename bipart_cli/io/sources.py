@@ -7,35 +7,63 @@ a ``<stem>_labels.npy`` array, a ``parts.json`` or ``.parts.json`` sidecar.
 them (:func:`content_identity`) into ``Asset.sha256``: the key of every cache of what an
 asset gives (stored runs, an index's unchanged shapes, the support's records), so a key
 covers every byte the computation read, not the main file alone.
+
+Every reader also reports the files it looked for and did not find (:func:`note_missing`:
+a ``<stem>_labels.npy``, a sidecar JSON, a buffer name), ``Asset.missing``. A load is a
+function of the bytes of the files it read and of which files it found, so those two lists
+(:func:`read_names`) tell without parsing anything whether loading again would give the
+same asset: :func:`identity_if_unchanged` hashes the files read and checks that the
+missing ones are still missing. The readers stay the one place that says which files an
+asset is read from.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass, field
 from pathlib import Path
 
-_READS: ContextVar[list[Path] | None] = ContextVar("bipart_reads", default=None)
+
+@dataclass
+class Reads:
+    """What readers reported inside :func:`recording_reads`: ``files`` they opened and
+    ``missing`` files they looked for and did not find, each in report order."""
+
+    files: list[Path] = field(default_factory=list)
+    missing: list[Path] = field(default_factory=list)
+
+
+_READS: ContextVar[Reads | None] = ContextVar("bipart_reads", default=None)
 
 
 @contextmanager
-def recording_reads() -> Iterator[list[Path]]:
-    """Collect the paths :func:`note_read` reports inside the block, in order (a list)."""
-    files: list[Path] = []
-    token = _READS.set(files)
+def recording_reads() -> Iterator[Reads]:
+    """Collect what :func:`note_read` and :func:`note_missing` report inside the block."""
+    reads = Reads()
+    token = _READS.set(reads)
     try:
-        yield files
+        yield reads
     finally:
         _READS.reset(token)
 
 
 def note_read(path: str | Path) -> None:
     """Report that a reader opened ``path`` (a no-op outside :func:`recording_reads`)."""
-    files = _READS.get()
-    if files is not None:
-        files.append(Path(path))
+    reads = _READS.get()
+    if reads is not None:
+        reads.files.append(Path(path))
+
+
+def note_missing(path: str | Path) -> None:
+    """Report that a reader looked for ``path`` and found no file there: one that appears
+    there later would be read (a no-op outside :func:`recording_reads`)."""
+    reads = _READS.get()
+    if reads is not None:
+        reads.missing.append(Path(path))
 
 
 def ordered_sources(main: Path, files: Iterable[Path]) -> list[Path]:
@@ -48,6 +76,49 @@ def ordered_sources(main: Path, files: Iterable[Path]) -> list[Path]:
         if key != main_key:
             others.setdefault(key, path)
     return [main, *sorted(others.values(), key=lambda p: _relative_name(main, p))]
+
+
+def ordered_missing(main: Path, files: Iterable[Path]) -> list[Path]:
+    """The files looked for and not found, each once, in the order of their names."""
+    unique = {path.resolve(): path for path in files}
+    return sorted(unique.values(), key=lambda p: _relative_name(main, p))
+
+
+def read_names(sources: list[Path], missing: list[Path]) -> dict[str, list[str]]:
+    """What a load of ``sources[0]`` read besides it and looked for in vain, as kept beside
+    what it gave (an index's record): ``{"files": [...], "missing": [...]}``, names relative
+    to the main file's folder (POSIX, ``../`` for a file above it), in ``sources`` order."""
+    main = sources[0]
+    folder = main.resolve().parent
+    return {
+        "files": [_name_below(folder, path) for path in sources[1:]],
+        "missing": [_name_below(folder, path) for path in missing],
+    }
+
+
+def identity_if_unchanged(main: Path, names: dict[str, list[str]]) -> str | None:
+    """The content identity a load of ``main`` would give now, when it would read the same
+    files as the load that :func:`read_names` described (``names``): each of them is still
+    a file, hashed here, and none of the files it looked for in vain is there now. None
+    otherwise (or when a file cannot be read): the asset must be loaded again.
+
+    Hashes the files, parses none: a load's result depends on nothing else than the bytes
+    it read and which files it found.
+    """
+    folder = Path(main).resolve().parent
+    if any((folder / name).exists() for name in names["missing"]):
+        return None
+    files = [Path(main), *(folder / name for name in names["files"])]
+    if not all(path.is_file() for path in files):  # gone, or a folder or device now
+        return None
+    try:
+        return content_identity(files)
+    except OSError:
+        return None
+
+
+def _name_below(folder: Path, path: Path) -> str:
+    return Path(os.path.relpath(path.resolve(), folder)).as_posix()
 
 
 def sha256_file(path: str | Path) -> str:
@@ -95,9 +166,11 @@ def recording_resolver(path: Path):
                     found = self.absolute(candidate)
                 except ValueError:
                     continue
-                if found.is_file():
-                    note_read(found)
+                if found.exists():  # trimesh reads the first name that exists
+                    if found.is_file():
+                        note_read(found)
                     break
+                note_missing(found)
             return super().get(name)
 
     return RecordingResolver(path)

@@ -575,6 +575,8 @@ def test_built_index_caches_the_descriptors_of_its_points(tmp_path, chair_glb):
             lambda m: m["bps_basis"].update(sha256="AB" * 32),
             r"bps_basis.sha256 must be a sha256",
         ),
+        # the files a shape's load read, which a rebuild checks instead of loading it
+        (lambda m: m["entries"][1].update(reads={"files": [3]}), r"entries\[1\].reads must be"),
     ],
     ids=[
         "no-entries",
@@ -589,6 +591,7 @@ def test_built_index_caches_the_descriptors_of_its_points(tmp_path, chair_glb):
         "name-line-break",
         "sha256-line-break",
         "sha256-upper-case",
+        "reads",
     ],
 )
 def test_bad_manifests_are_one_typed_error_naming_the_field(tmp_path, records, edit, field):
