@@ -400,9 +400,9 @@ def _network_point_probabilities(
     from .refine import (
         SELF_TRAINING_BATCH,
         SELF_TRAINING_LR,
+        Smoother,
         knn_probabilities,
         self_training_targets,
-        smooth_probabilities,
     )
 
     num_parts, target_features = target.num_parts, target.features
@@ -416,17 +416,21 @@ def _network_point_probabilities(
             target_features[0], reference, weights[:, :num_parts], settings.knn_k
         )
 
+    # the neighbours and their weights, once for the head's probabilities and the refit's
+    smoother = None
+    if settings.smooth > 0:
+        smoother = Smoother(
+            target.points,
+            features=target_features[0],
+            edge_scale=settings.edge_scale,
+            device=target_features.device,
+        )
+
     def probabilities(head) -> torch.Tensor:
         probs = predict_probabilities(model, target_features, head, num_parts)[0]  # (N, R)
         if transferred is not None:
             probs = (1 - settings.knn_weight) * probs + settings.knn_weight * transferred
-        return smooth_probabilities(
-            target.points,
-            probs,
-            settings.smooth,
-            features=target_features[0],
-            edge_scale=settings.edge_scale,
-        )
+        return probs if smoother is None else smoother(probs, settings.smooth)
 
     probs = probabilities(head)
     if settings.self_training_steps <= 0:

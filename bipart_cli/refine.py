@@ -106,23 +106,45 @@ def smooth_probabilities(
     """
     if rounds <= 0:
         return probs
-    import torch
-    from scipy.spatial import KDTree
+    return Smoother(points, k, features, edge_scale, probs.device)(probs, rounds)
 
-    k = min(k, len(points))
-    _, neighbours = KDTree(np.asarray(points, dtype=np.float64)).query(points, k=k, workers=-1)
-    neighbours = torch.from_numpy(neighbours.reshape(len(points), k)).to(probs.device)
-    if features is None or edge_scale <= 0:
+
+class Smoother:
+    """:func:`smooth_probabilities` with the neighbour lists and their weights computed
+    once, for several rounds of smoothing of the same points (N, 3)."""
+
+    def __init__(
+        self,
+        points: np.ndarray,
+        k: int = 10,
+        features: torch.Tensor | None = None,
+        edge_scale: float = 0.0,
+        device=None,
+    ) -> None:
+        import torch
+        from scipy.spatial import KDTree
+
+        k = min(k, len(points))
+        tree = KDTree(np.asarray(points, dtype=np.float64))
+        _, neighbours = tree.query(points, k=k, workers=-1)
+        self.neighbours = torch.from_numpy(neighbours.reshape(len(points), k)).to(device)
+        self.weights = None  # (N, k, 1), or None: every neighbour the same
+        if features is not None and edge_scale > 0:
+            squared = ((features[:, None, :] - features[self.neighbours]) ** 2).sum(-1)  # (N, k)
+            scale = edge_scale**2 * squared.median().clamp_min(1e-12)
+            weights = torch.exp(-squared / scale)
+            self.weights = (weights / weights.sum(1, keepdim=True))[..., None]
+
+    def __call__(self, probs: torch.Tensor, rounds: int) -> torch.Tensor:
+        """probs (N, R) after ``rounds`` rounds."""
+        if self.weights is None:
+            for _ in range(rounds):
+                probs = 0.5 * probs + 0.5 * probs[self.neighbours].mean(1)  # (N, R)
+            return probs
+        weights = self.weights.to(probs.dtype)
         for _ in range(rounds):
-            probs = 0.5 * probs + 0.5 * probs[neighbours].mean(1)  # (N, R)
+            probs = 0.5 * probs + 0.5 * (weights * probs[self.neighbours]).sum(1)  # (N, R)
         return probs
-    squared = ((features[:, None, :] - features[neighbours]) ** 2).sum(-1)  # (N, k)
-    scale = edge_scale**2 * squared.median().clamp_min(1e-12)
-    weights = torch.exp(-squared / scale).to(probs.dtype)
-    weights = (weights / weights.sum(1, keepdim=True))[..., None]  # (N, k, 1)
-    for _ in range(rounds):
-        probs = 0.5 * probs + 0.5 * (weights * probs[neighbours]).sum(1)  # (N, R)
-    return probs
 
 
 def self_training_targets(
