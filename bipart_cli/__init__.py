@@ -6,7 +6,7 @@ The public Python API is imported lazily so that ``import bipart_cli`` (and
 
 from __future__ import annotations
 
-from typing import Any
+from .lazy import lazy_getattr
 
 __version__ = "0.1.0"
 
@@ -19,10 +19,4 @@ _LAZY = {
 __all__ = ["__version__", *_LAZY]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        module, attr = _LAZY[name]
-        return getattr(importlib.import_module(module), attr)
-    raise AttributeError(f"module 'bipart_cli' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)

@@ -6,7 +6,7 @@ Names are exported lazily: importing :class:`BiPartConfig` does not import torch
 
 from __future__ import annotations
 
-from typing import Any
+from ..lazy import lazy_getattr
 
 _LAZY = {
     "BiPartConfig": ("bipart_cli.model.config", "BiPartConfig"),
@@ -23,10 +23,4 @@ _LAZY = {
 __all__ = list(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        module, attr = _LAZY[name]
-        return getattr(importlib.import_module(module), attr)
-    raise AttributeError(f"module 'bipart_cli.model' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)

@@ -12,7 +12,7 @@ options at every start, and the loop would bring the training package with it.
 
 from __future__ import annotations
 
-from typing import Any
+from ..lazy import lazy_getattr
 
 _LAZY = {
     "ENCODER_FOLDER": ("bipart_cli.pretrain.loop", "ENCODER_FOLDER"),
@@ -24,10 +24,4 @@ _LAZY = {
 __all__ = list(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        module, attr = _LAZY[name]
-        return getattr(importlib.import_module(module), attr)
-    raise AttributeError(f"module 'bipart_cli.pretrain' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)
