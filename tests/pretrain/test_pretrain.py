@@ -175,20 +175,34 @@ def test_a_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
     assert state["step"] == 4
 
 
-def test_resume_without_the_checkpoints_config_is_refused(tmp_path):
-    """Issue 31 item 8: a checkpoint that had lost its config.json was not compared: an
-    encoder whose radii differ fits the same weights, and the run went on with it."""
+OTHER_RADII = [0.1, 0.2, 0.4]
+
+
+def two_step_run(tmp_path: Path) -> tuple[Corpus, Path, PretrainSettings]:
+    """A 2-step run of the tiny encoder on one random cloud: (its corpus, folder, settings)."""
     rng = np.random.default_rng(0)
     corpus = Corpus()
     corpus.add("test", rng.normal(size=(400, 3)) * 0.5)
     settings = PretrainSettings(steps=2, batch_size=2, save_every=2)
     run = tmp_path / "run"
     run_steps(MaskedAutoencoder(tiny_config()), corpus, run, settings, CPU, quiet=True)
-    (run / "checkpoint" / "config.json").unlink()
-    other = MaskedAutoencoder(tiny_config(local_radius=[0.1, 0.2, 0.4]))
+    return corpus, run, settings
+
+
+def resume_with_other_radii(corpus: Corpus, run: Path, settings: PretrainSettings) -> None:
+    """Resume ``run`` to step 4 with an encoder whose radii differ (the same weights' shapes)."""
+    other = MaskedAutoencoder(tiny_config(local_radius=OTHER_RADII))
     longer = dataclasses.replace(settings, steps=4)
+    run_steps(other, corpus, run, longer, CPU, resume=True, quiet=True)
+
+
+def test_resume_without_the_checkpoints_config_is_refused(tmp_path):
+    """Issue 31 item 8: a checkpoint that had lost its config.json was not compared: an
+    encoder whose radii differ fits the same weights, and the run went on with it."""
+    corpus, run, settings = two_step_run(tmp_path)
+    (run / "checkpoint" / "config.json").unlink()
     with pytest.raises(CheckpointError, match="its config.json is missing.*start a new --out"):
-        run_steps(other, corpus, run, longer, CPU, resume=True, quiet=True)
+        resume_with_other_radii(corpus, run, settings)
     assert json.loads((run / "checkpoint" / "trainer_state.json").read_text())["step"] == 2
 
 
@@ -196,20 +210,13 @@ def test_resume_from_a_checkpoint_with_an_edited_config_is_refused(tmp_path):
     """Issue 31: config.json had no sha256 in trainer_state.json, so a checkpoint whose
     config.json was edited to name the encoder resumed with (other radii, the same weights'
     shapes) passed the comparison, and the run went on with another encoder."""
-    rng = np.random.default_rng(0)
-    corpus = Corpus()
-    corpus.add("test", rng.normal(size=(400, 3)) * 0.5)
-    settings = PretrainSettings(steps=2, batch_size=2, save_every=2)
-    run = tmp_path / "run"
-    run_steps(MaskedAutoencoder(tiny_config()), corpus, run, settings, CPU, quiet=True)
+    corpus, run, settings = two_step_run(tmp_path)
     config_path = run / "checkpoint" / "config.json"
     config = json.loads(config_path.read_text())
-    config["local_radius"] = [0.1, 0.2, 0.4]
+    config["local_radius"] = OTHER_RADII
     config_path.write_text(json.dumps(config, indent=2))
-    other = MaskedAutoencoder(tiny_config(local_radius=[0.1, 0.2, 0.4]))
-    longer = dataclasses.replace(settings, steps=4)
     with pytest.raises(CheckpointError) as caught:
-        run_steps(other, corpus, run, longer, CPU, resume=True, quiet=True)
+        resume_with_other_radii(corpus, run, settings)
     assert str(caught.value) == (
         f"cannot resume from {run / 'checkpoint'}: ValueError: config.json is corrupt or was "
         "edited (sha256 mismatch)"

@@ -374,9 +374,11 @@ def one_epoch_run(tmp_path_factory, basis_points):
     return run, shapes
 
 
-def _resume(run: Path, shapes, **overrides):
+def _resume(run: Path, shapes, model=None, **overrides):
+    """Resume ``run`` to epoch 2, with ``model`` (default: the tiny model it was started with)."""
     settings = small_settings(epochs=2, **overrides)
-    return train_model(tiny_model(), shapes, run, settings, CPU, resume=True, quiet=True)
+    model = tiny_model() if model is None else model
+    return train_model(model, shapes, run, settings, CPU, resume=True, quiet=True)
 
 
 def test_resume_after_a_kill_between_the_checkpoint_renames(one_epoch_run, tmp_path):
@@ -474,10 +476,8 @@ def test_resume_without_the_checkpoints_config_is_refused(one_epoch_run, tmp_pat
     run = tmp_path / "run"
     shutil.copytree(one_epoch_run[0], run)
     (run / "checkpoint" / "config.json").unlink()
-    model = tiny_model(local_radius=[0.1, 0.2, 0.4])
-    settings = small_settings(epochs=2)
     with pytest.raises(CheckpointError) as caught:
-        train_model(model, one_epoch_run[1], run, settings, CPU, resume=True, quiet=True)
+        _resume(run, one_epoch_run[1], model=tiny_model(local_radius=[0.1, 0.2, 0.4]))
     assert str(caught.value) == (
         f"cannot resume from {run / 'checkpoint'}: its config.json is missing, so the run's "
         "model cannot be compared with this one; start a new --out"
@@ -497,10 +497,8 @@ def test_resume_from_a_checkpoint_with_an_edited_config_is_refused(one_epoch_run
     config = json.loads(config_path.read_text())
     config["local_radius"] = [0.1, 0.2, 0.4]
     config_path.write_text(json.dumps(config, indent=2))
-    model = tiny_model(local_radius=[0.1, 0.2, 0.4])
-    settings = small_settings(epochs=2)
     with pytest.raises(CheckpointError) as caught:
-        train_model(model, one_epoch_run[1], run, settings, CPU, resume=True, quiet=True)
+        _resume(run, one_epoch_run[1], model=tiny_model(local_radius=[0.1, 0.2, 0.4]))
     assert str(caught.value) == (
         f"cannot resume from {run / 'checkpoint'}: ValueError: config.json is corrupt or was "
         "edited (sha256 mismatch)"
