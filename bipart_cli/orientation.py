@@ -87,6 +87,10 @@ POSE_MARGIN = 0.25
 ALIGNED_SHARE = 0.5
 # the gain a turn must bring within an aligned collection (RESULTS section 29)
 ALIGNED_POSE_MARGIN = POSE_MARGIN
+# ... and the share a turn must also gain with every cloud standardised per axis
+# (:func:`proportion_free_gain`): a tall cabinet laid on its side to fit a low one gains on
+# the plain Chamfer distance, not once proportions are set aside (RESULTS section 33)
+PROPORTION_FREE_MARGIN = 0.15
 # points compared per cloud when matching poses; enough to tell a lying shape from a standing one
 MATCH_POINTS = 512
 
@@ -136,7 +140,25 @@ def best_turn(target: np.ndarray, source: np.ndarray) -> tuple[np.ndarray, float
     best = int(np.argmin(costs))
     if costs[best] >= costs[0]:  # the identity first among equals, and a perfect fit
         return np.eye(3), 0.0
-    return rotations[shortlist[best]], float(1.0 - costs[best] / costs[0])
+    rotation = rotations[shortlist[best]]
+    if _proportion_free_gain(target, source, rotation) <= PROPORTION_FREE_MARGIN:
+        return np.eye(3), 0.0  # the turn only traded one proportion for another
+    return rotation, float(1.0 - costs[best] / costs[0])
+
+
+def proportion_free_gain(target: np.ndarray, source: np.ndarray, rotation: np.ndarray) -> float:
+    """The share of the Chamfer distance that turning ``source`` (m, 3) by ``rotation``
+    (3, 3) saves against ``target`` (n, 3) when every cloud is first standardised per axis
+    (mean 0, standard deviation 1 along x, y and z): what the turn gains once the shapes'
+    proportions are set aside. Negative when the turn fits worse."""
+    return _proportion_free_gain(match_cloud(target), match_cloud(source), rotation)
+
+
+def _proportion_free_gain(target: MatchCloud, source: MatchCloud, rotation: np.ndarray) -> float:
+    target = target.proportion_free
+    as_given = _chamfer_costs(target, source.proportion_free, IDENTITY)[0]
+    turned = _chamfer_costs(target, source.turned(rotation).proportion_free, IDENTITY)[0]
+    return float(1.0 - turned / as_given) if as_given > 0 else 0.0
 
 
 def matching_rotations(
@@ -262,6 +284,12 @@ class MatchCloud:
         """Every :data:`COARSE_STRIDE`-th point, for the coarse pass of :func:`best_turn`."""
         return MatchCloud(self.points[::COARSE_STRIDE], self.key + b" coarse")
 
+    @cached_property
+    def proportion_free(self) -> MatchCloud:
+        """The cloud standardised per axis (:func:`standardised`): its shape with its
+        proportions set aside."""
+        return MatchCloud(standardised(self.points), self.key + b" proportion-free")
+
     def turned(self, rotation: np.ndarray) -> MatchCloud:
         """The cloud turned by ``rotation`` (3, 3), itself for the identity (no
         arithmetic, so the costs it scored are shared)."""
@@ -293,6 +321,12 @@ def match_cloud(points: np.ndarray) -> MatchCloud:
 def clear_match_clouds() -> None:
     """Forget every kept :class:`MatchCloud` (a measurement from scratch)."""
     _MATCH_CLOUDS.clear()
+
+
+def standardised(points: np.ndarray, eps: float = 1e-5) -> np.ndarray:
+    """points (n, 3) with mean 0 and standard deviation 1 along each axis, float64."""
+    points = np.asarray(points, dtype=np.float64)
+    return (points - points.mean(0)) / (points.std(0) + eps)
 
 
 def _unit_cloud(points: np.ndarray) -> np.ndarray:

@@ -43,20 +43,17 @@ def nearest_shapes(target_points: np.ndarray, shapes: list[np.ndarray], count: i
     """
     from scipy.spatial import KDTree
 
-    target = _standardised(target_points)
+    from .orientation import standardised
+
+    target = standardised(target_points)
     target_tree = KDTree(target)
     distances = []
     for points in shapes:
-        shape = _standardised(points)
+        shape = standardised(points)
         to_shape = KDTree(shape).query(target)[0].mean()
         to_target = target_tree.query(shape)[0].mean()
         distances.append(to_shape + to_target)
     return np.argsort(np.asarray(distances), kind="stable")[:count]
-
-
-def _standardised(points: np.ndarray, eps: float = 1e-5) -> np.ndarray:
-    points = np.asarray(points, dtype=np.float64)
-    return (points - points.mean(0)) / (points.std(0) + eps)
 
 
 def knn_probabilities(

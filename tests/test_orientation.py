@@ -12,6 +12,7 @@ from bipart_cli.orientation import (
     AXIS_ROTATIONS,
     MATCH_CLOUDS_KEPT,
     POSE_MARGIN,
+    PROPORTION_FREE_MARGIN,
     UP_MARGIN,
     Z_UP_TO_Y_UP,
     apply_rotation,
@@ -23,19 +24,23 @@ from bipart_cli.orientation import (
     matching_rotation,
     matching_rotations,
     pose_costs,
+    proportion_free_gain,
     settle_up,
+    standardised,
     up_distances,
     up_rotation,
 )
 
 
-def _lopsided_cloud(seed: int = 0, n: int = 1500) -> np.ndarray:
-    """A cloud with no rotational symmetry: three boxes of different sizes off the centre."""
+def _lopsided_cloud(seed: int = 0, n: int = 1500, foot: tuple = (-1.0, -0.7)) -> np.ndarray:
+    """A cloud with no rotational symmetry: three boxes of different sizes off the centre,
+    the foot between heights ``foot``. At the bar's end (the default), one turn swaps the
+    foot and the arm, told apart by their proportions only (:func:`proportion_free_gain`)."""
     rng = np.random.default_rng(seed)
     parts = [
         rng.uniform([-0.2, -1.0, -0.1], [0.2, 1.0, 0.1], (n // 2, 3)),
         rng.uniform([0.2, 0.6, -0.1], [0.9, 1.0, 0.1], (n // 4, 3)),
-        rng.uniform([-0.2, -1.0, 0.1], [0.2, -0.7, 0.6], (n - n // 2 - n // 4, 3)),
+        rng.uniform([-0.2, foot[0], 0.1], [0.2, foot[1], 0.6], (n - n // 2 - n // 4, 3)),
     ]
     return np.concatenate(parts)
 
@@ -71,8 +76,9 @@ def test_pose_costs_against_a_loop_over_candidates():
 
 @pytest.mark.parametrize("index", range(24))
 def test_every_axis_rotation_is_undone(index):
-    target = _lopsided_cloud(0)
-    source = _lopsided_cloud(1) @ AXIS_ROTATIONS[index].T  # another draw of the shape, turned
+    # the foot halfway up: no turn gives another shape only its proportions tell apart
+    target = _lopsided_cloud(0, foot=(-0.6, -0.3))
+    source = _lopsided_cloud(1, foot=(-0.6, -0.3)) @ AXIS_ROTATIONS[index].T  # another draw, turned
     found = matching_rotation(target, source)
     assert np.allclose(found @ AXIS_ROTATIONS[index], np.eye(3))
 
@@ -160,6 +166,66 @@ def test_best_turn_s_gain_is_the_share_of_the_identity_s_distance_it_saves():
     assert np.allclose(rotation @ AXIS_ROTATIONS[3], np.eye(3))
     assert gain == pytest.approx(1 - costs.min() / costs[0], rel=1e-9)
     assert best_turn(target, target)[1] == pytest.approx(0.0)
+
+
+def _cabinet(width: float, height: float, shelves: int, seed: int, n: int = 3000) -> np.ndarray:
+    """(n, 3) points of a Y-up open cabinet 0.5 deep: back, sides, top, bottom, ``shelves``
+    shelves and a door on the left half of the front (+Z), thin boxes sampled by area."""
+    rng = np.random.default_rng(seed)
+    w, h, d, t = width / 2, height / 2, 0.25, 0.03
+    boxes = [
+        ([-w, -h, -d], [w, h, -d + t]),
+        ([-w, -h, -d], [-w + t, h, d]),
+        ([w - t, -h, -d], [w, h, d]),
+        ([-w, h - t, -d], [w, h, d]),
+        ([-w, -h, -d], [w, -h + t, d]),
+        ([-w, -h, d - t], [0.0, h, d]),
+    ]
+    for k in range(shelves):
+        y = -h + height * (k + 1) / (shelves + 1)
+        boxes.append(([-w, y, -d], [w, y + t, 0.8 * d]))
+    areas = np.array([np.prod(np.sort(np.subtract(hi, lo))[1:]) for lo, hi in boxes])
+    counts = np.maximum(1, np.round(n * areas / areas.sum()).astype(int))
+    return np.concatenate(
+        [rng.uniform(lo, hi, (c, 3)) for (lo, hi), c in zip(boxes, counts, strict=True)]
+    )
+
+
+def test_a_turn_that_only_trades_proportions_is_not_taken():
+    """A tall cabinet and a low one, both upright: laying the low one on its side fits the
+    tall one better on the plain Chamfer distance (a gain well over the margin), not once
+    each cloud is standardised per axis, so it stays upright. The tall cabinet laid on
+    its side is still stood up again."""
+    tall, low = _cabinet(0.5, 2.0, 4, seed=0), _cabinet(1.6, 0.7, 1, seed=1)
+    rotations, costs = pose_costs(tall, low)
+    best = int(np.argmin(costs))
+    assert 1 - costs[best] / costs[0] > 2 * POSE_MARGIN
+    assert proportion_free_gain(tall, low, rotations[best]) <= PROPORTION_FREE_MARGIN
+    np.testing.assert_array_equal(matching_rotation(tall, low), np.eye(3))
+
+    laid = _cabinet(0.5, 2.0, 4, seed=2) @ AXIS_ROTATIONS[7].T
+    assert np.allclose(matching_rotation(tall, laid) @ AXIS_ROTATIONS[7], np.eye(3))
+
+
+def test_the_proportion_free_gain_against_a_slow_reference():
+    """Small clouds (no draw): the gain is 1 - d(turned) / d(as given), d the symmetric
+    Chamfer distance of the clouds at unit RMS radius, then standardised per axis, with
+    every distance computed in full."""
+    target = _lopsided_cloud(0, 300)
+    source = _lopsided_cloud(1, 280) * [1.0, 2.5, 0.5] + 3.0
+    rotation = AXIS_ROTATIONS[5]
+
+    def chamfer(a: np.ndarray, b: np.ndarray) -> float:
+        distances = np.linalg.norm(a[:, None] - b[None], axis=-1)
+        return distances.min(1).mean() + distances.min(0).mean()
+
+    unit_target, unit_source = standardised(_unit(target)), _unit(source)
+    expected = 1 - chamfer(unit_target, standardised(unit_source @ rotation.T)) / chamfer(
+        unit_target, standardised(unit_source)
+    )
+    assert proportion_free_gain(target, source, rotation) == pytest.approx(expected, rel=1e-9)
+    np.testing.assert_allclose(standardised(source).mean(0), 0, atol=1e-9)
+    np.testing.assert_allclose(standardised(source).std(0), 1, rtol=1e-3)
 
 
 _VERTICAL = [r for r in AXIS_ROTATIONS if r[1, 1] == 1]  # the 4 quarter turns about Y

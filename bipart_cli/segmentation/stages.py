@@ -158,7 +158,7 @@ class StageSequence:
         """(M, 3, 3) rotations that lay each support shape as the target's points (N, 3) lie
         (:func:`~bipart_cli.orientation.matching_rotations`: decided as a set), from the
         store when an earlier process matched the same shapes to the same points."""
-        from ..orientation import ALIGNED_SHARE, matching_rotations
+        from ..orientation import ALIGNED_SHARE, PROPORTION_FREE_MARGIN, matching_rotations
         from ..store import array_key
 
         margin = self.options.adapt.pose_margin
@@ -179,7 +179,7 @@ class StageSequence:
                 and np.allclose(found @ found.transpose(0, 2, 1), np.eye(3), atol=1e-6)
             )
 
-        rule = f"{margin} {aligned_margin} {ALIGNED_SHARE} {sizes}"
+        rule = f"{margin} {aligned_margin} {ALIGNED_SHARE} {PROPORTION_FREE_MARGIN} {sizes}"
         key = array_key(network_points, *[s.points for s in support], rule)
         return self.feature_cache.store.fetch("pose", key, match, valid)["rotations"]
 
