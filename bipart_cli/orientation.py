@@ -112,7 +112,10 @@ def _candidates(target_frame: np.ndarray, source_frame: np.ndarray) -> np.ndarra
 
 
 def matching_rotation(
-    target: np.ndarray, source: np.ndarray, margin: float = POSE_MARGIN
+    target: np.ndarray,
+    source: np.ndarray,
+    margin: float = POSE_MARGIN,
+    proportion_margin: float | None = PROPORTION_FREE_MARGIN,
 ) -> np.ndarray:
     """The rotation (3, 3) that best lays ``source`` (m, 3) over ``target`` (n, 3).
 
@@ -120,17 +123,23 @@ def matching_rotation(
     Chamfer distance, :func:`best_turn`): consistently oriented shapes stay as given.
     Apply about the source's centroid: ``(source - c) @ R.T + c``.
     """
-    rotation, gain = best_turn(target, source)
+    rotation, gain = best_turn(target, source, proportion_margin)
     return rotation if gain > margin else np.eye(3)
 
 
-def best_turn(target: np.ndarray, source: np.ndarray) -> tuple[np.ndarray, float]:
+def best_turn(
+    target: np.ndarray,
+    source: np.ndarray,
+    proportion_margin: float | None = PROPORTION_FREE_MARGIN,
+) -> tuple[np.ndarray, float]:
     """The candidate rotation (3, 3) that best lays ``source`` (m, 3) over ``target`` (n, 3),
     and its gain: the share of the identity's Chamfer distance it saves (0 for the identity).
 
     Every candidate of :func:`candidate_rotations` is scored by the Chamfer distance
     of :func:`pose_costs`, coarse to fine: all of them on every fourth matched point,
-    then the identity and the :data:`SHORTLIST` best on all :data:`MATCH_POINTS`.
+    then the identity and the :data:`SHORTLIST` best on all :data:`MATCH_POINTS`. The
+    best turn must also gain more than ``proportion_margin`` with proportions set aside
+    (:func:`proportion_free_gain`; None: not asked), or the identity is returned.
     """
     target, source = match_cloud(target), match_cloud(source)
     rotations = _candidates(target.frame, source.frame)
@@ -141,7 +150,10 @@ def best_turn(target: np.ndarray, source: np.ndarray) -> tuple[np.ndarray, float
     if costs[best] >= costs[0]:  # the identity first among equals, and a perfect fit
         return np.eye(3), 0.0
     rotation = rotations[shortlist[best]]
-    if _proportion_free_gain(target, source, rotation) <= PROPORTION_FREE_MARGIN:
+    if (
+        proportion_margin is not None
+        and _proportion_free_gain(target, source, rotation) <= proportion_margin
+    ):
         return np.eye(3), 0.0  # the turn only traded one proportion for another
     return rotation, float(1.0 - costs[best] / costs[0])
 
@@ -166,9 +178,10 @@ def matching_rotations(
     sources: list[np.ndarray],
     margin: float = POSE_MARGIN,
     aligned_margin: float = ALIGNED_POSE_MARGIN,
+    proportion_margin: float | None = PROPORTION_FREE_MARGIN,
 ) -> np.ndarray:
     """(M, 3, 3) rotations that lay each of ``sources`` (m_i, 3) over ``target`` (n, 3),
-    decided as a set.
+    decided as a set; each source's turn as :func:`best_turn` finds it.
 
     When at least :data:`ALIGNED_SHARE` of the sources already fit the target as given (no
     turn gains ``margin``), the collection and the target share one orientation, and a turn
@@ -176,7 +189,7 @@ def matching_rotations(
     of an aligned collection, stay as they are. Otherwise each source is turned on its own
     evidence (:func:`matching_rotation`).
     """
-    turns = [best_turn(target, source) for source in sources]
+    turns = [best_turn(target, source, proportion_margin) for source in sources]
     if not turns:
         return np.zeros((0, 3, 3))
     gains = np.array([gain for _, gain in turns])
