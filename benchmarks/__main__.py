@@ -87,6 +87,7 @@ GROUPS: dict[str, tuple[str, list[Step]]] = {
                 page=False,
             ),
             Step("pose", "quality/pose.py", page=False),
+            Step("pose_turns", "quality/pose_turns.py", page=False),
             Step("face_smoothing", "quality/face_smoothing.py", page=False),
             Step(
                 "support_fit",
