@@ -16,7 +16,8 @@ Every group takes from here (``paper/table*.py``, ``quality/few_shot.py``,
   seen categories only, 3 epochs. human_seg is in neither training set;
 - evaluations through ``bipart_cli.evaluate.evaluate_index``, cached as JSON under
   ``.bench/evals/``, keyed by every argument of the evaluation, the sha256 of the
-  weights and of the indexes' manifests, so that the scripts share them (the full
+  weights and of the indexes' manifests and bipart's code (``store.code_identity``: a
+  changed rule is never served a stale score), so that the scripts share them (the full
   BiPart-J evaluation is a row of tables 1, 3, 4 and 5) and a rerun only computes
   what is missing; each file records when, where and at which git revision it was made;
 - plain-text tables (:func:`print_table`, the one table printer of the benchmarks), each
@@ -80,7 +81,7 @@ VLM_SPLITS = {
     "psb": ("psb-test-simulated", "psb-train-simulated"),
     "human": ("human-test-simulated", "human-train-simulated"),
 }
-CACHE_VERSION = 2  # 2: the key holds every AdaptSettings field
+CACHE_VERSION = 3  # 2: the key holds every AdaptSettings field; 3: and bipart's code
 CACHED_ONLY = "BIPART_BENCH_CACHED_ONLY"
 
 
@@ -246,6 +247,7 @@ def evaluation(
     Returns ``{"key", "report" (EvalReport.to_json()), "wall_s", "made", "file"}``.
     """
     from bipart_cli.evaluate import evaluate_index
+    from bipart_cli.store import code_identity
 
     test_path = index(test)
     support_path = None if support is None else index(support)
@@ -262,6 +264,8 @@ def evaluation(
         "labeler": labeler,
         "zero_shot": zero_shot,
         "adapt": dataclasses.asdict(AdaptSettings(**adapt_overrides)),
+        # a module constant (a margin, a rule) changes the labels as a field does
+        "code": code_identity(),
         "device": device,
         "limit": limit,
         "seed": 0,

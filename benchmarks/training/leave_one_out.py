@@ -52,7 +52,14 @@ def scores(weights: str, dataset: str, args) -> dict[str, float]:
     """Per-category mIoU of few-shot ``weights`` on ``dataset``'s test split."""
     test, support = DATASETS[dataset]
     entry = evaluation(
-        test, support, weights, labeler="none", support_size=8, device=args.device, limit=args.limit
+        test,
+        support,
+        weights,
+        labeler="none",
+        support_size=8,
+        device=args.device,
+        limit=args.limit,
+        refresh=args.refresh,
     )
     return entry["report"]["summary"]["per_category"]
 
