@@ -70,10 +70,12 @@ def find_assets(folder: Path, exclude: Iterable[Path] = ()) -> list[tuple[str, P
     """Supported assets under ``folder`` as ``(relative POSIX path, path)``, sorted.
 
     Hidden files and folders, label sidecars (``*_labels.npy``), bipart's outputs of a
-    file beside them (``chair.parts.glb`` next to ``chair.glb``: :func:`is_own_output`) and
-    the folders in ``exclude`` (e.g. the index being written inside ``folder``) are skipped.
+    file beside them (``chair.parts.glb`` next to ``chair.glb``: :func:`is_own_output`),
+    ``.txt`` files that are no point table (a licence, a read-me: :func:`~bipart_cli.io.clouds.is_point_table`)
+    and the folders in ``exclude`` (e.g. the index being written inside ``folder``) are skipped.
     """
     from ..io.checks import SUPPORTED_FORMATS
+    from ..io.clouds import is_point_table
 
     excluded = {Path(p).resolve() for p in exclude}
     found = []
@@ -86,7 +88,10 @@ def find_assets(folder: Path, exclude: Iterable[Path] = ()) -> list[tuple[str, P
             path = root_path / name
             if name.startswith(".") or _is_label_sidecar(path) or is_own_output(path, files):
                 continue
-            if path.suffix.lower().lstrip(".") in SUPPORTED_FORMATS:
+            suffix = path.suffix.lower().lstrip(".")
+            if suffix == "txt" and not is_point_table(path):
+                continue
+            if suffix in SUPPORTED_FORMATS:
                 found.append((path.relative_to(folder).as_posix(), path))
     return sorted(found)
 

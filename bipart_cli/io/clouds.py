@@ -137,6 +137,8 @@ def load_xyz(path: Path) -> Asset:
             header = tokens
             continue
         rows.append(tokens)
+    if not rows:
+        raise InvalidInputError(f"{path}: no rows of numbers: not an x y z point table")
     widths = {len(row) for row in rows}
     if len(widths) > 1:
         raise InvalidInputError(f"{path}: rows have different numbers of columns {sorted(widths)}")
@@ -160,6 +162,25 @@ def load_xyz(path: Path) -> Asset:
 
 
 _RGB_NAMES = (("r", "red"), ("g", "green"), ("b", "blue"))
+# bytes of a .txt a folder walk reads to tell a point table from a licence or a read-me
+TEXT_PEEK_BYTES = 64 * 1024
+
+
+def is_point_table(path: Path) -> bool:
+    """Whether the text file ``path`` reads as an x y z table: a line of at least three
+    numbers (comments aside) within its first :data:`TEXT_PEEK_BYTES`. Asset packs hold
+    licences and read-mes as ``.txt`` too; a folder walk takes a ``.txt`` only when this
+    holds."""
+    with open(path, "rb") as file:
+        head = file.read(TEXT_PEEK_BYTES).decode("utf-8", errors="replace")
+    for line in head.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith(("#", "//")):
+            continue
+        tokens = re.split(r"[,;\s]+", stripped)
+        if len(tokens) >= 3 and all(_is_number(token) for token in tokens):
+            return True
+    return False
 
 
 def _is_number(token: str) -> bool:

@@ -713,6 +713,23 @@ def test_a_folder_walk_skips_the_outputs_of_a_file_beside_them(tmp_path):
     ]
 
 
+def test_a_folder_walk_takes_a_txt_only_when_it_is_a_point_table(tmp_path):
+    """An asset pack's ``LICENSE.txt`` or ``README.txt`` is no shape (it was indexed and
+    counted as failed); an x y z table in a ``.txt`` still is, comments and header aside."""
+    from bipart_cli.index import find_assets
+
+    (tmp_path / "LICENSE.txt").write_text("CC0 1.0 Universal\n\n1 2 3 are not coordinates.\n")
+    (tmp_path / "empty.txt").write_text("")
+    (tmp_path / "scan.txt").write_text("# exported\n//X Y Z R G B\n0.1 0.2 0.3 10 20 30\n")
+    (tmp_path / "table.txt").write_text("x,y,z\n1.5,-2,3e-2\n")
+    (tmp_path / "cloud.xyz").write_text("anything: the extension names a cloud\n")
+    assert [shape_id for shape_id, _ in find_assets(tmp_path)] == [
+        "cloud.xyz",
+        "scan.txt",
+        "table.txt",
+    ]
+
+
 @pytest.mark.parametrize("how", ["copy", "same-id", "same-slot"])
 def test_a_manifest_naming_a_record_twice_is_corrupt(tmp_path, records, how):
     """Issue 31 item 5: a repeated entry made ``segment`` and ``eval`` fail with an

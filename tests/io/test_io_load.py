@@ -233,6 +233,13 @@ def test_npy_float_colours_and_xyz_text(tmp_path):
     np.testing.assert_allclose(load_asset(tmp_path / "c.txt").vertices, cloud[:, :3])
 
 
+def test_a_txt_without_rows_of_numbers_says_so(tmp_path):
+    path = tmp_path / "README.txt"
+    path.write_text("Read me first.\nThis pack holds chairs.\n")
+    with pytest.raises(InvalidInputError, match="no rows of numbers: not an x y z point table"):
+        load_asset(path)
+
+
 def test_mesh_normalisation_is_area_weighted_centroid_and_max_norm(chair_asset):
     tri = chair_asset.vertices[chair_asset.faces]
     centre, total = np.zeros(3), 0.0
