@@ -19,8 +19,14 @@ mIoU (%) is scored on the dense samples against the label of the face each was d
 on. NN is the floor: each dense sample takes the label of its nearest point among
 2048 samples of every support mesh of the category (as given, unit-sphere coordinates).
 
+With ``--examples CATEGORY=NAME[,...]`` only those categories run, and their support is
+not real: the ``bipart examples`` folder of procedural category NAME (6 shapes, seed 0, as a
+user gets it; written under ``.bench/examples``), whose part names must be the category's;
+the floor then transfers from those shapes.
+
     python benchmarks/quality/mesh_few_shot.py [--datasets pm,psb,human_seg] [--split train|test]
         [--agreements 1,0.9,0.8,0.7,0.6,0.5] [--points 20000] [--every N] [--presence P]
+        [--examples StorageFurniture=cabinet]
 """
 
 from __future__ import annotations
@@ -75,6 +81,16 @@ def _test_ids(root: Path, category: str) -> list[str]:
     return [str(i) for i, split in zip(data["shape_ids"], data["split"], strict=True) if split == 2]
 
 
+def examples_folder(name: str) -> Path:
+    """``bipart examples``' support folder of procedural category ``name`` (written once)."""
+    from bipart_cli.procedural import write_support_sets
+
+    out = BENCH / "examples"
+    if not (out / name / "parts.json").is_file():
+        write_support_sets(out, [name])
+    return out / name
+
+
 def file_sha256(path: Path) -> str:
     """The sha256 of a mesh file's bytes: a support mesh with the target's is the target
     (pm holds byte-identical meshes under two ids, one in each split)."""
@@ -114,6 +130,7 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=1, help="every n-th target of a category")
     parser.add_argument("--presence", type=float, default=None, help="default: the tool's")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--examples", default="", help="CATEGORY=NAME: procedural support")
     args = parser.parse_args()
     from bipart_cli.adapt import AdaptSettings
     from bipart_cli.evaluate import shape_miou
@@ -122,10 +139,15 @@ def main() -> None:
 
     agreements = [float(a) for a in args.agreements.split(",")]
     presence = {} if args.presence is None else {"presence": args.presence}
+    examples = dict(pair.split("=", 1) for pair in args.examples.split(",") if pair)
     with bench_run():
         rows, per_dataset = [], {}
         for dataset in args.datasets.split(","):
             for category, (folder, targets) in support_folders(dataset, args.split).items():
+                if examples and category not in examples:
+                    continue
+                if examples:
+                    folder = examples_folder(examples[category])
                 parts = json.loads((folder / "parts.json").read_text())["parts"]
                 options = SegmentOptions(
                     support_dir=folder,
@@ -137,7 +159,7 @@ def main() -> None:
                     reuse=False,
                 )
                 segmenter = Segmenter(parts, options)
-                meshes = sorted(folder.glob("*.ply"))
+                meshes = sorted(folder.glob("*.glb" if examples else "*.ply"))
                 support = [labeled_sample(p, parts, 2048) for p in meshes]
                 mesh_sha = [file_sha256(p) for p in meshes]
                 scores = {a: [] for a in agreements}
@@ -196,8 +218,13 @@ def main() -> None:
             )
         print_table(
             [
-                f"Few-shot on whole meshes ({args.split} split targets; support: the other train "
-                "meshes of the category): mIoU (%) on the dense samples",
+                f"Few-shot on whole meshes ({args.split} split targets; support: "
+                + (
+                    f"`bipart examples` {args.examples}"
+                    if examples
+                    else "the other train meshes of the category"
+                )
+                + "): mIoU (%) on the dense samples",
                 f"{args.points} dense points, the tool's defaults, seed 0; columns: labels "
                 "following the mesh's pieces at each agreement (1: off)",
             ],

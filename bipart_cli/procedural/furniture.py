@@ -1,4 +1,4 @@
-"""Furniture: chair, table, bed, sofa, bookshelf, lamp. Each builder draws a shape's proportions and optional parts from ``rng``."""
+"""Furniture: chair, table, bed, sofa, bookshelf, lamp, cabinet. Each builder draws a shape's proportions and optional parts from ``rng``."""
 
 from __future__ import annotations
 
@@ -270,3 +270,151 @@ def build_lamp(rng) -> list[Piece]:
         Piece("pole", pole, "metal"),
         Piece("shade", shade, "fabric"),
     ]
+
+
+def build_cabinet(rng) -> list[Piece]:
+    """A cabinet, dresser, nightstand or wardrobe: a carcass (``body``: sides, top, bottom,
+    back, a plinth or legs sometimes) whose front is one to three columns of cells, each
+    column doors (one or a pair, hinged side by side), a stack of drawers, drawers over
+    doors, or open shelves (the carcass seen inside). A door is a panel, a drawer a front on
+    a box that runs into the carcass; either carries a knob or a bar handle sometimes, part
+    of it. Fronts sit flush in the carcass or overlay it."""
+    width, height = uniform(rng, 0.4, 1.6), uniform(rng, 0.4, 2.0)
+    depth, board = uniform(rng, 0.3, 0.6), uniform(rng, 0.015, 0.04)
+    base = 0.0 if rng.random() < 0.4 else height * uniform(rng, 0.04, 0.15)
+    pieces = _carcass(rng, width, height, depth, board, base)
+    columns = int(rng.choice([1, 2, 3], p=[0.5, 0.35, 0.15]))
+    edges = np.linspace(-width / 2 + board, width / 2 - board, columns + 1)
+    overlay = rng.random() < 0.5  # fronts proud of the carcass, or flush inside it
+    handle = str(rng.choice(["none", "knob", "bar"], p=[0.25, 0.35, 0.4]))
+    for left, right in zip(edges[:-1], edges[1:], strict=True):
+        layout = str(rng.choice(["doors", "drawers", "mixed", "open"], p=[0.55, 0.2, 0.2, 0.05]))
+        cells = _front_cells(rng, layout, base + board, height - board)
+        for kind, bottom, top in cells:
+            frame = (left, right, bottom, top)
+            if kind == "door":
+                pieces += _doors(rng, frame, depth, board, overlay, handle)
+                pieces += _shelves(rng, frame, depth, board)
+            elif kind == "drawer":
+                pieces.append(_drawer(frame, depth, board, overlay, handle))
+            else:  # an open cell: shelves inside the carcass, seen from the front
+                pieces += _shelves(rng, frame, depth, board, at_least=1)
+    return pieces
+
+
+def _shelves(rng, frame, depth, board, at_least: int = 0) -> list[Piece]:
+    """Shelf boards (``body``) across a cell ``frame`` (x0, x1, y0, y1), evenly spaced."""
+    x0, x1, y0, y1 = frame
+    count = int(rng.integers(at_least, 4))
+    return [
+        Piece("body", box([x1 - x0, board, depth - board], [(x0 + x1) / 2, y, board / 2]), "wood")
+        for y in np.linspace(y0, y1, count + 2)[1:-1]
+    ]
+
+
+def _carcass(rng, width, height, depth, board, base) -> list[Piece]:
+    """Sides, top, bottom and back boards from ``base`` up to ``height``; under them a plinth
+    or four legs when ``base`` > 0: all ``body``."""
+    z_back = -depth / 2 + board / 2
+    boards = [
+        box([board, height - base, depth], [-(width - board) / 2, (height + base) / 2, 0]),
+        box([board, height - base, depth], [(width - board) / 2, (height + base) / 2, 0]),
+        box([width, board, depth], [0, height - board / 2, 0]),
+        box([width, board, depth], [0, base + board / 2, 0]),
+        box(
+            [width - 2 * board, height - base - 2 * board, board], [0, (height + base) / 2, z_back]
+        ),
+    ]
+    if base > 0 and rng.random() < 0.5:
+        boards.append(box([width * 0.96, base, depth * 0.9], [0, base / 2, -depth * 0.02]))
+    elif base > 0:
+        leg_t = uniform(rng, 0.03, 0.06)
+        for sx in (-1, 1):
+            for sz in (-1, 1):
+                centre = [sx * (width / 2 - leg_t), base / 2, sz * (depth / 2 - leg_t)]
+                boards.append(box([leg_t, base, leg_t], centre))
+    return [Piece("body", trimesh.util.concatenate(boards), "wood")]
+
+
+def _front_cells(rng, layout: str, bottom: float, top: float) -> list[tuple[str, float, float]]:
+    """One column's cells from ``bottom`` to ``top``, top first: ``(kind, y0, y1)``."""
+    if layout == "doors":
+        return [("door", bottom, top)]
+    if layout == "open":
+        return [("open", bottom, top)]
+    count = int(rng.integers(2, 6)) if layout == "drawers" else int(rng.integers(1, 3))
+    drawer_h = (top - bottom) / count if layout == "drawers" else uniform(rng, 0.12, 0.22)
+    drawer_h = min(drawer_h, (top - bottom) / (count + 1)) if layout == "mixed" else drawer_h
+    if layout == "mixed" and rng.random() < 0.5:  # drawers under the doors (a wardrobe)
+        cells = [
+            ("drawer", bottom + i * drawer_h, bottom + (i + 1) * drawer_h) for i in range(count)
+        ]
+        return [("door", bottom + count * drawer_h, top), *reversed(cells)]
+    cells = [("drawer", top - (i + 1) * drawer_h, top - i * drawer_h) for i in range(count)]
+    if layout == "mixed":  # drawers over the doors (a kitchen base cabinet)
+        cells.append(("door", bottom, top - count * drawer_h))
+    return cells
+
+
+def _front_panel(frame, depth, board, overlay, gap=0.004) -> tuple[list[float], list[float]]:
+    """Extents and centre of a front panel filling ``frame`` (x0, x1, y0, y1)."""
+    x0, x1, y0, y1 = frame
+    thickness = board * 0.9
+    z = depth / 2 + thickness / 2 if overlay else depth / 2 - thickness / 2
+    extents = [x1 - x0 - 2 * gap, y1 - y0 - 2 * gap, thickness]
+    return extents, [(x0 + x1) / 2, (y0 + y1) / 2, z]
+
+
+def _handle(style: str, at: list[float], along_y: bool) -> trimesh.Trimesh | None:
+    """A knob or bar on a front whose outer face is at ``at`` (x, y, z)."""
+    x, y, z = at
+    if style == "knob":
+        return rod([x, y, z], [x, y, z + 0.03], 0.012, sections=10)
+    if style == "bar":
+        half = [0, 0.06, 0] if along_y else [0.06, 0, 0]
+        bar = rod(np.subtract([x, y, z + 0.03], half), np.add([x, y, z + 0.03], half), 0.008, 8)
+        posts = [
+            rod([x + h[0], y + h[1], z], [x + h[0], y + h[1], z + 0.03], 0.006, 6)
+            for h in (half, np.negative(half))
+        ]
+        return trimesh.util.concatenate([bar, *posts])
+    return None
+
+
+def _doors(rng, frame, depth, board, overlay, handle) -> list[Piece]:
+    """One door, or a pair side by side when the cell is wide; a handle by the free edge."""
+    x0, x1, y0, y1 = frame
+    pair = (x1 - x0) > 0.55 or ((x1 - x0) > 0.35 and rng.random() < 0.5)
+    splits = [(x0, (x0 + x1) / 2), ((x0 + x1) / 2, x1)] if pair else [(x0, x1)]
+    pieces = []
+    for index, (left, right) in enumerate(splits):
+        extents, centre = _front_panel((left, right, y0, y1), depth, board, overlay)
+        parts = [box(extents, centre)]
+        free_x = right - 0.05 if (not pair or index == 0) else left + 0.05
+        face = [free_x, (y0 + y1) / 2, centre[2] + extents[2] / 2]
+        knob = _handle(handle, face, along_y=True)
+        parts += [] if knob is None else [knob]
+        pieces.append(Piece("door", trimesh.util.concatenate(parts), "wood"))
+    return pieces
+
+
+def _drawer(frame, depth, board, overlay, handle) -> Piece:
+    """A drawer: a front filling ``frame``, a box (sides, back, bottom) behind it running
+    into the carcass, and a handle in the middle of the front."""
+    x0, x1, y0, y1 = frame
+    extents, centre = _front_panel(frame, depth, board, overlay)
+    inner_w, inner_h = x1 - x0 - 0.03, (y1 - y0) * 0.7
+    run = depth * 0.8
+    front_back = centre[2] - extents[2] / 2
+    z_mid = front_back - run / 2
+    y_low = y0 + 0.01
+    parts = [
+        box(extents, centre),
+        box([0.012, inner_h, run], [x0 + 0.015, y_low + inner_h / 2, z_mid]),
+        box([0.012, inner_h, run], [x1 - 0.015, y_low + inner_h / 2, z_mid]),
+        box([inner_w, inner_h, 0.012], [(x0 + x1) / 2, y_low + inner_h / 2, front_back - run]),
+        box([inner_w, 0.01, run], [(x0 + x1) / 2, y_low + 0.005, z_mid]),
+    ]
+    knob = _handle(handle, [centre[0], centre[1], centre[2] + extents[2] / 2], along_y=False)
+    parts += [] if knob is None else [knob]
+    return Piece("drawer", trimesh.util.concatenate(parts), "wood")

@@ -11,7 +11,15 @@ from collections.abc import Callable
 import numpy as np
 
 from .animals import build_bird, build_quadruped
-from .furniture import build_bed, build_bookshelf, build_chair, build_lamp, build_sofa, build_table
+from .furniture import (
+    build_bed,
+    build_bookshelf,
+    build_cabinet,
+    build_chair,
+    build_lamp,
+    build_sofa,
+    build_table,
+)
 from .household import build_bottle, build_guitar, build_knife, build_mug, build_teapot
 from .people import build_hand, build_humanoid
 from .primitives import Piece
@@ -49,7 +57,17 @@ CREATURE_CATEGORIES: dict[str, list[str]] = {
     "hand": ["palm", "finger", "thumb"],
     "octopus": ["head", "tentacle"],
 }
-CATEGORIES: dict[str, list[str]] = {**OBJECT_CATEGORIES, **CREATURE_CATEGORIES}
+# Objects of movable parts (issue #30): support for a user's cabinets, dressers and
+# wardrobes, their part names PartNet-Mobility's. Written when named, like the creatures, so
+# the corpus the shipped weights were trained on stays as it was.
+ARTICULATED_CATEGORIES: dict[str, list[str]] = {
+    "cabinet": ["body", "door", "drawer"],
+}
+CATEGORIES: dict[str, list[str]] = {
+    **OBJECT_CATEGORIES,
+    **CREATURE_CATEGORIES,
+    **ARTICULATED_CATEGORIES,
+}
 DEFAULT_CATEGORIES: tuple[str, ...] = tuple(OBJECT_CATEGORIES)
 
 BUILDERS: dict[str, Callable[[np.random.Generator], list[Piece]]] = {
@@ -73,4 +91,5 @@ BUILDERS: dict[str, Callable[[np.random.Generator], list[Piece]]] = {
     "fish": build_fish,
     "hand": build_hand,
     "octopus": build_octopus,
+    "cabinet": build_cabinet,
 }
