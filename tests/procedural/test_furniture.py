@@ -1,5 +1,6 @@
 """The furniture builders' variants (issue 30 item 6): chairs of several styles, bookcases with
-board shelves between their sides, beds with pillows and a headboard, floor and table lamps."""
+board shelves between their sides, beds with pillows and a headboard, floor and table lamps;
+cabinets with doors and drawers."""
 
 from __future__ import annotations
 
@@ -126,3 +127,30 @@ def test_lamp_base_is_flat_at_the_bottom_and_the_pole_a_long_thin_rod():
         if floor:  # a floor lamp's base is small
             assert base.extents[0] < 0.25 * shade.bounds[1, 1]
     assert min(kinds["floor"], kinds["table"]) >= 15, kinds
+
+
+def test_cabinet_fronts_close_the_carcass_and_drawers_run_into_it():
+    """Doors and drawer fronts lie on the carcass's front (z = depth / 2, flush or proud),
+    within its width and height; a drawer's box runs back into the carcass; doors, drawers,
+    both and open cells all appear, with and without handles."""
+    kinds = Counter()
+    for seed in SEEDS:
+        pieces = make_pieces("cabinet", seed)
+        (carcass, *shelves) = _meshes(pieces, "body")
+        doors, drawers = _meshes(pieces, "door"), _meshes(pieces, "drawer")
+        (x0, y0, z0), (x1, y1, z1) = carcass.bounds
+        for front in doors + drawers:
+            assert x0 - 1e-9 <= front.bounds[0, 0] and front.bounds[1, 0] <= x1 + 1e-9
+            assert y0 - 1e-9 <= front.bounds[0, 1] and front.bounds[1, 1] <= y1 + 1e-9
+            assert front.bounds[1, 2] >= z1 - 0.05  # at the front (a handle may stand out)
+        for drawer in drawers:
+            assert drawer.bounds[0, 2] < z1 - 0.5 * (z1 - z0)  # its box runs in
+            assert drawer.body_count >= 2  # front and box, a handle sometimes
+        for shelf in shelves:  # inside the carcass
+            assert z0 - 1e-9 <= shelf.bounds[0, 2] and shelf.bounds[1, 2] <= z1 + 1e-9
+        kinds["doors"] += bool(doors)
+        kinds["drawers"] += bool(drawers)
+        kinds["both"] += bool(doors) and bool(drawers)
+        kinds["shelves"] += bool(shelves)
+        kinds["handles"] += any(m.body_count > 1 for m in doors)
+    assert min(kinds.values()) >= 5 and len(kinds) == 5, kinds
