@@ -17,11 +17,6 @@ from .presence import PART_PRESENCE
 from .refine import EDGE_SCALE, KNN_SHAPES, MAX_EDGE_SCALE, SELF_TRAINING_STEPS
 from .runtime import check_choice, check_count, check_fraction, check_rate
 
-# a support part's labeled points weigh share^-PART_BALANCE, share its part of all the
-# support's target weight (0: every point the same, 1: every part the same): a door, lid
-# or wheel of a tenth of the points is not outvoted by the body around it (RESULTS section 33)
-PART_BALANCE = 0.75
-
 if TYPE_CHECKING:
     import torch
 
@@ -62,9 +57,7 @@ class AdaptSettings:
     nearest the target, the smoothing weighs neighbours by how alike the head's inputs are
     (``edge_scale``), and the head is fitted ``self_training_steps`` more with the target's
     confident labels (:mod:`~bipart_cli.refine`; validation PSB and human_seg 77.7 -> 78.8,
-    pm 71.3 -> 72.8, RESULTS section 31). A support part's labeled points weigh its share
-    of them to the power ``-part_balance`` (:func:`balance_parts`; validation PSB and
-    human_seg 78.8 -> 79.1, pm 73.5 -> 74.4, RESULTS section 33).
+    pm 71.3 -> 72.8, RESULTS section 31).
     The paper's inference (Sec. 4.1) is :data:`PAPER_INNER_LOOP`.
 
     ``box_reduction="mean"`` averages Eq. 2 over each shape's boxes instead of
@@ -95,7 +88,6 @@ class AdaptSettings:
     knn_shapes: int = KNN_SHAPES
     edge_scale: float = EDGE_SCALE
     self_training_steps: int = SELF_TRAINING_STEPS
-    part_balance: float = PART_BALANCE
 
     def __post_init__(self) -> None:
         check_box_reduction(self.box_reduction)
@@ -108,7 +100,6 @@ class AdaptSettings:
         check_fraction("aligned_pose_margin", self.aligned_pose_margin)
         check_fraction("--region-agreement", self.region_agreement)
         check_fraction("--presence", self.presence)
-        check_fraction("part_balance", self.part_balance)
         check_count("knn_shapes", self.knn_shapes, 0, MAX_KNN_K)
         if self.edge_scale != 0:  # 0: neighbours weigh the same
             check_rate("edge_scale", self.edge_scale, MAX_EDGE_SCALE)
@@ -141,7 +132,6 @@ PAPER_INNER_LOOP = {
     "position": False,
     "presence": 0.0,
     "self_training_steps": 0,
-    "part_balance": 0.0,
 }
 
 
@@ -310,7 +300,6 @@ def adapt_head(
     optimizer: str = "sgd",
     batch_points: int = 0,
     seed: int = 0,
-    part_balance: float = 0.0,
 ) -> dict[str, torch.Tensor]:
     """:func:`inner_loop` for inference, with the head's gradient in closed form.
 
@@ -326,13 +315,10 @@ def adapt_head(
     scale of Eq. 2's weights.
 
     features : (M, N, C) support features; head_params : φ_0 (``fc1``/``fc2``
-    weights and biases)  ->  φ_K as a dict of new tensors. ``part_balance``:
-    :func:`balance_parts`' power over the support's parts.
+    weights and biases)  ->  φ_K as a dict of new tensors.
     """
 
-    points, targets, logit_mask = labeled_points(
-        features, labels, head_params, box_reduction, part_balance
-    )
+    points, targets, logit_mask = labeled_points(features, labels, head_params, box_reduction)
     return fit_head(
         points, targets, logit_mask, head_params, steps, lr, optimizer, batch_points, seed
     )
@@ -434,13 +420,12 @@ def labeled_points(
     labels: PackedLabels,
     head_params: dict[str, torch.Tensor],
     box_reduction: str,
-    part_balance: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The points that carry loss, flattened over shapes.
 
     Returns features (P, C), Eq. 2 weights T (P, R_max) with the box reduction
-    folded in and the parts balanced (:func:`balance_parts`), and a logit mask
-    (P, R_max): 0 where ``r < num_parts`` of the point's shape, ``-inf`` beyond.
+    folded in, and a logit mask (P, R_max): 0 where ``r < num_parts`` of the
+    point's shape, ``-inf`` beyond.
     """
     import torch
 
@@ -456,24 +441,7 @@ def labeled_points(
     mask = mask.masked_fill(beyond, float("-inf"))[:, None, :]  # (M, 1, R_max)
     mask = mask.expand(-1, features.shape[1], -1)  # (M, N, R_max)
     carries_loss = targets.sum(-1) > 0  # (M, N)
-    targets = balance_parts(targets, part_balance)
     return features[carries_loss], targets[carries_loss], mask[carries_loss]
-
-
-def balance_parts(targets: torch.Tensor, power: float) -> torch.Tensor:
-    """targets (..., R) with part r's column times ``share_r ** -power`` (share_r: its
-    part of the total weight; a part with none stays 0), then scaled back to the same
-    total. ``power`` 0: unchanged; 1: every present part weighs the same in all."""
-    if power <= 0:
-        return targets
-    mass = targets.reshape(-1, targets.shape[-1]).sum(0)  # (R,)
-    total = mass.sum()
-    if total <= 0:
-        return targets
-    share = (mass / total).clamp_min(1e-6)
-    scale = (share**-power).where(mass > 0, 0.0)  # (R,)
-    balanced = targets * scale
-    return balanced * (total / balanced.sum())
 
 
 def predict_probabilities(

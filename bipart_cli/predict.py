@@ -318,7 +318,6 @@ def adapt_and_predict(
                 optimizer=settings.optimizer,
                 batch_points=settings.batch_points,
                 seed=seed,
-                part_balance=settings.part_balance,
             )
 
     if target_labels is not None:  # the head depends on the target: nothing to reuse
@@ -411,7 +410,7 @@ def _network_point_probabilities(
     if settings.knn_weight > 0:
         rows = _knn_rows(target, len(features), settings.knn_shapes)
         reference, weights, _ = labeled_points(
-            features[rows], labels.select(rows), head, "sum", settings.part_balance
+            features[rows], labels.select(rows), head, box_reduction="sum"
         )
         transferred = knn_probabilities(
             target_features[0], reference, weights[:, :num_parts], settings.knn_k
@@ -438,7 +437,7 @@ def _network_point_probabilities(
         return probs
     import torch
 
-    points, weights, mask = labeled_points(features, labels, head, "sum", settings.part_balance)
+    points, weights, mask = labeled_points(features, labels, head, box_reduction="sum")
     rows, own_weights, own_mask = self_training_targets(
         probs, weights.sum(), len(features), weights.shape[1]
     )

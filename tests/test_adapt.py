@@ -10,7 +10,6 @@ from _tiny import NUM_POINTS, half_space_labels, random_labels, tiny_config, uni
 from bipart_cli.adapt import (
     AdaptSettings,
     adapt_head,
-    balance_parts,
     inner_loop,
     labeled_points,
     pack_labels,
@@ -325,75 +324,6 @@ def test_point_normalised_adam_is_cross_entropy_over_the_labeled_points(model):
         )
     for name in params:
         torch.testing.assert_close(fast[name], params[name].detach(), rtol=1e-4, atol=1e-5)
-
-
-def _unequal_halves(points: np.ndarray):
-    """``given`` labels of two unequal parts: ``x > 0.4`` is part 1."""
-    from bipart_cli.labeling.pseudo_labels import PseudoLabels
-
-    truth = points[:, 0] > 0.4
-    return PseudoLabels(
-        masks=np.stack([~truth, truth]),
-        part_index=np.array([0, 1]),
-        scores=np.ones(2),
-        part_names=["body", "lid"],
-    )
-
-
-def test_part_balanced_adam_is_class_weighted_cross_entropy(model):
-    """``part_balance=p`` with exact labels: Adam on torch's cross-entropy with each part's
-    class weight its share of the labeled points to the power -p (a weighted mean)."""
-    rng = np.random.default_rng(12)
-    labels = [_unequal_halves(unit_cloud(rng)) for _ in range(2)]
-    packed = pack_labels(labels, 2, normalise="point")
-    features = torch.randn(2, NUM_POINTS, model.config.feature_dim, generator=torch.Generator())
-    truth = torch.from_numpy(np.stack([lab.masks[1] for lab in labels]).astype(np.int64))
-    share = torch.bincount(truth.reshape(-1), minlength=2).double() / truth.numel()
-    assert share.min() < 0.4  # unequal parts, or the weights would not matter
-    params = {k: v.detach().clone().requires_grad_() for k, v in model.head_params().items()}
-    optimizer = torch.optim.Adam(params.values(), lr=0.01)
-    for _ in range(5):
-        optimizer.zero_grad()
-        logits = model.head_logits(features, params)[..., :2]  # (2, N, 2)
-        weight = (share**-0.75).to(logits.dtype)
-        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, 2), truth.reshape(-1), weight)
-        loss.backward()
-        optimizer.step()
-    with torch.no_grad():
-        fast = adapt_head(
-            features,
-            packed,
-            model.head_params(),
-            5,
-            0.01,
-            box_reduction="sum",
-            optimizer="adam",
-            part_balance=0.75,
-        )
-    for name in params:
-        torch.testing.assert_close(fast[name], params[name].detach(), rtol=1e-4, atol=1e-5)
-
-
-def test_balance_parts_against_a_loop():
-    """Each part's column times its share of the total to the power -p, scaled back to the
-    total; p=1 weighs every present part the same, an absent part stays 0, p=0 changes
-    nothing."""
-    rng = np.random.default_rng(5)
-    targets = torch.from_numpy(rng.random((3, 50, 4)) * (rng.random((3, 50, 1)) < 0.7))
-    targets[..., 3] = 0.0  # a part no support point has
-    targets[..., 0] *= 9.0  # a body that outweighs the rest
-    expected = targets.clone()
-    total = float(targets.sum())
-    for r in range(4):
-        mass = float(targets[..., r].sum())
-        expected[..., r] *= (mass / total) ** -0.75 if mass > 0 else 0.0
-    expected *= total / float(expected.sum())
-    torch.testing.assert_close(balance_parts(targets, 0.75), expected)
-    assert float(balance_parts(targets, 0.75).sum()) == pytest.approx(total)
-    per_part = balance_parts(targets, 1.0).sum((0, 1))
-    torch.testing.assert_close(per_part[:3], torch.full((3,), total / 3, dtype=per_part.dtype))
-    assert float(per_part[3]) == 0.0
-    assert balance_parts(targets, 0.0) is targets
 
 
 def test_minibatch_adam_is_seeded_and_learns(model):
