@@ -157,9 +157,10 @@ class StageSequence:
     ) -> np.ndarray:
         """(M, 3, 3) rotations that lay each support shape as the target's points (N, 3) lie
         (:func:`~bipart_cli.orientation.matching_rotations`: decided as a set), from the
-        store when an earlier process matched the same shapes to the same points."""
+        store when an earlier process of the same bipart matched the same shapes to the same
+        points (the key holds the margins and bipart's code: another rule matches anew)."""
         from ..orientation import ALIGNED_SHARE, PROPORTION_FREE_MARGIN, matching_rotations
-        from ..store import array_key
+        from ..store import array_key, code_identity
 
         margin = self.options.adapt.pose_margin
         aligned_margin = self.options.adapt.aligned_pose_margin
@@ -180,6 +181,7 @@ class StageSequence:
             )
 
         rule = f"{margin} {aligned_margin} {ALIGNED_SHARE} {PROPORTION_FREE_MARGIN} {sizes}"
+        rule += f" {code_identity()}"
         key = array_key(network_points, *[s.points for s in support], rule)
         return self.feature_cache.store.fetch("pose", key, match, valid)["rotations"]
 

@@ -410,20 +410,29 @@ def test_stored_picks_that_do_not_fit_the_points_are_picked_again(tmp_path, monk
 def test_the_support_s_poses_are_kept_and_checked(tmp_path, monkeypatch):
     """How each support shape is turned to lie as the target does is kept for the next
     process, which matches no pose again; a stored entry that is not rotations is matched
-    again, and the labels are those of the first run."""
+    again, and the labels are those of the first run. Another version of bipart (another
+    pose rule) matches anew instead of reading the older one's poses."""
     from bipart_cli import orientation
+    from bipart_cli import store as store_module
 
     run, store = _few_shot_from_a_folder(tmp_path, monkeypatch)
     first = run()
     key, rotations = _the_stored_entry(store, "pose", "rotations")
     assert rotations.shape == (3, 3, 3)
+    calls = []
+    real = orientation.matching_rotations
 
     def matched(*args, **kwargs):
-        raise AssertionError("matched again")
+        calls.append(1)
+        return real(*args, **kwargs)
 
     with monkeypatch.context() as patch:
-        patch.setattr(orientation, "matching_rotation", matched)
+        patch.setattr(orientation, "matching_rotations", matched)
         np.testing.assert_array_equal(run(), first)
+        assert calls == []  # read back
+        patch.setattr(store_module, "code_identity", lambda: "another version of bipart")
+        run()
+        assert calls == [1]  # matched anew
     store.write("pose", key, {"rotations": rotations * 2})  # a whole file, not rotations
     np.testing.assert_array_equal(run(), first)
     np.testing.assert_array_equal(store.read("pose", key)["rotations"], rotations)  # replaced
