@@ -39,35 +39,24 @@ def turned_shares(category) -> tuple[int, float, float]:
     return pairs, plain / max(pairs, 1), now / max(pairs, 1)
 
 
+def row(dataset: str, name: str, pairs: int, plain: float, now: float) -> list[str]:
+    """A table row; the shares in (0, 1) printed as percentages."""
+    return [dataset, name, str(pairs), f"{100 * plain:.1f}", f"{100 * now:.1f}"]
+
+
 def main() -> None:
     bench_parser(__doc__).parse_args()
     with bench_run():
         rows, totals = [], {}
         for category in load_categories(datasets=DATASETS):
             pairs, plain, now = turned_shares(category)
-            rows.append(
-                [
-                    category.dataset,
-                    category.name,
-                    str(pairs),
-                    f"{100 * plain:.1f}",
-                    f"{100 * now:.1f}",
-                ]
-            )
+            rows.append(row(category.dataset, category.name, pairs, plain, now))
             total = totals.setdefault(category.dataset, [0, 0.0, 0.0])
             total[0] += pairs
             total[1] += plain * pairs
             total[2] += now * pairs
         for dataset, (pairs, plain, now) in totals.items():
-            rows.append(
-                [
-                    dataset,
-                    "all",
-                    str(pairs),
-                    f"{100 * plain / pairs:.1f}",
-                    f"{100 * now / pairs:.1f}",
-                ]
-            )
+            rows.append(row(dataset, "all", pairs, plain / pairs, now / pairs))
         print_table(
             [
                 "Support shapes turned by pose matching within each train split (% of pairs)",

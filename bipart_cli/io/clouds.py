@@ -112,6 +112,10 @@ def load_npz(path: Path) -> Asset:
     return asset
 
 
+# what separates the values of a text row: commas, semicolons or whitespace
+_SEPARATORS = re.compile(r"[,;\s]+")
+
+
 def load_xyz(path: Path) -> Asset:
     """Whitespace-, comma- or semicolon-separated ``x y z [r g b] [more...]`` rows.
 
@@ -130,9 +134,9 @@ def load_xyz(path: Path) -> Asset:
         if not stripped or stripped.startswith("#"):
             continue
         if stripped.startswith("//"):
-            header = re.split(r"[,;\s]+", stripped[2:].strip())
+            header = _SEPARATORS.split(stripped[2:].strip())
             continue
-        tokens = re.split(r"[,;\s]+", stripped)
+        tokens = _SEPARATORS.split(stripped)
         if not rows and not _is_number(tokens[0]):
             header = tokens
             continue
@@ -177,7 +181,7 @@ def is_point_table(path: Path) -> bool:
         stripped = line.strip()
         if not stripped or stripped.startswith(("#", "//")):
             continue
-        tokens = re.split(r"[,;\s]+", stripped)
+        tokens = _SEPARATORS.split(stripped)
         if len(tokens) >= 3 and all(_is_number(token) for token in tokens):
             return True
     return False

@@ -365,11 +365,12 @@ def _front_panel(frame, depth, board, overlay, gap=0.004) -> tuple[list[float], 
     return extents, [(x0 + x1) / 2, (y0 + y1) / 2, z]
 
 
-def _handle(style: str, at: list[float], along_y: bool) -> trimesh.Trimesh | None:
-    """A knob or bar on a front whose outer face is at ``at`` (x, y, z)."""
+def _handle(style: str, at: list[float], along_y: bool) -> list[trimesh.Trimesh]:
+    """A knob or bar on a front whose outer face is at ``at`` (x, y, z): its one mesh, or
+    none for ``style`` "none"."""
     x, y, z = at
     if style == "knob":
-        return rod([x, y, z], [x, y, z + 0.03], 0.012, sections=10)
+        return [rod([x, y, z], [x, y, z + 0.03], 0.012, sections=10)]
     if style == "bar":
         half = [0, 0.06, 0] if along_y else [0.06, 0, 0]
         bar = rod(np.subtract([x, y, z + 0.03], half), np.add([x, y, z + 0.03], half), 0.008, 8)
@@ -377,8 +378,8 @@ def _handle(style: str, at: list[float], along_y: bool) -> trimesh.Trimesh | Non
             rod([x + h[0], y + h[1], z], [x + h[0], y + h[1], z + 0.03], 0.006, 6)
             for h in (half, np.negative(half))
         ]
-        return trimesh.util.concatenate([bar, *posts])
-    return None
+        return [trimesh.util.concatenate([bar, *posts])]
+    return []
 
 
 def _doors(rng, frame, depth, board, overlay, handle) -> list[Piece]:
@@ -389,11 +390,9 @@ def _doors(rng, frame, depth, board, overlay, handle) -> list[Piece]:
     pieces = []
     for index, (left, right) in enumerate(splits):
         extents, centre = _front_panel((left, right, y0, y1), depth, board, overlay)
-        parts = [box(extents, centre)]
         free_x = right - 0.05 if (not pair or index == 0) else left + 0.05
         face = [free_x, (y0 + y1) / 2, centre[2] + extents[2] / 2]
-        knob = _handle(handle, face, along_y=True)
-        parts += [] if knob is None else [knob]
+        parts = [box(extents, centre), *_handle(handle, face, along_y=True)]
         pieces.append(Piece("door", trimesh.util.concatenate(parts), "wood"))
     return pieces
 
@@ -414,7 +413,6 @@ def _drawer(frame, depth, board, overlay, handle) -> Piece:
         box([0.012, inner_h, run], [x1 - 0.015, y_low + inner_h / 2, z_mid]),
         box([inner_w, inner_h, 0.012], [(x0 + x1) / 2, y_low + inner_h / 2, front_back - run]),
         box([inner_w, 0.01, run], [(x0 + x1) / 2, y_low + 0.005, z_mid]),
+        *_handle(handle, [centre[0], centre[1], centre[2] + extents[2] / 2], along_y=False),
     ]
-    knob = _handle(handle, [centre[0], centre[1], centre[2] + extents[2] / 2], along_y=False)
-    parts += [] if knob is None else [knob]
     return Piece("drawer", trimesh.util.concatenate(parts), "wood")
