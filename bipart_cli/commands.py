@@ -256,7 +256,7 @@ def run_examples(
     quiet: bool,
 ) -> int:
     """``bipart examples``: labeled support folders, one per procedural category (by default
-    the default categories; the creatures and the cabinet only when named)."""
+    the default categories; the creatures, the cabinet and the appliance only when named)."""
     from .errors import UsageError
     from .procedural import CATEGORIES, DEFAULT_CATEGORIES, write_support_sets
 

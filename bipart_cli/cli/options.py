@@ -245,7 +245,7 @@ CategoriesOpt = Annotated[
     typer.Option(
         "--categories",
         help="Only these categories, comma-separated (default: all; examples: all but the "
-        "posed creatures and the cabinet, which it writes only when named).",
+        "posed creatures, the cabinet and the appliance, which it writes only when named).",
     ),
 ]
 RequiredPartsOpt = Annotated[str, _PARTS]

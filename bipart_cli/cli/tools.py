@@ -49,8 +49,8 @@ def examples(
 ) -> None:
     """Write labeled support folders DIR/<category>/ of procedural shapes, for offline few-shot
     use: bipart segment lamp.glb --parts base,pole,shade --support DIR/lamp. The posed
-    creatures (humanoid, quadruped, bird, fish, hand, octopus) and cabinets (body, door,
-    drawer) only when named in --categories."""
+    creatures (humanoid, quadruped, bird, fish, hand, octopus), cabinets (body, door, drawer)
+    and appliances (body, door) only when named in --categories."""
     with reported_errors(verbose, quiet):
         check_out_dir("OUT", out)
         from ..commands import run_examples

@@ -7,7 +7,8 @@ convention), about one unit tall (or long), standing on y = 0.
 
 - :mod:`.primitives`: boxes, rods, frustums, legs, capsules, ellipsoids, cones, tubes,
   and the :class:`Piece` they make;
-- :mod:`.furniture`, :mod:`.household`, :mod:`.vehicles`: the builders, by family;
+- :mod:`.furniture`, :mod:`.appliances`, :mod:`.household`, :mod:`.vehicles`: the builders,
+  by family;
 - the posed creatures, in random poses: :mod:`.people` (humanoid, hand), :mod:`.animals`
   (quadruped, bird), :mod:`.sea_creatures` (fish, octopus), on :mod:`.skeleton` (joints,
   skinned segments, the fit to the generator's frame);

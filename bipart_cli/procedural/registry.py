@@ -11,6 +11,7 @@ from collections.abc import Callable
 import numpy as np
 
 from .animals import build_bird, build_quadruped
+from .appliances import build_appliance
 from .furniture import (
     build_bed,
     build_bookshelf,
@@ -58,10 +59,11 @@ CREATURE_CATEGORIES: dict[str, list[str]] = {
     "octopus": ["head", "tentacle"],
 }
 # Objects of movable parts (issue #30): support for a user's cabinets, dressers and
-# wardrobes, their part names PartNet-Mobility's. Written when named, like the creatures, so
-# the corpus the shipped weights were trained on stays as it was.
+# wardrobes, and appliances with doors, their part names PartNet-Mobility's. Written when
+# named, like the creatures, so the corpus the shipped weights were trained on stays as it was.
 ARTICULATED_CATEGORIES: dict[str, list[str]] = {
     "cabinet": ["body", "door", "drawer"],
+    "appliance": ["body", "door"],
 }
 CATEGORIES: dict[str, list[str]] = {
     **OBJECT_CATEGORIES,
@@ -92,4 +94,5 @@ BUILDERS: dict[str, Callable[[np.random.Generator], list[Piece]]] = {
     "hand": build_hand,
     "octopus": build_octopus,
     "cabinet": build_cabinet,
+    "appliance": build_appliance,
 }
