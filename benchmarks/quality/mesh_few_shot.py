@@ -21,12 +21,15 @@ on. NN is the floor: each dense sample takes the label of its nearest point amon
 
 With ``--examples CATEGORY=NAME[,...]`` only those categories run, and their support is
 not real: the ``bipart examples`` folder of procedural category NAME (6 shapes, seed 0, as a
-user gets it; written under ``.bench/examples``), whose part names must be the category's;
-the floor then transfers from those shapes.
+user gets it; written under ``.bench/examples``), whose part names must be the category's,
+or be named by ``:OURS>THEIRS`` pairs after NAME, several to one sometimes (PSB's chairs
+call the seat "support", and their backs are a top rail "backsupport" on posts "arm":
+``Chair=chair:support>seat:backsupport>back:arm>back``); the target is scored under the
+examples' names, and the floor transfers from those shapes.
 
     python benchmarks/quality/mesh_few_shot.py [--datasets pm,psb,human_seg] [--split train|test]
         [--agreements 1,0.9,0.8,0.7,0.6,0.5] [--points 20000] [--every N] [--presence P]
-        [--examples StorageFurniture=cabinet]
+        [--examples StorageFurniture=cabinet] [--examples Table=table:support>top]
 """
 
 from __future__ import annotations
@@ -108,15 +111,35 @@ def without_twins(folder: Path, twins: list[Path]) -> Path:
     return out
 
 
-def labeled_sample(path: Path, part_names: list[str], points: int, seed: int = 0):
-    """The asset at ``path``, its dense sample and the sample's ground truth (n,) int64."""
+def labeled_sample(
+    path: Path,
+    part_names: list[str],
+    points: int,
+    seed: int = 0,
+    renamed: dict[str, str] | None = None,
+):
+    """The asset at ``path``, its dense sample and the sample's ground truth (n,) int64, as
+    indices into ``part_names``; ``renamed`` maps the asset's part names to those, several to
+    one sometimes (else they must be ``part_names`` in that order)."""
     from bipart_cli.io import load_asset, sample_dense
 
     asset = load_asset(path)
-    if asset.part_names != part_names:
+    names = [(renamed or {}).get(name, name) for name in asset.part_names]
+    if not set(names) <= set(part_names) or (not renamed and names != part_names):
         raise SystemExit(f"{path}: parts {asset.part_names}, expected {part_names}")
+    order = np.array([part_names.index(name) for name in names])
     dense = sample_dense(asset, n_points=points, seed=seed)
-    return asset, dense, asset.labels[dense.face_index].astype(np.int64)
+    return asset, dense, order[asset.labels[dense.face_index]].astype(np.int64)
+
+
+def parse_examples(text: str) -> dict[str, tuple[str, dict[str, str]]]:
+    """``--examples``: category -> (procedural category, the category's part names -> its)."""
+    out = {}
+    for pair in filter(None, text.split(",")):
+        category, spec = pair.split("=", 1)
+        name, *renames = spec.split(":")
+        out[category] = (name, dict(r.split(">", 1) for r in renames))
+    return out
 
 
 def main() -> None:
@@ -139,15 +162,17 @@ def main() -> None:
 
     agreements = [float(a) for a in args.agreements.split(",")]
     presence = {} if args.presence is None else {"presence": args.presence}
-    examples = dict(pair.split("=", 1) for pair in args.examples.split(",") if pair)
+    examples = parse_examples(args.examples)
     with bench_run():
         rows, per_dataset = [], {}
         for dataset in args.datasets.split(","):
             for category, (folder, targets) in support_folders(dataset, args.split).items():
                 if examples and category not in examples:
                     continue
+                renamed = None
                 if examples:
-                    folder = examples_folder(examples[category])
+                    folder = examples_folder(examples[category][0])
+                    renamed = examples[category][1]
                 parts = json.loads((folder / "parts.json").read_text())["parts"]
                 options = SegmentOptions(
                     support_dir=folder,
@@ -179,7 +204,7 @@ def main() -> None:
                         result = segmenter.run(str(path))
                     if not result.ok:
                         raise SystemExit(result.error)
-                    asset, dense, truth = labeled_sample(path, parts, args.points)
+                    asset, dense, truth = labeled_sample(path, parts, args.points, renamed=renamed)
                     for agreement in agreements:
                         labels, _, _ = labels_following_regions(
                             asset,
