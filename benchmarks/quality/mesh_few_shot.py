@@ -20,12 +20,12 @@ on. NN is the floor: each dense sample takes the label of its nearest point amon
 2048 samples of every support mesh of the category (as given, unit-sphere coordinates).
 
 With ``--examples CATEGORY=NAME[,...]`` only those categories run, and their support is
-not real: the ``bipart examples`` folder of procedural category NAME (6 shapes, seed 0, as a
-user gets it; written under ``.bench/examples``), whose part names must be the category's,
-or be named by ``:OURS>THEIRS`` pairs after NAME, several to one sometimes (PSB's chairs
-call the seat "support", and their backs are a top rail "backsupport" on posts "arm":
-``Chair=chair:support>seat:backsupport>back:arm>back``); the target is scored under the
-examples' names, and the floor transfers from those shapes.
+not real: the ``bipart examples`` folder of procedural category NAME (``--per-category``
+shapes, 6 as a user gets them, seed 0; written under ``.bench/examples`` per version of the
+code), whose part names must be the category's, or be named by ``:OURS>THEIRS`` pairs after
+NAME, several to one sometimes (PSB's chairs call the seat "support", and their backs are a
+top rail "backsupport" on posts "arm": ``Chair=chair:support>seat:backsupport>back:arm>back``);
+the target is scored under the examples' names, and the floor transfers from those shapes.
 
     python benchmarks/quality/mesh_few_shot.py [--datasets pm,psb,human_seg] [--split train|test]
         [--agreements 1,0.9,0.8,0.7,0.6,0.5] [--points 20000] [--every N] [--presence P]
@@ -84,13 +84,15 @@ def _test_ids(root: Path, category: str) -> list[str]:
     return [str(i) for i, split in zip(data["shape_ids"], data["split"], strict=True) if split == 2]
 
 
-def examples_folder(name: str) -> Path:
-    """``bipart examples``' support folder of procedural category ``name`` (written once)."""
+def examples_folder(name: str, count: int = 6) -> Path:
+    """``bipart examples --categories NAME --per-category COUNT``' support folder, written
+    once per version of bipart's code (a changed builder writes its shapes anew)."""
     from bipart_cli.procedural import write_support_sets
+    from bipart_cli.store import code_identity
 
-    out = BENCH / "examples"
+    out = BENCH / "examples" / f"{count}-{code_identity()[:16]}"
     if not (out / name / "parts.json").is_file():
-        write_support_sets(out, [name])
+        write_support_sets(out, [name], per_category=count)
     return out / name
 
 
@@ -154,6 +156,9 @@ def main() -> None:
     parser.add_argument("--presence", type=float, default=None, help="default: the tool's")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--examples", default="", help="CATEGORY=NAME: procedural support")
+    parser.add_argument(
+        "--per-category", type=int, default=6, help="shapes of each --examples category"
+    )
     args = parser.parse_args()
     from bipart_cli.adapt import AdaptSettings
     from bipart_cli.evaluate import shape_miou
@@ -171,7 +176,7 @@ def main() -> None:
                     continue
                 renamed = None
                 if examples:
-                    folder = examples_folder(examples[category][0])
+                    folder = examples_folder(examples[category][0], args.per_category)
                     renamed = examples[category][1]
                 parts = json.loads((folder / "parts.json").read_text())["parts"]
                 options = SegmentOptions(
@@ -245,7 +250,7 @@ def main() -> None:
             [
                 f"Few-shot on whole meshes ({args.split} split targets; support: "
                 + (
-                    f"`bipart examples` {args.examples}"
+                    f"`bipart examples` {args.examples}, {args.per_category} a category"
                     if examples
                     else "the other train meshes of the category"
                 )
