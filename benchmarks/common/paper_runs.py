@@ -16,7 +16,7 @@ Every group takes from here (``paper/table*.py``, ``quality/few_shot.py``,
   seen categories only, 3 epochs. human_seg is in neither training set;
 - evaluations through ``bipart_cli.evaluate.evaluate_index``, cached as JSON under
   ``.bench/evals/``, keyed by every argument of the evaluation, the sha256 of the
-  weights and of the indexes' manifests and bipart's code (``store.code_identity``: a
+  weights, the indexes' manifests and build keys, and bipart's code (``store.code_identity``: a
   changed rule is never served a stale score), so that the scripts share them (the full
   BiPart-J evaluation is a row of tables 1, 3, 4 and 5) and a rerun only computes
   what is missing; each file records when, where and at which git revision it was made;
@@ -48,12 +48,13 @@ import json
 import os
 import platform
 import re
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from benchmarks.common.shared_index import DEFAULT_OUT, build
+from benchmarks.common.shared_index import DEFAULT_OUT, KEY_FILE, build, build_key, is_current
 from bipart_cli.adapt import PAPER_INNER_LOOP, AdaptSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -81,7 +82,8 @@ VLM_SPLITS = {
     "psb": ("psb-test-simulated", "psb-train-simulated"),
     "human": ("human-test-simulated", "human-train-simulated"),
 }
-CACHE_VERSION = 3  # 2: the key holds every AdaptSettings field; 3: and bipart's code
+CACHE_VERSION = 4  # 2: the key holds every AdaptSettings field; 3: and bipart's code;
+# 4: and the indexes' build keys (dataset files, record-making code)
 CACHED_ONLY = "BIPART_BENCH_CACHED_ONLY"
 
 
@@ -101,18 +103,21 @@ def rel(path: str | Path) -> str:
 
 
 def index(name: str) -> Path:
-    """``.bench/indexes/<name>`` (``psb|human|pm``-``train|test``[``-simulated``]), built if missing."""
+    """``.bench/indexes/<name>`` (``psb|human|pm``-``train|test``[``-simulated``]), built if
+    missing or made from other dataset files or record-making code (:func:`build_key`)."""
     path = DEFAULT_OUT / name
-    if (path / "manifest.json").is_file():
-        return path
     match = re.fullmatch(r"(psb|human|pm)-(train|test)(-simulated)?", name)
     if match is None:
         raise SystemExit(f"unknown index {name!r}")
-    refuse_to_compute(f"the index {rel(path)}")
     prefix, split, simulated = match.groups()
     labeler = "simulated" if simulated else "given"
-    print(f"building {rel(path)} ({labeler} labeler)", file=sys.stderr, flush=True)
     dataset = {"psb": "psb", "human": "human_seg", "pm": "pm"}[prefix]
+    if is_current(path, build_key(dataset, labeler)):
+        return path
+    refuse_to_compute(f"the index {rel(path)}")
+    print(f"building {rel(path)} ({labeler} labeler)", file=sys.stderr, flush=True)
+    if path.exists():  # made from other files or code: every record is made again
+        shutil.rmtree(path)
     build(DEFAULT_OUT, labeler, datasets=(dataset,), splits=(split,))
     return path
 
@@ -255,10 +260,12 @@ def evaluation(
         "version": CACHE_VERSION,
         "test": test,
         "test_manifest": sha256_of(test_path / "manifest.json"),
+        "test_build": (test_path / KEY_FILE).read_text(),  # its records' data and code
         "support": support,
         "support_manifest": None
         if support_path is None
         else sha256_of(support_path / "manifest.json"),
+        "support_build": None if support_path is None else (support_path / KEY_FILE).read_text(),
         "weights": rel(weights) if Path(weights).exists() else weights,
         "weights_sha256": weights_sha(weights),
         "labeler": labeler,

@@ -8,7 +8,8 @@ labels (one full-mask box per part). ``--labeler simulated`` writes
 ``<name>-simulated`` indexes instead, whose pseudo labels come from the simulated
 detector over 10 rendered views (for training, as the paper trains on VLM labels).
 They are written under ``.bench/`` (git ignored), never into the repository's
-tracked files. ``build`` also takes simulated-labeler noise options, a subset of
+tracked files, each with the :func:`build_key` it was made from: an index whose dataset
+files or record-making code changed since is made again. ``build`` also takes simulated-labeler noise options, a subset of
 datasets and categories, and a cap on train shapes per category
 (``benchmarks/paper/noise_sweep.py`` uses them).
 
@@ -24,6 +25,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout: benchmarks, bipart_cli
 
 import argparse
+import hashlib
+from importlib.metadata import PackageNotFoundError, version
 
 import numpy as np
 
@@ -37,6 +40,54 @@ from bipart_cli.support import bps_features
 
 GREY = np.array([180, 180, 180], dtype=np.uint8)
 DEFAULT_OUT = Path(__file__).resolve().parents[2] / ".bench" / "indexes"
+KEY_FILE = "build-key"  # beside an index's manifest: the build_key it was made from
+# what makes a record, under bipart_cli/: points and labels as loaded, descriptors, BPS, the
+# labelers (the simulated one renders), the index format
+RECORD_SOURCES = (
+    "descriptors.py",
+    "signatures.py",
+    "geometry.py",
+    "fps.py",
+    "render.py",
+    "support",
+    "labeling",
+    "index",
+    "io",
+)
+
+
+def build_key(dataset: str, labeler: str = "given", options: dict | None = None) -> str:
+    """sha256 of all an index of ``dataset`` is made from: the dataset's files, this
+    module's and ``shared_data``'s code, bipart's record-making code
+    (:data:`RECORD_SOURCES`), the numeric libraries' versions, the labeler and its options."""
+    from benchmarks.common.shared_data import DATA_ROOT
+    from bipart_cli.store import COMPUTING_LIBRARIES
+
+    package = Path(__file__).resolve().parents[2] / "bipart_cli"
+    files = sorted((DATA_ROOT / dataset).glob("*.npz")) + [DATA_ROOT / dataset / "meta.json"]
+    files += [Path(__file__), Path(__file__).with_name("shared_data.py")]
+    for name in RECORD_SOURCES:
+        files += (
+            sorted((package / name).rglob("*.py"))
+            if (package / name).is_dir()
+            else [package / name]
+        )
+    digest = hashlib.sha256(repr((labeler, sorted((options or {}).items()))).encode())
+    for path in files:
+        digest.update(path.name.encode() + b"\0")
+        digest.update(path.read_bytes() if path.is_file() else b"absent")
+    for name in COMPUTING_LIBRARIES:
+        try:
+            digest.update(f"{name} {version(name)}\0".encode())
+        except PackageNotFoundError:
+            digest.update(f"{name} absent\0".encode())
+    return digest.hexdigest()
+
+
+def is_current(path: Path, key: str) -> bool:
+    """Whether the index at ``path`` is complete and was made from ``key``."""
+    stamp = path / KEY_FILE
+    return (path / "manifest.json").is_file() and stamp.is_file() and stamp.read_text() == key
 
 
 def records(
@@ -131,6 +182,7 @@ def build(
             for record in sorted(batch, key=lambda r: r.id):
                 writer.add(record)
             writer.commit()
+            (path / KEY_FILE).write_text(build_key(dataset, labeler, labeler_options))
             paths[path.name] = path
     return paths
 

@@ -1,0 +1,46 @@
+"""The benchmarks' shape indexes are made again when what they are made from changes: a
+cached index is keyed by the dataset's files and the code that makes its records."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def _key(monkeypatch, root: Path, **kwargs) -> str:
+    import benchmarks.common.shared_data as shared_data
+    from benchmarks.common.shared_index import build_key
+
+    monkeypatch.setattr(shared_data, "DATA_ROOT", root)
+    return build_key("toy", **kwargs)
+
+
+def test_build_key_follows_the_dataset_files_and_the_labeler(tmp_path, monkeypatch):
+    repo = Path(__file__).resolve().parents[1]
+    monkeypatch.syspath_prepend(str(repo))  # ``benchmarks`` is imported from the checkout
+    (tmp_path / "toy").mkdir()
+    np.savez(tmp_path / "toy" / "Cup.npz", points=np.zeros((1, 4, 3), np.float16))
+    (tmp_path / "toy" / "meta.json").write_text("{}")
+    first = _key(monkeypatch, tmp_path)
+    assert _key(monkeypatch, tmp_path) == first  # the same files, the same key
+    np.savez(tmp_path / "toy" / "Cup.npz", points=np.ones((1, 4, 3), np.float16))
+    changed = _key(monkeypatch, tmp_path)
+    assert changed != first
+    assert _key(monkeypatch, tmp_path, labeler="simulated") != changed
+    assert _key(monkeypatch, tmp_path, options={"miss_rate": 0.2}) != changed
+    (tmp_path / "toy" / "Bowl.npz").write_bytes(b"")  # a new category's file
+    assert _key(monkeypatch, tmp_path) != changed
+
+
+def test_an_index_is_current_only_with_its_manifest_and_its_key(tmp_path, monkeypatch):
+    repo = Path(__file__).resolve().parents[1]
+    monkeypatch.syspath_prepend(str(repo))
+    from benchmarks.common.shared_index import KEY_FILE, is_current
+
+    assert not is_current(tmp_path, "k")
+    (tmp_path / "manifest.json").write_text("{}")
+    assert not is_current(tmp_path, "k")  # an index from before the keys: made again
+    (tmp_path / KEY_FILE).write_text("k")
+    assert is_current(tmp_path, "k")
+    assert not is_current(tmp_path, "other")
