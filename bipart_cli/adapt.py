@@ -57,10 +57,7 @@ class AdaptSettings:
     nearest the target, the smoothing weighs neighbours by how alike the head's inputs are
     (``edge_scale``), and the head is fitted ``self_training_steps`` more with the target's
     confident labels (:mod:`~bipart_cli.refine`; validation PSB and human_seg 77.7 -> 78.8,
-    pm 71.3 -> 72.8, RESULTS section 31). The support is the ``support_size`` shapes most
-    like the target (``strategy="similarity"``); the paper's part-perfect rule (shapes with
-    every part first) lends a door-only cabinet the drawers of others (validation PSB and
-    human_seg 78.8 -> 79.4 with similarity, pm level; RESULTS section 34).
+    pm 71.3 -> 72.8, RESULTS section 31).
     The paper's inference (Sec. 4.1) is :data:`PAPER_INNER_LOOP`.
 
     ``box_reduction="mean"`` averages Eq. 2 over each shape's boxes instead of
@@ -73,7 +70,7 @@ class AdaptSettings:
     steps: int = 100
     lr: float = 0.02
     support_size: int = 8
-    strategy: str = "similarity"
+    strategy: str = "part-perfect"
     box_reduction: str = "mean"
     optimizer: str = "adam"
     batch_points: int = 512

@@ -6,7 +6,7 @@ Choosing defaults on the test split would tune on it, so this script never opens
 one. Each train shape of PSB (every ``--every``-th, 14 categories), of
 human_seg (every ``--human-every``-th) and of pm (every ``--pm-every``-th, 6
 PartNet-Mobility categories) is a target; its M=8 support shapes are
-retrieved (the variant's ``strategy``, the tool's by default) from the *other* train shapes of its
+retrieved (part-perfect, BPS similarity) from the *other* train shapes of its
 category, labeled with their ground truth (``labeler none``). Every variant sees
 the same targets and support sets, and so does the nearest-neighbour floor (NN,
 xyz) beside it. Prints mIoU (%) per category, the mean over PSB's 14 categories

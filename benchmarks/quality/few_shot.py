@@ -6,7 +6,7 @@ For M in {1, 4, 8, 16}, each test shape of the PSB test split (``psb-test``, 56
 shapes), of the human_seg test split (``human-test``, 18) and of the PartNet-Mobility
 test split (``pm-test``, 47) is segmented with
 ``evaluate_index(..., labeler="none")``: no pseudo labels of the target, only M
-support shapes of its category, retrieved (the tool's ``--strategy``: BPS similarity) from the
+support shapes of its category, retrieved (part-perfect, BPS similarity) from the
 train split labeled with its ground truth (``psb-train``, ``human-train``, ``pm-train``: the
 ``given`` labeler, one full-mask box per part); K=10 inner steps, lr 0.3, seed 0.
 ``--weights`` is repeatable (default ``bipart-default``).
@@ -128,7 +128,7 @@ def main() -> None:
                 "Few-shot, no detector: mIoU (%) with M ground-truth-labeled support shapes "
                 "(labeler none), and the nearest-neighbour floor (NN) on the same support shapes",
                 f"test: the test splits of {', '.join(datasets)}; support: the train splits "
-                "(given labels), the tool's --strategy; seed 0; settings: default = the tool's "
+                "(given labels), part-perfect; seed 0; settings: default = the tool's "
                 "adaptation defaults, paper = K=10 SGD at lr 0.3",
             ],
             ["", "weights", "settings", "M", *columns, *(f"NN {c}" for c in columns)],

@@ -6,7 +6,7 @@ human_seg's test split is all SHREC07 people, a subset its train split lacks, an
 subsets use different axes. This script rebuilds that shift inside the train split, so
 defaults can be chosen without opening the test split: for each held-out subset
 (SCAPE, FAUST, Adobe), every ``--every``-th of its train shapes is a target and the
-support comes from the other subsets' train shapes (M=8, ground truth, the tool's strategy).
+support comes from the other subsets' train shapes (M=8, ground truth, part-perfect).
 The indexes are copies of ``.bench/indexes/human-train`` records (git ignored, under
 ``.bench/subset_shift/``). Prints mIoU (%) per held-out subset and their mean, for the
 tool's defaults and for each ``--variants`` entry of ``adapt_options.VARIANTS``.

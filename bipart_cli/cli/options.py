@@ -322,8 +322,7 @@ StrategyOpt = Annotated[
     str,
     typer.Option(
         "--strategy",
-        help="Support selection: similarity (the shapes most like the target), part-perfect "
-        "(the paper's: shapes with every part first) or random.",
+        help="Support selection: part-perfect, similarity or random.",
         callback=_checked(check_choice, STRATEGIES),
     ),
 ]

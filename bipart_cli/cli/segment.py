@@ -96,7 +96,7 @@ def segment(
     region_agreement: RegionAgreementOpt = _ADAPT.region_agreement,
     presence: PresenceOpt = _ADAPT.presence,
     support_size: SupportSizeOpt = 8,
-    strategy: StrategyOpt = _ADAPT.strategy,
+    strategy: StrategyOpt = "part-perfect",
     box_reduction: BoxReductionOpt = "mean",
     up: UpOpt = "auto",
     n_dense: PointsOpt = 100_000,
