@@ -21,7 +21,7 @@ on. NN is the floor: each dense sample takes the label of its nearest point amon
 
 With ``--examples CATEGORY=NAME[,...]`` only those categories run, and their support is
 not real: the ``bipart examples`` folder of procedural category NAME (``--per-category``
-shapes, 6 as a user gets them, seed 0; written under ``.bench/examples`` per version of the
+shapes, 6 as a user gets them; ``--examples-seed``, 0 as a user gets it; written under ``.bench/examples`` per version of the
 code), whose part names must be the category's, or be named by ``:OURS>THEIRS`` pairs after
 NAME, several to one sometimes (PSB's chairs call the seat "support", and their backs are a
 top rail "backsupport" on posts "arm": ``Chair=chair:support>seat:backsupport>back:arm>back``);
@@ -84,15 +84,15 @@ def _test_ids(root: Path, category: str) -> list[str]:
     return [str(i) for i, split in zip(data["shape_ids"], data["split"], strict=True) if split == 2]
 
 
-def examples_folder(name: str, count: int = 6) -> Path:
-    """``bipart examples --categories NAME --per-category COUNT``' support folder, written
-    once per version of bipart's code (a changed builder writes its shapes anew)."""
+def examples_folder(name: str, count: int = 6, seed: int = 0) -> Path:
+    """``bipart examples --categories NAME --per-category COUNT --seed SEED``' support
+    folder, written once per version of bipart's code (a changed builder writes anew)."""
     from bipart_cli.procedural import write_support_sets
     from bipart_cli.store import code_identity
 
-    out = BENCH / "examples" / f"{count}-{code_identity()[:16]}"
+    out = BENCH / "examples" / f"{count}-{seed}-{code_identity()[:16]}"
     if not (out / name / "parts.json").is_file():
-        write_support_sets(out, [name], per_category=count)
+        write_support_sets(out, [name], per_category=count, seed=seed)
     return out / name
 
 
@@ -159,6 +159,7 @@ def main() -> None:
     parser.add_argument(
         "--per-category", type=int, default=6, help="shapes of each --examples category"
     )
+    parser.add_argument("--examples-seed", type=int, default=0, help="bipart examples --seed")
     args = parser.parse_args()
     from bipart_cli.adapt import AdaptSettings
     from bipart_cli.evaluate import shape_miou
@@ -176,7 +177,9 @@ def main() -> None:
                     continue
                 renamed = None
                 if examples:
-                    folder = examples_folder(examples[category][0], args.per_category)
+                    folder = examples_folder(
+                        examples[category][0], args.per_category, args.examples_seed
+                    )
                     renamed = examples[category][1]
                 parts = json.loads((folder / "parts.json").read_text())["parts"]
                 options = SegmentOptions(
@@ -250,7 +253,8 @@ def main() -> None:
             [
                 f"Few-shot on whole meshes ({args.split} split targets; support: "
                 + (
-                    f"`bipart examples` {args.examples}, {args.per_category} a category"
+                    f"`bipart examples` {args.examples}, {args.per_category} a category, "
+                    f"seed {args.examples_seed}"
                     if examples
                     else "the other train meshes of the category"
                 )
