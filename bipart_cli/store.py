@@ -34,19 +34,28 @@ COMPUTING_LIBRARIES = ("numpy", "scipy", "torch", "trimesh", "safetensors")
 @functools.cache
 def code_identity() -> str:
     """sha256 of bipart's source files (by relative path) and the computing libraries' versions."""
-    from importlib.metadata import PackageNotFoundError, version
-
     package = Path(__file__).resolve().parent
     digest = hashlib.sha256()
     for path in sorted(package.rglob("*.py")):
         digest.update(path.relative_to(package).as_posix().encode() + b"\0")
         digest.update(path.read_bytes())
+    digest.update(library_versions())
+    return digest.hexdigest()
+
+
+@functools.cache
+def library_versions() -> bytes:
+    """``name version`` of each of :data:`COMPUTING_LIBRARIES` (``absent`` when not
+    installed), NUL-terminated: what a stored result's numbers also depend on."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = b""
     for name in COMPUTING_LIBRARIES:
         try:
-            digest.update(f"{name} {version(name)}\0".encode())
+            out += f"{name} {version(name)}\0".encode()
         except PackageNotFoundError:
-            digest.update(f"{name} absent\0".encode())
-    return digest.hexdigest()
+            out += f"{name} absent\0".encode()
+    return out
 
 
 if TYPE_CHECKING:

@@ -26,7 +26,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout: be
 
 import argparse
 import hashlib
-from importlib.metadata import PackageNotFoundError, version
 
 import numpy as np
 
@@ -61,7 +60,7 @@ def build_key(dataset: str, labeler: str = "given", options: dict | None = None)
     module's and ``shared_data``'s code, bipart's record-making code
     (:data:`RECORD_SOURCES`), the numeric libraries' versions, the labeler and its options."""
     from benchmarks.common.shared_data import DATA_ROOT
-    from bipart_cli.store import COMPUTING_LIBRARIES
+    from bipart_cli.store import library_versions
 
     package = Path(__file__).resolve().parents[2] / "bipart_cli"
     files = sorted((DATA_ROOT / dataset).glob("*.npz")) + [DATA_ROOT / dataset / "meta.json"]
@@ -76,11 +75,7 @@ def build_key(dataset: str, labeler: str = "given", options: dict | None = None)
     for path in files:
         digest.update(path.name.encode() + b"\0")
         digest.update(path.read_bytes() if path.is_file() else b"absent")
-    for name in COMPUTING_LIBRARIES:
-        try:
-            digest.update(f"{name} {version(name)}\0".encode())
-        except PackageNotFoundError:
-            digest.update(f"{name} absent\0".encode())
+    digest.update(library_versions())
     return digest.hexdigest()
 
 
