@@ -107,7 +107,7 @@ def _layout(rng, kind, width, height, base) -> tuple[list[tuple], list[tuple]]:
         if kind == "washer":  # a round door on a front panel
             return [(x0, x1, y0, strip)], [(x0, x1, strip, y1), (x0, x1, y0, strip)]
         panels = [(x0, x1, strip, y1)] + ([(x0, x1, y0, low)] if low > y0 + 0.02 else [])
-        return [(x0, x1, max(low, y0), strip)], panels
+        return [(x0, x1, low, strip)], panels
     style = str(rng.choice(["one", "freezer", "side"], p=[0.3, 0.45, 0.25]))
     if style == "side" and width > 0.7:
         middle = (x0 + x1) / 2
@@ -119,9 +119,9 @@ def _layout(rng, kind, width, height, base) -> tuple[list[tuple], list[tuple]]:
 
 
 def _door(rng, frame, front, thickness, handle, kind, free_left=False) -> trimesh.Trimesh:
-    """A panel filling ``frame`` at depth ``front``; a washer's is round, on its front panel. A window on it
-    sometimes, and a handle by its free edge, the right one unless ``free_left`` (an oven's
-    across its top)."""
+    """A panel filling ``frame`` at depth ``front`` (a washer's is round, on its front
+    panel); a window on it sometimes, and a handle by its free edge, the right one unless
+    ``free_left`` (an oven's across its top)."""
     x0, x1, y0, y1 = frame
     gap = 0.004
     w, h = x1 - x0 - 2 * gap, y1 - y0 - 2 * gap
