@@ -53,9 +53,11 @@ from .reader import ShapeIndex
 from .shape import (
     N_DENSE_KEPT,
     N_NETWORK_POINTS,
+    LazyEncoder,
     ShapeContext,
     asset_reads,
     default_basis,
+    default_encoder_identity,
     encode_points,
     encoder_identity,
     load_encoder,
@@ -202,7 +204,8 @@ def build_index(
         raise InvalidInputError(f"{folder}: no supported assets found")
     selected = [(shape_id, path) for shape_id, path in files if in_shard(shape_id, shard_spec)]
 
-    torch_device = resolve_device(device)
+    # CUDA asked for is checked now; auto and cpu wait until a shape needs the encoder
+    device = resolve_device(device) if str(device).startswith("cuda") else device
     worker = make_labeler(labeler, **options)
     settings = {
         "n_points": n_points,
@@ -215,21 +218,24 @@ def build_index(
     }
     basis = default_basis()
     if no_cache_features:
-        encoder_model = None
-    elif encoder_model is None:
-        encoder_model = load_encoder(weights, seed, torch_device)
-    if encoder_model is None:
-        encoder = None
-    elif encoder is None:
-        encoder = encoder_identity(encoder_model)
+        encoding, encoder = LazyEncoder(None, device), None
+    elif encoder_model is not None:
+        encoding = LazyEncoder(lambda _: encoder_model, device)
+        encoder = encoder or encoder_identity(encoder_model)
+    else:
+        encoding = LazyEncoder(lambda on: load_encoder(weights, seed, on), device)
+        encoder = (
+            default_encoder_identity(encoding)
+            if weights is None
+            else encoder_identity(encoding.model)
+        )
     context = ShapeContext(
         folder=folder,
         settings=settings,
         basis=basis,
         labeler=worker,
-        encoder_model=encoder_model,
+        encoding=encoding,
         encoder=encoder,
-        device=torch_device,
         names_as_parts=names_as_parts,
     )
     staging = None

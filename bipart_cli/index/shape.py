@@ -4,7 +4,9 @@ cached frozen-encoder features (with the identity of the encoder that made them)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +28,29 @@ N_NETWORK_POINTS = 2048
 N_DENSE_KEPT = 8192
 
 
+class LazyEncoder:
+    """The device (``auto|cpu|cuda[:N]`` or a ``torch.device``) and the model whose
+    ``encode`` fills the feature cache, both made when a shape first needs them: a build
+    whose every shape is unchanged imports no torch. ``load(device)`` makes the model (None:
+    the cache is off)."""
+
+    def __init__(self, load: Callable[[Any], Any] | None, device: Any) -> None:
+        self._load = load
+        self._device = device
+
+    @cached_property
+    def device(self) -> Any:
+        if not isinstance(self._device, str):
+            return self._device
+        from ..runtime import resolve_device
+
+        return resolve_device(self._device)
+
+    @cached_property
+    def model(self) -> Any:
+        return None if self._load is None else self._load(self.device)
+
+
 @dataclass
 class ShapeContext:
     """What every shape of a build shares (labeler and encoder are loaded once)."""
@@ -34,11 +59,18 @@ class ShapeContext:
     settings: dict[str, Any]
     basis: BasisInfo
     labeler: Any
-    encoder_model: Any
+    encoding: LazyEncoder
     encoder: dict[str, Any] | None
-    device: Any
     # node names are part labels without a request (a --support folder's build)
     names_as_parts: bool = False
+
+    @property
+    def encoder_model(self) -> Any:
+        return self.encoding.model
+
+    @property
+    def device(self) -> Any:
+        return self.encoding.device
 
 
 def make_record(
@@ -152,6 +184,32 @@ def default_basis() -> BasisInfo:
         seed=int(basis.seed),
         radius=float(basis.radius),
     )
+
+
+def default_encoder_identity(encoding: LazyEncoder) -> dict[str, Any]:
+    """:func:`encoder_identity` of the default config's encoder (``bipart index`` without
+    ``--weights``), read from bipart's store when this code and these libraries made it
+    before: an unchanged folder is checked without loading a model (or torch). Its key is
+    bipart's code and the libraries' versions, all the seeded init depends on."""
+    import hashlib
+    import json
+
+    import numpy as np
+
+    from ..store import ArrayStore, cache_root, code_identity
+
+    key = hashlib.sha256(f"default-config encoder {code_identity()}".encode()).hexdigest()
+
+    def compute() -> dict[str, np.ndarray]:
+        text = json.dumps(encoder_identity(encoding.model), sort_keys=True)
+        return {"identity": np.frombuffer(text.encode(), dtype=np.uint8).copy()}
+
+    def valid(arrays: dict[str, np.ndarray]) -> bool:
+        identity = arrays.get("identity")
+        return identity is not None and identity.dtype == np.uint8 and identity.ndim == 1
+
+    stored = ArrayStore(cache_root() / "features").fetch("encoder-identity", key, compute, valid)
+    return json.loads(stored["identity"].tobytes().decode())
 
 
 def load_encoder(weights: str | None, seed: int, device: Any) -> Any:

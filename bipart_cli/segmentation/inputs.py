@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import glob
 import hashlib
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import InvalidInputError, UsageError
+from ..store import cache_root
 
 if TYPE_CHECKING:
     pass
@@ -60,11 +60,6 @@ def check_inputs(
             problems.append(exc)
     if problems and len(problems) == len(paths) == 1:
         raise problems[0]
-
-
-def cache_root() -> Path:
-    """bipart's own cache: ``$BIPART_CACHE`` or ``~/.cache/bipart``."""
-    return Path(os.environ.get("BIPART_CACHE", Path.home() / ".cache" / "bipart"))
 
 
 def support_cache_dir(folder: Path) -> Path:

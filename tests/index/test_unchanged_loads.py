@@ -199,3 +199,60 @@ def _npy_bytes(array: np.ndarray, dtype) -> bytes:
     buffer = io.BytesIO()
     np.save(buffer, array.astype(dtype))
     return buffer.getvalue()
+
+
+def test_the_default_encoders_identity_is_the_models_and_is_read_back(tmp_path, monkeypatch):
+    """``bipart index`` without ``--weights``: the identity is the loaded model's the first
+    time, read from bipart's store the next (no model loaded), and made again once bipart's
+    code (or a library) is another."""
+    import bipart_cli.store as store
+    from bipart_cli.index.shape import (
+        LazyEncoder,
+        default_encoder_identity,
+        encoder_identity,
+        load_encoder,
+    )
+
+    monkeypatch.setenv("BIPART_CACHE", str(tmp_path / "cache"))
+    loaded: list[str] = []
+
+    def load(device):
+        loaded.append(str(device))
+        return load_encoder(None, 0, device)
+
+    first = default_encoder_identity(LazyEncoder(load, "cpu"))
+    assert loaded == ["cpu"]
+    assert first == encoder_identity(load_encoder(None, 0, "cpu"))
+    again = default_encoder_identity(LazyEncoder(load, "cpu"))
+    assert again == first and loaded == ["cpu"]  # read back: no model
+    monkeypatch.setattr(store, "code_identity", lambda: "another version of bipart")
+    assert default_encoder_identity(LazyEncoder(load, "cpu")) == first
+    assert loaded == ["cpu", "cpu"]  # another code: the model again
+
+
+def test_an_unchanged_folder_with_features_is_checked_without_torch(tmp_path):
+    """The feature cache on (the default): a second ``bipart index`` of an unchanged folder, in
+    a fresh process, finds every shape unchanged without importing torch."""
+    import subprocess
+    import sys
+
+    folder = write_psb_folder(tmp_path / "chairs")
+    out = tmp_path / "index"
+    script = (
+        "import sys, json\n"
+        "from bipart_cli.index import build_index\n"
+        f"s = build_index({str(folder)!r}, {str(out)!r}, labeler='given', progress=False,"
+        f" n_dense={N_DENSE}, device='cpu')\n"
+        "print(json.dumps([s.indexed, s.unchanged, 'torch' in sys.modules]))\n"
+    )
+    env = {**os.environ, "BIPART_CACHE": str(tmp_path / "cache")}
+
+    def run() -> list:
+        done = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True
+        )
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    assert run() == [len(SEEDS), 0, True]  # made: the encoder filled the feature cache
+    assert run() == [0, len(SEEDS), False]
+    assert ShapeIndex.open(out).encoder is not None
