@@ -116,6 +116,7 @@ GROUPS: dict[str, tuple[str, list[Step]]] = {
                 ("--sections", "retrieval", "--entries", "100000", "--device", "cpu"),
             ),
             Step("bank_open", "speed/bank_open.py", ("--runs", "3")),
+            Step("index_again", "speed/index_again.py", ("--runs", "5")),
             Step(
                 "adapt",
                 "speed/adapt_speed.py",
