@@ -43,11 +43,6 @@ def code_identity() -> str:
     return digest.hexdigest()
 
 
-def cache_root() -> Path:
-    """bipart's own cache: ``$BIPART_CACHE`` or ``~/.cache/bipart``."""
-    return Path(os.environ.get("BIPART_CACHE", Path.home() / ".cache" / "bipart"))
-
-
 @functools.cache
 def library_versions() -> bytes:
     """``name version`` of each of :data:`COMPUTING_LIBRARIES` (``absent`` when not
@@ -61,6 +56,11 @@ def library_versions() -> bytes:
         except PackageNotFoundError:
             out += f"{name} absent\0".encode()
     return out
+
+
+def cache_root() -> Path:
+    """bipart's own cache: ``$BIPART_CACHE`` or ``~/.cache/bipart``."""
+    return Path(os.environ.get("BIPART_CACHE", Path.home() / ".cache" / "bipart"))
 
 
 if TYPE_CHECKING:

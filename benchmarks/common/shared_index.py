@@ -9,8 +9,9 @@ labels (one full-mask box per part). ``--labeler simulated`` writes
 detector over 10 rendered views (for training, as the paper trains on VLM labels).
 They are written under ``.bench/`` (git ignored), never into the repository's
 tracked files, each with the :func:`build_key` it was made from: an index whose dataset
-files or record-making code changed since is made again. ``build`` also takes simulated-labeler noise options, a subset of
-datasets and categories, and a cap on train shapes per category
+files or record-making code changed since is made again. ``build`` also takes
+simulated-labeler noise options, a subset of datasets and categories, and a cap on train
+shapes per category
 (``benchmarks/paper/noise_sweep.py`` uses them).
 
     python benchmarks/common/shared_index.py [--out .bench/indexes] [--labeler given|simulated]

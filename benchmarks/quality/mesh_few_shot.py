@@ -21,11 +21,12 @@ on. NN is the floor: each dense sample takes the label of its nearest point amon
 
 With ``--examples CATEGORY=NAME[,...]`` only those categories run, and their support is
 not real: the ``bipart examples`` folder of procedural category NAME (``--per-category``
-shapes, 6 as a user gets them; ``--examples-seed``, 0 as a user gets it; written under ``.bench/examples`` per version of the
-code), whose part names must be the category's, or be named by ``:OURS>THEIRS`` pairs after
-NAME, several to one sometimes (PSB's chairs call the seat "support", and their backs are a
-top rail "backsupport" on posts "arm": ``Chair=chair:support>seat:backsupport>back:arm>back``);
-the target is scored under the examples' names, and the floor transfers from those shapes.
+shapes, 6 as a user gets them; ``--examples-seed``, 0 as a user gets it; written under
+``.bench/examples`` per version of the code), whose part names must be the category's, or
+be named by ``:OURS>THEIRS`` pairs after NAME, several to one sometimes (PSB's chairs call
+the seat "support", and their backs are a top rail "backsupport" on posts "arm":
+``Chair=chair:support>seat:backsupport>back:arm>back``); the target is scored under the
+examples' names, and the floor transfers from those shapes.
 
     python benchmarks/quality/mesh_few_shot.py [--datasets pm,psb,human_seg] [--split train|test]
         [--agreements 1,0.9,0.8,0.7,0.6,0.5] [--points 20000] [--every N] [--presence P]

@@ -23,12 +23,13 @@ def test_appliance_doors_close_the_front_and_every_kind_appears():
         (body,) = [p.mesh for p in pieces if p.part == "body"]
         doors = [p.mesh for p in pieces if p.part == "door"]
         (x0, y0, z0), (x1, y1, z1) = body.bounds
-        front = z0 + (z1 - z0) / 2  # the shell's front edge is at depth / 2 from its centre
+        depth = -2 * z0  # the shell is centred on z = 0, its back at -depth / 2
         for door in doors:
             (dx0, dy0, dz0), (dx1, dy1, dz1) = door.bounds
             assert x0 - 1e-9 <= dx0 and dx1 <= x1 + 1e-9
             assert y0 - 1e-9 <= dy0 and dy1 <= y1 + 1e-9
-            assert dz0 >= front - 0.1 * (z1 - z0)  # on the front, not inside the cabinet
+            # on the front: proud of it, or sunk into it by at most its thickness (0.1 depth)
+            assert dz0 >= depth / 2 - 0.1 * depth - 1e-9
         height, width = y1 - y0, x1 - x0
         kinds["tall"] += height > 1.2
         kinds["wide"] += width > height
