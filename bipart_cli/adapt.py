@@ -15,6 +15,7 @@ from .io.regions import REGION_AGREEMENT
 from .orientation import ALIGNED_POSE_MARGIN, POSE_MARGIN
 from .presence import PART_PRESENCE
 from .refine import EDGE_SCALE, KNN_SHAPES, MAX_EDGE_SCALE, SELF_TRAINING_STEPS
+from .registration import REGISTERED_WEIGHT
 from .runtime import check_choice, check_count, check_fraction, check_rate
 
 if TYPE_CHECKING:
@@ -57,7 +58,10 @@ class AdaptSettings:
     nearest the target, the smoothing weighs neighbours by how alike the head's inputs are
     (``edge_scale``), and the head is fitted ``self_training_steps`` more with the target's
     confident labels (:mod:`~bipart_cli.refine`; validation PSB and human_seg 77.7 -> 78.8,
-    pm 71.3 -> 72.8, RESULTS section 31).
+    pm 71.3 -> 72.8, RESULTS section 31). The support shapes among those that lie as
+    given are laid onto the target per axis and their labels mixed in at
+    ``registered_weight`` (:mod:`~bipart_cli.registration`; validation pm 73.5 -> 75.0,
+    PSB and human_seg 78.8 -> 79.2).
     The paper's inference (Sec. 4.1) is :data:`PAPER_INNER_LOOP`.
 
     ``box_reduction="mean"`` averages Eq. 2 over each shape's boxes instead of
@@ -88,6 +92,7 @@ class AdaptSettings:
     knn_shapes: int = KNN_SHAPES
     edge_scale: float = EDGE_SCALE
     self_training_steps: int = SELF_TRAINING_STEPS
+    registered_weight: float = REGISTERED_WEIGHT
 
     def __post_init__(self) -> None:
         check_box_reduction(self.box_reduction)
@@ -104,6 +109,7 @@ class AdaptSettings:
         if self.edge_scale != 0:  # 0: neighbours weigh the same
             check_rate("edge_scale", self.edge_scale, MAX_EDGE_SCALE)
         check_count("self_training_steps", self.self_training_steps, 0, MAX_SELF_TRAINING_STEPS)
+        check_fraction("registered_weight", self.registered_weight)
 
     @property
     def shape_reduction(self) -> str:
@@ -132,6 +138,7 @@ PAPER_INNER_LOOP = {
     "position": False,
     "presence": 0.0,
     "self_training_steps": 0,
+    "registered_weight": 0.0,
 }
 
 

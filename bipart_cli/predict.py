@@ -293,6 +293,7 @@ def adapt_and_predict(
         num_parts,
         len(support),
         [shape.points for shape in support],
+        [shape.as_given for shape in support],
     )
     feature_blocks, label_list = [], []
     if target_labels is not None:
@@ -340,7 +341,8 @@ def adapt_and_predict(
 class _Target(NamedTuple):
     """What is predicted: network points (N, 3), their head inputs (1, N, C'), the dense
     points (n, 3) to label, the number of parts R, how many support shapes the last rows
-    of the packed labels are, and their points (each (N, 3), as posed for the target)."""
+    of the packed labels are, their points (each (N, 3), as posed for the target) and
+    whether each lies as its source gave it."""
 
     points: np.ndarray
     features: torch.Tensor
@@ -348,6 +350,7 @@ class _Target(NamedTuple):
     num_parts: int
     support_count: int
     support_points: list[np.ndarray]
+    support_as_given: list[bool]
 
 
 def _dense_predictions(
@@ -416,6 +419,9 @@ def _network_point_probabilities(
             target_features[0], reference, weights[:, :num_parts], settings.knn_k
         )
 
+    registered = None
+    if settings.registered_weight > 0:
+        registered = _registered_transfer(target, labels, len(features), settings.knn_shapes)
     # the neighbours and their weights, once for the head's probabilities and the refit's
     smoother = None
     if settings.smooth > 0:
@@ -430,6 +436,9 @@ def _network_point_probabilities(
         probs = predict_probabilities(model, target_features, head, num_parts)[0]  # (N, R)
         if transferred is not None:
             probs = (1 - settings.knn_weight) * probs + settings.knn_weight * transferred
+        if registered is not None:
+            weight = settings.registered_weight
+            probs = (1 - weight) * probs + weight * registered
         return probs if smoother is None else smoother(probs, settings.smooth)
 
     probs = probabilities(head)
@@ -467,6 +476,33 @@ def _knn_rows(target: _Target, rows: int, count: int):
         return torch.arange(rows)
     nearest = nearest_shapes(target.points, target.support_points, count) + first_support
     return torch.from_numpy(np.concatenate([np.arange(first_support), np.sort(nearest)]))
+
+
+def _registered_transfer(target: _Target, labels, rows: int, count: int) -> torch.Tensor | None:
+    """(N, R) label transfer from the ``count`` support shapes nearest the target (all with
+    0) that lie as given, each laid onto the target per axis
+    (:func:`~bipart_cli.registration.registered_transfer`); None without such a shape."""
+    import torch
+
+    from .registration import registered_transfer
+
+    first_support = rows - target.support_count
+    chosen = [
+        int(row) - first_support
+        for row in _knn_rows(target, rows, count)
+        if row >= first_support and target.support_as_given[int(row) - first_support]
+    ]
+    if not chosen:
+        return None
+    targets = labels.targets[first_support:, :, : target.num_parts].detach().cpu().numpy()
+    transferred = registered_transfer(
+        target.points,
+        [target.support_points[i] for i in chosen],
+        [targets[i] for i in chosen],
+    )
+    if transferred is None:
+        return None
+    return torch.from_numpy(transferred).to(target.features)
 
 
 def support_head_key(

@@ -29,7 +29,9 @@ class SupportShape:
 
     points : (N, 3) float32; pseudo_labels over those N points, re-indexed to the
     target's part names; encoder_features : (N, F) as cached (an index's are float16) or None;
-    descriptors : (N, D) geometric descriptors or None when not cached.
+    descriptors : (N, D) geometric descriptors or None when not cached; as_given : whether
+    the shape lies as its source gave it (neither turned to a target's pose nor laid on its
+    principal axes).
     """
 
     shape_id: str
@@ -37,6 +39,7 @@ class SupportShape:
     pseudo_labels: PseudoLabels
     encoder_features: np.ndarray | None = None
     descriptors: np.ndarray | None = None
+    as_given: bool = True
 
     def principal_aligned(self) -> SupportShape:
         """This shape turned onto its principal axes (``--up pca``)."""
@@ -45,7 +48,7 @@ class SupportShape:
         points = apply_rotation(self.points, pca_rotation(self.points.astype(np.float64)))
         # descriptors are rotation-invariant: they stay; the encoder features do not
         return SupportShape(
-            f"{self.shape_id}#pca", points, self.pseudo_labels, None, self.descriptors
+            f"{self.shape_id}#pca", points, self.pseudo_labels, None, self.descriptors, False
         )
 
     def posed_like(self, target_points: np.ndarray, margin: float = POSE_MARGIN) -> SupportShape:
@@ -74,7 +77,12 @@ class SupportShape:
         # the id keys the in-process feature cache, so it names the rotation
         digest = hashlib.sha256(np.round(rotation, 6).tobytes()).hexdigest()[:12]
         return SupportShape(
-            f"{self.shape_id}#turned-{digest}", points, self.pseudo_labels, None, self.descriptors
+            f"{self.shape_id}#turned-{digest}",
+            points,
+            self.pseudo_labels,
+            None,
+            self.descriptors,
+            as_given=False,
         )
 
 
