@@ -60,8 +60,8 @@ class AdaptSettings:
     confident labels (:mod:`~bipart_cli.refine`; validation PSB and human_seg 77.7 -> 78.8,
     pm 71.3 -> 72.8, RESULTS section 31). The support shapes among those that lie as
     given are laid onto the target per axis and their labels mixed in at
-    ``registered_weight`` (:mod:`~bipart_cli.registration`; validation pm 73.5 -> 75.0,
-    PSB and human_seg 78.8 -> 79.2).
+    ``registered_weight`` (:mod:`~bipart_cli.registration`; validation pm 73.5 -> 75.2,
+    PSB and human_seg 78.8 -> 79.0).
     The paper's inference (Sec. 4.1) is :data:`PAPER_INNER_LOOP`.
 
     ``box_reduction="mean"`` averages Eq. 2 over each shape's boxes instead of
