@@ -409,19 +409,18 @@ def _network_point_probabilities(
     )
 
     num_parts, target_features = target.num_parts, target.features
-    transferred = None
-    if settings.knn_weight > 0:
+    transferred = registered = None
+    if settings.knn_weight > 0 or settings.registered_weight > 0:
         rows = _knn_rows(target, len(features), settings.knn_shapes)
+    if settings.knn_weight > 0:
         reference, weights, _ = labeled_points(
             features[rows], labels.select(rows), head, box_reduction="sum"
         )
         transferred = knn_probabilities(
             target_features[0], reference, weights[:, :num_parts], settings.knn_k
         )
-
-    registered = None
     if settings.registered_weight > 0:
-        registered = _registered_transfer(target, labels, len(features), settings.knn_shapes)
+        registered = _registered_transfer(target, labels, rows, len(features))
     # the neighbours and their weights, once for the head's probabilities and the refit's
     smoother = None
     if settings.smooth > 0:
@@ -478,20 +477,19 @@ def _knn_rows(target: _Target, rows: int, count: int):
     return torch.from_numpy(np.concatenate([np.arange(first_support), np.sort(nearest)]))
 
 
-def _registered_transfer(target: _Target, labels, rows: int, count: int) -> torch.Tensor | None:
-    """(N, R) label transfer from the ``count`` support shapes nearest the target (all with
-    0) that lie as given, each laid onto the target per axis
+def _registered_transfer(
+    target: _Target, labels, rows: torch.Tensor, packed: int
+) -> torch.Tensor | None:
+    """(N, R) label transfer from the support shapes among ``rows`` (:func:`_knn_rows` of the
+    ``packed`` rows of labels) that lie as given, each laid onto the target per axis
     (:func:`~bipart_cli.registration.registered_transfer`); None without such a shape."""
     import torch
 
     from .registration import registered_transfer
 
-    first_support = rows - target.support_count
-    chosen = [
-        int(row) - first_support
-        for row in _knn_rows(target, rows, count)
-        if row >= first_support and target.support_as_given[int(row) - first_support]
-    ]
+    first_support = packed - target.support_count
+    shapes = [int(row) - first_support for row in rows if row >= first_support]
+    chosen = [shape for shape in shapes if target.support_as_given[shape]]
     if not chosen:
         return None
     targets = labels.targets[first_support:, :, : target.num_parts].detach().cpu().numpy()
