@@ -82,3 +82,40 @@ def half_space_labels(points: np.ndarray) -> tuple[np.ndarray, PseudoLabels]:
         part_names=["left", "right"],
     )
     return truth, labels
+
+
+def copy_and_flipped_copies(rng, target: np.ndarray, flipped: int) -> list:
+    """Support shapes: the target's own points labeled x > 0 (:func:`half_space_labels`),
+    then ``flipped`` noisy copies labeled the other way round."""
+    from bipart_cli.support import SupportShape
+
+    shapes = [SupportShape("same", target.copy(), half_space_labels(target)[1])]
+    for i in range(flipped):
+        points = (target + rng.normal(scale=0.03, size=target.shape)).astype(np.float32)
+        right = half_space_labels(points)[0] == 1
+        flipped_labels = PseudoLabels(
+            masks=np.stack([right, ~right]),
+            part_index=np.array([0, 1]),
+            scores=np.ones(2),
+            part_names=["left", "right"],
+        )
+        shapes.append(SupportShape(f"flipped{i}", points, flipped_labels))
+    return shapes
+
+
+def agreement_with_half_space(model, target: np.ndarray, support: list, **fields) -> float:
+    """Share of the target's points (N, 3) that ``adapt_and_predict`` labels as
+    :func:`half_space_labels` does, with smoothing, the refit, presence, pose matching and
+    descriptors off unless ``fields`` (AdaptSettings fields) say otherwise."""
+    import torch
+
+    from bipart_cli.adapt import AdaptSettings
+    from bipart_cli.predict import FeatureCache, adapt_and_predict
+
+    plain = dict(
+        smooth=0, self_training_steps=0, presence=0.0, match_pose=False, descriptors="none"
+    )
+    settings = AdaptSettings(**{**plain, **fields})
+    cache = FeatureCache(model, torch.device("cpu"), settings)
+    predicted, _ = adapt_and_predict(model, target, target, None, support, 2, settings, cache)
+    return float((predicted == half_space_labels(target)[0]).mean())

@@ -6,11 +6,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from _tiny import half_space_labels, tiny_config, unit_cloud
+from _tiny import (
+    agreement_with_half_space,
+    copy_and_flipped_copies,
+    half_space_labels,
+    tiny_config,
+    unit_cloud,
+)
 
 from bipart_cli.adapt import AdaptSettings, adapt_head, fit_head, labeled_points, pack_labels
 from bipart_cli.errors import UsageError
-from bipart_cli.labeling.pseudo_labels import PseudoLabels
 from bipart_cli.model import BiPartModel
 from bipart_cli.predict import FeatureCache, adapt_and_predict
 from bipart_cli.refine import (
@@ -134,22 +139,6 @@ def test_fit_head_is_adapt_head_on_the_labeled_points(model):
         assert torch.equal(whole[name], parts[name])
 
 
-def _support(rng, target, flipped: int) -> list[SupportShape]:
-    """The target's own points labeled x > 0, then ``flipped`` noisy copies labeled x < 0."""
-    shapes = [SupportShape("same", target.copy(), half_space_labels(target)[1])]
-    for i in range(flipped):
-        points = (target + rng.normal(scale=0.03, size=target.shape)).astype(np.float32)
-        right = half_space_labels(points)[0] == 1
-        flipped_labels = PseudoLabels(
-            masks=np.stack([right, ~right]),
-            part_index=np.array([0, 1]),
-            scores=np.ones(2),
-            part_names=["left", "right"],
-        )
-        shapes.append(SupportShape(f"flipped{i}", points, flipped_labels))
-    return shapes
-
-
 @pytest.mark.parametrize("knn_shapes, follows_the_copy", [(1, True), (0, False)])
 def test_the_knn_transfer_reads_the_shapes_nearest_the_target(model, knn_shapes, follows_the_copy):
     """One support shape is the target itself, six noisy copies carry the opposite labels:
@@ -157,21 +146,10 @@ def test_the_knn_transfer_reads_the_shapes_nearest_the_target(model, knn_shapes,
     majority's."""
     rng = np.random.default_rng(4)
     target = unit_cloud(rng)
-    settings = AdaptSettings(
-        knn_weight=1.0,
-        knn_k=8,
-        knn_shapes=knn_shapes,
-        smooth=0,
-        self_training_steps=0,
-        presence=0.0,
-        match_pose=False,
-        descriptors="none",
+    support = copy_and_flipped_copies(rng, target, 6)
+    agreement = agreement_with_half_space(
+        model, target, support, knn_weight=1.0, knn_k=8, knn_shapes=knn_shapes
     )
-    cache = FeatureCache(model, torch.device("cpu"), settings)
-    predicted, _ = adapt_and_predict(
-        model, target, target, None, _support(rng, target, 6), 2, settings, cache
-    )
-    agreement = (predicted == half_space_labels(target)[0]).mean()
     assert agreement > 0.9 if follows_the_copy else agreement < 0.3
 
 

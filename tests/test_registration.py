@@ -8,13 +8,18 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
-from _tiny import half_space_labels, tiny_config, unit_cloud
+from _tiny import (
+    agreement_with_half_space,
+    copy_and_flipped_copies,
+    half_space_labels,
+    tiny_config,
+    unit_cloud,
+)
 
 from bipart_cli.adapt import AdaptSettings
 from bipart_cli.errors import UsageError
 from bipart_cli.model import BiPartModel
 from bipart_cli.orientation import standardised
-from bipart_cli.predict import FeatureCache, adapt_and_predict
 from bipart_cli.registration import register_per_axis, registered_transfer
 from bipart_cli.support import SupportShape
 
@@ -118,30 +123,12 @@ def test_labels_are_laid_on_from_shapes_that_lie_as_given_only(
     the shapes that lie as given lend labels: the copy, or the six."""
     rng = np.random.default_rng(4)
     target = unit_cloud(rng)
-    copy = SupportShape("copy", target, half_space_labels(target)[1], as_given=copy_as_given)
-    flipped = []
-    for i in range(6):
-        points = (target + rng.normal(scale=0.03, size=target.shape)).astype(np.float32)
-        left, right = half_space_labels(points)[1], half_space_labels(points)[0] == 1
-        flipped_labels = dataclasses.replace(left, masks=np.stack([right, ~right]))
-        flipped.append(
-            SupportShape(f"flipped{i}", points, flipped_labels, as_given=not copy_as_given)
-        )
-    settings = AdaptSettings(
-        knn_weight=0.0,
-        registered_weight=1.0,
-        knn_shapes=0,
-        smooth=0,
-        self_training_steps=0,
-        presence=0.0,
-        match_pose=False,
-        descriptors="none",
+    copy, *flipped = copy_and_flipped_copies(rng, target, 6)
+    support = [dataclasses.replace(copy, as_given=copy_as_given)]
+    support += [dataclasses.replace(shape, as_given=not copy_as_given) for shape in flipped]
+    agreement = agreement_with_half_space(
+        model, target, support, knn_weight=0.0, registered_weight=1.0, knn_shapes=0
     )
-    cache = FeatureCache(model, torch.device("cpu"), settings)
-    predicted, _ = adapt_and_predict(
-        model, target, target, None, [copy, *flipped], 2, settings, cache
-    )
-    agreement = (predicted == half_space_labels(target)[0]).mean()
     assert agreement > 0.9 if follows_the_copy else agreement < 0.1
 
 
