@@ -154,6 +154,16 @@ KnnWeightOpt = Annotated[
         callback=_checked(check_fraction),
     ),
 ]
+RegisteredWeightOpt = Annotated[
+    float,
+    typer.Option(
+        "--registered-weight",
+        help="Share of label transfer from the support shapes that lie as given (not turned to "
+        "the target's pose), each laid onto the target by a scale and shift per axis, mixed "
+        "into the probabilities (0: off).",
+        callback=_checked(check_fraction),
+    ),
+]
 KnnKOpt = Annotated[
     int,
     typer.Option(

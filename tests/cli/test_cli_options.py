@@ -64,6 +64,8 @@ def _assert_usage_error(result, *needles):
         ("--knn-weight", "1.5", "--knn-weight"),
         ("--knn-weight", "nan", "--knn-weight"),
         ("--knn-k", "0", "--knn-k"),
+        ("--registered-weight", "1.5", "--registered-weight"),
+        ("--registered-weight", "nan", "--registered-weight"),
     ],
 )
 def test_segment_rejects_bad_values_before_work(run_bipart, chair_dir, option, value, needle):
@@ -227,6 +229,7 @@ def test_python_api_checks_the_same_options(tmp_path):
         {"normalise": "part"},
         {"knn_weight": -0.1},
         {"knn_k": 0},
+        {"registered_weight": -0.1},
     ):
         with pytest.raises(UsageError):
             segment(str(tmp_path / "chair.glb"), "back,seat", weights="/no/such", **bad)

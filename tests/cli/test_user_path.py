@@ -214,6 +214,30 @@ def test_auto_without_labeled_support_fails_naming_the_ways_forward(root):
     _assert_ways_forward(done)
 
 
+def test_mixing_weights_reach_the_adaptation(root):
+    """``--knn-weight`` and ``--registered-weight`` are the settings the run records."""
+    done = bipart(
+        root,
+        "segment",
+        "targets/chair.glb",
+        "--parts",
+        PARTS,
+        "--support",
+        "chairs",
+        *FAST,
+        "--knn-weight",
+        "0.3",
+        "--registered-weight",
+        "0",
+        "-o",
+        "out_weights",
+        "--json",
+    )
+    assert done.returncode == 0, done.stderr
+    adapt = json.loads(done.stdout)["settings"]["adapt"]
+    assert adapt["knn_weight"] == 0.3 and adapt["registered_weight"] == 0.0
+
+
 def test_batch_script_passes_options_through(root):
     done = subprocess.run(
         [
