@@ -329,11 +329,17 @@ def adapt_and_predict(
         head = feature_cache.adapted_head(key, adapt, head_0)
         return _dense_predictions(model, head, features, labels, target, settings, chunk, seed)
 
-    # what the head then makes of this target: also a function of the key, and of the
-    # target's points and head inputs
+    # what the head then makes of this target: also a function of the key, of the
+    # target's points and head inputs, and of the support's points as posed and which of
+    # them lie as given (the kNN shapes and the laid-on labels read those directly)
     features_seen = target_features[0].detach().cpu().numpy()
+    as_given = "".join("1" if shape.as_given else "0" for shape in support)
     predictions_key = array_key(
-        dense_points, target_points, features_seen, f"{key} {features_seen.shape}"
+        dense_points,
+        target_points,
+        features_seen,
+        *target.support_points,
+        f"{key} {features_seen.shape} {[len(p) for p in target.support_points]} {as_given}",
     )
     return feature_cache.dense_predictions(predictions_key, predict, len(dense_points), num_parts)
 

@@ -20,6 +20,7 @@ from bipart_cli.adapt import AdaptSettings
 from bipart_cli.errors import UsageError
 from bipart_cli.model import BiPartModel
 from bipart_cli.orientation import standardised
+from bipart_cli.predict import FeatureCache, adapt_and_predict
 from bipart_cli.registration import register_per_axis, registered_transfer
 from bipart_cli.support import SupportShape
 
@@ -146,3 +147,26 @@ def test_turned_and_principal_axes_shapes_do_not_lie_as_given():
 def test_registered_weight_out_of_range_is_a_usage_error(value):
     with pytest.raises(UsageError, match="registered_weight"):
         AdaptSettings(registered_weight=value)
+
+
+def test_stored_labels_follow_which_shapes_lie_as_given(model, tmp_path):
+    """The same points, once as given and once not (a shape laid on its principal axes by
+    an identity): the store keeps two predictions, each what an empty store computes."""
+    rng = np.random.default_rng(6)
+    target = unit_cloud(rng)
+    copy, *flipped = copy_and_flipped_copies(rng, target, 3)
+    settings = AdaptSettings(
+        knn_weight=0.0, registered_weight=1.0, knn_shapes=0, smooth=0, self_training_steps=0,
+        presence=0.0, match_pose=False, descriptors="none",
+    )  # fmt: skip
+
+    def predicted(as_given: bool, store) -> np.ndarray:
+        support = [dataclasses.replace(copy, as_given=as_given), *flipped]
+        cache = FeatureCache(model, torch.device("cpu"), settings, store=store)
+        return adapt_and_predict(model, target, target, None, support, 2, settings, cache)[0]
+
+    store = tmp_path / "store"
+    as_given, turned = predicted(True, store), predicted(False, store)
+    assert not np.array_equal(as_given, turned)
+    np.testing.assert_array_equal(as_given, predicted(True, None))
+    np.testing.assert_array_equal(turned, predicted(False, None))
