@@ -498,11 +498,10 @@ def _registered_transfer(
     chosen = [shape for shape in shapes if target.support_as_given[shape]]
     if not chosen:
         return None
-    targets = labels.targets[first_support:, :, : target.num_parts].detach().cpu().numpy()
+    rows_chosen = [first_support + shape for shape in chosen]
+    targets = labels.targets[rows_chosen, :, : target.num_parts].detach().cpu().numpy()
     transferred = registered_transfer(
-        target.points,
-        [target.support_points[i] for i in chosen],
-        [targets[i] for i in chosen],
+        target.points, [target.support_points[i] for i in chosen], list(targets)
     )
     if transferred is None:
         return None
