@@ -62,6 +62,7 @@ from .shape import (
     encoder_identity,
     load_encoder,
     make_record,
+    weights_encoder_identity,
 )
 from .staging import Staging, fault_hook
 from .walk import category_for, find_assets, folder_part_names, in_shard, parse_shard_spec
@@ -227,7 +228,7 @@ def build_index(
         encoder = (
             default_encoder_identity(encoding)
             if weights is None
-            else encoder_identity(encoding.model)
+            else weights_encoder_identity(encoding, weights, seed)
         )
     context = ShapeContext(
         folder=folder,

@@ -188,9 +188,27 @@ def default_basis() -> BasisInfo:
 
 def default_encoder_identity(encoding: LazyEncoder) -> dict[str, Any]:
     """:func:`encoder_identity` of the default config's encoder (``bipart index`` without
-    ``--weights``), read from bipart's store when this code and these libraries made it
-    before: an unchanged folder is checked without loading a model (or torch). Its key is
-    bipart's code and the libraries' versions, all the seeded init depends on."""
+    ``--weights``): :func:`stored_encoder_identity`, the seeded init depending on bipart's
+    code and the libraries' versions alone."""
+    return stored_encoder_identity(encoding, "default-config encoder")
+
+
+def weights_encoder_identity(encoding: LazyEncoder, weights: str, seed: int) -> dict[str, Any]:
+    """:func:`encoder_identity` of the encoder of ``--weights``: :func:`stored_encoder_identity`
+    under what fixes those weights without loading them (the sha256 of a local folder's files,
+    or ``random`` and its seed); loaded when only a download could tell (a Hub id)."""
+    from ..weights import weights_identity
+
+    files = weights_identity(weights, seed=seed)
+    if files is None:
+        return encoder_identity(encoding.model)
+    return stored_encoder_identity(encoding, f"encoder of {files}")
+
+
+def stored_encoder_identity(encoding: LazyEncoder, made_from: str) -> dict[str, Any]:
+    """:func:`encoder_identity` of ``encoding``'s model, read from bipart's store when this
+    code and these libraries made it before from the same ``made_from`` (what fixes the
+    weights): an unchanged folder is checked without loading a model (or torch)."""
     import hashlib
     import json
 
@@ -198,7 +216,7 @@ def default_encoder_identity(encoding: LazyEncoder) -> dict[str, Any]:
 
     from ..store import ArrayStore, cache_root, code_identity
 
-    key = hashlib.sha256(f"default-config encoder {code_identity()}".encode()).hexdigest()
+    key = hashlib.sha256(f"{made_from} {code_identity()}".encode()).hexdigest()
 
     def compute() -> dict[str, np.ndarray]:
         text = json.dumps(encoder_identity(encoding.model), sort_keys=True)

@@ -230,19 +230,69 @@ def test_the_default_encoders_identity_is_the_models_and_is_read_back(tmp_path, 
     assert loaded == ["cpu", "cpu"]  # another code: the model again
 
 
-def test_an_unchanged_folder_with_features_is_checked_without_torch(tmp_path):
+def test_the_encoder_identity_of_weights_is_read_back_until_they_change(tmp_path, monkeypatch):
+    """``bipart index --weights DIR``: the identity is the loaded model's the first time, read
+    from bipart's store the next (no model loaded), and made again once the weights' files
+    are others; ``--weights random`` is keyed by its seed."""
+    from _tiny import tiny_config
+
+    from bipart_cli.index.shape import (
+        LazyEncoder,
+        encoder_identity,
+        load_encoder,
+        weights_encoder_identity,
+    )
+    from bipart_cli.model import BiPartModel
+
+    monkeypatch.setenv("BIPART_CACHE", str(tmp_path / "cache"))
+    weights = str(BiPartModel(tiny_config()).save_pretrained(tmp_path / "weights"))
+    loaded: list[str] = []
+
+    def load(spec, seed):
+        def made(device):
+            loaded.append(f"{spec} {seed}")
+            return load_encoder(spec, seed, device)
+
+        return LazyEncoder(made, "cpu")
+
+    first = weights_encoder_identity(load(weights, 0), weights, 0)
+    assert first == encoder_identity(load_encoder(weights, 0, "cpu"))
+    assert weights_encoder_identity(load(weights, 0), weights, 0) == first
+    assert loaded == [f"{weights} 0"]  # read back: no model
+    other = BiPartModel(tiny_config())
+    first_weight = next(other.encoder.parameters())
+    first_weight.data += 0.5
+    other.save_pretrained(tmp_path / "weights")  # other encoder weights in the same folder
+    changed = weights_encoder_identity(load(weights, 0), weights, 0)
+    assert loaded == [f"{weights} 0", f"{weights} 0"] and changed != first
+    random = [weights_encoder_identity(load("random", seed), "random", seed) for seed in (0, 1)]
+    assert random[0] == encoder_identity(load_encoder("random", 0, "cpu"))
+    assert weights_encoder_identity(load("random", 0), "random", 0) == random[0]
+    assert loaded[2:] == ["random 0", "random 1"]
+
+
+@pytest.mark.parametrize("with_weights", [False, True], ids=["default", "weights"])
+def test_an_unchanged_folder_with_features_is_checked_without_torch(tmp_path, with_weights):
     """The feature cache on (the default): a second ``bipart index`` of an unchanged folder, in
-    a fresh process, finds every shape unchanged without importing torch."""
+    a fresh process, finds every shape unchanged without importing torch, with or without
+    ``--weights DIR``."""
     import subprocess
     import sys
 
+    weights = None
+    if with_weights:
+        from _tiny import tiny_config
+
+        from bipart_cli.model import BiPartModel
+
+        weights = str(BiPartModel(tiny_config()).save_pretrained(tmp_path / "weights"))
     folder = write_psb_folder(tmp_path / "chairs")
     out = tmp_path / "index"
     script = (
         "import sys, json\n"
         "from bipart_cli.index import build_index\n"
         f"s = build_index({str(folder)!r}, {str(out)!r}, labeler='given', progress=False,"
-        f" n_dense={N_DENSE}, device='cpu')\n"
+        f" n_dense={N_DENSE}, device='cpu', weights={weights!r})\n"
         "print(json.dumps([s.indexed, s.unchanged, 'torch' in sys.modules]))\n"
     )
     env = {**os.environ, "BIPART_CACHE": str(tmp_path / "cache")}
