@@ -354,10 +354,13 @@ def fit_head(
     generator = torch.Generator(device="cpu").manual_seed(seed)
     batch = len(points) if batch_points <= 0 else min(batch_points, len(points))
     moments = {name: (torch.zeros_like(p), torch.zeros_like(p)) for name, p in params.items()}
+    if batch < len(points):  # every step's rows in one draw, one copy to the device
+        drawn = torch.randint(len(points), (steps, batch), generator=generator)
+        drawn = drawn.to(points.device)
     for step in range(1, steps + 1):
         batch_targets = targets
         if batch < len(points):
-            rows = torch.randint(len(points), (batch,), generator=generator).to(points.device)
+            rows = drawn[step - 1]
             batch_targets = targets[rows]
             grads = head_gradients(params, points[rows], batch_targets, logit_mask[rows])
         else:

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import kdtree
+
 DESCRIPTOR_SET = "geo-v1"
 
 
@@ -88,7 +90,7 @@ def point_descriptors(points: np.ndarray, settings: DescriptorSettings | None = 
     k_max = min(max(s.scales), len(xyz) - 1)
     tree = KDTree(xyz)
     # (N, k+1), the point itself first
-    distances, neighbours = tree.query(xyz, k=k_max + 1, workers=-1)
+    distances, neighbours = kdtree.query(tree, xyz, k=k_max + 1)
     blocks = [
         local_covariance_features(
             xyz, neighbours[:, : min(k, k_max) + 1], distances[:, min(k, k_max)]

@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from . import kdtree
+
 if TYPE_CHECKING:
     from .support import SupportShape
 
@@ -169,7 +171,7 @@ def transferred_labels(points: np.ndarray, support: list[SupportShape]) -> np.nd
         labels.append(shape_labels[labeled])
     if not sum(len(cloud) for cloud in clouds):
         return np.full(len(points), -1, dtype=np.int64)
-    _, nearest = cKDTree(np.concatenate(clouds)).query(_unit_rms(points), workers=-1)
+    _, nearest = kdtree.query(cKDTree(np.concatenate(clouds)), _unit_rms(points))
     return np.concatenate(labels)[nearest].astype(np.int64)
 
 

@@ -13,6 +13,8 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
+from . import kdtree
+
 
 @contextlib.contextmanager
 def one_thread_on_cpu(device: torch.device | str) -> Iterator[None]:
@@ -151,9 +153,7 @@ def _knn_kdtree(
 
     dists, idxs = [], []
     for query_cloud, reference_cloud in zip(query.double(), reference.double(), strict=True):
-        distance, index = KDTree(reference_cloud.numpy()).query(
-            query_cloud.numpy(), k=k, workers=-1
-        )
+        distance, index = kdtree.query(KDTree(reference_cloud.numpy()), query_cloud.numpy(), k=k)
         dists.append(torch.from_numpy(distance.reshape(len(query_cloud), k)))
         idxs.append(torch.from_numpy(index.reshape(len(query_cloud), k)))
     d2 = torch.stack(dists).pow(2).to(query.dtype)  # (B, Q, k)

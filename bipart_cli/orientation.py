@@ -17,6 +17,8 @@ from functools import cached_property
 
 import numpy as np
 
+from . import kdtree
+
 UP_CHOICES = ("auto", "y", "z", "pca", "none")
 
 # Z-up -> Y-up: a -90 degree turn about X maps +Z to +Y.
@@ -249,8 +251,8 @@ def _chamfer_costs(target: MatchCloud, source: MatchCloud, rotations: np.ndarray
         # |R s - t| = |s - R^T t|: two trees and two batched queries score every candidate
         turned_source = np.einsum("rij,nj->rni", todo, source.points)  # (T, m, 3)
         turned_target = np.einsum("rji,nj->rni", todo, target.points)  # (T, n, 3)
-        to_target, _ = target.tree.query(turned_source.reshape(-1, 3), workers=-1)
-        to_source, _ = source.tree.query(turned_target.reshape(-1, 3), workers=-1)
+        to_target, _ = kdtree.query(target.tree, turned_source.reshape(-1, 3))
+        to_source, _ = kdtree.query(source.tree, turned_target.reshape(-1, 3))
         count = len(todo)
         costs = to_target.reshape(count, -1).mean(1) + to_source.reshape(count, -1).mean(1)
         scored.update(zip(first, costs.tolist(), strict=True))

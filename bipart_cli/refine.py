@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from . import kdtree
+
 if TYPE_CHECKING:
     import torch
 
@@ -123,7 +125,7 @@ class Smoother:
 
         k = min(k, len(points))
         tree = KDTree(np.asarray(points, dtype=np.float64))
-        _, neighbours = tree.query(points, k=k, workers=-1)
+        _, neighbours = kdtree.query(tree, points, k=k)
         self.neighbours = torch.from_numpy(neighbours.reshape(len(points), k)).to(device)
         self.weights = None  # (N, k, 1), or None: every neighbour the same
         if features is not None and edge_scale > 0:

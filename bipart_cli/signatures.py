@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from . import kdtree
+
 if TYPE_CHECKING:
     from .labeling.pseudo_labels import PseudoLabels
 
@@ -122,7 +124,7 @@ def turned_bps_features(
     tree = KDTree(normalize_to_unit_sphere(np.asarray(points)), leafsize=32)
     # row b @ R is (R^T b)^T: every turn of the basis in one batched product, (T, P, 3)
     queries = np.matmul(np.asarray(basis_points, dtype=np.float64), np.asarray(turns, np.float64))
-    distances, _ = tree.query(queries.reshape(-1, 3), k=1, workers=-1)
+    distances, _ = kdtree.query(tree, queries.reshape(-1, 3))
     return distances.reshape(len(turns), len(basis_points)).astype(np.float32)
 
 

@@ -10,6 +10,7 @@ from _tiny import NUM_POINTS, half_space_labels, random_labels, tiny_config, uni
 from bipart_cli.adapt import (
     AdaptSettings,
     adapt_head,
+    fit_head,
     inner_loop,
     labeled_points,
     pack_labels,
@@ -341,6 +342,35 @@ def test_minibatch_adam_is_seeded_and_learns(model):
     assert not torch.equal(runs[0]["fc1.weight"], runs[2]["fc1.weight"])
     start = support_loss(model, head, features, packed)
     assert support_loss(model, runs[0], features, packed) < 0.5 * start
+
+
+def test_minibatch_adam_draws_each_steps_rows_from_the_seeded_generator(model):
+    """fit_head's mini-batches against torch.optim.Adam with the rows drawn step by step:
+    every step's batch is the next ``batch`` draws of the seeded CPU generator."""
+    rng = np.random.default_rng(12)
+    points = torch.from_numpy(rng.normal(size=(300, 6))).float()
+    targets = torch.from_numpy(rng.dirichlet(np.ones(3), size=300)).float()
+    mask = torch.zeros(300, 3)
+    head = {
+        "fc1.weight": torch.randn(8, 6) * 0.3,
+        "fc1.bias": torch.zeros(8),
+        "fc2.weight": torch.randn(3, 8) * 0.3,
+        "fc2.bias": torch.zeros(3),
+    }
+    params = {k: v.clone().requires_grad_() for k, v in head.items()}
+    optimizer = torch.optim.Adam(params.values(), lr=0.05)
+    generator = torch.Generator().manual_seed(4)
+    for _ in range(6):
+        rows = torch.randint(300, (64,), generator=generator)
+        hidden = torch.relu(points[rows] @ params["fc1.weight"].t() + params["fc1.bias"])
+        logits = hidden @ params["fc2.weight"].t() + params["fc2.bias"]
+        loss = -(targets[rows] * logits.log_softmax(-1)).sum() / targets[rows].sum()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    fast = fit_head(points, targets, mask, head, 6, 0.05, optimizer="adam", batch_points=64, seed=4)
+    for name in params:
+        torch.testing.assert_close(fast[name], params[name].detach(), rtol=1e-4, atol=1e-6)
 
 
 def test_widened_head_computes_the_same_logits(model):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import kdtree
 from .asset import Asset, PointSample
 from .regions import merged_vertex_faces
 
@@ -37,7 +38,7 @@ def face_labels_from_points(
     if len(unsampled) and len(dense.points):
         centroids = asset.normalize(asset.vertices[asset.faces[unsampled]].mean(axis=1))
         k = min(k, len(dense.points))
-        _, nearest = KDTree(dense.points).query(centroids, k=k, workers=-1)
+        _, nearest = kdtree.query(KDTree(dense.points), centroids, k=k)
         nearest = np.asarray(nearest).reshape(len(unsampled), k)
         weight = np.ones(nearest.shape, dtype=np.int64)
         if dense.normals is not None:
