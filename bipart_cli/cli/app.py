@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import Iterator
 from typing import Annotated
 
@@ -35,10 +36,26 @@ class _PlainUsageCommand(typer.core.TyperCommand):
 
 
 class _Typer(typer.Typer):
-    """Every command gets :class:`_PlainUsageCommand`."""
+    """Every command gets :class:`_PlainUsageCommand`, and its docstring's paragraphs as
+    flowing text (:func:`_flowing`)."""
 
     def command(self, *args, cls=None, **kwargs):
-        return super().command(*args, cls=cls or _PlainUsageCommand, **kwargs)
+        register = super().command(*args, cls=cls or _PlainUsageCommand, **kwargs)
+
+        def flowing_help(function):
+            function.__doc__ = _flowing(function.__doc__)
+            return register(function)
+
+        return flowing_help
+
+
+def _flowing(doc: str | None) -> str | None:
+    """``doc`` with each paragraph's lines joined: typer keeps a docstring's line breaks
+    after the first paragraph, and lines wrapped for the source break the terminal's."""
+    if not doc:
+        return doc
+    paragraphs = inspect.cleandoc(doc).split("\n\n")
+    return "\n\n".join(" ".join(line.strip() for line in p.splitlines()) for p in paragraphs)
 
 
 app = _Typer(

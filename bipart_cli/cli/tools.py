@@ -47,10 +47,12 @@ def examples(
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Write labeled support folders DIR/<category>/ of procedural shapes, for offline few-shot
-    use: bipart segment lamp.glb --parts base,pole,shade --support DIR/lamp. The posed
-    creatures (humanoid, quadruped, bird, fish, hand, octopus), cabinets (body, door, drawer)
-    and appliances (body, door) only when named in --categories."""
+    """Write labeled support folders of procedural shapes, for offline few-shot use.
+
+    One folder DIR/<category>/ per category, for example: bipart segment lamp.glb --parts
+    base,pole,shade --support DIR/lamp. The posed creatures (humanoid, quadruped, bird,
+    fish, hand, octopus), cabinets (body, door, drawer) and appliances (body, door) only
+    when named in --categories."""
     with reported_errors(verbose, quiet):
         check_out_dir("OUT", out)
         from ..commands import run_examples
@@ -83,10 +85,10 @@ def info(
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Show versions, device and caches (the Hub's and bipart's own); with ASSET, summarise
-    that asset, with INDEX that index instead.
+    """Show versions, device and caches; with ASSET or INDEX, summarise it.
 
-    An asset's node names are part labels only when --parts (or a parts.json beside it)
+    Without an argument: the versions, the device and the caches (the Hub's and bipart's
+    own). With ASSET, that asset's summary; with INDEX, that index's instead. An asset's node names are part labels only when --parts (or a parts.json beside it)
     names them: exporters name nodes too."""
     with reported_errors(verbose, quiet):
         if asset is not None and (asset / "manifest.json").is_file():

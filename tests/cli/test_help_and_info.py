@@ -27,6 +27,16 @@ def test_usage_lines_name_the_arguments_plainly():
         assert "{" not in usage, usage
 
 
+def test_a_commands_help_flows_at_the_terminals_width():
+    """Each paragraph of a command's help is one flowing text: no line breaks where the
+    source was wrapped (typer keeps them after the first paragraph)."""
+    from typer.main import get_command
+
+    for name, command in get_command(app).commands.items():
+        for paragraph in command.help.split("\n\n"):
+            assert "\n" not in paragraph, (name, paragraph)
+
+
 def test_out_says_what_each_command_writes():
     outs = {
         command: _help(command).split("--out DIR ")[1].split(" --")[0]
