@@ -44,3 +44,37 @@ def test_an_index_is_current_only_with_its_manifest_and_its_key(tmp_path, monkey
     (tmp_path / KEY_FILE).write_text("k")
     assert is_current(tmp_path, "k")
     assert not is_current(tmp_path, "other")
+
+
+def test_a_reused_trained_model_says_when_it_was_made_from_other_data_or_code(
+    tmp_path, monkeypatch, capsys
+):
+    """A benchmark's trained model is reused by its folder; the folder records what it was
+    trained from, and reusing it from other settings' data or code says so."""
+    import json
+
+    repo = Path(__file__).resolve().parents[1]
+    monkeypatch.syspath_prepend(str(repo))
+    import bipart_cli.store as store
+    from benchmarks.common import paper_runs
+    from bipart_cli.train import TrainSettings
+
+    index = tmp_path / "index"
+    index.mkdir()
+    (index / "manifest.json").write_text("{}")
+    (index / paper_runs.KEY_FILE).write_text("build 1")
+    run = tmp_path / "run"
+    run.mkdir()
+    settings = TrainSettings(epochs=1, seed=0)
+    made_from = paper_runs.training_key(settings, index)
+
+    paper_runs.warn_if_made_otherwise(run, made_from)
+    assert "whose training is not recorded" in capsys.readouterr().err
+    (run / paper_runs.MADE_FROM).write_text(json.dumps({**made_from, "revision": "abc1234"}))
+    paper_runs.warn_if_made_otherwise(run, made_from)
+    assert capsys.readouterr().err == ""  # the same data and code: silent
+    (index / paper_runs.KEY_FILE).write_text("build 2")  # the index rebuilt
+    monkeypatch.setattr(store, "code_identity", lambda: "another bipart")
+    paper_runs.warn_if_made_otherwise(run, paper_runs.training_key(settings, index))
+    said = capsys.readouterr().err
+    assert "trained at abc1234" in said and "train_index_build, code" in said

@@ -6,7 +6,9 @@ Every group takes from here (``paper/table*.py``, ``quality/few_shot.py``,
 - the shape indexes of ``../shared/data`` under ``.bench/indexes`` (built on demand
   by ``shared_index.build``, one dataset and split at a time);
 - the trained models, each trained on demand through ``bipart_cli.train`` and
-  reused as soon as its ``model/model.safetensors`` exists. J models
+  reused as soon as its ``model/model.safetensors`` exists; ``made_from.json`` beside it
+  records the settings, train index and code it was trained from, and a reuse from
+  others is warned (the scores stay keyed by the weights' sha256). J models
   (``.bench/runs/<name>``) train on the train splits of all 14 PSB categories,
   labeled by the simulated detector (``psb-train-simulated``), 1 epoch, outer lr
   1e-3, seed 0, the other settings at their defaults; this is ``MALLOC_ARENA_MAX=1
@@ -142,8 +144,10 @@ def train_if_missing(
     from bipart_cli.train import train
 
     model_dir = run_dir / "model"
+    made_from = training_key(settings, train_index)
     if (model_dir / "model.safetensors").is_file() and not retrain:
         warn_if_settings_differ(run_dir, settings.to_dict())
+        warn_if_made_otherwise(run_dir, made_from)
         return str(model_dir)
     if run_dir.exists() and not retrain:
         raise SystemExit(
@@ -161,7 +165,55 @@ def train_if_missing(
             flush=True,
         )
     print(f"  {run_dir.name}: trained in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    record = {
+        **made_from,
+        "revision": git_revision(),
+        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
+    (run_dir / MADE_FROM).write_text(json.dumps(record, indent=1, sort_keys=True))
     return str(model_dir)
+
+
+MADE_FROM = "made_from.json"  # a run folder's record of what its model was trained from
+
+
+def training_key(settings, train_index: Path) -> dict:
+    """What a trained model is made from: the training settings, the train index (its
+    manifest and build key) and bipart's code and libraries (``store.code_identity``)."""
+    from bipart_cli.store import code_identity
+
+    return {
+        "settings": settings.to_dict(),
+        "train_index": rel(train_index),
+        "train_index_manifest": sha256_of(Path(train_index) / "manifest.json"),
+        "train_index_build": (Path(train_index) / KEY_FILE).read_text()
+        if (Path(train_index) / KEY_FILE).is_file()
+        else None,
+        "code": code_identity(),
+    }
+
+
+def warn_if_made_otherwise(run_dir: Path, made_from: dict) -> None:
+    """Say so when a reused model was trained from other data or code than today's (or when
+    its run folder does not say): its scores are that checkpoint's, not this code's training.
+    The evaluations stay keyed by the weights' own sha256, so no score is served stale."""
+    path = run_dir / MADE_FROM
+    if not path.is_file():
+        print(
+            f"warning: reusing {rel(run_dir)}, whose training is not recorded "
+            f"(no {MADE_FROM}); delete it to train it with this code",
+            file=sys.stderr,
+        )
+        return
+    recorded = json.loads(path.read_text())
+    differ = [name for name in made_from if recorded.get(name) != made_from[name]]
+    if differ:
+        print(
+            f"warning: reusing {rel(run_dir)}, trained at {recorded.get('revision')} "
+            f"({recorded.get('when')}) from other {', '.join(differ)}; delete it to train "
+            "it with this code and data",
+            file=sys.stderr,
+        )
 
 
 def warn_if_settings_differ(run_dir: Path, expected: dict) -> None:
