@@ -5,9 +5,11 @@ the run only checks. ``examples/chairs`` (6 labeled GLBs) is indexed once with t
 cache on (the default), then again in ``--runs`` fresh processes, each timed (wall) and
 checked for whether it imported torch (``python -X importtime``). Offline, on the CPU, a
 new empty ``BIPART_CACHE`` per checkout. ``--repo`` runs another checkout's code (a ``git
-worktree`` of an older revision gives the "before" row) on the same files.
+worktree`` of an older revision gives the "before" row) on the same files; ``--weights``
+indexes with the encoder of those weights (a registry id such as ``bipart-default``, a
+folder, or ``random``) instead of the default config's.
 
-    python benchmarks/speed/index_again.py [--repo DIR ...] [--runs 5]
+    python benchmarks/speed/index_again.py [--repo DIR ...] [--runs 5] [--weights W]
 """
 
 from __future__ import annotations
@@ -24,11 +26,12 @@ from benchmarks.common.paper_runs import ROOT, bench_parser, bench_run, git_revi
 from benchmarks.speed.speed_memory import run_child
 
 
-def index_again(repo: Path, scratch: Path, runs: int) -> list[str]:
+def index_again(repo: Path, scratch: Path, runs: int, weights: str | None) -> list[str]:
     """One row: the median wall of ``runs`` unchanged re-runs, and whether they import torch."""
     out, env = scratch / "index", {"BIPART_CACHE": str(scratch / "cache"), "HF_HUB_OFFLINE": "1"}
     command = [sys.executable, "-X", "importtime", "-m", "bipart_cli", "index"]
     command += [str(ROOT / "examples" / "chairs"), "--out", str(out), "--device", "cpu", "-q"]
+    command += [] if weights is None else ["--weights", weights]
     first = run_child(command, env=env, cwd=repo)
     if first.returncode != 0:
         raise SystemExit(f"bipart index failed in {repo}:\n{first.stderr[-2000:]}")
@@ -48,15 +51,18 @@ def main() -> None:
     parser = bench_parser(__doc__)
     parser.add_argument("--repo", type=Path, action="append", default=None)
     parser.add_argument("--runs", type=int, default=5, help="unchanged re-runs (median)")
+    parser.add_argument("--weights", default=None, help="index with these weights' encoder")
     args = parser.parse_args()
     rows = []
     with bench_run():
         for repo in args.repo or [ROOT]:
             with tempfile.TemporaryDirectory(prefix="bipart-index-") as scratch:
-                rows.append(index_again(repo.resolve(), Path(scratch), args.runs))
+                rows.append(index_again(repo.resolve(), Path(scratch), args.runs, args.weights))
         print_table(
             [
-                f"bipart index examples/chairs (6 GLBs, feature cache on), cpu: the first run, "
+                "bipart index examples/chairs (6 GLBs, feature cache on"
+                + ("" if args.weights is None else f", --weights {args.weights}")
+                + "), cpu: the first run, "
                 f"then the median wall of {args.runs} fresh processes on the unchanged folder "
                 "(python -X importtime: whether they import torch)"
             ],
