@@ -1,7 +1,7 @@
 """How many threads should a KD-tree query use?
 
 scipy's ``query(workers=-1)`` starts a Python thread per core on every call. For the
-queries a new asset makes by the hundred (pose matching's Chamfer costs: a few thousand
+queries a new asset makes by the dozen (pose matching's Chamfer costs: a few thousand
 points against 512; a network cloud's neighbours) starting them costs more than they
 save, the more so while torch's threads hold the cores: on 2 cores pose matching took
 100-120 ms a chair threaded and 69-78 ms on one thread (``benchmarks/speed/new_assets.py``,
