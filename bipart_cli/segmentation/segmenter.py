@@ -48,6 +48,7 @@ class Segmenter(NetworkLoading, StoredRuns, StageSequence, Outputs):
         self.device = None  # set by load_network
         self.runs = None
         self._support_gap: str | None = None  # the support's missing parts, one line
+        self._support_shapes: list = []  # the last input's support set (segment_points)
         self._up = UpReading(options.up, "not settled yet")  # settle_up's, per input
         self.support_fit = None  # the last computed input's (bipart_cli.fit.SupportFit)
         self._input_mark: tuple[float, dict[str, float]] | None = None

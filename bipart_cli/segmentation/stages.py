@@ -13,7 +13,7 @@ from ..errors import InvalidInputError, UsageError
 from ..fit import calibrated_scores, measure_fit
 from ..io.regions import labels_following_regions
 from ..predict import adapt_and_predict
-from ..support import SupportShape, support_gap_warning
+from ..support import SupportShape, support_gap_warning, unfound_parts_warning
 from .request import SegmentResult
 
 if TYPE_CHECKING:
@@ -73,6 +73,7 @@ class StageSequence:
         self._support_gap = support_gap_warning(
             part_names, support, target_labels, zero_shot=self.bank is None
         )
+        self._support_shapes = support
         if not support and target_labels is None:
             raise UsageError(
                 f"no support shape labels at least half of the parts {', '.join(part_names)} "
@@ -228,6 +229,9 @@ class StageSequence:
             )
             line.detail = f"{changed} points follow their piece"
         warnings = [self._support_gap] if self._support_gap else []
+        unfound = unfound_parts_warning(self.part_names, self._support_shapes, labels)
+        if unfound:
+            warnings.append(unfound)
         if self._up.warning:
             warnings.append(self._up.warning)
         fit = self.support_fit

@@ -24,7 +24,13 @@ from .selection import (
     surviving_part_count,
     surviving_parts,
 )
-from .shapes import SupportShape, remap_pseudo_labels, support_gap_warning, unprovided_parts
+from .shapes import (
+    SupportShape,
+    remap_pseudo_labels,
+    support_gap_warning,
+    unfound_parts_warning,
+    unprovided_parts,
+)
 
 __all__ = [
     "BPS_POINTS",
@@ -43,6 +49,7 @@ __all__ = [
     "select_support",
     "surviving_part_count",
     "support_gap_warning",
+    "unfound_parts_warning",
     "surviving_parts",
     "unprovided_parts",
 ]

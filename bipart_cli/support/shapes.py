@@ -99,6 +99,38 @@ def unprovided_parts(
     return [name for i, name in enumerate(part_names) if i not in provided]
 
 
+def unfound_parts_warning(
+    part_names: list[str], support: list[SupportShape], labels: np.ndarray
+) -> str | None:
+    """One warning line naming the parts that every support shape has and no point of the
+    target was given, or None.
+
+    labels : (n,) int, the target's labels (indexes into ``part_names``, -1 none). A part
+    the target lacks is dropped on purpose (:mod:`~bipart_cli.presence`); when every support
+    shape has it, the user learns that the target either lacks it or holds it otherwise
+    than the support does (a folded blade, a drawer where the support has doors). Needs two
+    support shapes or more: one is no evidence of "every".
+    """
+    if len(support) < 2:
+        return None
+    labels = np.asarray(labels)
+    counts = np.bincount(labels[labels >= 0], minlength=len(part_names))
+    unfound = [
+        name
+        for i, name in enumerate(part_names)
+        if counts[i] == 0
+        and all(name not in unprovided_parts(part_names, [s], None) for s in support)
+    ]
+    if not unfound:
+        return None
+    them = "it" if len(unfound) == 1 else "them"
+    return (
+        f"every one of the {len(support)} support shapes has {_quoted(unfound)}, but no point "
+        f"of this shape was called so: it lacks {them} or holds {them} otherwise (folded, "
+        f"hidden, of another form); support shapes like this one would label {them}"
+    )
+
+
 def _quoted(names: list[str]) -> str:
     """``the part 'arm'`` or ``the parts 'arm', 'cushion'``."""
     listed = ", ".join(repr(name) for name in names)

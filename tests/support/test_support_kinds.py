@@ -142,3 +142,25 @@ def test_one_warning_names_the_parts_the_support_lacks_even_when_boxes_cover_the
     assert support_gap_warning(parts, [], boxes, zero_shot=True).startswith(
         "no detector box finds the parts 'seat', 'leg', 'cushion'"
     )
+
+
+def test_a_part_every_support_shape_has_and_the_target_was_not_given_is_named():
+    from bipart_cli.support import unfound_parts_warning
+
+    parts = ["back", "seat", "leg", "arm"]
+    support = [
+        _shape(parts, ["back", "seat", "leg"]),
+        _shape(parts, ["back", "seat", "leg", "arm"]),
+    ]
+    no_leg = np.array([0, 0, 1, 1, 3, -1])  # back, seat and arm; no leg
+    assert unfound_parts_warning(parts, support, no_leg) == (
+        "every one of the 2 support shapes has the part 'leg', but no point of this shape was "
+        "called so: it lacks it or holds it otherwise (folded, hidden, of another form); "
+        "support shapes like this one would label it"
+    )
+    # 'arm' is absent from the target too, but not every support shape has it
+    only_back_and_seat = unfound_parts_warning(parts, support, np.array([0, 1]))
+    assert "has the part 'leg'," in only_back_and_seat and "'arm'" not in only_back_and_seat
+    assert unfound_parts_warning(parts, support, np.array([0, 1, 2])) is None
+    assert unfound_parts_warning(parts, support[:1], no_leg) is None  # one shape: no "every"
+    assert unfound_parts_warning(parts, [], np.array([-1, -1])) is None
