@@ -182,13 +182,12 @@ def training_key(settings, train_index: Path) -> dict:
     manifest and build key) and bipart's code and libraries (``store.code_identity``)."""
     from bipart_cli.store import code_identity
 
+    build = Path(train_index) / KEY_FILE
     return {
         "settings": settings.to_dict(),
         "train_index": rel(train_index),
         "train_index_manifest": sha256_of(Path(train_index) / "manifest.json"),
-        "train_index_build": (Path(train_index) / KEY_FILE).read_text()
-        if (Path(train_index) / KEY_FILE).is_file()
-        else None,
+        "train_index_build": build.read_text() if build.is_file() else None,
         "code": code_identity(),
     }
 

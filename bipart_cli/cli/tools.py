@@ -88,8 +88,9 @@ def info(
     """Show versions, device and caches; with ASSET or INDEX, summarise it.
 
     Without an argument: the versions, the device and the caches (the Hub's and bipart's
-    own). With ASSET, that asset's summary; with INDEX, that index's instead. An asset's node names are part labels only when --parts (or a parts.json beside it)
-    names them: exporters name nodes too."""
+    own). With ASSET, that asset's summary; with INDEX, that index's instead. An asset's
+    node names are part labels only when --parts (or a parts.json beside it) names them:
+    exporters name nodes too."""
     with reported_errors(verbose, quiet):
         if asset is not None and (asset / "manifest.json").is_file():
             from ..index import ShapeIndex

@@ -115,12 +115,8 @@ def unfound_parts_warning(
         return None
     labels = np.asarray(labels)
     counts = np.bincount(labels[labels >= 0], minlength=len(part_names))
-    unfound = [
-        name
-        for i, name in enumerate(part_names)
-        if counts[i] == 0
-        and all(name not in unprovided_parts(part_names, [s], None) for s in support)
-    ]
+    lacked = {name for shape in support for name in unprovided_parts(part_names, [shape], None)}
+    unfound = [name for i, name in enumerate(part_names) if counts[i] == 0 and name not in lacked]
     if not unfound:
         return None
     them = "it" if len(unfound) == 1 else "them"
