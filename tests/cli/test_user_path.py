@@ -41,6 +41,11 @@ def bipart(root: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
     )
 
 
+def segment_chair(root: Path, *options: str, parts: str = PARTS, **env: str):
+    """``bipart segment targets/chair.glb --parts PARTS OPTIONS...`` in ``root``."""
+    return bipart(root, "segment", "targets/chair.glb", "--parts", parts, *options, **env)
+
+
 @pytest.fixture(scope="module")
 def root(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("user_path")
@@ -53,12 +58,8 @@ def root(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def offline_run(root):
     """The README's first command (no --labeler), offline, plus a part nobody provides."""
-    done = bipart(
+    done = segment_chair(
         root,
-        "segment",
-        "targets/chair.glb",
-        "--parts",
-        f"{PARTS},cushion",
         "--support",
         "chairs",
         "-o",
@@ -66,6 +67,7 @@ def offline_run(root):
         "--json",
         "--preview",
         *FAST,
+        parts=f"{PARTS},cushion",
     )
     return done
 
@@ -148,12 +150,8 @@ def test_sidecar_records_settings_timings_and_parts(offline_run, root):
 
 
 def test_quiet_silences_progress_and_notices(root):
-    done = bipart(
+    done = segment_chair(
         root,
-        "segment",
-        "targets/chair.glb",
-        "--parts",
-        PARTS,
         "--support",
         "chairs",
         "-o",
@@ -179,12 +177,8 @@ def _assert_ways_forward(done: subprocess.CompletedProcess, *needles: str) -> No
 
 def test_detector_offline_fails_at_once_naming_the_ways_forward(root):
     # the weights do not exist: the detector check must come first, before any heavy work
-    done = bipart(
+    done = segment_chair(
         root,
-        "segment",
-        "targets/chair.glb",
-        "--parts",
-        PARTS,
         "--labeler",
         "detector",
         "--weights",
@@ -194,12 +188,8 @@ def test_detector_offline_fails_at_once_naming_the_ways_forward(root):
 
 
 def test_unreachable_hub_fails_without_retries(root):
-    done = bipart(
+    done = segment_chair(
         root,
-        "segment",
-        "targets/chair.glb",
-        "--parts",
-        PARTS,
         "--weights",
         "/no/such/weights",
         HF_HUB_OFFLINE="",
@@ -210,18 +200,14 @@ def test_unreachable_hub_fails_without_retries(root):
 
 
 def test_auto_without_labeled_support_fails_naming_the_ways_forward(root):
-    done = bipart(root, "segment", "targets/chair.glb", "--parts", PARTS, *FAST)
+    done = segment_chair(root, *FAST)
     _assert_ways_forward(done)
 
 
 def test_mixing_weights_reach_the_adaptation(root):
     """``--knn-weight`` and ``--registered-weight`` are the settings the run records."""
-    done = bipart(
+    done = segment_chair(
         root,
-        "segment",
-        "targets/chair.glb",
-        "--parts",
-        PARTS,
         "--support",
         "chairs",
         *FAST,
