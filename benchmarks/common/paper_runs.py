@@ -56,7 +56,15 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.common.shared_index import DEFAULT_OUT, KEY_FILE, build, build_key, is_current
+from benchmarks.common.shared_index import (
+    DEFAULT_OUT,
+    KEY_FILE,
+    build,
+    build_joint_train,
+    build_key,
+    is_current,
+    joint_build_key,
+)
 from bipart_cli.adapt import PAPER_INNER_LOOP, AdaptSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -104,10 +112,23 @@ def rel(path: str | Path) -> str:
 # --- indexes -------------------------------------------------------------------------
 
 
+JOINT_TRAIN = "psb+human+pm-train"
+
+
 def index(name: str) -> Path:
-    """``.bench/indexes/<name>`` (``psb|human|pm``-``train|test``[``-simulated``]), built if
-    missing or made from other dataset files or record-making code (:func:`build_key`)."""
+    """``.bench/indexes/<name>`` (``psb|human|pm``-``train|test``[``-simulated``], or
+    ``psb+human+pm-train``: the three train splits in one index), built if missing or made
+    from other dataset files or record-making code (:func:`build_key`)."""
     path = DEFAULT_OUT / name
+    if name == JOINT_TRAIN:
+        datasets = ("psb", "human_seg", "pm")
+        if not is_current(path, joint_build_key(datasets)):
+            refuse_to_compute(f"the index {rel(path)}")
+            print(f"building {rel(path)} (given labels)", file=sys.stderr, flush=True)
+            if path.exists():
+                shutil.rmtree(path)
+            build_joint_train(DEFAULT_OUT, datasets)
+        return path
     match = re.fullmatch(r"(psb|human|pm)-(train|test)(-simulated)?", name)
     if match is None:
         raise SystemExit(f"unknown index {name!r}")

@@ -30,7 +30,7 @@ import hashlib
 
 import numpy as np
 
-from benchmarks.common.shared_data import INDEX_PREFIX, Category, load_categories
+from benchmarks.common.shared_data import DATASETS, INDEX_PREFIX, Category, load_categories
 from bipart_cli.descriptors import point_descriptors
 from bipart_cli.index import IndexWriter, ShapeRecord
 from bipart_cli.index.shape import default_basis
@@ -181,6 +181,36 @@ def build(
             (path / KEY_FILE).write_text(build_key(dataset, labeler, labeler_options))
             paths[path.name] = path
     return paths
+
+
+def build_joint_train(out_root: Path = DEFAULT_OUT, datasets: tuple[str, ...] = DATASETS) -> Path:
+    """One index of the train splits of ``datasets`` together (given labels), for training on
+    all of them at once: ``<prefix>+<prefix>...-train`` (``psb+human+pm-train``)."""
+    prefixes = [INDEX_PREFIX[dataset] for dataset in datasets]
+    path = out_root / f"{'+'.join(prefixes)}-train"
+    basis = default_basis()
+    writer = IndexWriter(
+        path,
+        settings={"source": f"shared/data {','.join(datasets)} train", "labeler": "given"},
+        basis=basis,
+        encoder=None,
+    )
+    batch = []
+    for category in load_categories(datasets=datasets):
+        if category.dataset in datasets:
+            rows = np.flatnonzero(category.split == 0)
+            batch.extend(records(category, rows, basis.points))
+    for record in sorted(batch, key=lambda r: r.id):
+        writer.add(record)
+    writer.commit()
+    (path / KEY_FILE).write_text(joint_build_key(datasets))
+    return path
+
+
+def joint_build_key(datasets: tuple[str, ...]) -> str:
+    """:func:`build_key` of a joint index: those of its datasets, in order."""
+    keys = " ".join(build_key(dataset) for dataset in datasets)
+    return hashlib.sha256(keys.encode()).hexdigest()
 
 
 def main() -> None:
