@@ -78,3 +78,24 @@ def test_a_reused_trained_model_says_when_it_was_made_from_other_data_or_code(
     paper_runs.warn_if_made_otherwise(run, paper_runs.training_key(settings, index))
     said = capsys.readouterr().err
     assert "trained at abc1234" in said and "train_index_build, code" in said
+
+
+def test_the_joint_train_index_key_follows_each_of_its_datasets(tmp_path, monkeypatch):
+    """``psb+human+pm-train`` is made again when any one of its datasets' files changes."""
+    repo = Path(__file__).resolve().parents[1]
+    monkeypatch.syspath_prepend(str(repo))
+    import benchmarks.common.shared_data as shared_data
+    from benchmarks.common.shared_index import joint_build_key
+
+    monkeypatch.setattr(shared_data, "DATA_ROOT", tmp_path)
+    for name in ("toy", "other"):
+        (tmp_path / name).mkdir()
+        np.savez(tmp_path / name / "Cup.npz", points=np.zeros((1, 4, 3), np.float16))
+        (tmp_path / name / "meta.json").write_text("{}")
+    first = joint_build_key(("toy", "other"))
+    assert joint_build_key(("toy", "other")) == first
+    np.savez(tmp_path / "other" / "Cup.npz", points=np.ones((1, 4, 3), np.float16))
+    second = joint_build_key(("toy", "other"))
+    assert second != first
+    np.savez(tmp_path / "toy" / "Cup.npz", points=np.ones((1, 4, 3), np.float16))
+    assert joint_build_key(("toy", "other")) not in (first, second)
