@@ -244,20 +244,23 @@ def build_bookshelf(rng) -> list[Piece]:
     return pieces
 
 
-def build_lamp(rng) -> list[Piece]:
-    """A table lamp (a short pole on a broad base) or a floor lamp (a long thin pole on a
-    small base); the base a flat disc or square plate; an open frustum shade (a thin or thick
-    shell round a straight hole) over the pole's top."""
-    floor = rng.random() < 0.5
+def build_lamp(rng, style: str | None = None) -> list[Piece]:
+    """A table lamp (a short pole on a broad base), a floor lamp (a long thin pole on a small
+    base) or a column lamp (a tall, nearly straight shade, round or square, on a short stem);
+    the base a flat disc or square plate; the shade an open shell (thin, or thick with flat
+    rims) round a straight hole. ``style`` ``table``, ``floor`` or ``column``; None draws
+    table or floor (the training corpus's lamps, which have no column)."""
+    if style is None:
+        style = "floor" if rng.random() < 0.5 else "table"
+    if style == "column":
+        return _column_lamp(rng)
+    floor = style == "floor"
     base_r = uniform(rng, 0.1, 0.2) if floor else uniform(rng, 0.15, 0.25)
     pole_h = uniform(rng, 1.3, 1.9) if floor else uniform(rng, 0.5, 0.9)
     pole_r = uniform(rng, 0.012, 0.03) if floor else uniform(rng, 0.012, 0.025)
     shade_h = uniform(rng, 0.25, 0.45) if floor else uniform(rng, 0.2, 0.35)
     base_t = uniform(rng, 0.02, 0.06)
-    if rng.random() < 0.5:
-        base = rod([0, 0, 0], [0, base_t, 0], base_r, sections=20)
-    else:
-        base = box([2 * base_r, base_t, 2 * base_r], [0, base_t / 2, 0])
+    base = _lamp_base(rng, base_r, base_t)
     pole = rod([0, base_t, 0], [0, base_t + pole_h, 0], pole_r)
     y0 = base_t + pole_h - shade_h * 0.4
     r_bottom = uniform(rng, 0.14, 0.3)
@@ -268,6 +271,38 @@ def build_lamp(rng) -> list[Piece]:
     return [
         Piece("base", base, "metal"),
         Piece("pole", pole, "metal"),
+        Piece("shade", shade, "fabric"),
+    ]
+
+
+def _lamp_base(rng, radius: float, thickness: float) -> trimesh.Trimesh:
+    """A lamp's base: a flat disc or a square plate of half-width ``radius``, on the floor."""
+    if rng.random() < 0.5:
+        return rod([0, 0, 0], [0, thickness, 0], radius, sections=20)
+    return box([2 * radius, thickness, 2 * radius], [0, thickness / 2, 0])
+
+
+def _column_lamp(rng) -> list[Piece]:
+    """A column lamp: a tall open shade (round, or square: four sections) on a short stem."""
+    base_r, base_t = uniform(rng, 0.1, 0.2), uniform(rng, 0.02, 0.06)
+    stem_h, stem_r = uniform(rng, 0.08, 0.3), uniform(rng, 0.015, 0.035)
+    shade_h, r_bottom = uniform(rng, 0.7, 1.3), uniform(rng, 0.12, 0.22)
+    r_top = r_bottom * uniform(rng, 0.85, 1.0)
+    sections = 4 if rng.random() < 0.5 else 20
+    base = _lamp_base(rng, base_r, base_t)
+    y0 = base_t + stem_h
+    stem = rod([0, base_t, 0], [0, y0 + 0.05, 0], stem_r)  # into the shade a little
+    wall = uniform(rng, 0.03, 0.2)  # the shell's thickness, a share of its radius
+    profile = [
+        [r_bottom, y0],
+        [r_top, y0 + shade_h],
+        [r_top * (1 - wall), y0 + shade_h],
+        [r_bottom * (1 - wall), y0],
+    ]
+    shade = lathe(profile, sections=sections)
+    return [
+        Piece("base", base, "metal"),
+        Piece("pole", stem, "metal"),
         Piece("shade", shade, "fabric"),
     ]
 

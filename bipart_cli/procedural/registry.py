@@ -71,6 +71,14 @@ CATEGORIES: dict[str, list[str]] = {
     **ARTICULATED_CATEGORIES,
 }
 DEFAULT_CATEGORIES: tuple[str, ...] = tuple(OBJECT_CATEGORIES)
+# Forms a builder makes only when asked (``build_<name>(rng, style=...)``): the ready-made
+# support sets (``bipart examples``) go through them in turn, so that every form is among a
+# category's shapes; left to chance, the builder draws among the first ones (the training
+# corpus's shapes, which stay as they were). Issue #30 item 6: Kenney's square column
+# floor lamp found no support lamp like it.
+STYLES: dict[str, tuple[str, ...]] = {
+    "lamp": ("table", "floor", "column"),
+}
 
 BUILDERS: dict[str, Callable[[np.random.Generator], list[Piece]]] = {
     "chair": build_chair,

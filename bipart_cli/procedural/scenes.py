@@ -14,7 +14,7 @@ import trimesh
 
 from ..parts import part_colors
 from .primitives import Piece
-from .registry import BUILDERS, CATEGORIES
+from .registry import BUILDERS, CATEGORIES, STYLES
 
 ColorMode = str  # "natural" | "parts" | "grey"
 
@@ -38,11 +38,18 @@ _MATERIALS: dict[str, list[tuple[int, int, int]]] = {
 _GREY = (160, 160, 160)
 
 
-def make_pieces(category: str, seed: int = 0) -> list[Piece]:
-    """The part instances of one random ``category`` shape (same seed, same shape)."""
+def make_pieces(category: str, seed: int = 0, style: str | None = None) -> list[Piece]:
+    """The part instances of one random ``category`` shape (same seed, same shape);
+    ``style`` one of the category's :data:`~.registry.STYLES` (None: the builder draws)."""
     if category not in BUILDERS:
         raise ValueError(f"unknown category {category!r}; known: {', '.join(CATEGORIES)}")
-    return BUILDERS[category](np.random.default_rng(seed))
+    rng = np.random.default_rng(seed)
+    if style is None:
+        return BUILDERS[category](rng)
+    if style not in STYLES.get(category, ()):
+        known = ", ".join(STYLES.get(category, ())) or "none"
+        raise ValueError(f"unknown {category} style {style!r}; known: {known}")
+    return BUILDERS[category](rng, style=style)
 
 
 def node_names(pieces: Iterable[Piece]) -> list[str]:
@@ -60,15 +67,18 @@ def node_names(pieces: Iterable[Piece]) -> list[str]:
     return names
 
 
-def make_shape(category: str, seed: int = 0, colors: ColorMode = "natural") -> trimesh.Scene:
+def make_shape(
+    category: str, seed: int = 0, colors: ColorMode = "natural", style: str | None = None
+) -> trimesh.Scene:
     """A ``trimesh.Scene`` of one random shape: one node per part instance.
 
     colors : ``"natural"`` (seeded material colours, shared by a part's instances),
-    ``"parts"`` (the fixed part palette, in ``CATEGORIES`` order) or ``"grey"``.
+    ``"parts"`` (the fixed part palette, in ``CATEGORIES`` order) or ``"grey"``;
+    style : as :func:`make_pieces`.
     """
     if colors not in ("natural", "parts", "grey"):
         raise ValueError(f"colors must be natural, parts or grey, not {colors!r}")
-    pieces = make_pieces(category, seed)
+    pieces = make_pieces(category, seed, style)
     palette = part_colors(len(CATEGORIES[category]))
     color_rng = np.random.default_rng([seed, 7919])
     part_color: dict[str, np.ndarray] = {}

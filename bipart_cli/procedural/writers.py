@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..io.atomic import atomic_write_bytes, atomic_write_text
-from .registry import CATEGORIES, DEFAULT_CATEGORIES
+from .registry import CATEGORIES, DEFAULT_CATEGORIES, STYLES
 from .scenes import ColorMode, make_shape
 
 
@@ -52,6 +52,7 @@ def write_corpus(
     *,
     seed: int = 1000,
     colors: ColorMode = "natural",
+    styled: bool = False,
 ) -> list[Path]:
     """A training corpus: ``<category>/<category>_<k>.glb`` plus a ``parts.json`` per category.
 
@@ -59,7 +60,8 @@ def write_corpus(
     shape of a category is indexed with the same part order (``bipart index`` reads it).
     Shape ``k`` of category ``c`` has seed ``[seed, i_c, k]``, so the corpus never repeats
     the bundled examples (plain small seeds). Existing files are kept (re-runs resume).
-    ``categories`` None: ``DEFAULT_CATEGORIES``.
+    ``categories`` None: ``DEFAULT_CATEGORIES``. ``styled``: shape ``k`` of a category with
+    :data:`~.registry.STYLES` takes style ``k`` modulo their number.
     """
     out_dir = Path(out_dir)
     chosen = list(DEFAULT_CATEGORIES) if categories is None else list(categories)
@@ -76,7 +78,9 @@ def write_corpus(
             path = folder / f"{category}_{k:04d}.glb"
             if not path.exists():
                 shape_seed = int(np.random.SeedSequence([seed, code, k]).generate_state(1)[0])
-                shape = make_shape(category, shape_seed, colors)
+                styles = STYLES.get(category, ()) if styled else ()
+                style = styles[k % len(styles)] if styles else None
+                shape = make_shape(category, shape_seed, colors, style)
                 atomic_write_bytes(path, shape.export(file_type="glb"))
             written.append(path)
     return written
@@ -93,9 +97,10 @@ def write_support_sets(
     """Labeled few-shot support folders ``<out_dir>/<category>/`` (``bipart examples``).
 
     Each holds ``per_category`` shapes whose nodes name their parts, and a ``parts.json``;
-    pass one as ``--support``. Seeds differ from the training corpus's (``seed + 2000``).
+    pass one as ``--support``. Seeds differ from the training corpus's (``seed + 2000``),
+    and a category's :data:`~.registry.STYLES` take turns, so every form is there.
     ``categories`` None: ``DEFAULT_CATEGORIES``. Returns the folder of each category.
     """
     chosen = list(DEFAULT_CATEGORIES) if categories is None else list(categories)
-    write_corpus(out_dir, per_category, chosen, seed=seed + 2000, colors=colors)
+    write_corpus(out_dir, per_category, chosen, seed=seed + 2000, colors=colors, styled=True)
     return {category: Path(out_dir) / category for category in chosen}

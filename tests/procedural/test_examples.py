@@ -136,3 +136,41 @@ def test_write_corpus_is_per_category_with_parts_json_and_resumes(tmp_path):
     assert {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in again} == digests
     with pytest.raises(ValueError, match="unknown categories spaceship"):
         write_corpus(tmp_path, 1, ["spaceship"])
+
+
+def _lamp_heights(pieces) -> dict[str, float]:
+    """Height of each lamp part (y extent), by part name."""
+    return {p.part: float(np.ptp(p.mesh.vertices[:, 1])) for p in pieces}
+
+
+def test_lamp_styles_and_the_corpus_draws_no_column():
+    """A column lamp's shade is taller than its stem (a table or floor lamp's pole is taller
+    than its shade); left to chance, the builder makes table and floor lamps only."""
+    for seed in range(8):
+        column = _lamp_heights(make_pieces("lamp", seed, style="column"))
+        assert column["shade"] > 0.6 and column["shade"] > 2 * column["pole"]
+        floor = _lamp_heights(make_pieces("lamp", seed, style="floor"))
+        assert floor["pole"] > 1.2 and floor["pole"] > floor["shade"]
+        drawn = _lamp_heights(make_pieces("lamp", seed))
+        assert drawn["pole"] > drawn["shade"]
+    with pytest.raises(ValueError, match="unknown lamp style 'tripod'; known: table, floor"):
+        make_pieces("lamp", 0, style="tripod")
+    with pytest.raises(ValueError, match="unknown chair style 'column'; known: none"):
+        make_pieces("chair", 0, style="column")
+
+
+def test_ready_made_lamps_hold_every_style(tmp_path):
+    """`bipart examples` lamps take the styles in turn (table, floor, column, ...)."""
+    from bipart_cli.procedural import write_support_sets
+
+    folder = write_support_sets(tmp_path, ["lamp"], per_category=3)["lamp"]
+    heights = []
+    for path in sorted(folder.glob("*.glb")):
+        asset = load_asset(path)  # labels per face
+        corners = {
+            name: asset.vertices[asset.faces[asset.labels == i]].reshape(-1, 3)
+            for i, name in enumerate(asset.part_names)
+        }
+        heights.append({name: float(np.ptp(v[:, 1])) for name, v in corners.items()})
+    assert [h["shade"] > h["pole"] for h in heights] == [False, False, True]
+    assert heights[1]["pole"] > heights[0]["pole"]  # the floor lamp's pole is the long one
