@@ -193,7 +193,10 @@ def build_bed(rng) -> list[Piece]:
     return pieces
 
 
-def build_sofa(rng) -> list[Piece]:
+def build_sofa(rng, style: str | None = None) -> list[Piece]:
+    """A sofa: a seat block between two arms, a back along its length, four legs; or, with
+    ``style`` ``chaise``, an L-shaped one whose seat runs out in front at one end (the chaise:
+    seat, no arm along it, two more legs under its end). ``straight`` or None: no chaise."""
     width, depth = uniform(rng, 1.4, 2.2), uniform(rng, 0.75, 0.95)
     leg_h, seat_t = uniform(rng, 0.06, 0.15), uniform(rng, 0.25, 0.4)
     seat_top = leg_h + seat_t
@@ -213,6 +216,22 @@ def build_sofa(rng) -> list[Piece]:
     for sx, sz in ((-1, -1), (1, -1), (1, 1), (-1, 1)):
         x, z = sx * (width / 2 - 0.06), sz * (depth / 2 - 0.06)
         pieces.append(Piece("leg", rod([x, 0, z], [x, leg_h, z], 0.03, 8), "wood"))
+    if style == "chaise":
+        pieces += _chaise(rng, inner, depth, leg_h, seat_t)
+    return pieces
+
+
+def _chaise(rng, inner: float, depth: float, leg_h: float, seat_t: float) -> list[Piece]:
+    """A sofa's chaise: a seat block at one end of the seat, running out in front of it."""
+    reach, share = uniform(rng, 0.5, 0.9), uniform(rng, 0.35, 0.5)
+    side = 1 if rng.random() < 0.5 else -1
+    chaise_w = inner * share
+    x = side * (inner - chaise_w) / 2
+    seat = box([chaise_w, seat_t, reach], [x, leg_h + seat_t / 2, (depth + reach) / 2])
+    pieces = [Piece("seat", seat, "fabric")]
+    z = depth / 2 + reach - 0.06
+    for leg_x in (x - chaise_w / 2 + 0.06, x + chaise_w / 2 - 0.06):
+        pieces.append(Piece("leg", rod([leg_x, 0, z], [leg_x, leg_h, z], 0.03, 8), "wood"))
     return pieces
 
 

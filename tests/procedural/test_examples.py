@@ -174,3 +174,20 @@ def test_ready_made_lamps_hold_every_style(tmp_path):
         heights.append({name: float(np.ptp(v[:, 1])) for name, v in corners.items()})
     assert [h["shade"] > h["pole"] for h in heights] == [False, False, True]
     assert heights[1]["pole"] > heights[0]["pole"]  # the floor lamp's pole is the long one
+
+
+def test_sofa_chaise_runs_out_in_front_as_seat(tmp_path):
+    """A chaise sofa is the straight sofa of its seed plus a seat block in front of the seat
+    at one end and two legs under it; ready-made sofas alternate straight and chaise."""
+    from bipart_cli.procedural import write_support_sets
+
+    for seed in range(6):
+        straight, chaise = make_pieces("sofa", seed), make_pieces("sofa", seed, style="chaise")
+        assert [p.part for p in chaise] == [p.part for p in straight] + ["seat", "leg", "leg"]
+        front = [float(p.mesh.vertices[:, 2].max()) for p in straight if p.part == "seat"][0]
+        assert chaise[-3].mesh.vertices[:, 2].max() > front + 0.45  # reaches out in front
+        assert chaise[-3].mesh.bounds[0][0] * chaise[-3].mesh.bounds[1][0] >= 0  # one end
+    folder = write_support_sets(tmp_path, ["sofa"], per_category=2)["sofa"]
+    seats = [load_asset(p) for p in sorted(folder.glob("*.glb"))]
+    depths = [float(np.ptp(a.vertices[a.faces[a.labels == 0]].reshape(-1, 3)[:, 2])) for a in seats]
+    assert depths[1] > depths[0] + 0.45  # the second is the chaise sofa
