@@ -5,7 +5,7 @@
 #   docs/make_pictures.sh
 #
 #   docs/chair.parts.png           the README's quick-start command
-#   docs/kenney/NAME.parts.png     eight CC0 Kenney furniture assets (KENNEY_DIR, by default
+#   docs/kenney/NAME.parts.png     nine CC0 Kenney furniture assets (KENNEY_DIR, by default
 #                                  ../shared/data/kenney_furniture beside the repository),
 #                                  few-shot from `bipart examples` support of their category
 #   docs/teapot.parts.png,         a procedural teapot and truck from `bipart examples --seed 1`,
@@ -40,9 +40,10 @@ segment_kenney loungeSofa sofa "seat,back,arm,leg"
 segment_kenney bookcaseOpen bookshelf "side,shelf,back"
 segment_kenney bedDouble bed "frame,mattress,headboard,leg,pillow"
 segment_kenney lampRoundFloor lamp "base,pole,shade"
-# beside the six of issue #30: a column lamp and an L-shaped sofa
+# beside the six of issue #30: a column lamp, an L-shaped sofa and a low open bookcase
 segment_kenney lampSquareFloor lamp "base,pole,shade"
 segment_kenney loungeSofaLong sofa "seat,back,arm,leg"
+segment_kenney bookcaseOpenLow bookshelf "side,shelf,back"
 
 # Procedural shapes the support never holds: `--seed 1` draws other shapes than the default 0.
 bipart examples "$work/support" --categories teapot,truck

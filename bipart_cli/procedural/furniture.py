@@ -235,11 +235,14 @@ def _chaise(rng, inner: float, depth: float, leg_h: float, seat_t: float) -> lis
     return pieces
 
 
-def build_bookshelf(rng) -> list[Piece]:
+def build_bookshelf(rng, style: str | None = None) -> list[Piece]:
     """Two side boards or four corner posts (``side`` either way); three to six shelf boards
     spanning between them, from a bottom board (on the floor or raised) to a top board; a back
-    panel sometimes."""
+    panel sometimes. ``style`` ``low``: no taller than wide, two or three boards; ``tall`` or
+    None: 0.8-2.2 high."""
     width, depth, height = uniform(rng, 0.6, 1.3), uniform(rng, 0.25, 0.55), uniform(rng, 0.8, 2.2)
+    if style == "low":  # the same draw, as a share of the width: 0.55-1.0
+        height = width * (0.55 + 0.45 * (height - 0.8) / 1.4)
     board = uniform(rng, 0.02, 0.06)
     posts = rng.random() < 0.45
     side_t = uniform(rng, 0.04, 0.1) if posts else board
@@ -254,7 +257,10 @@ def build_bookshelf(rng) -> list[Piece]:
             pieces.append(Piece("side", side, "wood"))
     bottom = height * uniform(rng, 0.02, 0.14) if rng.random() < 0.5 else 0.0
     shelf_d = depth - (side_t * 0.5 if posts else 0.0)
-    for y in np.linspace(bottom + board / 2, height - board / 2, int(rng.integers(3, 7))):
+    boards = int(rng.integers(3, 7))
+    if style == "low":
+        boards = 2 + boards % 2
+    for y in np.linspace(bottom + board / 2, height - board / 2, boards):
         shelf = box([width - 2 * side_t, board, shelf_d], [0, y, 0])
         pieces.append(Piece("shelf", shelf, "wood"))
     if rng.random() < (0.25 if posts else 0.6):

@@ -191,3 +191,14 @@ def test_sofa_chaise_runs_out_in_front_as_seat(tmp_path):
     seats = [load_asset(p) for p in sorted(folder.glob("*.glb"))]
     depths = [float(np.ptp(a.vertices[a.faces[a.labels == 0]].reshape(-1, 3)[:, 2])) for a in seats]
     assert depths[1] > depths[0] + 0.45  # the second is the chaise sofa
+
+
+def test_low_bookshelf_is_no_taller_than_wide_with_two_or_three_boards():
+    for seed in range(8):
+        low = make_pieces("bookshelf", seed, style="low")
+        extents = np.ptp(np.concatenate([p.mesh.vertices for p in low]), axis=0)
+        assert extents[1] <= extents[0] * 1.001
+        assert sum(p.part == "shelf" for p in low) in (2, 3)
+        drawn = make_pieces("bookshelf", seed)  # left to chance: a tall one, 3-6 boards
+        assert np.ptp(np.concatenate([p.mesh.vertices for p in drawn]), axis=0)[1] >= 0.8
+        assert 3 <= sum(p.part == "shelf" for p in drawn) <= 6
