@@ -56,6 +56,7 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks.common.shared_data import DATASETS
 from benchmarks.common.shared_index import (
     DEFAULT_OUT,
     KEY_FILE,
@@ -112,7 +113,7 @@ def rel(path: str | Path) -> str:
 # --- indexes -------------------------------------------------------------------------
 
 
-JOINT_TRAIN = "psb+human+pm-train"
+JOINT_TRAIN = "psb+human+pm-train"  # DATASETS' train splits in one index
 
 
 def index(name: str) -> Path:
@@ -121,27 +122,30 @@ def index(name: str) -> Path:
     from other dataset files or record-making code (:func:`build_key`)."""
     path = DEFAULT_OUT / name
     if name == JOINT_TRAIN:
-        datasets = ("psb", "human_seg", "pm")
-        if not is_current(path, joint_build_key(datasets)):
-            refuse_to_compute(f"the index {rel(path)}")
-            print(f"building {rel(path)} (given labels)", file=sys.stderr, flush=True)
-            if path.exists():
-                shutil.rmtree(path)
-            build_joint_train(DEFAULT_OUT, datasets)
-        return path
-    match = re.fullmatch(r"(psb|human|pm)-(train|test)(-simulated)?", name)
-    if match is None:
-        raise SystemExit(f"unknown index {name!r}")
-    prefix, split, simulated = match.groups()
-    labeler = "simulated" if simulated else "given"
-    dataset = {"psb": "psb", "human": "human_seg", "pm": "pm"}[prefix]
-    if is_current(path, build_key(dataset, labeler)):
+        key, labels = joint_build_key(DATASETS), "given labels"
+
+        def make() -> None:
+            build_joint_train(DEFAULT_OUT, DATASETS)
+
+    else:
+        match = re.fullmatch(r"(psb|human|pm)-(train|test)(-simulated)?", name)
+        if match is None:
+            raise SystemExit(f"unknown index {name!r}")
+        prefix, split, simulated = match.groups()
+        labeler = "simulated" if simulated else "given"
+        dataset = {"psb": "psb", "human": "human_seg", "pm": "pm"}[prefix]
+        key, labels = build_key(dataset, labeler), f"{labeler} labeler"
+
+        def make() -> None:
+            build(DEFAULT_OUT, labeler, datasets=(dataset,), splits=(split,))
+
+    if is_current(path, key):
         return path
     refuse_to_compute(f"the index {rel(path)}")
-    print(f"building {rel(path)} ({labeler} labeler)", file=sys.stderr, flush=True)
+    print(f"building {rel(path)} ({labels})", file=sys.stderr, flush=True)
     if path.exists():  # made from other files or code: every record is made again
         shutil.rmtree(path)
-    build(DEFAULT_OUT, labeler, datasets=(dataset,), splits=(split,))
+    make()
     return path
 
 

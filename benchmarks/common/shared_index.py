@@ -162,12 +162,6 @@ def build(
             source = f"shared/data {dataset} {split}"
             if split == "train" and train_per_category is not None:
                 source += f", first {train_per_category} per category"
-            writer = IndexWriter(
-                path,
-                settings={"source": source, "labeler": labeler, **settings_extra},
-                basis=basis,
-                encoder=None,
-            )
             batch = []
             for category in chosen:
                 if category.dataset == dataset:
@@ -175,36 +169,34 @@ def build(
                     if split == "train" and train_per_category is not None:
                         rows = rows[:train_per_category]
                     batch.extend(records(category, rows, basis.points, labeler, labeler_options))
-            for record in sorted(batch, key=lambda r: r.id):
-                writer.add(record)
-            writer.commit()
-            (path / KEY_FILE).write_text(build_key(dataset, labeler, labeler_options))
-            paths[path.name] = path
+            settings = {"source": source, "labeler": labeler, **settings_extra}
+            key = build_key(dataset, labeler, labeler_options)
+            paths[path.name] = write_index(path, settings, basis, batch, key)
     return paths
+
+
+def write_index(path: Path, settings: dict, basis, batch: list[ShapeRecord], key: str) -> Path:
+    """An index at ``path`` of the records ``batch`` in id order, stamped with ``key``."""
+    writer = IndexWriter(path, settings=settings, basis=basis, encoder=None)
+    for record in sorted(batch, key=lambda r: r.id):
+        writer.add(record)
+    writer.commit()
+    (path / KEY_FILE).write_text(key)
+    return path
 
 
 def build_joint_train(out_root: Path = DEFAULT_OUT, datasets: tuple[str, ...] = DATASETS) -> Path:
     """One index of the train splits of ``datasets`` together (given labels), for training on
     all of them at once: ``<prefix>+<prefix>...-train`` (``psb+human+pm-train``)."""
     prefixes = [INDEX_PREFIX[dataset] for dataset in datasets]
-    path = out_root / f"{'+'.join(prefixes)}-train"
     basis = default_basis()
-    writer = IndexWriter(
-        path,
-        settings={"source": f"shared/data {','.join(datasets)} train", "labeler": "given"},
-        basis=basis,
-        encoder=None,
-    )
     batch = []
     for category in load_categories(datasets=datasets):
         if category.dataset in datasets:
-            rows = np.flatnonzero(category.split == 0)
-            batch.extend(records(category, rows, basis.points))
-    for record in sorted(batch, key=lambda r: r.id):
-        writer.add(record)
-    writer.commit()
-    (path / KEY_FILE).write_text(joint_build_key(datasets))
-    return path
+            batch.extend(records(category, np.flatnonzero(category.split == 0), basis.points))
+    settings = {"source": f"shared/data {','.join(datasets)} train", "labeler": "given"}
+    path = out_root / f"{'+'.join(prefixes)}-train"
+    return write_index(path, settings, basis, batch, joint_build_key(datasets))
 
 
 def joint_build_key(datasets: tuple[str, ...]) -> str:

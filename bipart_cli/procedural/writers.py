@@ -74,11 +74,11 @@ def write_corpus(
         folder.mkdir(parents=True, exist_ok=True)
         _write_part_names(folder, category)
         code = list(CATEGORIES).index(category)
+        styles = STYLES.get(category, ()) if styled else ()
         for k in range(per_category):
             path = folder / f"{category}_{k:04d}.glb"
             if not path.exists():
                 shape_seed = int(np.random.SeedSequence([seed, code, k]).generate_state(1)[0])
-                styles = STYLES.get(category, ()) if styled else ()
                 style = styles[k % len(styles)] if styles else None
                 shape = make_shape(category, shape_seed, colors, style)
                 atomic_write_bytes(path, shape.export(file_type="glb"))
