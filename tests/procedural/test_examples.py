@@ -143,6 +143,15 @@ def _lamp_heights(pieces) -> dict[str, float]:
     return {p.part: float(np.ptp(p.mesh.vertices[:, 1])) for p in pieces}
 
 
+def _part_extents(path: Path, axis: int) -> dict[str, float]:
+    """Extent along ``axis`` of each part of the labeled asset at ``path`` (labels per face)."""
+    asset = load_asset(path)
+    return {
+        name: float(np.ptp(asset.vertices[asset.faces[asset.labels == i]][..., axis]))
+        for i, name in enumerate(asset.part_names)
+    }
+
+
 def test_lamp_styles_and_the_corpus_draws_no_column():
     """A column lamp's shade is taller than its stem (a table or floor lamp's pole is taller
     than its shade); left to chance, the builder makes table and floor lamps only."""
@@ -164,14 +173,7 @@ def test_ready_made_lamps_hold_every_style(tmp_path):
     from bipart_cli.procedural import write_support_sets
 
     folder = write_support_sets(tmp_path, ["lamp"], per_category=3)["lamp"]
-    heights = []
-    for path in sorted(folder.glob("*.glb")):
-        asset = load_asset(path)  # labels per face
-        corners = {
-            name: asset.vertices[asset.faces[asset.labels == i]].reshape(-1, 3)
-            for i, name in enumerate(asset.part_names)
-        }
-        heights.append({name: float(np.ptp(v[:, 1])) for name, v in corners.items()})
+    heights = [_part_extents(path, axis=1) for path in sorted(folder.glob("*.glb"))]
     assert [h["shade"] > h["pole"] for h in heights] == [False, False, True]
     assert heights[1]["pole"] > heights[0]["pole"]  # the floor lamp's pole is the long one
 
@@ -188,8 +190,7 @@ def test_sofa_chaise_runs_out_in_front_as_seat(tmp_path):
         assert chaise[-3].mesh.vertices[:, 2].max() > front + 0.45  # reaches out in front
         assert chaise[-3].mesh.bounds[0][0] * chaise[-3].mesh.bounds[1][0] >= 0  # one end
     folder = write_support_sets(tmp_path, ["sofa"], per_category=2)["sofa"]
-    seats = [load_asset(p) for p in sorted(folder.glob("*.glb"))]
-    depths = [float(np.ptp(a.vertices[a.faces[a.labels == 0]].reshape(-1, 3)[:, 2])) for a in seats]
+    depths = [_part_extents(path, axis=2)["seat"] for path in sorted(folder.glob("*.glb"))]
     assert depths[1] > depths[0] + 0.45  # the second is the chaise sofa
 
 
