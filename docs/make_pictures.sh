@@ -5,7 +5,7 @@
 #   docs/make_pictures.sh
 #
 #   docs/chair.parts.png           the README's quick-start command
-#   docs/kenney/NAME.parts.png     nine CC0 Kenney furniture assets (KENNEY_DIR, by default
+#   docs/kenney/NAME.parts.png     twelve CC0 Kenney furniture assets (KENNEY_DIR, by default
 #                                  ../shared/data/kenney_furniture beside the repository),
 #                                  few-shot from `bipart examples` support of their category
 #   docs/teapot.parts.png,         a procedural teapot and truck from `bipart examples --seed 1`,
@@ -27,7 +27,7 @@ bipart segment examples/chair.glb --parts "back,seat,leg,arm" --support examples
 cp "$work/out/chair.parts.png" docs/chair.parts.png
 
 # Real furniture, support from `bipart examples` (README, "Pictures").
-bipart examples "$work/kex" --categories chair,sofa,bookshelf,bed,lamp
+bipart examples "$work/kex" --categories chair,sofa,bookshelf,bed,lamp,cabinet,appliance
 segment_kenney() {  # NAME CATEGORY PARTS
     bipart segment "$kenney/$1.glb" --parts "$3" --support "$work/kex/$2" --labeler none \
         --points 20000 --preview --device cpu --out-dir "$work/kenney"
@@ -44,14 +44,19 @@ segment_kenney lampRoundFloor lamp "base,pole,shade"
 segment_kenney lampSquareFloor lamp "base,pole,shade"
 segment_kenney loungeSofaLong sofa "seat,back,arm,leg"
 segment_kenney bookcaseOpenLow bookshelf "side,shelf,back"
+# pieces named for their part (Kenney's meshes door.008, drawer.004, doorFridge, washerDoor)
+segment_kenney kitchenCabinetDrawer cabinet "body,door,drawer"
+segment_kenney kitchenFridge appliance "body,door"
+segment_kenney washer appliance "body,door"
 
 # Procedural shapes the support never holds: `--seed 1` draws other shapes than the default 0.
+# They are labeled shapes, their pieces named for their parts: --no-names shows the model's labels.
 bipart examples "$work/support" --categories teapot,truck
 bipart examples "$work/targets" --categories teapot,truck --per-category 1 --seed 1
 segment_procedural() {  # CATEGORY PARTS
     cp "$work/targets/$1/$1_0000.glb" "$work/$1.glb"  # the preview's title names the file
     bipart segment "$work/$1.glb" --parts "$2" --support "$work/support/$1" --labeler none \
-        --preview --device cpu --out-dir "$work/procedural"
+        --no-names --preview --device cpu --out-dir "$work/procedural"
     cp "$work/procedural/$1.parts.png" "docs/$1.parts.png"
 }
 segment_procedural teapot "body,spout,handle,lid"

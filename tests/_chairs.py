@@ -35,10 +35,12 @@ def ground_truth(path: Path) -> np.ndarray:
 
 
 def few_shot_segment(root: Path, targets: list[Path], **options) -> list:
-    """``segment`` in-process, few-shot from ``root/chairs``, untrained unless ``weights`` is given."""
+    """``segment`` in-process, few-shot from ``root/chairs``, untrained unless ``weights`` is
+    given. The targets' nodes are named for their parts (their ground truth), so the pieces'
+    names are not read (``names=False``): what is measured is the model's labels."""
     from bipart_cli import segment
 
-    options = {"weights": "random", **options}
+    options = {"weights": "random", "names": False, **options}
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("BIPART_CACHE", str(root / "cache"))
         return segment(

@@ -190,6 +190,15 @@ RegionAgreementOpt = Annotated[
         callback=_checked(check_fraction),
     ),
 ]
+NamesOpt = Annotated[
+    bool,
+    typer.Option(
+        "--names/--no-names",
+        metavar=FLAG,
+        help="A mesh's pieces whose own names (mesh or node) mention one requested part take "
+        "it: a cabinet's 'door.001' is its door, a fridge's 'doorFreezer' a door.",
+    ),
+]
 PresenceOpt = Annotated[
     float,
     typer.Option(

@@ -61,6 +61,7 @@ def write_outputs(
     colorize: bool = False,
     extra_files: dict[str, Path] | None = None,
     face_smooth: int = 0,
+    named_faces: np.ndarray | None = None,
 ) -> OutputPaths:
     """Write the labeled PLY, GLB and JSON of one asset.
 
@@ -79,6 +80,9 @@ def write_outputs(
     extra_files : other outputs of the run (the preview) to list under ``files``
     face_smooth : rounds of smoothing of a mesh's face labels over face adjacency
         (:func:`smooth_over_faces`; ``segment`` passes ``--smooth``)
+    named_faces : (f,) int64 the part each face's piece is named for, ``-1`` for none
+        (:func:`~bipart_cli.io.piece_names.face_parts_from_names`): those faces take it
+        whatever their samples vote
     """
     point_labels = np.asarray(point_labels, dtype=np.int64).reshape(-1)
     point_scores = np.asarray(point_scores, dtype=np.float64).reshape(-1)
@@ -100,6 +104,8 @@ def write_outputs(
     face_labels = None
     if asset.is_mesh:
         face_labels = face_labels_from_points(asset, dense, point_labels, smooth=face_smooth)
+        if named_faces is not None:
+            face_labels = np.where(named_faces >= 0, named_faces, face_labels)
     part_scores = _mean_per_part(point_labels, point_scores, len(part_names))
     ply_bytes = _ply_bytes(xyz, dense.colors, point_labels, part_names, colors)
     glb_bytes = _glb_bytes(

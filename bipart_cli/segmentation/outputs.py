@@ -92,6 +92,16 @@ class Outputs:
             for i, name in enumerate(self.part_names)
         ]
 
+    def _named_faces(self, asset: Asset) -> np.ndarray | None:
+        """(f,) int64 the part each face's piece is named for (-1: none), or None when
+        ``--no-names`` or no piece is named (:mod:`bipart_cli.io.piece_names`)."""
+        if not self.options.names or not asset.is_mesh:
+            return None
+        from ..io.piece_names import face_parts_from_names
+
+        face_parts, named = face_parts_from_names(asset, self.part_names)
+        return np.maximum(face_parts, -1) if named else None
+
     def settings(self) -> dict[str, Any]:
         """Every setting needed to reproduce a run (recorded in the sidecar)."""
         options = self.options
@@ -110,6 +120,7 @@ class Outputs:
             "points": options.n_dense,
             "network_points": options.n_points,
             "zero_shot": options.zero_shot,
+            "names": options.names,
             "colorize": options.colorize,
             "seed": options.seed,
             "device": str(self.device),
@@ -144,6 +155,7 @@ class Outputs:
             "settings": result.settings,
             "warnings": result.warnings,
             "support_fit": result.support_fit,
+            "named_pieces": result.named_pieces,
             "reused": result.reused,
             "timings": {},  # filled in last, with the write stage's own time
         }
@@ -161,6 +173,7 @@ class Outputs:
                 colorize=self.options.colorize,
                 extra_files={k: Path(v) for k, v in outputs.items()},
                 face_smooth=self.options.adapt.smooth,
+                named_faces=self._named_faces(asset),
             )
             if self.options.preview:
                 from ..preview import write_preview

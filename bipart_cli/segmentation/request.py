@@ -47,6 +47,8 @@ class SegmentOptions:
     # read back a stored few-shot run of the same file and settings (:mod:`.reuse`); False
     # computes every input (the cache's features, poses and labels per target still serve)
     reuse: bool = True
+    # a mesh's pieces named for a requested part take it (:mod:`bipart_cli.io.piece_names`)
+    names: bool = True
 
     def __post_init__(self) -> None:
         """The same checks as the CLI's, for the Python API (a :class:`UsageError` each)."""
@@ -105,6 +107,8 @@ class SegmentResult:
     reused: bool = False
     # how well the support fits the input (bipart_cli.fit.SupportFit.to_json); None without one
     support_fit: dict[str, Any] | None = None
+    # the pieces whose own names gave their part: {"name", "part", "faces"} each
+    named_pieces: list[dict[str, Any]] = field(default_factory=list)
     dense_labels: np.ndarray | None = None
     dense_scores: np.ndarray | None = None
 

@@ -49,6 +49,7 @@ RECORD_FIELDS = {
     "settings": dict,
     "warnings": list,
     "support_fit": (dict, type(None)),
+    "named_pieces": list,
 }
 # what computes a run's labels besides bipart's own code
 

@@ -228,13 +228,23 @@ class StageSequence:
                 asset, dense.face_index, labels, scores, len(self.part_names), agreement
             )
             line.detail = f"{changed} points follow their piece"
+        fit = self.support_fit
+        scores = calibrated_scores(scores, fit)  # before names: a named piece's points score 1
+        named = []
+        if self.options.names and asset.is_mesh:
+            from ..io.piece_names import labels_following_names
+
+            with self.stages("names", "pieces named for a part") as line:
+                labels, scores, named = labels_following_names(
+                    asset, dense.face_index, dense.points, labels, scores, self.part_names
+                )
+                line.detail = _named_detail(named, self.part_names)
         warnings = [self._support_gap] if self._support_gap else []
         unfound = unfound_parts_warning(self.part_names, self._support_shapes, labels)
         if unfound:
             warnings.append(unfound)
         if self._up.warning:
             warnings.append(self._up.warning)
-        fit = self.support_fit
         warnings += self._fit_warnings(fit)
         self._warn(asset, warnings)
         result = SegmentResult(
@@ -249,8 +259,11 @@ class StageSequence:
             warnings=warnings,
             settings=self.settings(),
             dense_labels=labels,
-            dense_scores=calibrated_scores(scores, fit),
+            dense_scores=scores,
             support_fit=None if fit is None else fit.to_json(support_ids),
+            named_pieces=[
+                {"name": p.name, "part": self.part_names[p.part], "faces": p.faces} for p in named
+            ],
         )
         self._finish(asset, dense, result, started, before)
         return result
@@ -266,6 +279,16 @@ class StageSequence:
             )
         warning = None if fit is None else fit.warning(source)
         return [] if warning is None else [warning]
+
+
+def _named_detail(named: list, part_names: list[str]) -> str:
+    """``2 pieces: door, drawer`` (the parts the pieces' names gave), or ``none``."""
+    if not named:
+        return "none"
+    from ..runtime import printable
+
+    parts = list(dict.fromkeys(part_names[piece.part] for piece in named))
+    return f"{len(named)} pieces: {printable(', '.join(parts))}"
 
 
 def _repeat_labels(labels: PseudoLabels, times: int) -> PseudoLabels:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from bipart_cli.procedural import make_shape, write_examples
+from bipart_cli.procedural import make_shape, unnamed, write_examples
 
 REPO = Path(__file__).resolve().parents[2]
 PARTS = "back,seat,leg,arm"
@@ -51,7 +51,8 @@ def root(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("user_path")
     write_examples(folder, categories=(), n_chairs=3)
     (folder / "targets").mkdir()
-    (folder / "targets" / "chair.glb").write_bytes(make_shape("chair", 11).export(file_type="glb"))
+    chair = unnamed(make_shape("chair", 11))  # a user's file: no piece named for its part
+    (folder / "targets" / "chair.glb").write_bytes(chair.export(file_type="glb"))
     return folder
 
 

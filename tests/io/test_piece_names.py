@@ -1,0 +1,247 @@
+"""A mesh's pieces named for a requested part take it (bipart_cli.io.piece_names)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import trimesh
+
+from bipart_cli.io import load_asset
+from bipart_cli.io.piece_names import (
+    OBJECT,
+    UNNAMED,
+    face_parts_from_names,
+    labels_following_names,
+    mentions,
+    name_words,
+    piece_parts,
+    without,
+)
+
+PARTS = ["body", "door", "drawer"]
+
+
+@pytest.mark.parametrize(
+    ("name", "words"),
+    [
+        ("Mesh doorLeft.001", ["door", "left"]),
+        ("kitchenCabinetDrawer.002_558018", ["kitchen", "cabinet", "drawer"]),
+        ("Door_L", ["door", "l"]),
+        ("HTMLPanel", ["html", "panel"]),
+        ("Tür.003", ["tür"]),
+        ("门_2", ["门"]),
+        ("Cube.001", []),
+        ("Object_3", []),
+        ("door_facade", ["door", "facade"]),  # a word of hex letters is no trimesh suffix
+    ],
+)
+def test_name_words(name, words):
+    assert name_words(name) == words
+
+
+@pytest.mark.parametrize(
+    ("name", "part", "expected"),
+    [
+        ("Mesh door.008", "door", True),
+        ("doors", "door", True),
+        ("Mesh washerDoor", "door", True),
+        ("boxes", "box", True),
+        ("Tabletop", "top", False),  # no part of a word
+        ("Armature", "arm", False),
+        ("BackRest", "back rest", True),
+        ("backrest", "back_rest", True),  # the part's words run together
+        ("back", "back rest", False),
+        ("RestBack", "back rest", False),  # in order
+        ("Tür_links", "Tür", True),
+    ],
+)
+def test_mentions(name, part, expected):
+    assert mentions(name_words(name), name_words(part)) is expected
+
+
+def test_without_takes_out_every_run():
+    words = ["kitchen", "cabinet", "drawer", "handle", "kitchen", "cabinet", "drawer"]
+    assert without(words, ["kitchen", "cabinet", "drawer"]) == ["handle"]
+    assert without(["drawer"], ["kitchen", "cabinet", "drawer"]) == ["drawer"]
+    assert without(["a", "b"], []) == ["a", "b"]
+
+
+def _box(center, size=(0.2, 0.2, 0.2)):
+    return trimesh.creation.box(
+        extents=size, transform=trimesh.transformations.translation_matrix(center)
+    )
+
+
+def cabinet_glb(
+    path: Path, pieces: dict[str, tuple[str, list]], root: str | None = "cabinet"
+) -> Path:
+    """A GLB of boxes: ``pieces`` maps a node name to (its mesh's name, its centre); under one
+    root node ``root`` (None: every node at the top)."""
+    scene = trimesh.Scene()
+    if root is not None:
+        scene.graph.update(frame_to=root, frame_from=scene.graph.base_frame)
+    for node, (mesh_name, center) in pieces.items():
+        scene.add_geometry(_box(center), node_name=node, geom_name=mesh_name, parent_node_name=root)
+    path.write_bytes(scene.export(file_type="glb"))
+    return path
+
+
+@pytest.fixture
+def kitchen_cabinet(tmp_path) -> Path:
+    """Kenney's naming: the nodes carry the object's name, the meshes the parts'."""
+    return cabinet_glb(
+        tmp_path / "kitchenCabinetDrawer.glb",
+        {
+            "kitchenCabinetDrawer.000": ("Mesh kitchenCabinetDrawer", [0, 0, 0]),
+            "kitchenCabinetDrawer.001": ("Mesh door.008", [0, 0, 0.5]),
+            "kitchenCabinetDrawer.002": ("Mesh drawer.004", [0, 0.5, 0.5]),
+            "kitchenCabinetDrawer.003": ("Cube.007", [0.5, 0, 0]),
+        },
+        root="kitchenCabinetDrawer",
+    )
+
+
+def _by_mesh(asset, given):
+    return {
+        asset.scene.graph[node][1]: int(g)
+        for node, g in zip(asset.geometry_nodes, given, strict=True)
+    }
+
+
+def test_pieces_take_the_part_their_mesh_names(kitchen_cabinet):
+    asset = load_asset(kitchen_cabinet)
+    given, named = piece_parts(asset, PARTS)
+    assert _by_mesh(asset, given) == {
+        "Mesh kitchenCabinetDrawer": OBJECT,  # the object's own name, not its drawer
+        "Mesh door.008": 1,
+        "Mesh drawer.004": 2,
+        "Cube.007": UNNAMED,
+    }
+    assert sorted((piece.name, piece.part) for piece in named) == [
+        ("Mesh door.008", 1),
+        ("Mesh drawer.004", 2),
+    ]
+
+
+def test_the_one_root_is_the_object_even_when_the_file_is_renamed(kitchen_cabinet, tmp_path):
+    renamed = tmp_path / "cab.glb"
+    renamed.write_bytes(kitchen_cabinet.read_bytes())
+    asset = load_asset(renamed)
+    given, _ = piece_parts(asset, PARTS)
+    assert _by_mesh(asset, given)["Mesh kitchenCabinetDrawer"] == OBJECT
+
+
+def test_top_level_nodes_named_for_parts_name_them(tmp_path):
+    """A flat hierarchy (a CAD export's): each top node is a piece, and its name counts."""
+    path = cabinet_glb(
+        tmp_path / "assembly.glb",
+        {"Body": ("mesh_0", [0, 0, 0]), "Door_L": ("mesh_1", [0, 0, 0.5])},
+        root=None,
+    )
+    asset = load_asset(path)
+    given, _ = piece_parts(asset, PARTS)
+    assert sorted(given.tolist()) == [0, 1]
+
+
+def test_a_piece_named_for_two_parts_is_left_to_the_points(tmp_path):
+    path = cabinet_glb(
+        tmp_path / "c.glb",
+        {"a": ("door_drawer", [0, 0, 0]), "b": ("drawer", [0, 0, 1]), "c": ("x", [1, 0, 0])},
+    )
+    asset = load_asset(path)
+    assert _by_mesh(asset, piece_parts(asset, PARTS)[0]) == {
+        "door_drawer": UNNAMED,
+        "drawer": 2,
+        "x": UNNAMED,
+    }
+
+
+def test_names_that_put_every_face_in_one_part_name_the_object(tmp_path):
+    path = cabinet_glb(tmp_path / "c.glb", {"a": ("door.1", [0, 0, 0]), "b": ("door.2", [0, 0, 1])})
+    face_parts, named = face_parts_from_names(load_asset(path), PARTS)
+    assert named == [] and (face_parts == UNNAMED).all()
+
+
+def test_one_piece_meshes_and_clouds_have_no_piece_names(tmp_path):
+    mesh = tmp_path / "door.ply"
+    _box([0, 0, 0]).export(mesh)
+    asset = load_asset(mesh)
+    assert piece_parts(asset, PARTS)[1] == []
+    labels, scores = np.zeros(5, np.int64), np.ones(5, np.float32)
+    out = labels_following_names(asset, None, np.zeros((5, 3)), labels, scores, PARTS)
+    assert out[0] is labels and out[2] == []
+
+
+def test_labels_follow_the_names_and_the_object_keeps_no_named_part(kitchen_cabinet):
+    """Named pieces' points take their part (score 1); the object's own piece gives the
+    points the model called door (a part a piece is named for) its other points' label; an
+    unnamed piece keeps the model's labels whatever they are."""
+    from bipart_cli.io import sample_dense
+
+    asset = load_asset(kitchen_cabinet)
+    dense = sample_dense(asset, n_points=4000, seed=0)
+    given, _ = piece_parts(asset, PARTS)
+    point_given = given[asset.face_geometry[dense.face_index]]  # (n,)
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, len(dense.points))  # the model: any part anywhere
+    scores = rng.uniform(0.3, 0.9, len(dense.points)).astype(np.float32)
+    out, out_scores, named = labels_following_names(
+        asset, dense.face_index, dense.points, labels, scores, PARTS
+    )
+    assert len(named) == 2
+    for part in (1, 2):
+        assert (out[point_given == part] == part).all()
+        assert (out_scores[point_given == part] == 1.0).all()
+    rest = point_given == OBJECT
+    assert set(np.unique(out[rest])) == {0}  # door and drawer are named elsewhere
+    kept = rest & (labels == 0)
+    np.testing.assert_array_equal(out_scores[kept], scores[kept])
+    unnamed = point_given == UNNAMED
+    np.testing.assert_array_equal(out[unnamed], labels[unnamed])
+
+
+def _segment(run_bipart, target: Path, support: Path, out: Path, *extra: str) -> dict:
+    done = run_bipart(
+        "segment", str(target), "--parts", ",".join(PARTS), "--support", str(support),
+        "--labeler", "none", "--weights", "random", "--points", "3000", "--steps", "5",
+        "--out-dir", str(out), "--json", "-q", *extra,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+@pytest.mark.slow
+def test_segment_reads_the_names_and_no_names_does_not(run_bipart, tmp_path, kitchen_cabinet):
+    """End to end: the sidecar lists the named pieces, the GLB's door node holds exactly the
+    door piece's faces, and ``--no-names`` leaves every piece to the model."""
+    support = tmp_path / "support"
+    support.mkdir()
+    for seed in range(2):  # labeled cabinets: node names are their parts (parts.json)
+        pieces = {"body": ("body", [0, 0, 0]), "door": ("door", [0, 0, 0.3 + seed / 10])}
+        cabinet_glb(support / f"cabinet_{seed}.glb", pieces, root=None)
+    (support / "parts.json").write_text(json.dumps({"parts": PARTS}))
+    named = _segment(run_bipart, kitchen_cabinet, support, tmp_path / "named")
+    plain = _segment(run_bipart, kitchen_cabinet, support, tmp_path / "plain", "--no-names")
+    assert {(p["name"], p["part"]) for p in named["named_pieces"]} == {
+        ("Mesh door.008", "door"),
+        ("Mesh drawer.004", "drawer"),
+    }
+    assert named["settings"]["names"] is True and plain["settings"]["names"] is False
+    assert plain["named_pieces"] == []
+    sidecar = json.loads((tmp_path / "named" / "kitchenCabinetDrawer.parts.json").read_text())
+    assert len(sidecar["named_pieces"]) == 2
+    # the output GLB: each box's 12 faces under the node of its part (the object's own box:
+    # body, a part no piece is named for; the unnamed cube's part is the model's)
+    glb = trimesh.load(tmp_path / "named" / "kitchenCabinetDrawer.parts.glb")
+    centres = {part: [] for part in PARTS}
+    for node in glb.graph.nodes_geometry:
+        transform, geometry = glb.graph[node]
+        mesh = glb.geometry[geometry].copy().apply_transform(transform)
+        centres[node.split(".")[0].split("_")[0]].append(mesh.triangles_center)
+    for part, box_centre in (("body", [0, 0, 0]), ("door", [0, 0, 0.5]), ("drawer", [0, 0.5, 0.5])):
+        inside = np.concatenate(centres[part]) if centres[part] else np.zeros((0, 3))
+        near = np.abs(inside - box_centre).max(axis=1) < 0.11
+        assert near.sum() == 12, (part, near.sum())
