@@ -16,7 +16,9 @@ def describe_asset(asset: Asset, requested: list[str] | None = None) -> dict[str
 
     ``requested``: the part names of a request (``info --parts``); node names are part
     labels only when it names them, or a sidecar JSON does (:func:`~.labels.unlabeled_for`).
-    ``unlabeled`` then says why the asset counts as unlabeled, with its node names.
+    ``unlabeled`` then says why the asset counts as unlabeled, with its node names, and
+    ``named_pieces`` which pieces ``segment`` gives a requested part by their own names
+    (:mod:`~.piece_names`; None without a request).
     """
     unlabeled = unlabeled_for(asset, requested)
     labeled = unlabeled is None
@@ -50,14 +52,38 @@ def describe_asset(asset: Asset, requested: list[str] | None = None) -> dict[str
         "unassigned_" + unit: int(counts[0]) if counts is not None and labeled else None,
         "node_names": list(dict.fromkeys(asset.geometry_nodes)),
         "unlabeled": None if labeled else {"why": unlabeled.why, "text": unlabeled.names_text()},
+        "named_pieces": None if requested is None else named_pieces_json(asset, requested),
         "bbox": {"min": used.min(0).tolist(), "max": used.max(0).tolist()},
         "normalization": {"center": np.asarray(asset.center).tolist(), "scale": asset.scale},
     }
 
 
+def named_pieces_json(asset: Asset, requested: list[str]) -> list[dict[str, Any]]:
+    """The pieces whose own names give a requested part: ``{"name", "part", "faces"}`` each
+    (``segment``'s ``named_pieces``)."""
+    from .piece_names import face_parts_from_names
+
+    _, named = face_parts_from_names(asset, requested)
+    return [piece.to_json(requested) for piece in named]
+
+
 def _only_default_grey(colors: np.ndarray) -> bool:
     """Whether every vertex colour (v, 3) is bipart's fill-in grey (the file had none)."""
     return bool(len(colors) == 0 or (np.asarray(colors)[:, :3] == DEFAULT_GREY).all())
+
+
+def _named_text(named: list[dict[str, Any]]) -> str:
+    """``door 3, drawer 3 (their names give them; --no-names in segment leaves them to the
+    points)``, or ``none``."""
+    from ..runtime import printable
+
+    if not named:
+        return "none (segment labels every piece from its points)"
+    counts: dict[str, int] = {}
+    for piece in named:
+        counts[piece["part"]] = counts.get(piece["part"], 0) + 1
+    listed = ", ".join(f"{printable(part)} {count}" for part, count in counts.items())
+    return f"{listed} (segment gives them these parts; --no-names leaves them to the points)"
 
 
 def _padded(text: str, width: int) -> str:
@@ -92,6 +118,8 @@ def format_asset_summary(facts: dict[str, Any]) -> list[str]:
         f"scale {facts['normalization']['scale']:.4g}",
         f"{'sha256':>14}: {facts['sha256']}",
     ]
+    if facts.get("named_pieces") is not None:
+        lines.append(f"{'named pieces':>14}: {_named_text(facts['named_pieces'])}")
     if not facts["labeled"]:
         unlabeled = facts["unlabeled"]
         why = "" if unlabeled["why"] == NO_LABELS else f"; {unlabeled['why']}"

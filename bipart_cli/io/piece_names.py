@@ -72,6 +72,10 @@ class NamedPiece:
     part: int
     faces: int
 
+    def to_json(self, part_names: list[str]) -> dict:
+        """``{"name", "part", "faces"}``, the part by its name in ``part_names``."""
+        return {"name": self.name, "part": part_names[self.part], "faces": self.faces}
+
 
 def name_words(name: str) -> list[str]:
     """The words of a node or mesh name, case-folded: ``"Mesh doorLeft.001"`` ->

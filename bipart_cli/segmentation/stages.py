@@ -261,9 +261,7 @@ class StageSequence:
             dense_labels=labels,
             dense_scores=scores,
             support_fit=None if fit is None else fit.to_json(support_ids),
-            named_pieces=[
-                {"name": p.name, "part": self.part_names[p.part], "faces": p.faces} for p in named
-            ],
+            named_pieces=[piece.to_json(self.part_names) for piece in named],
         )
         self._finish(asset, dense, result, started, before)
         return result

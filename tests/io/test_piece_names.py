@@ -245,3 +245,18 @@ def test_segment_reads_the_names_and_no_names_does_not(run_bipart, tmp_path, kit
         inside = np.concatenate(centres[part]) if centres[part] else np.zeros((0, 3))
         near = np.abs(inside - box_centre).max(axis=1) < 0.11
         assert near.sum() == 12, (part, near.sum())
+
+
+def test_info_says_which_pieces_their_names_give(run_bipart, kitchen_cabinet):
+    """``bipart info --parts`` shows what ``segment`` will read from the names, before it runs."""
+    done = run_bipart("info", str(kitchen_cabinet), "--parts", ",".join(PARTS), "--json")
+    assert done.returncode == 0, done.stderr
+    named = json.loads(done.stdout)["named_pieces"]
+    assert sorted((p["name"], p["part"]) for p in named) == [
+        ("Mesh door.008", "door"),
+        ("Mesh drawer.004", "drawer"),
+    ]
+    text = run_bipart("info", str(kitchen_cabinet), "--parts", ",".join(PARTS)).stdout
+    assert "named pieces: door 1, drawer 1 (segment gives them" in text
+    plain = json.loads(run_bipart("info", str(kitchen_cabinet), "--json").stdout)
+    assert plain["named_pieces"] is None  # no request, nothing to match
