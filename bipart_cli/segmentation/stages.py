@@ -11,8 +11,10 @@ import numpy as np
 
 from ..errors import InvalidInputError, UsageError
 from ..fit import calibrated_scores, measure_fit
+from ..io.labels import unlabeled_for
 from ..io.regions import labels_following_regions
 from ..predict import adapt_and_predict
+from ..runtime import log
 from ..support import SupportShape, support_gap_warning, unfound_parts_warning
 from .request import SegmentResult
 
@@ -239,6 +241,7 @@ class StageSequence:
                     asset, dense.face_index, dense.points, labels, scores, self.part_names
                 )
                 line.detail = _named_detail(named, self.part_names)
+            _notice_labeled_names(asset, named, self.part_names)
         warnings = [self._support_gap] if self._support_gap else []
         unfound = unfound_parts_warning(self.part_names, self._support_shapes, labels)
         if unfound:
@@ -277,6 +280,18 @@ class StageSequence:
             )
         warning = None if fit is None else fit.warning(source)
         return [] if warning is None else [warning]
+
+
+def _notice_labeled_names(asset: Asset, named: list, part_names: list[str]) -> None:
+    """One notice when the pieces that took their parts by name are the asset's own labels
+    for this request (bipart's labeled format: a benchmark's file, say): the labels are then
+    the file's, not the model's."""
+    if named and unlabeled_for(asset, part_names) is None:
+        log.info(
+            "notice: %s: its pieces are labeled by their names with these parts, and keep them; "
+            "--no-names gives the model's labels",
+            asset.source or "asset",
+        )
 
 
 def _named_detail(named: list, part_names: list[str]) -> str:

@@ -204,13 +204,14 @@ def test_labels_follow_the_names_and_the_object_keeps_no_named_part(kitchen_cabi
 
 
 def _segment(run_bipart, target: Path, support: Path, out: Path, *extra: str) -> dict:
+    """``bipart segment --json`` of one target: its record, with its stderr as ``"stderr"``."""
     done = run_bipart(
         "segment", str(target), "--parts", ",".join(PARTS), "--support", str(support),
         "--labeler", "none", "--weights", "random", "--points", "3000", "--steps", "5",
-        "--out-dir", str(out), "--json", "-q", *extra,
+        "--out-dir", str(out), "--json", *extra,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
+    return {**json.loads(done.stdout), "stderr": done.stderr}
 
 
 @pytest.mark.slow
@@ -231,6 +232,15 @@ def test_segment_reads_the_names_and_no_names_does_not(run_bipart, tmp_path, kit
     }
     assert named["settings"]["names"] is True and plain["settings"]["names"] is False
     assert plain["named_pieces"] == []
+    assert "notice:" not in named["stderr"]  # Kenney's names are no labels of the asset
+    # a labeled asset (bipart's format: nodes named for the parts) keeps its labels, and says so
+    labeled = tmp_path / "labeled" / "cabinet.glb"
+    labeled.parent.mkdir()
+    labeled.write_bytes((support / "cabinet_0.glb").read_bytes())
+    own = _segment(run_bipart, labeled, support, tmp_path / "own")
+    assert {p["part"] for p in own["named_pieces"]} == {"body", "door"}
+    (notice,) = [line for line in own["stderr"].splitlines() if line.startswith("notice:")]
+    assert "labeled by their names" in notice and "--no-names" in notice
     sidecar = json.loads((tmp_path / "named" / "kitchenCabinetDrawer.parts.json").read_text())
     assert len(sidecar["named_pieces"]) == 2
     # the output GLB: each box's 12 faces under the node of its part (the object's own box:
