@@ -59,12 +59,10 @@ def describe_asset(asset: Asset, requested: list[str] | None = None) -> dict[str
 
 
 def named_pieces_json(asset: Asset, requested: list[str]) -> list[dict[str, Any]]:
-    """The pieces whose own names give a requested part: ``{"name", "part", "faces"}`` each
-    (``segment``'s ``named_pieces``)."""
-    from .piece_names import face_parts_from_names
+    """The pieces whose own names give a requested part (``segment``'s ``named_pieces``)."""
+    from .piece_names import face_parts_from_names, named_pieces_json
 
-    _, named = face_parts_from_names(asset, requested)
-    return [piece.to_json(requested) for piece in named]
+    return named_pieces_json(face_parts_from_names(asset, requested)[1], requested)
 
 
 def _only_default_grey(colors: np.ndarray) -> bool:
@@ -80,8 +78,8 @@ def _named_text(named: list[dict[str, Any]]) -> str:
     if not named:
         return "none (segment labels every piece from its points)"
     counts: dict[str, int] = {}
-    for piece in named:
-        counts[piece["part"]] = counts.get(piece["part"], 0) + 1
+    for entry in named:
+        counts[entry["part"]] = counts.get(entry["part"], 0) + entry["pieces"]
     listed = ", ".join(f"{printable(part)} {count}" for part, count in counts.items())
     return f"{listed} (segment gives them these parts; --no-names leaves them to the points)"
 

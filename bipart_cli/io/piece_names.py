@@ -72,9 +72,20 @@ class NamedPiece:
     part: int
     faces: int
 
-    def to_json(self, part_names: list[str]) -> dict:
-        """``{"name", "part", "faces"}``, the part by its name in ``part_names``."""
-        return {"name": self.name, "part": part_names[self.part], "faces": self.faces}
+
+def named_pieces_json(named: list[NamedPiece], part_names: list[str]) -> list[dict]:
+    """The named pieces as the sidecar and ``info`` list them: one ``{"name", "part",
+    "pieces", "faces"}`` per name and part, in file order (a mesh used by two nodes, or split
+    into primitives that keep its name, is one entry)."""
+    grouped: dict[tuple[str, int], dict] = {}
+    for piece in named:
+        entry = grouped.setdefault(
+            (piece.name, piece.part),
+            {"name": piece.name, "part": part_names[piece.part], "pieces": 0, "faces": 0},
+        )
+        entry["pieces"] += 1
+        entry["faces"] += piece.faces
+    return list(grouped.values())
 
 
 def name_words(name: str) -> list[str]:

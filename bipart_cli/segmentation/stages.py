@@ -12,6 +12,7 @@ import numpy as np
 from ..errors import InvalidInputError, UsageError
 from ..fit import calibrated_scores, measure_fit
 from ..io.labels import unlabeled_for
+from ..io.piece_names import labels_following_names, named_pieces_json
 from ..io.regions import labels_following_regions
 from ..predict import adapt_and_predict
 from ..runtime import log
@@ -234,8 +235,6 @@ class StageSequence:
         scores = calibrated_scores(scores, fit)  # before names: a named piece's points score 1
         named = []
         if self.options.names and asset.is_mesh:
-            from ..io.piece_names import labels_following_names
-
             with self.stages("names", "pieces named for a part") as line:
                 labels, scores, named = labels_following_names(
                     asset, dense.face_index, dense.points, labels, scores, self.part_names
@@ -264,7 +263,7 @@ class StageSequence:
             dense_labels=labels,
             dense_scores=scores,
             support_fit=None if fit is None else fit.to_json(support_ids),
-            named_pieces=[piece.to_json(self.part_names) for piece in named],
+            named_pieces=named_pieces_json(named, self.part_names),
         )
         self._finish(asset, dense, result, started, before)
         return result

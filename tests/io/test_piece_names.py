@@ -13,10 +13,12 @@ from bipart_cli.io import load_asset
 from bipart_cli.io.piece_names import (
     OBJECT,
     UNNAMED,
+    NamedPiece,
     face_parts_from_names,
     labels_following_names,
     mentions,
     name_words,
+    named_pieces_json,
     piece_parts,
     without,
 )
@@ -270,3 +272,13 @@ def test_info_says_which_pieces_their_names_give(run_bipart, kitchen_cabinet):
     assert "named pieces: door 1, drawer 1 (segment gives them" in text
     plain = json.loads(run_bipart("info", str(kitchen_cabinet), "--json").stdout)
     assert plain["named_pieces"] is None  # no request, nothing to match
+
+
+def test_the_sidecar_lists_a_name_once_per_part():
+    """A mesh used by two nodes (two drawers) is one entry, with its pieces and faces summed."""
+    named = [NamedPiece("Mesh drawerTop", 2, 38), NamedPiece("Mesh door", 1, 10)]
+    named.append(NamedPiece("Mesh drawerTop", 2, 38))
+    assert named_pieces_json(named, PARTS) == [
+        {"name": "Mesh drawerTop", "part": "drawer", "pieces": 2, "faces": 76},
+        {"name": "Mesh door", "part": "door", "pieces": 1, "faces": 10},
+    ]
