@@ -155,8 +155,8 @@ UNNAMED, OBJECT = -1, -2
 def piece_parts(asset: Asset, part_names: list[str]) -> tuple[np.ndarray, list[NamedPiece]]:
     """(instances,) int64: per geometry instance of ``asset`` (``asset.geometry_nodes``) the
     requested part its names give, :data:`OBJECT` when its mesh is named after the whole
-    object alone, else :data:`UNNAMED` (no names, generic ones, or names of two parts); and the named
-    pieces. All :data:`UNNAMED` for a point cloud, an asset without a scene, or one of a
+    object alone, else :data:`UNNAMED` (no names, generic ones, or names of two parts); and
+    the named pieces. All :data:`UNNAMED` for a point cloud, an asset without a scene, or one of a
     single instance."""
     nodes = asset.geometry_nodes
     if asset.scene is None or asset.face_geometry is None or len(nodes) < 2:
@@ -167,6 +167,7 @@ def piece_parts(asset: Asset, part_names: list[str]) -> tuple[np.ndarray, list[N
     faces = np.bincount(np.asarray(asset.face_geometry, np.int64), minlength=len(nodes))
     given = np.full(len(nodes), UNNAMED, dtype=np.int64)
     named = []
+    meshes = {str(graph[node][1]) for node in nodes}
     for instance, node in enumerate(nodes):
         found = {}  # part index -> the first name that gives it
         mesh_name, *node_names = _instance_names(graph, node)
@@ -178,7 +179,7 @@ def piece_parts(asset: Asset, part_names: list[str]) -> tuple[np.ndarray, list[N
         if len(found) == 1:
             ((part, name),) = found.items()
             given[instance] = part
-            named.append(NamedPiece(name, part, int(faces[instance])))
+            named.append(NamedPiece(_primitive_of(name, meshes), part, int(faces[instance])))
         elif not found and _is_object_name(mesh_name, objects):
             given[instance] = OBJECT
     return given, named
@@ -240,6 +241,13 @@ def labels_following_names(
         labels[taken] = labels[donors[nearest]]
         scores[taken] = scores[donors[nearest]]
     return labels, scores, named
+
+
+def _primitive_of(name: str, meshes: set[str]) -> str:
+    """The mesh's own name for trimesh's name of one of its primitives (``Mesh door.008_1``
+    -> ``Mesh door.008`` when ``Mesh door.008`` is among ``meshes``), else ``name``."""
+    stem, _, number = name.rpartition("_")
+    return stem if number.isdigit() and stem in meshes else name
 
 
 def _own_words(name: str, objects: list[list[str]]) -> list[str]:

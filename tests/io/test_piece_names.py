@@ -282,3 +282,12 @@ def test_the_sidecar_lists_a_name_once_per_part():
         {"name": "Mesh drawerTop", "part": "drawer", "pieces": 2, "faces": 76},
         {"name": "Mesh door", "part": "door", "pieces": 1, "faces": 10},
     ]
+
+
+def test_a_primitive_is_listed_under_its_mesh_s_name():
+    from bipart_cli.io.piece_names import _primitive_of
+
+    meshes = {"Mesh door.008", "Mesh door.008_1", "wheel_1"}
+    assert _primitive_of("Mesh door.008_1", meshes) == "Mesh door.008"
+    assert _primitive_of("wheel_1", meshes) == "wheel_1"  # no mesh "wheel": its own name
+    assert _primitive_of("Mesh door.008", meshes) == "Mesh door.008"
