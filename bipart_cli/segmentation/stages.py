@@ -15,13 +15,20 @@ from ..io.labels import unlabeled_for
 from ..io.piece_names import labels_following_names, named_pieces_json
 from ..io.regions import labels_following_regions
 from ..predict import adapt_and_predict
-from ..runtime import log
 from ..support import SupportShape, support_gap_warning, unfound_parts_warning
 from .request import SegmentResult
 
 if TYPE_CHECKING:
     from ..io import Asset
     from ..labeling.pseudo_labels import PseudoLabels
+
+
+# the warning of a file whose pieces are its own labels for the request (bipart's labeled
+# format: a benchmark's file, say) and took them by name: the labels are the file's
+OWN_LABELS_KEPT = (
+    "its pieces are labeled by their names with the requested parts and keep those labels "
+    "(the file's, not the model's); --no-names gives the model's labels"
+)
 
 
 class StageSequence:
@@ -240,8 +247,9 @@ class StageSequence:
                     asset, dense.face_index, dense.points, labels, scores, self.part_names
                 )
                 line.detail = _named_detail(named, self.part_names)
-            _notice_labeled_names(asset, named, self.part_names)
         warnings = [self._support_gap] if self._support_gap else []
+        if named and unlabeled_for(asset, self.part_names) is None:
+            warnings.append(OWN_LABELS_KEPT)
         unfound = unfound_parts_warning(self.part_names, self._support_shapes, labels)
         if unfound:
             warnings.append(unfound)
@@ -279,18 +287,6 @@ class StageSequence:
             )
         warning = None if fit is None else fit.warning(source)
         return [] if warning is None else [warning]
-
-
-def _notice_labeled_names(asset: Asset, named: list, part_names: list[str]) -> None:
-    """One notice when the pieces that took their parts by name are the asset's own labels
-    for this request (bipart's labeled format: a benchmark's file, say): the labels are then
-    the file's, not the model's."""
-    if named and unlabeled_for(asset, part_names) is None:
-        log.info(
-            "notice: %s: its pieces are labeled by their names with these parts, and keep them; "
-            "--no-names gives the model's labels",
-            asset.source or "asset",
-        )
 
 
 def _named_detail(named: list, part_names: list[str]) -> str:

@@ -234,15 +234,16 @@ def test_segment_reads_the_names_and_no_names_does_not(run_bipart, tmp_path, kit
     }
     assert named["settings"]["names"] is True and plain["settings"]["names"] is False
     assert plain["named_pieces"] == []
-    assert "notice:" not in named["stderr"]  # Kenney's names are no labels of the asset
+    # Kenney's names are no labels of the asset: no warning of its own labels kept
+    assert not [w for w in named["warnings"] if "labeled by their names" in w]
     # a labeled asset (bipart's format: nodes named for the parts) keeps its labels, and says so
     labeled = tmp_path / "labeled" / "cabinet.glb"
     labeled.parent.mkdir()
     labeled.write_bytes((support / "cabinet_0.glb").read_bytes())
     own = _segment(run_bipart, labeled, support, tmp_path / "own")
     assert {p["part"] for p in own["named_pieces"]} == {"body", "door"}
-    (notice,) = [line for line in own["stderr"].splitlines() if line.startswith("notice:")]
-    assert "labeled by their names" in notice and "--no-names" in notice
+    (warning,) = [w for w in own["warnings"] if "labeled by their names" in w]
+    assert "--no-names" in warning and f"warning: {labeled}: {warning}" in own["stderr"]
     sidecar = json.loads((tmp_path / "named" / "kitchenCabinetDrawer.parts.json").read_text())
     assert len(sidecar["named_pieces"]) == 2
     # the output GLB: each box's 12 faces under the node of its part (the object's own box:
