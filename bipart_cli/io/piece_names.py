@@ -120,7 +120,7 @@ def mentions(words: list[str], part_words: list[str]) -> bool:
     """Whether ``words`` (a name's) hold ``part_words`` in order, or run together."""
     if not part_words:
         return False
-    size = len(part_words)
+    size, whole = len(part_words), "".join(part_words)
     for start in range(len(words)):
         if start + size <= len(words) and all(
             _same_word(w, p) for w, p in zip(words[start : start + size], part_words, strict=True)
@@ -129,8 +129,10 @@ def mentions(words: list[str], part_words: list[str]) -> bool:
         joined = ""
         for word in words[start:]:
             joined += word
-            if _same_word(joined, "".join(part_words)):
+            if _same_word(joined, whole):
                 return True
+            if len(joined) > len(whole) + 2:  # longer than the part and its plural: no match
+                break
     return False
 
 
@@ -150,6 +152,7 @@ def without(words: list[str], removed: list[str]) -> list[str]:
 
 # what a piece's names give besides a part index: nothing, or the whole object's name
 UNNAMED, OBJECT = -1, -2
+ANCESTORS_READ = 8  # nodes above a piece whose names are read
 
 
 def piece_parts(asset: Asset, part_names: list[str]) -> tuple[np.ndarray, list[NamedPiece]]:
@@ -270,24 +273,36 @@ def _object_names(asset: Asset) -> list[str]:
     names = [asset.stem] if asset.source is not None else []
     graph = asset.scene.graph
     parents = graph.transforms.parents
-    tops = {_top(parents, node, graph.base_frame) for node in asset.geometry_nodes}
+    tops = _tops(parents, asset.geometry_nodes, graph.base_frame)
     if len(tops) == 1:
         names.append(str(tops.pop()))
     return names
 
 
-def _top(parents: dict, node, base_frame) -> str:
-    """The ancestor of ``node`` right under ``base_frame`` (the node itself when it is)."""
-    while parents.get(node, base_frame) != base_frame:
-        node = parents[node]
-    return node
+def _tops(parents: dict, nodes: list, base_frame) -> set:
+    """The ancestors of ``nodes`` right under ``base_frame`` (a node itself when it is one),
+    each node's path walked once (a hostile deep or cyclic hierarchy stays linear)."""
+    top_of: dict = {}
+    for node in nodes:
+        path, current = [], node
+        while current not in top_of and len(path) <= len(parents):
+            path.append(current)
+            parent = parents.get(current, base_frame)
+            if parent == base_frame or parent is None:
+                top_of[current] = current
+                break
+            current = parent
+        top = top_of.get(current, current)
+        top_of.update(dict.fromkeys(path, top))
+    return {top_of[node] for node in nodes}
 
 
 def _instance_names(graph, node) -> list[str]:
-    """An instance's mesh name, then its node's name and its ancestors' up to the root."""
+    """An instance's mesh name, then its node's and the names of up to
+    :data:`ANCESTORS_READ` nodes above it (names far above a piece name a group of them)."""
     names = [str(graph[node][1])]
     parents, base_frame = graph.transforms.parents, graph.base_frame
-    while node != base_frame and node is not None:
+    while node != base_frame and node is not None and len(names) <= ANCESTORS_READ + 1:
         names.append(str(node))
         node = parents.get(node)
     return names

@@ -292,3 +292,27 @@ def test_a_primitive_is_listed_under_its_mesh_s_name():
     assert _primitive_of("Mesh door.008_1", meshes) == "Mesh door.008"
     assert _primitive_of("wheel_1", meshes) == "wheel_1"  # no mesh "wheel": its own name
     assert _primitive_of("Mesh door.008", meshes) == "Mesh door.008"
+
+
+def test_hostile_names_and_hierarchies_stay_linear():
+    """A 20,000-word name and a 3,000-node chain above a piece are read in one pass each:
+    the matching stops a run of words once it is longer than the part, the object's top node
+    is found with each path walked once, and only the 8 nodes above a piece are read."""
+    from bipart_cli.io import asset_from_scene
+
+    words = ["x"] * 20_000
+    assert mentions(words + ["door"], ["door"])
+    assert not mentions(words, ["back", "rest"])
+    scene = trimesh.Scene()
+    parent = scene.graph.base_frame
+    for depth in range(3000):
+        scene.graph.update(
+            frame_from=parent, frame_to=f"door_{depth}" if depth < 5 else f"g{depth}"
+        )
+        parent = f"door_{depth}" if depth < 5 else f"g{depth}"
+    scene.add_geometry(
+        _box([0, 0, 0]), node_name="leaf", geom_name="panel", parent_node_name=parent
+    )
+    scene.add_geometry(_box([1, 0, 0]), node_name="drawer", geom_name="d", parent_node_name=parent)
+    given, named = piece_parts(asset_from_scene(scene), PARTS)
+    assert given.tolist() == [UNNAMED, 2]  # "door_*" lie 2,995 nodes above: not read
