@@ -267,7 +267,7 @@ def test_examples_command_writes_labeled_support_sets(root):
 
     lamp = root / "targets_lamp"
     lamp.mkdir()
-    (lamp / "lamp.glb").write_bytes(make_shape("lamp", 7).export(file_type="glb"))
+    (lamp / "lamp.glb").write_bytes(unnamed(make_shape("lamp", 7)).export(file_type="glb"))
     segmented = bipart(
         root,
         "segment",
