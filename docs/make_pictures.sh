@@ -50,13 +50,12 @@ segment_kenney kitchenFridge appliance "body,door"
 segment_kenney washer appliance "body,door"
 
 # Procedural shapes the support never holds: `--seed 1` draws other shapes than the default 0.
-# They are labeled shapes, their pieces named for their parts: --no-names shows the model's labels.
 bipart examples "$work/support" --categories teapot,truck
 bipart examples "$work/targets" --categories teapot,truck --per-category 1 --seed 1
 segment_procedural() {  # CATEGORY PARTS
     cp "$work/targets/$1/$1_0000.glb" "$work/$1.glb"  # the preview's title names the file
     bipart segment "$work/$1.glb" --parts "$2" --support "$work/support/$1" --labeler none \
-        --no-names --preview --device cpu --out-dir "$work/procedural"
+        --preview --device cpu --out-dir "$work/procedural"
     cp "$work/procedural/$1.parts.png" "docs/$1.parts.png"
 }
 segment_procedural teapot "body,spout,handle,lid"

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from bipart_cli.io import load_asset, sample_dense
-from bipart_cli.procedural import Piece, make_shape, unnamed
+from bipart_cli.procedural import Piece, make_shape
 from bipart_cli.procedural.furniture import chair_arms
 from bipart_cli.procedural.primitives import box, leg_mesh, rotation, uniform
 
@@ -22,15 +22,7 @@ TARGET_SEEDS = (11, 12)  # not among the support chairs (seeds 1..5)
 
 
 def write_chair(path: Path, seed: int) -> Path:
-    """A labeled chair: its nodes are named for its parts (support, or a target whose ground
-    truth :func:`ground_truth` reads; ``segment`` keeps such names unless ``names=False``)."""
     path.write_bytes(make_shape("chair", seed).export(file_type="glb"))
-    return path
-
-
-def write_user_chair(path: Path, seed: int) -> Path:
-    """The same chair as a user's file would be: no piece named for its part."""
-    path.write_bytes(unnamed(make_shape("chair", seed)).export(file_type="glb"))
     return path
 
 
@@ -43,12 +35,10 @@ def ground_truth(path: Path) -> np.ndarray:
 
 
 def few_shot_segment(root: Path, targets: list[Path], **options) -> list:
-    """``segment`` in-process, few-shot from ``root/chairs``, untrained unless ``weights`` is
-    given. The targets' nodes are named for their parts (their ground truth), so the pieces'
-    names are not read (``names=False``): what is measured is the model's labels."""
+    """``segment`` in-process, few-shot from ``root/chairs``, untrained unless ``weights`` is given."""
     from bipart_cli import segment
 
-    options = {"weights": "random", "names": False, **options}
+    options = {"weights": "random", **options}
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("BIPART_CACHE", str(root / "cache"))
         return segment(

@@ -6,6 +6,10 @@ bed's ``pillowLeft``. Such a name is evidence no point can show (a door closed f
 cabinet looks like the cabinet). A scene geometry instance takes a requested part when its
 names (its mesh's, and those of the nodes above it) mention that part and no other one.
 
+A file labeled in bipart's own format (its nodes named ``<part>``, as ``bipart examples``
+writes shapes) is not read so: those names are its ground truth, and ``segment`` labels it
+anew (its labels stay for ``eval`` and ``--labeler given``).
+
 The object's own name says nothing about its pieces: ``kitchenCabinetDrawer`` is the whole
 cabinet, not its drawer. So the file's stem, and the node that holds every piece when there
 is one, are taken out of every name first (``kitchenCabinetDrawer.001`` then names nothing).
@@ -28,6 +32,7 @@ import numpy as np
 
 from .. import kdtree
 from .asset import Asset
+from .labels import unlabeled_for
 
 # exporters' words for "a mesh", never a part name (Blender's default objects too)
 GENERIC_WORDS = frozenset(
@@ -193,8 +198,13 @@ def face_parts_from_names(asset: Asset, part_names: list[str]) -> tuple[np.ndarr
     :data:`UNNAMED`, as :func:`piece_parts`), and the named pieces.
 
     Nothing is named (all :data:`UNNAMED`, no pieces) when no piece names a requested part,
-    or when the names would put every face in one part (they then name the object)."""
+    when the names would put every face in one part (they then name the object), or when the
+    asset is labeled for the request in bipart's own format (:func:`~.labels.unlabeled_for`:
+    nodes named ``<part>``, a sidecar naming its parts): those labels are its ground truth,
+    for ``eval`` and ``--labeler given``, and ``segment`` labels such a file anew."""
     count = 0 if asset.faces is None else len(asset.faces)
+    if unlabeled_for(asset, part_names) is None:
+        return np.full(count, UNNAMED, dtype=np.int64), []
     given, named = piece_parts(asset, part_names)
     if not named:
         return np.full(count, UNNAMED, dtype=np.int64), []

@@ -21,7 +21,7 @@ convention), about one unit tall (or long), standing on y = 0.
 from .primitives import Piece
 from .registry import BUILDERS, CATEGORIES, DEFAULT_CATEGORIES
 from .scenes import ColorMode, make_pieces, make_shape, node_names
-from .writers import unnamed, write_corpus, write_examples, write_support_sets
+from .writers import write_corpus, write_examples, write_support_sets
 
 __all__ = [
     "BUILDERS",
@@ -32,7 +32,6 @@ __all__ = [
     "make_pieces",
     "make_shape",
     "node_names",
-    "unnamed",
     "write_corpus",
     "write_examples",
     "write_support_sets",

@@ -23,39 +23,19 @@ def write_examples(
 ) -> list[Path]:
     """Write ``<category>.glb`` for each category and ``chairs/chair_<k>.glb`` (a labeled
     few-shot support set of ``n_chairs`` chairs with seeds ``seed + 1 ..``, with a
-    ``parts.json`` that makes their node names part labels for ``bipart index`` too).
-
-    The ``<category>.glb`` targets are written as a user's file would be, their pieces not
-    named for their parts (:func:`unnamed`): ``segment`` would take such names as the parts."""
+    ``parts.json`` that makes their node names part labels for ``bipart index`` too)."""
     out_dir = Path(out_dir)
-    jobs = [(out_dir / f"{category}.glb", category, seed, True) for category in categories]
+    jobs = [(out_dir / f"{category}.glb", category, seed) for category in categories]
     jobs += [
-        (out_dir / "chairs" / f"chair_{k}.glb", "chair", seed + 1 + k, False)
-        for k in range(n_chairs)
+        (out_dir / "chairs" / f"chair_{k}.glb", "chair", seed + 1 + k) for k in range(n_chairs)
     ]
     written = []
-    for path, category, shape_seed, target in jobs:
-        scene = make_shape(category, shape_seed, colors)
-        atomic_write_bytes(path, (unnamed(scene) if target else scene).export(file_type="glb"))
+    for path, category, shape_seed in jobs:
+        atomic_write_bytes(path, make_shape(category, shape_seed, colors).export(file_type="glb"))
         written.append(path)
     if n_chairs:
         written.append(_write_part_names(out_dir / "chairs", "chair"))
     return written
-
-
-def unnamed(scene):
-    """``scene`` (a ``trimesh.Scene``) with its pieces named ``mesh_0``, ``mesh_1``... (nodes
-    and meshes): the same geometry, materials and places, no part label in a name."""
-    import trimesh
-
-    out = trimesh.Scene()
-    for k, node in enumerate(scene.graph.nodes_geometry):
-        transform, geometry = scene.graph[node]
-        name = f"mesh_{k}"
-        out.add_geometry(
-            scene.geometry[geometry], node_name=name, geom_name=name, transform=transform
-        )
-    return out
 
 
 def _write_part_names(folder: Path, category: str) -> Path:

@@ -11,7 +11,6 @@ import numpy as np
 
 from ..errors import InvalidInputError, UsageError
 from ..fit import calibrated_scores, measure_fit
-from ..io.labels import unlabeled_for
 from ..io.piece_names import labels_following_names, named_pieces_json
 from ..io.regions import labels_following_regions
 from ..predict import adapt_and_predict
@@ -21,14 +20,6 @@ from .request import SegmentResult
 if TYPE_CHECKING:
     from ..io import Asset
     from ..labeling.pseudo_labels import PseudoLabels
-
-
-# the warning of a file whose pieces are its own labels for the request (bipart's labeled
-# format: a benchmark's file, say) and took them by name: the labels are the file's
-OWN_LABELS_KEPT = (
-    "its pieces are labeled by their names with the requested parts and keep those labels "
-    "(the file's, not the model's); --no-names gives the model's labels"
-)
 
 
 class StageSequence:
@@ -248,8 +239,6 @@ class StageSequence:
                 )
                 line.detail = _named_detail(named, self.part_names)
         warnings = [self._support_gap] if self._support_gap else []
-        if named and unlabeled_for(asset, self.part_names) is None:
-            warnings.append(OWN_LABELS_KEPT)
         unfound = unfound_parts_warning(self.part_names, self._support_shapes, labels)
         if unfound:
             warnings.append(unfound)

@@ -48,8 +48,7 @@ def runs(tmp_path_factory):
         (root / "targets" / f"{category}.glb").write_bytes(scene.export(file_type="glb"))
     args = ["segment", "targets/table.glb", "targets/chair.glb", "--parts", PARTS]
     args += ["--support", "support/chair", "--labeler", "none", "--points", "4096"]
-    # the targets' nodes are named for their parts: --no-names, so the labels are the model's
-    args += ["--device", "cpu", "-o", "out", "--json", "--no-names"]
+    args += ["--device", "cpu", "-o", "out", "--json"]
     first, second = bipart(root, *args), bipart(root, *args)
     for done in (first, second):
         assert done.returncode == 0, done.stderr

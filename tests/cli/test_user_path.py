@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from bipart_cli.procedural import make_shape, unnamed, write_examples
+from bipart_cli.procedural import make_shape, write_examples
 
 REPO = Path(__file__).resolve().parents[2]
 PARTS = "back,seat,leg,arm"
@@ -51,8 +51,7 @@ def root(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("user_path")
     write_examples(folder, categories=(), n_chairs=3)
     (folder / "targets").mkdir()
-    chair = unnamed(make_shape("chair", 11))  # a user's file: no piece named for its part
-    (folder / "targets" / "chair.glb").write_bytes(chair.export(file_type="glb"))
+    (folder / "targets" / "chair.glb").write_bytes(make_shape("chair", 11).export(file_type="glb"))
     return folder
 
 
@@ -267,7 +266,7 @@ def test_examples_command_writes_labeled_support_sets(root):
 
     lamp = root / "targets_lamp"
     lamp.mkdir()
-    (lamp / "lamp.glb").write_bytes(unnamed(make_shape("lamp", 7)).export(file_type="glb"))
+    (lamp / "lamp.glb").write_bytes(make_shape("lamp", 7).export(file_type="glb"))
     segmented = bipart(
         root,
         "segment",

@@ -206,14 +206,14 @@ def test_labels_follow_the_names_and_the_object_keeps_no_named_part(kitchen_cabi
 
 
 def _segment(run_bipart, target: Path, support: Path, out: Path, *extra: str) -> dict:
-    """``bipart segment --json`` of one target: its record, with its stderr as ``"stderr"``."""
+    """``bipart segment --json -q`` of one target: its record."""
     done = run_bipart(
         "segment", str(target), "--parts", ",".join(PARTS), "--support", str(support),
         "--labeler", "none", "--weights", "random", "--points", "3000", "--steps", "5",
-        "--out-dir", str(out), "--json", *extra,
+        "--out-dir", str(out), "--json", "-q", *extra,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    return {**json.loads(done.stdout), "stderr": done.stderr}
+    return json.loads(done.stdout)
 
 
 @pytest.mark.slow
@@ -234,16 +234,12 @@ def test_segment_reads_the_names_and_no_names_does_not(run_bipart, tmp_path, kit
     }
     assert named["settings"]["names"] is True and plain["settings"]["names"] is False
     assert plain["named_pieces"] == []
-    # Kenney's names are no labels of the asset: no warning of its own labels kept
-    assert not [w for w in named["warnings"] if "labeled by their names" in w]
-    # a labeled asset (bipart's format: nodes named for the parts) keeps its labels, and says so
+    # a file labeled in bipart's format (nodes named for the parts: a benchmark's, say): its
+    # names are its ground truth, never read as evidence; it is segmented anew
     labeled = tmp_path / "labeled" / "cabinet.glb"
     labeled.parent.mkdir()
     labeled.write_bytes((support / "cabinet_0.glb").read_bytes())
-    own = _segment(run_bipart, labeled, support, tmp_path / "own")
-    assert {p["part"] for p in own["named_pieces"]} == {"body", "door"}
-    (warning,) = [w for w in own["warnings"] if "labeled by their names" in w]
-    assert "--no-names" in warning and f"warning: {labeled}: {warning}" in own["stderr"]
+    assert _segment(run_bipart, labeled, support, tmp_path / "own")["named_pieces"] == []
     sidecar = json.loads((tmp_path / "named" / "kitchenCabinetDrawer.parts.json").read_text())
     assert len(sidecar["named_pieces"]) == 2
     # the output GLB: each box's 12 faces under the node of its part (the object's own box:
@@ -316,3 +312,16 @@ def test_hostile_names_and_hierarchies_stay_linear():
     scene.add_geometry(_box([1, 0, 0]), node_name="drawer", geom_name="d", parent_node_name=parent)
     given, named = piece_parts(asset_from_scene(scene), PARTS)
     assert given.tolist() == [UNNAMED, 2]  # "door_*" lie 2,995 nodes above: not read
+
+
+def test_a_file_labeled_in_bipart_s_format_is_never_read_by_its_names(tmp_path):
+    """Nodes named ``<part>`` are the file's ground truth (eval, --labeler given): a target
+    so labeled for the request is segmented anew; the same names beside no request, or for
+    other parts, leave it unlabeled for that request and are evidence."""
+    path = cabinet_glb(
+        tmp_path / "c.glb", {"body": ("m0", [0, 0, 0]), "door.001": ("m1", [0, 0, 1])}, root=None
+    )
+    asset = load_asset(path)
+    assert face_parts_from_names(asset, PARTS)[1] == []  # labeled for body, door
+    _, named = face_parts_from_names(asset, ["frame", "doors"])  # not labeled for these
+    assert [(piece.name, piece.part) for piece in named] == [("door.001", 1)]

@@ -83,12 +83,7 @@ def test_write_examples(tmp_path):
         "chairs/chair_1.glb",
         "chairs/parts.json",
     ]
-    # the target as a user's file: the table's pieces, places and faces, no part in a name
-    table, shape = load_asset(paths[0]), make_shape("table", 0)
-    assert not table.has_labels and len(table.geometry_nodes) == len(shape.graph.nodes_geometry)
-    assert len(table.faces) == sum(len(g.faces) for g in shape.dump())
-    np.testing.assert_allclose(table.vertices.min(0), shape.bounds[0], atol=1e-6)
-    assert load_asset(paths[1]).part_names[:3] == ["back", "seat", "leg"]  # support: labeled
+    assert load_asset(paths[0]).part_names == ["top", "leg"]
     assert not list(tmp_path.rglob("*.tmp"))
 
 
@@ -105,21 +100,16 @@ def test_the_example_chairs_can_be_indexed(tmp_path):
         assert len(ShapeIndex.open(out).entries) == chairs
 
 
-def test_committed_examples_are_small_and_the_support_labeled():
-    """The support chairs are labeled by their node names; the targets are named as a user's
-    file would be, so ``segment`` labels them with the model, not from their names."""
-    targets = sorted(EXAMPLES.glob("*.glb"))
-    support = sorted((EXAMPLES / "chairs").glob("*.glb"))
-    assert {"chair.glb", "table.glb", "mug.glb", "lamp.glb"} <= {p.name for p in targets}
-    assert len(support) >= 5
+def test_committed_examples_are_small_and_labeled():
+    files = sorted(EXAMPLES.glob("*.glb")) + sorted((EXAMPLES / "chairs").glob("*.glb"))
+    names = {p.relative_to(EXAMPLES).as_posix() for p in files}
+    assert {"chair.glb", "table.glb", "mug.glb", "lamp.glb"} <= names
+    assert len(list((EXAMPLES / "chairs").glob("*.glb"))) >= 5
     total = sum(p.stat().st_size for p in EXAMPLES.rglob("*") if p.is_file())
     assert total < 1_000_000
-    for path in support:
+    for path in files:
         asset = load_asset(path)
         assert asset.has_labels and (asset.labels >= 0).all()
-    for path in targets:
-        asset = load_asset(path)
-        assert not asset.has_labels and len(asset.geometry_nodes) > 1  # pieces, unnamed
     chairs = [load_asset(p) for p in sorted((EXAMPLES / "chairs").glob("*.glb"))]
     assert all(c.part_names[:3] == ["back", "seat", "leg"] for c in chairs)
 

@@ -189,7 +189,6 @@ def _segment(target: Path, support: Path, weights: Path, cache: Path, **options)
             labeler="none",
             weights=str(weights),
             n_dense=N_DENSE,
-            names=False,  # the target's nodes are its parts: the labels here are the model's
             **{"write": False, **options},
         )
     assert result.ok, result.error

@@ -333,7 +333,6 @@ def test_given_labels_follow_the_parts_order(tmp_path):
         weights="random",
         n_dense=N_DENSE,
         write=False,
-        names=False,  # what is read is the labeler's given labels, not the pieces' names
     )
     assert result.ok and result.mode == "zero-shot", result.error
     truth = ground_truth(target)  # indexes PARTS
@@ -371,7 +370,6 @@ def _few_shot_result(target: Path, weights: Path, **support):
         n_dense=N_DENSE,
         write=False,
         reuse=False,
-        names=False,  # the target's nodes are its parts: the labels here are the model's
         **support,
     )
     assert result.ok, result.error

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from _chairs import PARTS, write_chair, write_user_chair
+from _chairs import PARTS, write_chair
 
 from bipart_cli.procedural import write_examples
 
@@ -50,8 +50,8 @@ def _set_writable(folder: Path, writable: bool) -> None:
 @pytest.fixture
 def chairs(tmp_path):
     write_examples(tmp_path, categories=(), n_chairs=3)
-    write_user_chair(tmp_path / "target.glb", 11)
-    write_user_chair(tmp_path / "other.glb", 12)
+    write_chair(tmp_path / "target.glb", 11)
+    write_chair(tmp_path / "other.glb", 12)
     return tmp_path
 
 
