@@ -140,12 +140,12 @@ def test_top_level_nodes_named_for_parts_name_them(tmp_path):
     """A flat hierarchy (a CAD export's): each top node is a piece, and its name counts."""
     path = cabinet_glb(
         tmp_path / "assembly.glb",
-        {"Body": ("mesh_0", [0, 0, 0]), "Door_L": ("mesh_1", [0, 0, 0.5])},
+        {"Body_Shell": ("mesh_0", [0, 0, 0]), "Door_L": ("mesh_1", [0, 0, 0.5])},
         root=None,
     )
-    asset = load_asset(path)
-    given, _ = piece_parts(asset, PARTS)
-    assert sorted(given.tolist()) == [0, 1]
+    face_parts, named = face_parts_from_names(load_asset(path), PARTS)
+    assert sorted(piece.part for piece in named) == [0, 1]
+    assert set(np.unique(face_parts)) == {0, 1}
 
 
 def test_a_piece_named_for_two_parts_is_left_to_the_points(tmp_path):
