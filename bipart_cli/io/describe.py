@@ -52,13 +52,13 @@ def describe_asset(asset: Asset, requested: list[str] | None = None) -> dict[str
         "unassigned_" + unit: int(counts[0]) if counts is not None and labeled else None,
         "node_names": list(dict.fromkeys(asset.geometry_nodes)),
         "unlabeled": None if labeled else {"why": unlabeled.why, "text": unlabeled.names_text()},
-        "named_pieces": None if requested is None else named_pieces_json(asset, requested),
+        "named_pieces": None if requested is None else _named_pieces(asset, requested),
         "bbox": {"min": used.min(0).tolist(), "max": used.max(0).tolist()},
         "normalization": {"center": np.asarray(asset.center).tolist(), "scale": asset.scale},
     }
 
 
-def named_pieces_json(asset: Asset, requested: list[str]) -> list[dict[str, Any]]:
+def _named_pieces(asset: Asset, requested: list[str]) -> list[dict[str, Any]]:
     """The pieces whose own names give a requested part (``segment``'s ``named_pieces``)."""
     from .piece_names import face_parts_from_names, named_pieces_json
 
@@ -71,8 +71,8 @@ def _only_default_grey(colors: np.ndarray) -> bool:
 
 
 def _named_text(named: list[dict[str, Any]]) -> str:
-    """``door 3, drawer 3 (their names give them; --no-names in segment leaves them to the
-    points)``, or ``none``."""
+    """``door 3, drawer 3 (segment gives them these parts; ...)``: the pieces per part, or
+    ``none (...)``."""
     from ..runtime import printable
 
     if not named:

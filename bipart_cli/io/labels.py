@@ -41,12 +41,13 @@ from .sources import note_missing, note_read
 UNASSIGNED_NODE = "unassigned"
 
 _INSTANCE_SUFFIX = re.compile(r"^(.+?)\.\d+$")
-_GENERIC = re.compile(
-    r"^(object|mesh|geometry|node|primitive|group|default|defaultobject|scene|root|model|"
-    r"untitled|world|cube|cylinder|sphere|icosphere|plane|cone|torus|circle|suzanne)"
-    r"([ _.\-]?\d+)*$",
-    re.IGNORECASE,
+# exporters' names for "a mesh" (Blender's default objects too), never a part's
+GENERIC_NAMES = (
+    *("object", "mesh", "geometry", "node", "primitive", "group", "default", "defaultobject"),
+    *("scene", "root", "model", "untitled", "world", "cube", "cylinder", "sphere", "icosphere"),
+    *("plane", "cone", "torus", "circle", "suzanne"),
 )
+_GENERIC = re.compile(rf"^({'|'.join(GENERIC_NAMES)})([ _.\-]?\d+)*$", re.IGNORECASE)
 _LETTER = re.compile(r"[^\W\d_]")
 _UUIDISH = re.compile(r"^[0-9a-f_\-]{8,}$", re.IGNORECASE)
 _UNSAFE_NODE_CHARS = re.compile(r"[\s\[\]\.:/\\,\"'#?*<>|]+")

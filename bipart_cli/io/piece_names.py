@@ -32,35 +32,10 @@ import numpy as np
 
 from .. import kdtree
 from .asset import Asset
-from .labels import unlabeled_for
+from .labels import GENERIC_NAMES, unlabeled_for
 
-# exporters' words for "a mesh", never a part name (Blender's default objects too)
-GENERIC_WORDS = frozenset(
-    [
-        "mesh",
-        "object",
-        "geometry",
-        "node",
-        "primitive",
-        "group",
-        "default",
-        "scene",
-        "root",
-        "model",
-        "untitled",
-        "world",
-        "instance",
-        "cube",
-        "cylinder",
-        "sphere",
-        "icosphere",
-        "plane",
-        "cone",
-        "torus",
-        "circle",
-        "suzanne",
-    ]
-)
+# exporters' words for "a mesh" (io.labels' generic names, and glTF's instances), never a part
+GENERIC_WORDS = frozenset([*GENERIC_NAMES, "instance"])
 # the suffix trimesh adds to the node of each primitive of a multi-primitive glTF mesh
 _TRIMESH_SUFFIX = re.compile(r"_(?=[0-9a-f]*\d)[0-9a-f]{6}$")
 _LETTER_RUNS = re.compile(r"[^\W\d_]+")
@@ -164,8 +139,8 @@ def piece_parts(asset: Asset, part_names: list[str]) -> tuple[np.ndarray, list[N
     """(instances,) int64: per geometry instance of ``asset`` (``asset.geometry_nodes``) the
     requested part its names give, :data:`OBJECT` when its mesh is named after the whole
     object alone, else :data:`UNNAMED` (no names, generic ones, or names of two parts); and
-    the named pieces. All :data:`UNNAMED` for a point cloud, an asset without a scene, or one of a
-    single instance."""
+    the named pieces. All :data:`UNNAMED` for a point cloud, an asset without a scene, or one
+    of a single instance."""
     nodes = asset.geometry_nodes
     if asset.scene is None or asset.face_geometry is None or len(nodes) < 2:
         return np.full(len(nodes), UNNAMED, dtype=np.int64), []

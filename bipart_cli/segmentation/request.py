@@ -107,7 +107,8 @@ class SegmentResult:
     reused: bool = False
     # how well the support fits the input (bipart_cli.fit.SupportFit.to_json); None without one
     support_fit: dict[str, Any] | None = None
-    # the pieces whose own names gave their part: {"name", "part", "faces"} each
+    # the pieces whose own names gave their part: {"name", "part", "pieces", "faces"} per name
+    # and part (bipart_cli.io.piece_names.named_pieces_json)
     named_pieces: list[dict[str, Any]] = field(default_factory=list)
     dense_labels: np.ndarray | None = None
     dense_scores: np.ndarray | None = None
