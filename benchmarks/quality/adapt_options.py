@@ -135,6 +135,9 @@ def main() -> None:
     parser.add_argument("--pm-every", type=int, default=1, help="pm: every n-th train shape")
     parser.add_argument("--datasets", default="psb,human,pm", help="comma-separated")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="the adaptation's seed (others: its noise)"
+    )
     args = parser.parse_args()
     from bipart_cli.evaluate import evaluate_index
     from bipart_cli.index import ShapeIndex
@@ -154,6 +157,7 @@ def main() -> None:
                     weights=args.weights,
                     device=args.device,
                     every=every,
+                    seed=args.seed,
                     **VARIANTS[name],
                 )
                 for shape in report.shapes:
@@ -193,7 +197,7 @@ def main() -> None:
                 "Few-shot adaptation options on the train splits (validation; no test shape used)",
                 f"weights {args.weights}; M=8 ground-truth support from the other train shapes; "
                 f"PSB every {args.every}th, human_seg every {args.human_every}th, pm every "
-                f"{args.pm_every}th train shape ({', '.join(splits)})",
+                f"{args.pm_every}th train shape ({', '.join(splits)}); seed {args.seed}",
             ],
             header,
             rows,
