@@ -276,8 +276,6 @@ def adapt_and_predict(
     The head predicts the N network points; their probabilities are smoothed over
     the points' neighbours (``settings.smooth`` rounds) and interpolated to the
     dense points. Returns dense labels (n,) int64 and their probabilities (n,) float32.
-    ``support`` in any order: the same shapes give the same labels (they are adapted on
-    in the order of their ids).
     """
     import torch
 
@@ -285,10 +283,6 @@ def adapt_and_predict(
     from .geometry import one_thread_on_cpu
 
     device = feature_cache.device
-    # one order for one set of shapes, whichever order retrieval ranked them in: the
-    # adaptation draws its rows by position, so the head (and the labels) would follow
-    # the ranking, and targets sharing a support set could not share its head
-    support = sorted(support, key=lambda shape: shape.shape_id)
     target_features = feature_cache.head_inputs(
         target_points, target_encoder_features, target_descriptors
     )[None]  # (1, N, C')
