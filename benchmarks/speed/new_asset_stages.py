@@ -41,15 +41,15 @@ PIECES = [
     ("adapt", "  of which the Laplacian's eigenpairs", "bipart_cli.descriptors", "laplacian_eigenpairs"),
     ("adapt", "network pass (encoder + extractor)", "bipart_cli.model.bipart", "BiPartModel.extract"),
     ("adapt", "  of which the encoder", "bipart_cli.model.bipart", "BiPartModel.encode"),
-    ("adapt", "head fits (the refit's steps)", "bipart_cli.adapt", "fit_head"),
+    ("adapt", "head fits (the support's head, the refit)", "bipart_cli.adapt", "fit_head"),
     ("adapt", "kNN mix", "bipart_cli.refine", "knn_probabilities"),
     ("adapt", "laid-on labels", "bipart_cli.predict", "_registered_transfer"),
-    ("adapt", "smoothing", "bipart_cli.refine", "Smoother.__init__"),
+    ("adapt", "smoothing (its neighbours)", "bipart_cli.refine", "Smoother.__init__"),
     ("adapt", "interpolation to the dense points", "bipart_cli.geometry", "three_nn_interpolate"),
 ]  # fmt: skip
 # the pieces of ``adapt`` that ``other`` leaves out (nested ones are already in their parent)
-TOP_LEVEL_ADAPT = {"descriptors", "network pass (encoder + extractor)", "head fits (the refit's steps)",
-                   "kNN mix", "laid-on labels", "smoothing", "interpolation to the dense points"}  # fmt: skip
+TOP_LEVEL_ADAPT = {"descriptors", "network pass (encoder + extractor)", "head fits (the support's head, the refit)",
+                   "kNN mix", "laid-on labels", "smoothing (its neighbours)", "interpolation to the dense points"}  # fmt: skip
 
 
 def timed(seconds: dict[str, float], label: str, module: str, attribute: str) -> None:
