@@ -13,6 +13,7 @@ xyz) beside it. Prints mIoU (%) per category, the mean over PSB's 14 categories
 plus human_seg, pm's mean, and seconds per shape.
 
     python benchmarks/quality/adapt_options.py [--variants paper,adam,adam-smooth2] [--weights W]
+        [--datasets psb,human,pm] [--seed S]
 """
 
 from __future__ import annotations

@@ -24,16 +24,16 @@ import contextlib
 import functools
 import importlib
 import io
-import json
 import os
 import tempfile
 import time
 from collections import defaultdict
 
-from benchmarks.common.paper_runs import ROOT, bench_parser, bench_run, print_table
-from benchmarks.speed.new_assets import PARTS, new_chair
+from benchmarks.common.paper_runs import bench_parser, bench_run, print_table
+from benchmarks.speed.new_assets import new_asset_records, new_chair, segment_arguments
 
-# (stage of the sidecar it runs in, what it is, module, attribute): timed where it is looked up
+# (stage of the sidecar it runs in, what it is, module, attribute): timed where it is looked up;
+# an indented row runs inside the row above it
 PIECES = [
     ("sample", "dense surface samples", "bipart_cli.io", "sample_dense"),
     ("sample", "farthest-point picks", "bipart_cli.io", "sample_network_indices"),
@@ -47,9 +47,8 @@ PIECES = [
     ("adapt", "smoothing (its neighbours)", "bipart_cli.refine", "Smoother.__init__"),
     ("adapt", "interpolation to the dense points", "bipart_cli.geometry", "three_nn_interpolate"),
 ]  # fmt: skip
-# the pieces of ``adapt`` that ``other`` leaves out (nested ones are already in their parent)
-TOP_LEVEL_ADAPT = {"descriptors", "network pass (encoder + extractor)", "head fits (the support's head, the refit)",
-                   "kNN mix", "laid-on labels", "smoothing (its neighbours)", "interpolation to the dense points"}  # fmt: skip
+# the pieces of ``adapt`` that ``other`` leaves out (not the indented ones: in their parent)
+TOP_LEVEL_ADAPT = {label for within, label, _, _ in PIECES if within == "adapt" and label[0] != " "}
 
 
 def timed(seconds: dict[str, float], label: str, module: str, attribute: str) -> None:
@@ -75,15 +74,12 @@ def segment(targets: list[Path], out: Path, device: str) -> list[dict]:
     """``bipart segment`` of ``targets`` in this process: their JSON records."""
     from bipart_cli.cli import main
 
-    argv = ["segment", *map(str, targets), "--parts", PARTS, "--support",
-            str(ROOT / "examples" / "chairs"), "--labeler", "none", "--out-dir", str(out),
-            "--device", device, "--json", "-q"]  # fmt: skip
     stdout = io.StringIO()
     with contextlib.redirect_stdout(stdout), contextlib.suppress(SystemExit):
-        main(argv)
-    records = [json.loads(line) for line in stdout.getvalue().splitlines() if line.strip()]
-    if len(records) != len(targets) or any(r.get("reused") for r in records):
-        raise SystemExit("bipart segment failed, or read a target back from the store")
+        main(segment_arguments(targets, out, device))
+    records = new_asset_records(stdout.getvalue())
+    if len(records) != len(targets):
+        raise SystemExit("bipart segment failed")
     return records
 
 

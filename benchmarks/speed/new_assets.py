@@ -48,21 +48,32 @@ def new_chair(path: Path, seed: int) -> Path:
     return path
 
 
-def segment(repo: Path, targets: list[Path], out: Path, cache: Path, device: str):
-    """``bipart segment`` of ``targets`` in one fresh process: its wall time and records."""
-    command = [
-        sys.executable, "-m", "bipart_cli", "segment", *map(str, targets), "--parts", PARTS,
+def segment_arguments(targets: list[Path], out: Path, device: str) -> list[str]:
+    """``bipart segment``'s arguments for ``targets``: few-shot from ``examples/chairs``,
+    ``--labeler none``, one JSON record per target on stdout."""
+    return [
+        "segment", *map(str, targets), "--parts", PARTS,
         "--support", str(ROOT / "examples" / "chairs"), "--labeler", "none",
         "--out-dir", str(out), "--device", device, "--json", "-q",
     ]  # fmt: skip
+
+
+def new_asset_records(stdout: str) -> list[dict]:
+    """The JSON records of ``stdout``; none may have been read back from the store."""
+    records = [json.loads(line) for line in stdout.splitlines() if line.strip()]
+    if any(r.get("reused") for r in records):
+        raise SystemExit("a target was read back from the store: it is not a new asset")
+    return records
+
+
+def segment(repo: Path, targets: list[Path], out: Path, cache: Path, device: str):
+    """``bipart segment`` of ``targets`` in one fresh process: its wall time and records."""
+    command = [sys.executable, "-m", "bipart_cli", *segment_arguments(targets, out, device)]
     env = {"BIPART_CACHE": str(cache), "HF_HUB_OFFLINE": "1"}
     run = run_child(command, env=env, cwd=repo)
     if run.returncode != 0:
         raise SystemExit(f"bipart segment failed in {repo}:\n{run.stderr}")
-    records = [json.loads(line) for line in run.stdout.splitlines() if line.strip()]
-    if any(r.get("reused") for r in records):
-        raise SystemExit("a target was read back from the store: it is not a new asset")
-    return run.wall_s, records
+    return run.wall_s, new_asset_records(run.stdout)
 
 
 def measure(repo: Path, workdir: Path, fresh: int, batch: int, device: str) -> list[list[str]]:
