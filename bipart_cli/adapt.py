@@ -53,8 +53,9 @@ class AdaptSettings:
     follow the asset's own pieces (:mod:`~bipart_cli.io.regions`) where at least
     ``region_agreement`` of a piece's points agree (1: off; RESULTS section 28). A part
     the target shows less than ``presence`` x its smallest share in a support shape that
-    has it is taken as absent (:mod:`~bipart_cli.presence`; 0: off; validation pm
-    67.2 -> 71.3, RESULTS section 29). The kNN mix reads the ``knn_shapes`` support shapes
+    has it is scaled down, to nothing when none of its points is left
+    (:mod:`~bipart_cli.presence`; 0: off; validation pm 67.2 -> 71.3, RESULTS section 29;
+    smooth, not a cut, since section 45). The kNN mix reads the ``knn_shapes`` support shapes
     nearest the target, the smoothing weighs neighbours by how alike the head's inputs are
     (``edge_scale``), and the head is fitted ``self_training_steps`` more with the target's
     confident labels (:mod:`~bipart_cli.refine`; validation PSB and human_seg 77.7 -> 78.8,

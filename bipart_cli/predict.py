@@ -276,6 +276,8 @@ def adapt_and_predict(
     The head predicts the N network points; their probabilities are smoothed over
     the points' neighbours (``settings.smooth`` rounds) and interpolated to the
     dense points. Returns dense labels (n,) int64 and their probabilities (n,) float32.
+    ``support`` in any order: the same shapes give the same labels (they are adapted on
+    in the order of their ids).
     """
     import torch
 
@@ -283,6 +285,10 @@ def adapt_and_predict(
     from .geometry import one_thread_on_cpu
 
     device = feature_cache.device
+    # one order for one set of shapes, whichever order retrieval ranked them in: the
+    # adaptation draws its rows by position, so the head (and the labels) would follow
+    # the ranking, and targets sharing a support set could not share its head
+    support = sorted(support, key=lambda shape: shape.shape_id)
     target_features = feature_cache.head_inputs(
         target_points, target_encoder_features, target_descriptors
     )[None]  # (1, N, C')
@@ -375,7 +381,7 @@ def _dense_predictions(
     import torch
 
     from .geometry import one_thread_on_cpu, three_nn_interpolate
-    from .presence import drop_absent_parts
+    from .presence import weigh_parts_by_presence
 
     device = target.features.device
     points = torch.from_numpy(np.ascontiguousarray(target.points, dtype=np.float32)).to(device)
@@ -383,7 +389,7 @@ def _dense_predictions(
         probs = _network_point_probabilities(model, head, features, labels, target, settings, seed)
         if target.support_count:  # how large a part is, from the support's labels alone
             support_targets = labels.targets[-target.support_count :, :, : target.num_parts]
-            probs = drop_absent_parts(probs, support_targets, settings.presence)
+            probs = weigh_parts_by_presence(probs, support_targets, settings.presence)
         dense = np.ascontiguousarray(target.dense_points, dtype=np.float32)
         dense = torch.from_numpy(dense).to(device)
         out_labels, out_scores = [], []

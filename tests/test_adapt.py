@@ -160,6 +160,28 @@ def test_a_support_only_head_is_adapted_once_per_support_set(model):
     assert len(shared._heads) == 3  # the target's own labels are never keyed
 
 
+def test_the_support_s_order_changes_neither_the_labels_nor_the_head(model):
+    """Retrieval ranks the same support shapes in another order for each target: the
+    labels are the same, and targets sharing the set share one adapted head."""
+    rng = np.random.default_rng(9)
+    support = half_space_support(rng, count=4)
+    target = unit_cloud(rng)
+    settings = AdaptSettings(steps=5, descriptors="none", smooth=0)
+    cache = FeatureCache(model, torch.device("cpu"), settings)
+    ranked = adapt_and_predict(model, target, target, None, support, 2, settings, cache)
+    reversed_order = adapt_and_predict(
+        model, target, target, None, support[::-1], 2, settings, cache
+    )
+    np.testing.assert_array_equal(reversed_order[0], ranked[0])
+    np.testing.assert_array_equal(reversed_order[1], ranked[1])
+    assert len(cache._heads) == 1
+    fresh = FeatureCache(model, torch.device("cpu"), settings)
+    shuffled = [support[i] for i in (2, 0, 3, 1)]
+    alone = adapt_and_predict(model, target, target, None, shuffled, 2, settings, fresh)
+    np.testing.assert_array_equal(alone[0], ranked[0])
+    np.testing.assert_array_equal(alone[1], ranked[1])
+
+
 def test_a_support_only_head_is_kept_for_a_later_process(model, tmp_path):
     """With a store, a support-only head is adapted once across processes: a second cache
     on the store labels exactly as the first without adapting; other support labels or

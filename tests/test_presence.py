@@ -1,5 +1,5 @@
-"""Which parts the target has: the support's part shares, the absent parts, and the end to end
-effect on a target that lacks a part its support has."""
+"""Which parts the target has: the support's part shares, how much of each part the target
+keeps, and the end to end effect on a target that lacks a part its support has."""
 
 from __future__ import annotations
 
@@ -13,7 +13,12 @@ from bipart_cli.errors import UsageError
 from bipart_cli.labeling.pseudo_labels import PseudoLabels
 from bipart_cli.model import BiPartModel
 from bipart_cli.predict import FeatureCache, adapt_and_predict
-from bipart_cli.presence import absent_parts, drop_absent_parts, support_part_shares
+from bipart_cli.presence import (
+    PRESENCE_POWER,
+    presence_factors,
+    support_part_shares,
+    weigh_parts_by_presence,
+)
 from bipart_cli.support import SupportShape
 
 
@@ -34,7 +39,32 @@ def one_hot(labels: np.ndarray, parts: int) -> torch.Tensor:
     return torch.nn.functional.one_hot(torch.as_tensor(labels), parts).double()
 
 
-def test_a_part_shown_far_less_than_in_any_support_shape_is_absent():
+def presence_factors_by_loop(probs, shares, ratio):
+    """The slow reference of :func:`presence_factors`: one part at a time."""
+    winners = probs.argmax(-1).tolist()
+    shown = [winners.count(part) / len(winners) for part in range(probs.shape[1])]
+    below = [shown[r] < ratio * float(shares[r]) for r in range(len(shown))]
+    if all(below) or not any(below):
+        return [1.0] * len(shown)
+    return [
+        (shown[r] / (ratio * float(shares[r]))) ** PRESENCE_POWER if below[r] else 1.0
+        for r in range(len(shown))
+    ]
+
+
+def test_presence_factors_against_a_loop():
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        parts = int(rng.integers(2, 6))
+        probs = torch.from_numpy(rng.dirichlet(np.ones(parts) * 0.3, size=200))
+        shares = torch.from_numpy(rng.random(parts) * 0.6)
+        shares[rng.random(parts) < 0.2] = 0.0  # parts no support shape has
+        ratio = float(rng.choice([0.0, 0.5, 1.0]))
+        found = presence_factors(probs, shares, ratio).tolist()
+        np.testing.assert_allclose(found, presence_factors_by_loop(probs, shares, ratio))
+
+
+def test_a_part_shown_far_less_than_in_any_support_shape_is_scaled_down():
     # support: part 1 takes 10-30% of a shape, part 2 30%
     support = torch.stack(
         [
@@ -46,27 +76,43 @@ def test_a_part_shown_far_less_than_in_any_support_shape_is_absent():
     np.testing.assert_allclose(shares.numpy(), [0.4, 0.1, 0.3])
     # the target calls 4% part 1 (under half of 10%) and 20% part 2 (over half of 30%)
     probs = one_hot(np.repeat([0, 1, 2], [76, 4, 20]), 3) * 0.7 + 0.1
-    assert absent_parts(probs, shares, 0.5).tolist() == [False, True, False]
-    assert absent_parts(probs, shares, 0.0).tolist() == [False, False, False]
-    assert absent_parts(probs, shares, 1.0).tolist() == [False, True, True]
-    # a part no support shape has (share 0) is never absent: only the target may show it
-    assert not absent_parts(probs, torch.tensor([0.4, 0.0, 0.3]), 1.0)[1]
+    factors = presence_factors(probs, shares, 0.5)
+    np.testing.assert_allclose(factors.numpy(), [1.0, (0.04 / 0.05) ** PRESENCE_POWER, 1.0])
+    assert presence_factors(probs, shares, 0.0).tolist() == [1.0, 1.0, 1.0]
+    np.testing.assert_allclose(
+        presence_factors(probs, shares, 1.0).numpy(),
+        [1.0, 0.4**PRESENCE_POWER, (0.2 / 0.3) ** PRESENCE_POWER],
+    )
+    # a part no support shape has (share 0) keeps all: only the target may show it
+    assert presence_factors(probs, torch.tensor([0.4, 0.0, 0.3]), 1.0)[1] == 1.0
+    # a part no point calls most likely is gone
+    none_of_1 = one_hot(np.repeat([0, 2], [80, 20]), 3) * 0.7 + 0.1
+    assert presence_factors(none_of_1, shares, 0.5)[1] == 0.0
 
 
-def test_every_part_is_never_absent():
+def test_every_part_is_never_scaled_down():
     probs = one_hot(np.repeat([0, 1], [50, 50]), 2) * 0.5 + 0.25
-    assert not absent_parts(probs, torch.tensor([0.9, 0.9]), 1.0).any()
+    assert presence_factors(probs, torch.tensor([0.9, 0.9]), 1.0).tolist() == [1.0, 1.0]
+
+
+def test_a_part_just_under_the_threshold_keeps_its_points():
+    """No cliff: a part the target shows at 0.98 of the threshold loses none of its
+    confidently labeled points (a hard cut took them all)."""
+    support = one_hot(np.repeat([0, 1], [50, 50]), 2)[None]  # smallest share of part 1: 0.5
+    probs = one_hot(np.repeat([0, 1], [755, 245]), 2) * 0.6 + 0.2  # 24.5% against 25%
+    weighed = weigh_parts_by_presence(probs, support, 0.5)
+    assert weighed.argmax(-1).tolist() == probs.argmax(-1).tolist()
+    assert (weighed[:, 1] < probs[:, 1]).all()
 
 
 def test_an_absent_part_s_points_go_to_their_next_likeliest_part():
     support = one_hot(np.repeat([0, 1, 2], [50, 25, 25]), 3)[None]
     rows = [[0.6, 0.3, 0.1]] * 75 + [[0.2, 0.7, 0.1]] * 20 + [[0.1, 0.3, 0.6]] * 5
     probs = torch.tensor(rows, dtype=torch.float64)
-    dropped = drop_absent_parts(probs, support, 0.5)  # part 2: 5% < half of 25%
-    assert dropped[:, 2].eq(0).all()
-    torch.testing.assert_close(dropped.sum(-1), torch.ones(100, dtype=probs.dtype))
-    assert dropped.argmax(-1).tolist() == [0] * 75 + [1] * 25
-    assert drop_absent_parts(probs, support, 0.0) is probs
+    weighed = weigh_parts_by_presence(probs, support, 0.5)  # part 2: 5% < half of 25%
+    torch.testing.assert_close(weighed.sum(-1), torch.ones(100, dtype=probs.dtype))
+    assert weighed.argmax(-1).tolist() == [0] * 75 + [1] * 25
+    assert weigh_parts_by_presence(probs, support, 0.0) is probs
 
 
 @pytest.mark.parametrize("value", [-0.1, 1.5, float("nan")])
@@ -75,10 +121,10 @@ def test_presence_out_of_range_is_a_usage_error(value):
         AdaptSettings(presence=value)
 
 
-def test_segmenting_drops_the_part_the_target_shows_least_of_its_support_share():
+def test_segmenting_scales_down_the_part_the_target_shows_least_of_its_support_share():
     """End to end through :func:`adapt_and_predict`: at a ``presence`` between the two parts'
-    ratios (target share / smallest support share), the lower one's points go to the other
-    part and every other point keeps its label."""
+    ratios (target share / smallest support share), the lower one loses points to the other
+    part and every other point keeps its label; under both ratios nothing changes."""
     torch.manual_seed(0)
     model = BiPartModel(tiny_config()).eval()
     rng = np.random.default_rng(5)
@@ -102,9 +148,9 @@ def test_segmenting_drops_the_part_the_target_shows_least_of_its_support_share()
     lower = int(np.argmin(ratios))
     assert ratios[lower] < 1.0 and ratios[lower] < ratios[1 - lower]
     presence = min(1.0, (ratios[lower] + ratios[1 - lower]) / 2)
-    dropped = labels_at(presence)
-    assert not (dropped == lower).any()
-    np.testing.assert_array_equal(dropped[kept != lower], kept[kept != lower])
+    weighed = labels_at(presence)
+    assert (weighed == lower).sum() < (kept == lower).sum()
+    np.testing.assert_array_equal(weighed[kept != lower], kept[kept != lower])
     np.testing.assert_array_equal(labels_at(ratios[lower] * 0.9), kept)
 
 

@@ -204,8 +204,8 @@ PresenceOpt = Annotated[
     typer.Option(
         "--presence",
         help="A part the target shows less than this share of its smallest share in a support "
-        "shape that has it is taken as absent, and its points go to the next likeliest part "
-        "(0: keep every part).",
+        "shape that has it is scaled down, the further below the more, and its points go to "
+        "the next likeliest part (0: keep every part).",
         callback=_checked(check_fraction),
     ),
 ]
