@@ -276,8 +276,9 @@ def adapt_and_predict(
     The head predicts the N network points; their probabilities are smoothed over
     the points' neighbours (``settings.smooth`` rounds) and interpolated to the
     dense points. Returns dense labels (n,) int64 and their probabilities (n,) float32.
-    ``support`` in any order: the same shapes give the same labels (they are adapted on
-    in the order of their ids).
+    ``support`` as retrieval ranked it: the head is adapted on the shapes in the order of
+    their ids (one head per support set, whatever the ranking), the kNN mix and the refit
+    read them as ranked.
     """
     import torch
 
@@ -285,10 +286,6 @@ def adapt_and_predict(
     from .geometry import one_thread_on_cpu
 
     device = feature_cache.device
-    # one order for one set of shapes, whichever order retrieval ranked them in: the
-    # adaptation draws its rows by position, so the head (and the labels) would follow
-    # the ranking, and targets sharing a support set could not share its head
-    support = sorted(support, key=lambda shape: shape.shape_id)
     target_features = feature_cache.head_inputs(
         target_points, target_encoder_features, target_descriptors
     )[None]  # (1, N, C')
@@ -313,7 +310,7 @@ def adapt_and_predict(
     head_0 = model.head_params()
     head_0 = widen_head(head_0, features.shape[-1] - head_0["fc1.weight"].shape[1])
 
-    def adapt() -> dict[str, torch.Tensor]:
+    def adapt(features: torch.Tensor, labels) -> dict[str, torch.Tensor]:
         with torch.no_grad(), one_thread_on_cpu(device):
             return adapt_head(
                 features,
@@ -328,11 +325,17 @@ def adapt_and_predict(
             )
 
     if target_labels is not None:  # the head depends on the target: nothing to reuse
-        return _dense_predictions(model, adapt(), features, labels, target, settings, chunk, seed)
-    key = support_head_key(features, labels, head_0, settings, seed)
+        head = adapt(features, labels)
+        return _dense_predictions(model, head, features, labels, target, settings, chunk, seed)
+    # the adaptation draws its rows by position: on the shapes in the order of their ids,
+    # the head is one per support set (retrieval ranks the same shapes otherwise for each
+    # target), and targets sharing the set share it
+    by_id = sorted(range(len(support)), key=lambda row: support[row].shape_id)
+    features_by_id, labels_by_id = features[by_id], labels.select(torch.tensor(by_id))
+    key = support_head_key(features_by_id, labels_by_id, head_0, settings, seed)
 
     def predict() -> tuple[np.ndarray, np.ndarray]:
-        head = feature_cache.adapted_head(key, adapt, head_0)
+        head = feature_cache.adapted_head(key, lambda: adapt(features_by_id, labels_by_id), head_0)
         return _dense_predictions(model, head, features, labels, target, settings, chunk, seed)
 
     # what the head then makes of this target: also a function of the key, of the
@@ -345,7 +348,7 @@ def adapt_and_predict(
         target_points,
         features_seen,
         *target.support_points,
-        f"{key} {features_seen.shape} {[len(p) for p in target.support_points]} {as_given}",
+        f"{key} {features_seen.shape} {[len(p) for p in target.support_points]} {as_given} {by_id}",
     )
     return feature_cache.dense_predictions(predictions_key, predict, len(dense_points), num_parts)
 
