@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 # a part is kept whole when the target shows at least this share of its smallest support
 # share (chosen on the train splits: RESULTS section 29)
 PART_PRESENCE = 0.5
-# below it, its probabilities are scaled by (shown / threshold) ** this (history 45)
+# below it, its probabilities are scaled by (shown / threshold) ** this (RESULTS section 45)
 PRESENCE_POWER = 4
 
 
