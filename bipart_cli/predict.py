@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 from .adapt import AdaptSettings
-from .store import array_key, code_identity
+from .store import array_key, arrays_sha256, code_identity
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -331,11 +331,14 @@ def adapt_and_predict(
     # the head is one per support set (retrieval ranks the same shapes otherwise for each
     # target), and targets sharing the set share it
     by_id = sorted(range(len(support)), key=lambda row: support[row].shape_id)
-    features_by_id, labels_by_id = features[by_id], labels.select(torch.tensor(by_id))
-    key = support_head_key(features_by_id, labels_by_id, head_0, settings, seed)
+    key = support_head_key(features, labels, head_0, settings, seed, by_id)
+
+    def adapt_by_id() -> dict[str, torch.Tensor]:
+        rows = torch.tensor(by_id)
+        return adapt(features[rows], labels.select(rows))
 
     def predict() -> tuple[np.ndarray, np.ndarray]:
-        head = feature_cache.adapted_head(key, lambda: adapt(features_by_id, labels_by_id), head_0)
+        head = feature_cache.adapted_head(key, adapt_by_id, head_0)
         return _dense_predictions(model, head, features, labels, target, settings, chunk, seed)
 
     # what the head then makes of this target: also a function of the key, of the
@@ -523,21 +526,26 @@ def support_head_key(
     head_0: dict[str, torch.Tensor],
     settings: AdaptSettings,
     seed: int,
+    order: list[int],
 ) -> str:
     """sha256 hex of all a head adapted on the support alone depends on: the support's head
-    inputs (M, N, C'), the exact packed targets, φ_0, the adaptation settings, the seed,
-    the device type (CUDA's float error differs from the CPU's) and bipart's code (a
-    version that adapts or predicts otherwise never reads an older one's heads or labels)."""
+    inputs (M, N, C') and exact packed targets, their shapes taken in ``order`` (rows), φ_0,
+    the adaptation settings, the seed, the device type (CUDA's float error differs from the
+    CPU's) and bipart's code (a version that adapts or predicts otherwise never reads an
+    older one's heads or labels). Rows are hashed where they lie, not copied."""
     import dataclasses
 
-    digest = hashlib.sha256()
-    named = [("features", features)]
-    named += [(f"labels.{f.name}", getattr(labels, f.name)) for f in dataclasses.fields(labels)]
-    named += [(f"head.{name}", head_0[name]) for name in sorted(head_0)]
-    for name, tensor in named:
-        tensor = tensor.detach().cpu().contiguous()
-        digest.update(f"{name}{tuple(tensor.shape)}{tensor.dtype}".encode())
-        digest.update(tensor.numpy().tobytes())
-    digest.update(repr((dataclasses.astuple(settings), seed, features.device.type)).encode())
-    digest.update(code_identity().encode())
-    return digest.hexdigest()
+    import torch
+
+    def host(tensor: torch.Tensor) -> np.ndarray:
+        return tensor.detach().cpu().numpy()
+
+    ordered = labels.select(torch.tensor(order))
+    width = len(str(len(order)))  # names sort in ``order``
+    arrays = {f"features.{rank:0{width}d}": host(features[row]) for rank, row in enumerate(order)}
+    arrays |= {
+        f"labels.{f.name}": host(getattr(ordered, f.name)) for f in dataclasses.fields(ordered)
+    }
+    arrays |= {f"head.{name}": host(tensor) for name, tensor in head_0.items()}
+    rest = repr((dataclasses.astuple(settings), seed, features.device.type))
+    return hashlib.sha256(f"{arrays_sha256(arrays)} {rest} {code_identity()}".encode()).hexdigest()

@@ -197,6 +197,42 @@ def test_targets_sharing_a_support_set_in_any_order_share_its_head(model):
     np.testing.assert_array_equal(reversed_order[0], ranked[0])
 
 
+def test_the_support_head_key_follows_every_input_and_not_the_ranking(model):
+    """The key of a support-only head changes with one feature, one label bit, one weight of
+    φ_0, a setting or the seed, and not with the order the rows come in when ``order``
+    names the same shapes in the same order."""
+    import dataclasses
+
+    from bipart_cli.predict import support_head_key
+
+    rng = np.random.default_rng(10)
+    support = half_space_support(rng, count=3)
+    settings = AdaptSettings(descriptors="none")
+    features = FeatureCache(model, torch.device("cpu"), settings).features(support)
+    labels = pack_labels([s.pseudo_labels for s in support], 2)
+    head_0 = model.head_params()
+    key = support_head_key(features, labels, head_0, settings, 0, [0, 1, 2])
+    reversed_rows = torch.tensor([2, 1, 0])
+    same = support_head_key(
+        features[reversed_rows], labels.select(reversed_rows), head_0, settings, 0, [2, 1, 0]
+    )
+    assert same == key
+    assert support_head_key(features, labels, head_0, settings, 0, [2, 1, 0]) != key
+    edited = features.clone()
+    edited[1, 7, 3] += 1e-3
+    assert support_head_key(edited, labels, head_0, settings, 0, [0, 1, 2]) != key
+    masks = labels.masks.clone()
+    masks[2, 0, 5] = ~masks[2, 0, 5]
+    relabeled = dataclasses.replace(labels, masks=masks)
+    assert support_head_key(features, relabeled, head_0, settings, 0, [0, 1, 2]) != key
+    nudged = {name: tensor.clone() for name, tensor in head_0.items()}
+    nudged["fc1.bias"][0] += 1e-3
+    assert support_head_key(features, labels, nudged, settings, 0, [0, 1, 2]) != key
+    other = dataclasses.replace(settings, steps=settings.steps + 1)
+    assert support_head_key(features, labels, head_0, other, 0, [0, 1, 2]) != key
+    assert support_head_key(features, labels, head_0, settings, 1, [0, 1, 2]) != key
+
+
 def test_a_support_only_head_is_kept_for_a_later_process(model, tmp_path):
     """With a store, a support-only head is adapted once across processes: a second cache
     on the store labels exactly as the first without adapting; other support labels or
