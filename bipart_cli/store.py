@@ -28,7 +28,7 @@ from .errors import UsageError
 from .runtime import log, printable
 
 # what a stored result also depends on: bipart's code and the libraries that compute
-COMPUTING_LIBRARIES = ("numpy", "scipy", "torch", "trimesh", "safetensors")
+COMPUTING_LIBRARIES = ("numpy", "scipy", "torch", "trimesh", "safetensors", "fpsample")
 
 
 @functools.cache

@@ -7,7 +7,7 @@ import logging
 import numpy as np
 
 from ..errors import InvalidInputError
-from ..fps import farthest_point_indices
+from ..fps import farthest_points
 from .asset import Asset, PointSample
 
 log = logging.getLogger("bipart")
@@ -104,4 +104,4 @@ def sample_network_indices(points: np.ndarray, n_samples: int = 2048, seed: int 
         )
         repeats = rng.choice(n, n_samples - n, replace=True)
         return np.concatenate([np.arange(n), repeats]).astype(np.int64)
-    return farthest_point_indices(points, n_samples, start=int(rng.integers(n)))
+    return farthest_points(points, n_samples, start_index=int(rng.integers(n)))

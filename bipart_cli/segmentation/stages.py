@@ -130,6 +130,7 @@ class StageSequence:
     def _network_indices(self, points: np.ndarray) -> np.ndarray:
         """The network's ``n_points`` farthest-point picks of points (n, 3), int64, from the
         store when an earlier process picked them from the same points."""
+        from ..fps import picks_identity
         from ..io import sample_network_indices
         from ..store import array_key
 
@@ -148,7 +149,7 @@ class StageSequence:
 
         stored = self.feature_cache.store.fetch(
             "fps",
-            array_key(points, f"{count} {seed}"),
+            array_key(points, f"{count} {seed} {picks_identity()}"),
             lambda: {"indices": sample_network_indices(points, count, seed=seed)},
             valid,
         )

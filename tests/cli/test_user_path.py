@@ -107,10 +107,15 @@ def test_stages_are_shown_on_stderr_with_times(offline_run):
 
 
 def test_unprovided_part_warns_on_stderr_and_in_json(offline_run, root):
-    # an office chair from three four-legged ones: the support's fit may warn too (test_fit)
+    # an armless chair from three chairs: the support's fit may warn too (test_fit), and so
+    # may the arm no point of it is called (tests/support/test_support_kinds.py), never another part
     warnings = [line for line in offline_run.stderr.splitlines() if line.startswith("warning:")]
     about_parts = [line for line in warnings if "fits this shape poorly" not in line]
-    assert len(about_parts) == 1 and "'cushion'" in about_parts[0], offline_run.stderr
+    unprovided = [line for line in about_parts if "'cushion'" in line]
+    assert len(unprovided) == 1 and "none of the 3 support shapes" in unprovided[0]
+    assert all(
+        "'arm'" in line and "no point" in line for line in about_parts if "'cushion'" not in line
+    ), offline_run.stderr
     record = json.loads(offline_run.stdout)
     assert len(record["warnings"]) == len(warnings) and "'cushion'" in record["warnings"][0]
     sidecar = json.loads((root / "out" / "chair.parts.json").read_text())

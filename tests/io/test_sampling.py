@@ -148,18 +148,16 @@ def test_dense_then_fps_on_a_generated_shape(chair_scene):
     assert set(dense.labels[indices].tolist()) == set(range(len(asset.part_names)))
 
 
-def _plain_fps(points: np.ndarray, n_samples: int, start: int) -> list[int]:
-    """Every distance updated at every pick, in float32 as the network FPS sums them."""
-    points = points.astype(np.float32)
-    nearest = np.full(len(points), np.inf, dtype=np.float32)
-    picks, current = [], start
-    for _ in range(n_samples):
-        picks.append(current)
-        delta = points - points[current]
-        squared = delta * delta
-        nearest = np.minimum(nearest, (squared[:, 0] + squared[:, 1]) + squared[:, 2])
-        current = int(nearest.argmax())  # the first of tied maxima
-    return picks
+def _farthest_each_time(points: np.ndarray, picks: np.ndarray) -> bool:
+    """Whether every pick after the first is a farthest point from the picks before it
+    (a slow loop in float64; ties may go to any of the tied points)."""
+    points = points.astype(np.float64)
+    nearest = np.full(len(points), np.inf)
+    for previous, pick in zip(picks[:-1], picks[1:], strict=True):
+        nearest = np.minimum(nearest, ((points - points[previous]) ** 2).sum(axis=1))
+        if nearest[pick] < nearest.max() * (1 - 1e-5):
+            return False
+    return True
 
 
 @pytest.mark.parametrize(
@@ -169,14 +167,28 @@ def _plain_fps(points: np.ndarray, n_samples: int, start: int) -> list[int]:
         lambda rng: np.stack(np.meshgrid(*[np.arange(24)] * 3), -1).reshape(-1, 3) * 0.1,  # ties
         lambda rng: np.c_[rng.random((9000, 2)), np.zeros(9000)],  # flat
         lambda rng: np.repeat(rng.random((3000, 3)), 3, axis=0),  # duplicates
-        lambda rng: rng.random((4097, 3)) * 1e-3,  # a partial last block, tiny scale
+        lambda rng: rng.random((4097, 3)) * 1e-3,  # tiny scale
     ],
-    ids=["normal", "grid", "plane", "duplicates", "partial-block"],
+    ids=["normal", "grid", "plane", "duplicates", "tiny"],
 )
-def test_blocked_fps_picks_what_plain_fps_picks(cloud):
-    from bipart_cli.fps import PRUNED_MIN_POINTS, farthest_point_indices
+def test_fpsample_picks_a_farthest_point_each_time(cloud):
+    from bipart_cli.fps import farthest_points
 
     points = cloud(np.random.default_rng(3)).astype(np.float32)
-    assert len(points) >= PRUNED_MIN_POINTS  # the blocked path runs
-    picks = farthest_point_indices(points, 1500, start=11)
-    assert picks.tolist() == _plain_fps(points, 1500, 11)
+    picks = farthest_points(points, 1500, start_index=11)
+    assert picks.dtype == np.int64 and picks.shape == (1500,)
+    assert len(np.unique(picks)) == 1500  # every cloud has more distinct points
+    assert _farthest_each_time(points, picks)
+    # and a slow loop misses it when one pick is swapped for a point that is not farthest
+    swapped = picks.copy()
+    swapped[700] = picks[1]
+    assert not _farthest_each_time(points, swapped)
+
+
+def test_fpsample_picks_what_numpy_picks_from_its_first_pick():
+    """Without ties the picks are exactly the plain NumPy FPS started where fpsample started."""
+    from bipart_cli.fps import farthest_point_indices, farthest_points
+
+    points = np.random.default_rng(8).standard_normal((20000, 3)).astype(np.float32)
+    picks = farthest_points(points, 2048, start_index=123)
+    np.testing.assert_array_equal(picks, farthest_point_indices(points, 2048, int(picks[0])))
