@@ -29,7 +29,7 @@ the seat "support", and their backs are a top rail "backsupport" on posts "arm":
 examples' names, and the floor transfers from those shapes.
 
     python benchmarks/quality/mesh_few_shot.py [--datasets pm,psb,human_seg] [--split train|test]
-        [--agreements 1,0.9,0.8,0.7,0.6,0.5] [--points 20000] [--every N] [--presence P]
+        [--agreements 1,0.9,0.8,0.7,0.6,0.5] [--points 20000] [--every N] [--presence P] [--seed S]
         [--examples StorageFurniture=cabinet] [--examples Table=table:support>top]
 """
 
@@ -156,6 +156,7 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=1, help="every n-th target of a category")
     parser.add_argument("--presence", type=float, default=None, help="default: the tool's")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--seed", type=int, default=0, help="segment's --seed (dense samples, FPS)")
     parser.add_argument("--examples", default="", help="CATEGORY=NAME: procedural support")
     parser.add_argument(
         "--per-category", type=int, default=6, help="shapes of each --examples category"
@@ -188,6 +189,7 @@ def main() -> None:
                     labeler="none",
                     adapt=AdaptSettings(region_agreement=1.0, **presence),
                     n_dense=args.points,
+                    seed=args.seed,
                     device=args.device,
                     write=False,
                     reuse=False,
@@ -213,7 +215,9 @@ def main() -> None:
                         result = segmenter.run(str(path))
                     if not result.ok:
                         raise SystemExit(result.error)
-                    asset, dense, truth = labeled_sample(path, parts, args.points, renamed=renamed)
+                    asset, dense, truth = labeled_sample(
+                        path, parts, args.points, seed=args.seed, renamed=renamed
+                    )
                     for agreement in agreements:
                         labels, _, _ = labels_following_regions(
                             asset,
@@ -260,7 +264,7 @@ def main() -> None:
                     else "the other train meshes of the category"
                 )
                 + "): mIoU (%) on the dense samples",
-                f"{args.points} dense points, the tool's defaults, seed 0; columns: labels "
+                f"{args.points} dense points, the tool's defaults, seed {args.seed}; columns: labels "
                 "following the mesh's pieces at each agreement (1: off)",
             ],
             ["category", "shapes", "NN"]
