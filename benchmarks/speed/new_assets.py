@@ -10,7 +10,8 @@ support is ``examples/chairs`` (few-shot, ``--labeler none``, the tool's default
 cache is warmed first by one unreported run on another chair: what is measured is the
 target's own work. Offline (``HF_HUB_OFFLINE=1``), on the CPU unless ``--device`` says
 otherwise, a new empty ``BIPART_CACHE`` per invocation. ``--repo`` runs another checkout's
-code (a ``git worktree`` of an older revision gives the "before" rows) on the same files.
+code (a ``git worktree`` of an older revision gives the "before" rows) on the same files;
+several checkouts take turns, one fresh process each in every round.
 
     python benchmarks/speed/new_assets.py [--repo DIR ...] [--fresh 5] [--batch 4]
 """
@@ -76,28 +77,54 @@ def segment(repo: Path, targets: list[Path], out: Path, cache: Path, device: str
     return run.wall_s, new_asset_records(run.stdout)
 
 
-def measure(repo: Path, workdir: Path, fresh: int, batch: int, device: str) -> list[list[str]]:
-    cache, out = workdir / "cache", workdir / "out"
-    seeds = itertools.count(1000)
+class Checkout:
+    """One ``--repo``'s measurements: its own store and outputs in ``workdir``, its chairs."""
 
-    def chair() -> Path:
-        seed = next(seeds)
-        return new_chair(workdir / f"chair_{seed}.glb", seed)
+    def __init__(self, repo: Path, workdir: Path, device: str) -> None:
+        self.repo, self.workdir, self.device = repo, workdir, device
+        self.cache, self.out = workdir / "cache", workdir / "out"
+        self.seeds = itertools.count(1000)  # every checkout labels the same chairs
+        self.totals: list[float] = []
+        self.walls: list[float] = []
+        self.later: list[float] = []
 
-    segment(repo, [chair()], out, cache, device)  # warms the support's cache
-    totals, walls = [], []
+    def chair(self) -> Path:
+        seed = next(self.seeds)
+        return new_chair(self.workdir / f"chair_{seed}.glb", seed)
+
+    def warm(self) -> None:
+        segment(self.repo, [self.chair()], self.out, self.cache, self.device)  # the support
+
+    def fresh(self) -> None:
+        wall, (record,) = segment(self.repo, [self.chair()], self.out, self.cache, self.device)
+        self.walls.append(wall)
+        self.totals.append(record["timings"]["total"])
+
+    def batch(self, count: int) -> None:
+        chairs = [self.chair() for _ in range(count)]
+        _, records = segment(self.repo, chairs, self.out, self.cache, self.device)
+        self.later += [r["timings"]["total"] for r in records[1:]]
+
+    def rows(self, batch: int) -> list[list[str]]:
+        name = f"{self.repo.name} ({git_revision(self.repo)})"
+        return [
+            [name, "a new asset, fresh process: timings.total", f"{statistics.median(self.totals):.2f}", "0.5"],
+            [name, "the same: wall", f"{statistics.median(self.walls):.2f}", "2.5"],
+            [name, f"{batch} new assets in one process: total of 2-{batch}", f"{statistics.median(self.later):.2f}", "0.4"],
+        ]  # fmt: skip
+
+
+def measure(checkouts: list[Checkout], fresh: int, batch: int) -> list[list[str]]:
+    """Every checkout's rows, the checkouts taking turns run by run, so that a drift in the
+    machine's speed falls on each of them alike."""
+    for checkout in checkouts:
+        checkout.warm()
     for _ in range(fresh):
-        wall, (record,) = segment(repo, [chair()], out, cache, device)
-        walls.append(wall)
-        totals.append(record["timings"]["total"])
-    _, records = segment(repo, [chair() for _ in range(batch)], out, cache, device)
-    later = [r["timings"]["total"] for r in records[1:]]
-    name = f"{repo.name} ({git_revision(repo)})"
-    return [
-        [name, "a new asset, fresh process: timings.total", f"{statistics.median(totals):.2f}", "0.5"],
-        [name, "the same: wall", f"{statistics.median(walls):.2f}", "2.5"],
-        [name, f"{batch} new assets in one process: total of 2-{batch}", f"{statistics.median(later):.2f}", "0.4"],
-    ]  # fmt: skip
+        for checkout in checkouts:
+            checkout.fresh()
+    for checkout in checkouts:
+        checkout.batch(batch)
+    return [row for checkout in checkouts for row in checkout.rows(batch)]
 
 
 def main() -> None:
@@ -107,16 +134,19 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=4, help="new assets in one process")
     args = parser.parse_args()
     device = "cpu" if args.device == "auto" else args.device
-    rows = []
-    with bench_run():
-        for repo in args.repo or [ROOT]:
-            with tempfile.TemporaryDirectory(prefix="bipart-new-") as scratch:
-                rows += measure(repo.resolve(), Path(scratch), args.fresh, args.batch, device)
+    with bench_run(), tempfile.TemporaryDirectory(prefix="bipart-new-") as scratch:
+        checkouts = []
+        for number, repo in enumerate(args.repo or [ROOT]):
+            workdir = Path(scratch) / str(number)
+            workdir.mkdir()
+            checkouts.append(Checkout(repo.resolve(), workdir, device))
+        rows = measure(checkouts, args.fresh, args.batch)
         print_table(
             [
                 f"New assets (the README's chair stretched and turned), few-shot from "
                 f"examples/chairs, warm support cache, {device}; medians of {args.fresh} "
-                f"fresh processes and of assets 2-{args.batch} of one process"
+                f"fresh processes (the checkouts taking turns) and of assets 2-{args.batch} "
+                "of one process"
             ],
             ["code", "row", "seconds", "goal"],
             rows,
