@@ -412,6 +412,19 @@ def test_stored_picks_that_do_not_fit_the_points_are_picked_again(tmp_path, monk
     np.testing.assert_array_equal(store.read("fps", key)["indices"], picks)  # replaced
 
 
+def test_stored_picks_are_keyed_by_the_fps_library(tmp_path, monkeypatch):
+    """Picks stored by another version of the FPS library are not read back: the next run
+    picks again under its own key (the picks depend on the library's tree)."""
+    from bipart_cli import fps
+
+    run, store = _few_shot_from_a_folder(tmp_path, monkeypatch)
+    first = run()
+    assert len(list((store.folder / "fps").glob("*.safetensors"))) == 1
+    monkeypatch.setattr(fps, "picks_identity", lambda: "fpsample 0.0.0 kdline")
+    np.testing.assert_array_equal(run(), first)  # the same library underneath: the same picks
+    assert len(list((store.folder / "fps").glob("*.safetensors"))) == 2
+
+
 def test_the_support_s_poses_are_kept_and_checked(tmp_path, monkeypatch):
     """How each support shape is turned to lie as the target does is kept for the next
     process, which matches no pose again; a stored entry that is not rotations is matched
