@@ -14,8 +14,6 @@ Two callers want two things:
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 
 
@@ -67,10 +65,9 @@ def tree_height(count: int) -> int:
     return int(np.clip(round(np.log2(max(count, 2)) / 2.5), 3, 9))
 
 
-@functools.cache
 def picks_identity() -> str:
     """What :func:`farthest_points`' picks depend on beside the points and the seed: the
     library and its version (stored picks are keyed by it)."""
-    from importlib.metadata import version
+    from .store import library_version
 
-    return f"fpsample {version('fpsample')} kdline"
+    return f"fpsample {library_version('fpsample')} kdline"

@@ -47,15 +47,19 @@ def code_identity() -> str:
 def library_versions() -> bytes:
     """``name version`` of each of :data:`COMPUTING_LIBRARIES` (``absent`` when not
     installed), NUL-terminated: what a stored result's numbers also depend on."""
+    return b"".join(f"{name} {library_version(name)}\0".encode() for name in COMPUTING_LIBRARIES)
+
+
+@functools.cache
+def library_version(name: str) -> str:
+    """The installed version of the distribution ``name``, or ``absent`` (read once a
+    process: ``importlib.metadata`` scans the environment)."""
     from importlib.metadata import PackageNotFoundError, version
 
-    out = b""
-    for name in COMPUTING_LIBRARIES:
-        try:
-            out += f"{name} {version(name)}\0".encode()
-        except PackageNotFoundError:
-            out += f"{name} absent\0".encode()
-    return out
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "absent"
 
 
 def cache_root() -> Path:
